@@ -1,0 +1,490 @@
+//! The TOML configuration, parsed and validated in one step before any port is bound.
+//!
+//! Values that can be wrong on their own (addresses, URLs, piece length) are validated by
+//! their own `Deserialize` impls, so the TOML error names the key and the line. Rules that
+//! span keys, and secrets from the environment, are checked in [`Config::from_toml`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+
+use crate::torrent::PieceLength;
+
+pub const DEFAULT_PATH: &str = "config/s3torrent.toml";
+pub const ENV_UPSTREAM_ACCESS_KEY_ID: &str = "S3TORRENT_UPSTREAM_ACCESS_KEY_ID";
+pub const ENV_UPSTREAM_SECRET_ACCESS_KEY: &str = "S3TORRENT_UPSTREAM_SECRET_ACCESS_KEY";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub torrent: TorrentConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Base domains for virtual-hosted-style requests: `Host: {bucket}.{domain}`.
+    #[serde(default)]
+    pub domains: Vec<Domain>,
+    /// Worker threads for the proxy; 0 means one per core.
+    #[serde(default)]
+    pub threads: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            domains: Vec::new(),
+            threads: 0,
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    "127.0.0.1:8080".parse().unwrap()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    #[serde(default = "default_admin_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_admin_listen(),
+        }
+    }
+}
+
+fn default_admin_listen() -> SocketAddr {
+    "127.0.0.1:9090".parse().unwrap()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub endpoint: Endpoint,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The sidecar's own credentials, used only to fetch objects a caller was allowed to read.
+    #[serde(default)]
+    pub access_key_id: String,
+    #[serde(default)]
+    pub secret_access_key: Secret,
+    /// Seconds to wait for the backend to connect, answer, or send the next body chunk.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_region() -> String {
+    "us-east-1".to_string()
+}
+
+fn default_timeout_secs() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Callers whose SigV4 signatures the sidecar can verify.
+    #[serde(default)]
+    pub credentials: Vec<Credential>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+}
+
+/// A secret string that never shows in `Debug` output (and so never in logs).
+#[derive(Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct TorrentConfig {
+    #[serde(default)]
+    pub piece_length: PieceLength,
+    /// Tracker tiers (BEP 12): `[["http://t1/announce"], ["http://t2/announce"]]`.
+    #[serde(default)]
+    pub announce: Vec<Vec<TrackerUrl>>,
+    #[serde(default = "default_max_object_size")]
+    pub max_object_size: u64,
+    /// Sets `private: 1` in `info` (BEP 27): peers only from the trackers.
+    #[serde(default)]
+    pub private: bool,
+    /// Puts `x-amz-bucket` / `x-amz-key` inside `info`, as Amazon S3 did. Off by default
+    /// because it changes the infohash: the same bytes under two keys become two swarms.
+    #[serde(default)]
+    pub s3_info_keys: bool,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+impl Default for TorrentConfig {
+    fn default() -> Self {
+        TorrentConfig {
+            piece_length: PieceLength::Auto,
+            announce: Vec::new(),
+            max_object_size: default_max_object_size(),
+            private: false,
+            s3_info_keys: false,
+            comment: None,
+        }
+    }
+}
+
+fn default_max_object_size() -> u64 {
+    5_368_709_120
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Upper bound on the bytes of cached torrents.
+    #[serde(default = "default_cache_bytes")]
+    pub max_bytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_bytes: default_cache_bytes(),
+        }
+    }
+}
+
+fn default_cache_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+
+/// The embedded filesystem-backed S3 backend (cargo feature `demo`), for trying the sidecar
+/// with no external service. It listens on `[upstream] endpoint`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DemoConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default)]
+    pub root: Option<PathBuf>,
+}
+
+/// A base domain for virtual-hosted-style addressing, stored lower-case without a port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Domain(pub String);
+
+impl<'de> Deserialize<'de> for Domain {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = !s.is_empty()
+            && !s.starts_with('.')
+            && !s.ends_with('.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+        if !ok {
+            return Err(serde::de::Error::custom(format!(
+                "invalid domain {s:?}: expected a host name such as \"s3.example.com\" (no scheme, port or path)"
+            )));
+        }
+        Ok(Domain(s.to_ascii_lowercase()))
+    }
+}
+
+/// The backend's base URL: scheme, host and port only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// The `Host` header value the backend expects for the sidecar's own requests.
+    pub fn authority(&self) -> String {
+        let default_port = if self.tls { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.authority()
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_endpoint(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
+    let bad = |why: &str| format!("invalid endpoint {s:?}: {why}");
+    let uri: http::Uri = s.parse().map_err(|_| bad("not a URL"))?;
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(bad("the scheme must be http:// or https://")),
+    };
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err(bad("a path prefix is not supported; give scheme, host and port"));
+    }
+    let host = uri.host().ok_or_else(|| bad("no host"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    Ok(Endpoint { tls, host, port })
+}
+
+/// An announce URL (http, https or udp).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TrackerUrl(pub String);
+
+impl<'de> Deserialize<'de> for TrackerUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let ok = ["http://", "https://", "udp://"]
+            .iter()
+            .any(|p| s.starts_with(p) && s.len() > p.len())
+            && !s.chars().any(char::is_whitespace);
+        if !ok {
+            return Err(serde::de::Error::custom(format!(
+                "invalid tracker URL {s:?}: expected http://, https:// or udp://"
+            )));
+        }
+        Ok(TrackerUrl(s))
+    }
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text, |k| std::env::var(k).ok())
+            .map_err(|ConfigError(m)| ConfigError(format!("{}: {m}", path.display())))
+    }
+
+    /// Parses and validates; `env` supplies secret overrides (a closure so tests stay hermetic).
+    pub fn from_toml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
+        if let Some(v) = env(ENV_UPSTREAM_ACCESS_KEY_ID) {
+            config.upstream.access_key_id = v;
+        }
+        if let Some(v) = env(ENV_UPSTREAM_SECRET_ACCESS_KEY) {
+            config.upstream.secret_access_key = Secret::new(v);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let missing = |key: &str, env: &str| {
+            ConfigError(format!(
+                "missing key `upstream.{key}` (or set the environment variable {env})"
+            ))
+        };
+        if self.upstream.access_key_id.is_empty() {
+            return Err(missing("access_key_id", ENV_UPSTREAM_ACCESS_KEY_ID));
+        }
+        if self.upstream.secret_access_key.is_empty() {
+            return Err(missing("secret_access_key", ENV_UPSTREAM_SECRET_ACCESS_KEY));
+        }
+        if self.upstream.region.is_empty() {
+            return Err(ConfigError("key `upstream.region` must not be empty".into()));
+        }
+        if self.upstream.timeout_secs == 0 {
+            return Err(ConfigError("key `upstream.timeout_secs` must be at least 1".into()));
+        }
+        if self.torrent.max_object_size == 0 {
+            return Err(ConfigError("key `torrent.max_object_size` must be at least 1".into()));
+        }
+        if self.server.listen == self.admin.listen {
+            return Err(ConfigError(
+                "keys `server.listen` and `admin.listen` must differ".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.auth.credentials.iter().enumerate() {
+            if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
+                return Err(ConfigError(format!(
+                    "`auth.credentials[{i}]`: access_key_id and secret_access_key must not be empty"
+                )));
+            }
+            if !seen.insert(&c.access_key_id) {
+                return Err(ConfigError(format!(
+                    "`auth.credentials[{i}]`: access_key_id {:?} is listed twice",
+                    c.access_key_id
+                )));
+            }
+        }
+        if self.torrent.announce.iter().any(Vec::is_empty) {
+            return Err(ConfigError("key `torrent.announce`: a tier must not be empty".into()));
+        }
+        if self.demo.enabled && !cfg!(feature = "demo") {
+            return Err(ConfigError(
+                "key `demo.enabled`: this binary was built without the `demo` feature".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[upstream]
+endpoint = "http://127.0.0.1:9000"
+access_key_id = "AK"
+secret_access_key = "SK"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, |_| None)
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(c.upstream.region, "us-east-1");
+        assert_eq!(c.torrent.piece_length, PieceLength::Auto);
+        assert_eq!(c.torrent.max_object_size, 5_368_709_120);
+        assert_eq!(c.upstream.endpoint.authority(), "127.0.0.1:9000");
+    }
+
+    #[test]
+    fn shipped_config_is_valid() {
+        let text = include_str!("../config/s3torrent.toml");
+        parse(text).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_key_and_line() {
+        let text = format!("{MINIMAL}\n[torrent]\npiece_length = 1000\n");
+        let e = parse(&text).unwrap_err().0;
+        assert!(e.contains("line 8"), "{e}");
+        assert!(e.contains("piece_length"), "{e}");
+
+        let e = parse(&format!("{MINIMAL}\n[server]\nlisten = \"nope\"\n"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("line 8") && e.contains("listen"), "{e}");
+
+        let e = parse(&format!("{MINIMAL}\n[server]\nlisten_addr = 1\n"))
+            .unwrap_err()
+            .0;
+        assert!(e.contains("unknown field `listen_addr`"), "{e}");
+
+        let e = parse(&MINIMAL.replace("http://", "ftp://")).unwrap_err().0;
+        assert!(e.contains("endpoint") && e.contains("line 3"), "{e}");
+    }
+
+    #[test]
+    fn secrets_from_env_override_and_missing_ones_are_named() {
+        let text = "[upstream]\nendpoint = \"http://h:1\"\n";
+        let e = parse(text).unwrap_err().0;
+        assert!(e.contains("upstream.access_key_id"), "{e}");
+        let c = Config::from_toml(text, |k| Some(format!("from-env-{k}"))).unwrap();
+        assert_eq!(
+            c.upstream.secret_access_key.expose(),
+            format!("from-env-{ENV_UPSTREAM_SECRET_ACCESS_KEY}")
+        );
+    }
+
+    #[test]
+    fn endpoint_forms() {
+        assert_eq!(
+            parse_endpoint("https://s3.example.com").unwrap(),
+            Endpoint { tls: true, host: "s3.example.com".into(), port: 443 }
+        );
+        assert_eq!(parse_endpoint("https://s3.example.com").unwrap().authority(), "s3.example.com");
+        assert!(parse_endpoint("http://h:9000/prefix").is_err());
+        assert!(parse_endpoint("h:9000").is_err());
+    }
+
+    #[test]
+    fn rejects_bad_domains_trackers_and_duplicate_keys() {
+        assert!(parse(&format!("{MINIMAL}[server]\ndomains = [\"http://x\"]\n")).is_err());
+        assert!(parse(&format!("{MINIMAL}[torrent]\nannounce = [[\"ftp://x\"]]\n")).is_err());
+        assert!(parse(&format!("{MINIMAL}[torrent]\nannounce = [[]]\n")).is_err());
+        let dup = "[[auth.credentials]]\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\n";
+        assert!(parse(&format!("{MINIMAL}{dup}{dup}")).is_err());
+    }
+
+    #[test]
+    fn debug_output_redacts_secrets() {
+        let c = parse(&format!(
+            "{MINIMAL}[[auth.credentials]]\naccess_key_id = \"a\"\nsecret_access_key = \"hunter2\"\n"
+        ))
+        .unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{c:?}").contains("\"SK\""));
+    }
+}

@@ -1,0 +1,269 @@
+//! Request → route: is this a `?torrent` request for an object (and which), something to
+//! refuse outright, or ordinary S3 traffic to pass through untouched?
+
+use http::Method;
+
+use crate::config::Domain;
+use crate::s3_error::S3Error;
+use crate::uri_encoding::{decode_utf8, query_pairs};
+
+/// S3's own limit on key length, in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Torrent(TorrentRequest),
+    PassThrough,
+    Reject(S3Error),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    PathStyle,
+    VirtualHosted,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectRef {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorrentRequest {
+    pub object: ObjectRef,
+    /// `HEAD`: the same headers, no body.
+    pub head: bool,
+    pub addressing: Addressing,
+}
+
+pub fn route(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    host: Option<&str>,
+    domains: &[Domain],
+) -> Route {
+    let Some(query) = query.filter(|q| has_torrent_param(q)) else {
+        return Route::PassThrough;
+    };
+    match route_torrent(method, path, query, host, domains) {
+        Ok(Some(t)) => Route::Torrent(t),
+        Ok(None) => Route::PassThrough,
+        Err(e) => Route::Reject(e),
+    }
+}
+
+/// Cheap pre-check on the hot path: only requests naming the `torrent` subresource go on to
+/// full parsing. `?torrents` and `?x=torrent` are not it.
+fn has_torrent_param(query: &str) -> bool {
+    query.split('&').any(|p| {
+        let name = p.split_once('=').map_or(p, |(n, _)| n);
+        name == "torrent" || (name.contains('%') && decode_utf8(name).is_ok_and(|n| n == "torrent"))
+    })
+}
+
+fn route_torrent(
+    method: &Method,
+    path: &str,
+    query: &str,
+    host: Option<&str>,
+    domains: &[Domain],
+) -> Result<Option<TorrentRequest>, S3Error> {
+    let head = match *method {
+        Method::GET => false,
+        Method::HEAD => true,
+        // CORS preflight is harmless and belongs to the backend.
+        Method::OPTIONS => return Ok(None),
+        _ => return Err(S3Error::method_not_allowed()),
+    };
+    let params = query_pairs(query).map_err(|_| S3Error::invalid_uri())?;
+    if params.iter().filter(|(n, _)| n == "torrent").count() > 1 {
+        return Err(S3Error::new(
+            400,
+            "InvalidArgument",
+            "The torrent subresource was given more than once.",
+        ));
+    }
+    let version_id = params
+        .iter()
+        .find(|(n, _)| n == "versionId")
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.is_empty());
+
+    let raw_path = path.strip_prefix('/').ok_or_else(S3Error::invalid_uri)?;
+    let (addressing, raw_bucket, raw_key) = match virtual_host_bucket(host, domains) {
+        Some(bucket) => (Addressing::VirtualHosted, bucket, raw_path),
+        None => {
+            let (b, k) = raw_path.split_once('/').unwrap_or((raw_path, ""));
+            (Addressing::PathStyle, b, k)
+        }
+    };
+    let bucket = decode_utf8(raw_bucket).map_err(|_| S3Error::invalid_uri())?;
+    let key = decode_utf8(raw_key).map_err(|_| S3Error::invalid_uri())?;
+    if bucket.is_empty() || key.is_empty() {
+        return Err(S3Error::invalid_request(
+            "The torrent subresource applies to an object: name a bucket and a key.",
+        ));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(S3Error::new(400, "KeyTooLongError", "Your key is too long"));
+    }
+    Ok(Some(TorrentRequest {
+        object: ObjectRef {
+            bucket,
+            key,
+            version_id,
+        },
+        head,
+        addressing,
+    }))
+}
+
+/// `Host: {bucket}.{domain}` → `bucket`, for one of the configured base domains.
+fn virtual_host_bucket<'a>(host: Option<&'a str>, domains: &[Domain]) -> Option<&'a str> {
+    let host = strip_port(host?);
+    domains.iter().find_map(|Domain(d)| {
+        let prefix = host
+            .len()
+            .checked_sub(d.len() + 1)
+            .filter(|&n| n > 0)
+            .map(|n| &host[..n])?;
+        let tail = &host[prefix.len()..];
+        (tail.starts_with('.') && tail[1..].eq_ignore_ascii_case(d)).then_some(prefix)
+    })
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(h, _)| &h[1..]);
+    }
+    host.rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domains() -> Vec<Domain> {
+        vec![Domain("s3.example.com".into())]
+    }
+
+    fn r(method: Method, path: &str, query: Option<&str>, host: &str) -> Route {
+        route(&method, path, query, Some(host), &domains())
+    }
+
+    fn torrent(bucket: &str, key: &str, version: Option<&str>, addressing: Addressing) -> Route {
+        Route::Torrent(TorrentRequest {
+            object: ObjectRef {
+                bucket: bucket.into(),
+                key: key.into(),
+                version_id: version.map(Into::into),
+            },
+            head: false,
+            addressing,
+        })
+    }
+
+    #[test]
+    fn path_style_forms() {
+        use Addressing::PathStyle;
+        for q in ["torrent", "torrent=", "versionId=v1&torrent", "torrent&versionId=v1", "%74orrent"] {
+            let v = q.contains("versionId").then_some("v1");
+            assert_eq!(
+                r(Method::GET, "/b/dir/k.iso", Some(q), "127.0.0.1:8080"),
+                torrent("b", "dir/k.iso", v, PathStyle),
+                "{q}"
+            );
+        }
+    }
+
+    #[test]
+    fn virtual_hosted_forms() {
+        use Addressing::VirtualHosted;
+        assert_eq!(
+            r(Method::GET, "/dir/k", Some("torrent"), "my.bucket.s3.example.com:8080"),
+            torrent("my.bucket", "dir/k", None, VirtualHosted)
+        );
+        assert_eq!(
+            r(Method::GET, "/dir/k", Some("torrent"), "B.S3.EXAMPLE.COM"),
+            torrent("B", "dir/k", None, VirtualHosted)
+        );
+        // The base domain itself is path-style.
+        assert_eq!(
+            r(Method::GET, "/b/k", Some("torrent"), "s3.example.com"),
+            torrent("b", "k", None, Addressing::PathStyle)
+        );
+        // A look-alike domain is not ours.
+        assert_eq!(
+            r(Method::GET, "/b/k", Some("torrent"), "x.evils3.example.com"),
+            torrent("b", "k", None, Addressing::PathStyle)
+        );
+    }
+
+    #[test]
+    fn keys_decode_as_s3_does() {
+        use Addressing::PathStyle;
+        let cases = [
+            ("/b/a%20b+c", "a b+c"),
+            ("/b/a%2Fb", "a/b"),
+            ("/b/%C3%BC%E6%97%A5", "ü日"),
+            ("/b/100%25", "100%"),
+            ("/b//lead", "/lead"),
+            ("/b/a/../c", "a/../c"),
+        ];
+        for (path, key) in cases {
+            assert_eq!(r(Method::GET, path, Some("torrent"), "h"), torrent("b", key, None, PathStyle));
+        }
+    }
+
+    #[test]
+    fn not_torrent_passes_through() {
+        for q in [None, Some("torrents"), Some("x=torrent"), Some("torrentx="), Some("")] {
+            assert_eq!(r(Method::GET, "/b/k", q, "h"), Route::PassThrough, "{q:?}");
+        }
+        assert_eq!(r(Method::OPTIONS, "/b/k", Some("torrent"), "h"), Route::PassThrough);
+    }
+
+    #[test]
+    fn head_is_flagged() {
+        match r(Method::HEAD, "/b/k", Some("torrent"), "h") {
+            Route::Torrent(t) => assert!(t.head),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn code(route: Route) -> (u16, &'static str) {
+        match route {
+            Route::Reject(e) => (e.status, e.code),
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn rejections() {
+        for m in [Method::PUT, Method::POST, Method::DELETE, Method::PATCH] {
+            assert_eq!(code(r(m, "/b/k", Some("torrent"), "h")), (405, "MethodNotAllowed"));
+        }
+        assert_eq!(code(r(Method::GET, "/b", Some("torrent"), "h")).0, 400);
+        assert_eq!(code(r(Method::GET, "/b/", Some("torrent"), "h")).0, 400);
+        assert_eq!(code(r(Method::GET, "/", Some("torrent"), "b.s3.example.com")).0, 400);
+        assert_eq!(code(r(Method::GET, "/b/%zz", Some("torrent"), "h")), (400, "InvalidURI"));
+        assert_eq!(code(r(Method::GET, "/b/%FF", Some("torrent"), "h")), (400, "InvalidURI"));
+        assert_eq!(code(r(Method::GET, "/b/k", Some("torrent&torrent"), "h")), (400, "InvalidArgument"));
+        let long = format!("/b/{}", "k".repeat(1025));
+        assert_eq!(code(r(Method::GET, &long, Some("torrent"), "h")), (400, "KeyTooLongError"));
+        let ok = format!("/b/{}", "k".repeat(1024));
+        assert!(matches!(r(Method::GET, &ok, Some("torrent"), "h"), Route::Torrent(_)));
+    }
+
+    #[test]
+    fn ports_are_stripped_from_hosts() {
+        assert_eq!(strip_port("a.b:80"), "a.b");
+        assert_eq!(strip_port("[::1]:80"), "::1");
+        assert_eq!(strip_port("a.b"), "a.b");
+    }
+}
