@@ -1,1 +1,149 @@
+//! Generated torrents, kept in an LRU bounded in bytes. The key includes the object's
+//! ETag (and version), so an overwritten object is a different entry: a stale torrent is
+//! never served, and the old entry simply ages out.
 
+use std::sync::{Arc, Mutex};
+
+use lru::LruCache;
+
+use crate::generate::Torrent;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub etag: String,
+    pub length: u64,
+}
+
+impl CacheKey {
+    fn weight(&self, torrent: &Torrent) -> u64 {
+        let key_bytes = self.bucket.len()
+            + self.key.len()
+            + self.etag.len()
+            + self.version_id.as_ref().map_or(0, String::len);
+        // Fixed overhead per entry: the LRU node, the Arc and the header strings.
+        (torrent.bytes.len() + key_bytes + 256) as u64
+    }
+}
+
+pub struct TorrentCache {
+    max_bytes: u64,
+    inner: Mutex<Inner>,
+}
+
+struct Inner {
+    lru: LruCache<CacheKey, Arc<Torrent>>,
+    bytes: u64,
+}
+
+impl TorrentCache {
+    pub fn new(max_bytes: u64) -> Self {
+        TorrentCache {
+            max_bytes,
+            inner: Mutex::new(Inner {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+            }),
+        }
+    }
+
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<Torrent>> {
+        self.lock().lru.get(key).cloned()
+    }
+
+    /// Inserts, evicting least-recently-used entries until the total fits; returns how many
+    /// were evicted. An entry larger than the whole budget is not cached.
+    pub fn insert(&self, key: CacheKey, torrent: Arc<Torrent>) -> usize {
+        let weight = key.weight(&torrent);
+        if weight > self.max_bytes {
+            return 0;
+        }
+        let mut inner = self.lock();
+        if let Some(old) = inner.lru.put(key.clone(), torrent) {
+            inner.bytes -= key.weight(&old);
+        }
+        inner.bytes += weight;
+        let mut evicted = 0;
+        while inner.bytes > self.max_bytes {
+            match inner.lru.pop_lru() {
+                Some((k, t)) => {
+                    inner.bytes -= k.weight(&t);
+                    evicted += 1;
+                }
+                None => break,
+            }
+        }
+        evicted
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().lru.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave the LRU half-updated in a way that
+        // matters more than losing the cache, so keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(k: &str, etag: &str) -> CacheKey {
+        CacheKey {
+            bucket: "b".into(),
+            key: k.into(),
+            version_id: None,
+            etag: etag.into(),
+            length: 1,
+        }
+    }
+
+    fn torrent(size: usize) -> Arc<Torrent> {
+        Arc::new(Torrent::new(vec![b'x'; size], [0; 20], None))
+    }
+
+    #[test]
+    fn evicts_least_recently_used_by_bytes() {
+        let cache = TorrentCache::new(3 * (1000 + 256 + 10));
+        cache.insert(key("a", "e1"), torrent(1000));
+        cache.insert(key("b", "e1"), torrent(1000));
+        cache.insert(key("c", "e1"), torrent(1000));
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(&key("a", "e1")).is_some()); // a is now most recent
+        assert_eq!(cache.insert(key("d", "e1"), torrent(1000)), 1);
+        assert!(cache.get(&key("b", "e1")).is_none(), "b was least recent");
+        assert!(cache.get(&key("a", "e1")).is_some());
+        assert!(cache.bytes() <= 3 * 1266);
+    }
+
+    #[test]
+    fn a_new_etag_is_a_miss() {
+        let cache = TorrentCache::new(1 << 20);
+        cache.insert(key("a", "\"v1\""), torrent(10));
+        assert!(cache.get(&key("a", "\"v2\"")).is_none());
+    }
+
+    #[test]
+    fn oversized_entries_are_not_cached_and_replacing_keeps_accounting() {
+        let cache = TorrentCache::new(2000);
+        cache.insert(key("big", "e"), torrent(5000));
+        assert!(cache.is_empty());
+        cache.insert(key("a", "e"), torrent(100));
+        let before = cache.bytes();
+        cache.insert(key("a", "e"), torrent(100));
+        assert_eq!(cache.bytes(), before);
+    }
+}

@@ -1,1 +1,192 @@
+//! The pingora `ProxyHttp`: `?torrent` is answered here; everything else streams to the
+//! backend untouched (method, path, `Host`, headers and body), so callers' own SigV4
+//! signatures still verify there.
 
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use pingora::ErrorSource;
+
+use crate::config::Config;
+use crate::request_id::new_request_id;
+use crate::route::{route, Route};
+use crate::s3_error::S3Error;
+use crate::sigv4::{SignedRequest, Verifier};
+use crate::torrent_service::{Forwarded, Reply, TorrentService};
+use crate::upstream::FORWARDED_HEADERS;
+
+pub struct S3TorrentProxy {
+    config: Arc<Config>,
+    torrents: Arc<TorrentService>,
+    peer: HttpPeer,
+}
+
+/// Facts learned early in a request and used later.
+#[derive(Default)]
+pub struct RequestCtx {
+    pub request_id: String,
+    pub torrent: bool,
+}
+
+impl S3TorrentProxy {
+    pub fn new(config: Arc<Config>, torrents: Arc<TorrentService>) -> Self {
+        let endpoint = &config.upstream.endpoint;
+        let peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
+        S3TorrentProxy {
+            config,
+            torrents,
+            peer,
+        }
+    }
+
+    async fn torrent_reply(&self, session: &Session, route: Route) -> Result<Reply, S3Error> {
+        let request = match route {
+            Route::Torrent(t) => t,
+            Route::Reject(e) => return Err(e),
+            Route::PassThrough => unreachable!("handled by the caller"),
+        };
+        let req = session.req_header();
+        let verifier = Verifier {
+            credentials: &self.config.auth.credentials,
+            region: &self.config.upstream.region,
+            service: "s3",
+            now: SystemTime::now(),
+        };
+        let caller = verifier.authenticate(&SignedRequest {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers: &req.headers,
+        })?;
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let forwarded = Forwarded(
+            FORWARDED_HEADERS
+                .iter()
+                .filter_map(|&name| header(name).map(|v| (name, v.to_string())))
+                .collect(),
+        );
+        self.torrents
+            .handle(&request, &caller, &forwarded, header("if-none-match"))
+            .await
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for S3TorrentProxy {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::default()
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| req.uri.host());
+        let route = route(
+            &req.method,
+            req.uri.path(),
+            req.uri.query(),
+            host,
+            &self.config.server.domains,
+        );
+        if route == Route::PassThrough {
+            return Ok(false);
+        }
+        ctx.torrent = true;
+        ctx.request_id = new_request_id();
+        let reply = match self.torrent_reply(session, route).await {
+            Ok(reply) => reply,
+            Err(e) => error_reply(&e, session.req_header().uri.path(), &ctx.request_id),
+        };
+        write_reply(session, reply, &ctx.request_id).await?;
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<Box<HttpPeer>> {
+        Ok(Box::new(self.peer.clone()))
+    }
+
+    /// Failures of pass-through traffic still answer in S3's XML, so SDKs retry them.
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &pingora::Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let error = match (e.esource(), e.etype()) {
+            (_, pingora::ErrorType::HTTPStatus(code)) if *code < 500 => {
+                S3Error::invalid_request(format!("The request could not be handled ({code})."))
+            }
+            (ErrorSource::Downstream, _) => {
+                return FailToProxy {
+                    error_code: 0,
+                    can_reuse_downstream: false,
+                }
+            }
+            (ErrorSource::Upstream, pingora::ErrorType::ConnectTimedout)
+            | (ErrorSource::Upstream, pingora::ErrorType::ConnectRefused)
+            | (ErrorSource::Upstream, pingora::ErrorType::ConnectError) => {
+                S3Error::service_unavailable("The backend is unreachable. Please retry.")
+            }
+            (ErrorSource::Upstream, _) => {
+                S3Error::bad_gateway("The backend broke off the exchange. Please retry.")
+            }
+            _ => S3Error::new(500, "InternalError", "We encountered an internal error. Please try again."),
+        };
+        if ctx.request_id.is_empty() {
+            ctx.request_id = new_request_id();
+        }
+        let status = error.status;
+        // Once response bytes went out there is nothing well-formed left to say.
+        if session.response_written().is_none() {
+            let reply = error_reply(&error, session.req_header().uri.path(), &ctx.request_id);
+            let _ = write_reply(session, reply, &ctx.request_id).await;
+        }
+        FailToProxy {
+            error_code: status,
+            can_reuse_downstream: false,
+        }
+    }
+}
+
+fn error_reply(e: &S3Error, resource: &str, request_id: &str) -> Reply {
+    let mut headers = vec![("content-type", "application/xml".to_string())];
+    headers.extend(e.headers.iter().cloned());
+    Reply {
+        status: e.status,
+        headers,
+        body: Bytes::from(e.to_xml(resource, request_id)),
+    }
+}
+
+async fn write_reply(session: &mut Session, reply: Reply, request_id: &str) -> Result<()> {
+    let head_only = session.req_header().method == http::Method::HEAD || reply.status == 304;
+    let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
+    for (name, value) in reply.headers {
+        header.insert_header(name, value)?;
+    }
+    header.insert_header("x-amz-request-id", request_id)?;
+    if reply.status != 304 {
+        header.insert_header("content-length", reply.body.len().to_string())?;
+    }
+    session
+        .write_response_header(Box::new(header), head_only || reply.body.is_empty())
+        .await?;
+    if !head_only && !reply.body.is_empty() {
+        session.write_response_body(Some(reply.body), true).await?;
+    }
+    Ok(())
+}

@@ -1,1 +1,65 @@
+//! Assembles the pingora server from a validated [`Config`]: the S3 proxy listener, the admin
+//! listener and, when configured, the embedded demo backend.
 
+use std::sync::Arc;
+
+use pingora::proxy::http_proxy_service_with_name;
+use pingora::server::configuration::ServerConf;
+use pingora::server::{RunArgs, Server};
+use pingora::services::listening::Service;
+
+use crate::admin::AdminApp;
+use crate::config::Config;
+use crate::proxy::S3TorrentProxy;
+use crate::torrent_service::TorrentService;
+
+/// Builds everything that can fail before binding; `run` then serves until SIGTERM/SIGINT.
+pub fn build(config: Config) -> std::io::Result<Server> {
+    let config = Arc::new(config);
+    let threads = match config.server.threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let tmp = std::env::temp_dir();
+    let pid = std::process::id();
+    let conf = ServerConf {
+        threads,
+        work_stealing: true,
+        // pingora's defaults share fixed /tmp paths between processes; keep ours apart.
+        pid_file: tmp.join(format!("s3torrent-{pid}.pid")).display().to_string(),
+        upgrade_sock: tmp.join(format!("s3torrent-{pid}.sock")).display().to_string(),
+        grace_period_seconds: Some(10),
+        graceful_shutdown_timeout_seconds: Some(5),
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(None, conf);
+    server.bootstrap();
+
+    let torrents = Arc::new(TorrentService::new(config.clone()));
+    let mut proxy = http_proxy_service_with_name(
+        &server.configuration,
+        S3TorrentProxy::new(config.clone(), torrents),
+        "s3torrent proxy",
+    );
+    proxy.add_tcp(&config.server.listen.to_string());
+    server.add_service(proxy);
+
+    let mut admin = Service::new("s3torrent admin".to_string(), AdminApp);
+    admin.add_tcp(&config.admin.listen.to_string());
+    server.add_service(admin);
+
+    #[cfg(feature = "demo")]
+    if config.demo.enabled {
+        let backend = crate::demo::DemoBackend::bind(&config)?;
+        eprint!("{}", crate::demo::DemoBackend::banner(&config));
+        server.add_service(pingora::services::background::background_service(
+            "demo backend",
+            backend,
+        ));
+    }
+    Ok(server)
+}
+
+pub fn run(server: Server) {
+    server.run(RunArgs::default());
+}

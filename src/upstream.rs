@@ -1,1 +1,201 @@
+//! The sidecar's own requests to the backend, over pingora's connector (pooled connections,
+//! the same HTTP stack as the proxy). Paths are built byte-exact from bucket and key, so keys
+//! such as `a/../b` reach the backend as the key they are.
 
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use pingora::connectors::http::Connector;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::protocols::http::client::HttpSession;
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::config::UpstreamConfig;
+use crate::route::ObjectRef;
+use crate::s3_error::S3Error;
+use crate::signing::{sign_headers, SigningKey, EMPTY_SHA256};
+use crate::uri_encoding::{encode, encode_path};
+
+/// Whose authority a request to the backend carries.
+pub enum Identity<'a> {
+    Anonymous,
+    /// A caller whose signature we verified, re-signed with their key.
+    Caller {
+        access_key_id: &'a str,
+        secret_access_key: &'a str,
+    },
+    /// The sidecar's configured credentials.
+    Sidecar,
+}
+
+pub struct Upstream {
+    connector: Connector,
+    peer: HttpPeer,
+    config: UpstreamConfig,
+}
+
+/// Request headers forwarded from the caller to the sidecar's requests on their behalf.
+pub const FORWARDED_HEADERS: [&str; 2] = ["x-amz-request-payer", "x-amz-expected-bucket-owner"];
+
+/// A response whose body has not been read yet.
+pub struct UpstreamResponse<'a> {
+    upstream: &'a Upstream,
+    session: HttpSession,
+    pub header: ResponseHeader,
+}
+
+impl Upstream {
+    pub fn new(config: &UpstreamConfig) -> Upstream {
+        let endpoint = &config.endpoint;
+        let mut peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
+        let timeout = Duration::from_secs(config.timeout_secs);
+        peer.options.connection_timeout = Some(timeout);
+        peer.options.total_connection_timeout = Some(timeout);
+        peer.options.read_timeout = Some(timeout);
+        peer.options.write_timeout = Some(timeout);
+        peer.options.idle_timeout = Some(Duration::from_secs(60));
+        Upstream {
+            connector: Connector::new(None),
+            peer,
+            config: config.clone(),
+        }
+    }
+
+    /// Sends a body-less request for `object` and reads the response header.
+    pub async fn send(
+        &self,
+        method: &str,
+        object: &ObjectRef,
+        identity: &Identity<'_>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<UpstreamResponse<'_>, S3Error> {
+        let request = self.build_request(method, object, identity, extra_headers)?;
+        let (mut session, _reused) = self
+            .connector
+            .get_http_session(&self.peer)
+            .await
+            .map_err(|e| unavailable(&format!("cannot connect to the backend: {e}")))?;
+        session
+            .write_request_header(Box::new(request))
+            .await
+            .map_err(|e| unavailable(&format!("backend request failed: {e}")))?;
+        session
+            .read_response_header()
+            .await
+            .map_err(|e| unavailable(&format!("backend did not answer: {e}")))?;
+        let header = session
+            .response_header()
+            .cloned()
+            .ok_or_else(|| unavailable("backend sent no response header"))?;
+        Ok(UpstreamResponse {
+            upstream: self,
+            session,
+            header,
+        })
+    }
+
+    fn build_request(
+        &self,
+        method: &str,
+        object: &ObjectRef,
+        identity: &Identity<'_>,
+        extra_headers: &[(&str, &str)],
+    ) -> Result<RequestHeader, S3Error> {
+        let endpoint = &self.config.endpoint;
+        let mut path = format!("/{}/{}", encode(&object.bucket), encode_path(&object.key));
+        if let Some(v) = &object.version_id {
+            path.push_str("?versionId=");
+            path.push_str(&encode(v));
+        }
+        let mut headers: Vec<(String, String)> = vec![
+            ("host".into(), endpoint.authority()),
+            ("x-amz-content-sha256".into(), EMPTY_SHA256.into()),
+        ];
+        headers.extend(
+            extra_headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())),
+        );
+        let key = match identity {
+            Identity::Anonymous => None,
+            Identity::Caller {
+                access_key_id,
+                secret_access_key,
+            } => Some((*access_key_id, *secret_access_key)),
+            Identity::Sidecar => Some((
+                self.config.access_key_id.as_str(),
+                self.config.secret_access_key.expose(),
+            )),
+        };
+        if let Some((access_key_id, secret_access_key)) = key {
+            let key = SigningKey {
+                access_key_id,
+                secret_access_key,
+                region: &self.config.region,
+            };
+            let url = format!("{}{}", endpoint.url(), path);
+            let signed = sign_headers(&key, method, &url, &headers, SystemTime::now())
+                .map_err(|e| S3Error::new(500, "InternalError", e.to_string()))?;
+            headers.extend(signed);
+        }
+        let internal = |e: pingora::BError| S3Error::new(500, "InternalError", e.to_string());
+        let mut request = RequestHeader::build(method, path.as_bytes(), Some(headers.len()))
+            .map_err(internal)?;
+        for (k, v) in headers {
+            request.insert_header(k, v).map_err(|_| S3Error::invalid_request(
+                "A header forwarded to the backend has an invalid value.",
+            ))?;
+        }
+        Ok(request)
+    }
+}
+
+impl UpstreamResponse<'_> {
+    pub fn status(&self) -> u16 {
+        self.header.status.as_u16()
+    }
+
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The next body chunk; `None` at the end, after which the connection returns to the pool.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, S3Error> {
+        self.session
+            .read_response_body()
+            .await
+            .map_err(|e| S3Error::bad_gateway(format!("the backend broke off the object: {e}")))
+    }
+
+    /// Reads at most `limit` body bytes (an error document), then releases or drops the
+    /// connection.
+    pub async fn small_body(mut self, limit: usize) -> Vec<u8> {
+        let mut body = Vec::new();
+        while body.len() < limit {
+            match self.chunk().await {
+                Ok(Some(c)) => body.extend_from_slice(&c),
+                _ => break,
+            }
+        }
+        self.finish().await;
+        body
+    }
+
+    /// Returns the connection to the pool if the exchange completed cleanly.
+    pub async fn finish(mut self) {
+        if self.session.response_done() {
+            self.upstream
+                .connector
+                .release_http_session(self.session, &self.upstream.peer, None)
+                .await;
+        } else {
+            self.session.shutdown().await;
+        }
+    }
+}
+
+fn unavailable(message: &str) -> S3Error {
+    S3Error::service_unavailable(format!(
+        "{message}. Please retry; the torrent was not generated."
+    ))
+}
