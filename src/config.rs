@@ -30,6 +30,8 @@ pub struct Config {
     #[serde(default)]
     pub cache: CacheConfig,
     #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
     pub demo: DemoConfig,
 }
 
@@ -201,6 +203,34 @@ fn default_cache_bytes() -> u64 {
     64 * 1024 * 1024
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Torrent generations (object reads) running at once.
+    #[serde(default = "default_max_generations")]
+    pub max_concurrent_generations: usize,
+    /// Generations allowed to wait for a slot; past that, 503 SlowDown.
+    #[serde(default = "default_max_queued")]
+    pub max_queued_generations: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_concurrent_generations: default_max_generations(),
+            max_queued_generations: default_max_queued(),
+        }
+    }
+}
+
+fn default_max_generations() -> usize {
+    8
+}
+
+fn default_max_queued() -> usize {
+    64
+}
+
 /// The embedded filesystem-backed S3 backend (cargo feature `demo`), for trying the sidecar
 /// with no external service. It listens on `[upstream] endpoint`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -361,6 +391,11 @@ impl Config {
         }
         if self.torrent.max_object_size == 0 {
             return Err(ConfigError("key `torrent.max_object_size` must be at least 1".into()));
+        }
+        if self.limits.max_concurrent_generations == 0 {
+            return Err(ConfigError(
+                "key `limits.max_concurrent_generations` must be at least 1".into(),
+            ));
         }
         if self.server.listen == self.admin.listen {
             return Err(ConfigError(

@@ -1,9 +1,11 @@
 //! One `?torrent` request, after routing and signature verification:
 //! authorize (ask the backend as the caller) → cache → generate → response.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use tokio::sync::Semaphore;
 
 use crate::cache::{CacheKey, TorrentCache};
 use crate::config::Config;
@@ -27,6 +29,9 @@ pub struct TorrentService {
     config: Arc<Config>,
     upstream: Upstream,
     cache: TorrentCache,
+    generation_slots: Semaphore,
+    /// Generations running or waiting for a slot.
+    generations_admitted: AtomicUsize,
 }
 
 /// Caller request headers that travel with the sidecar's requests on the caller's behalf.
@@ -43,6 +48,8 @@ impl TorrentService {
         TorrentService {
             upstream: Upstream::new(&config.upstream),
             cache: TorrentCache::new(config.cache.max_bytes),
+            generation_slots: Semaphore::new(config.limits.max_concurrent_generations),
+            generations_admitted: AtomicUsize::new(0),
             config,
         }
     }
@@ -72,21 +79,43 @@ impl TorrentService {
         let torrent = match self.cache.get(&key) {
             Some(t) => t,
             None => {
-                let t = Arc::new(
-                    generate(
-                        &self.upstream,
-                        &self.config.torrent,
-                        object,
-                        &facts,
-                        &forwarded.as_pairs(),
-                    )
-                    .await?,
-                );
+                let t = Arc::new(self.generate_bounded(object, &facts, forwarded).await?);
                 self.cache.insert(key, t.clone());
                 t
             }
         };
         Ok(reply(object, &torrent, &facts, if_none_match))
+    }
+
+    /// Generation reads a whole object: cap how many run, and how many may wait, so a burst
+    /// of cold requests turns into 503 SlowDown instead of unbounded backend load.
+    async fn generate_bounded(
+        &self,
+        object: &ObjectRef,
+        facts: &ObjectFacts,
+        forwarded: &Forwarded,
+    ) -> Result<Torrent, S3Error> {
+        let limits = &self.config.limits;
+        let cap = limits.max_concurrent_generations + limits.max_queued_generations;
+        let admitted = self.generations_admitted.fetch_add(1, Ordering::SeqCst);
+        let _admission = Admission(&self.generations_admitted);
+        if admitted >= cap {
+            return Err(S3Error::new(503, "SlowDown", "Please reduce your request rate.")
+                .with_header("retry-after", "1"));
+        }
+        let _slot = self
+            .generation_slots
+            .acquire()
+            .await
+            .map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
+        generate(
+            &self.upstream,
+            &self.config.torrent,
+            object,
+            facts,
+            &forwarded.as_pairs(),
+        )
+        .await
     }
 
     /// READ check: the backend decides, asked as this caller (anonymous stays anonymous;
@@ -145,6 +174,9 @@ impl TorrentService {
             }
             Err(_) => None,
         };
+        if head_status == 400 && detail.as_ref().is_some_and(|(_, m)| mentions_sse_c(m)) {
+            return sse_c_error();
+        }
         let (default_code, default_message) = default_error(head_status);
         let (code, message) = match detail {
             Some((code, message)) if !message.is_empty() => (leak_code(&code), message),
@@ -170,14 +202,22 @@ impl TorrentService {
     }
 }
 
+/// Releases an admission when the generation ends, however it ends (including when the
+/// caller's future is dropped).
+struct Admission<'a>(&'a AtomicUsize);
+
+impl Drop for Admission<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 fn facts_from(head: &UpstreamResponse<'_>) -> Result<ObjectFacts, S3Error> {
     if head
         .header_str("x-amz-server-side-encryption-customer-algorithm")
         .is_some()
     {
-        return Err(S3Error::invalid_request(
-            "Torrent creation is not supported for objects encrypted with a customer-provided key (SSE-C): the sidecar cannot read them.",
-        ));
+        return Err(sse_c_error());
     }
     let etag = head
         .header_str("etag")
@@ -193,6 +233,18 @@ fn facts_from(head: &UpstreamResponse<'_>) -> Result<ObjectFacts, S3Error> {
         last_modified: head.header_str("last-modified").map(str::to_string),
         request_charged: head.header_str("x-amz-request-charged") == Some("requester"),
     })
+}
+
+fn sse_c_error() -> S3Error {
+    S3Error::invalid_request(
+        "Torrent creation is not supported for objects encrypted with a customer-provided key (SSE-C): the sidecar cannot read them.",
+    )
+}
+
+/// S3 refuses a HEAD of an SSE-C object without the key (400); its GET error says why.
+fn mentions_sse_c(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("customer") || m.contains("server side encryption")
 }
 
 /// Error codes are `&'static str` everywhere else; backend codes are a small, closed set

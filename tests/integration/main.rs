@@ -1,0 +1,9 @@
+//! Integration tests against real parts: SeaweedFS as the backend, the built `s3torrent`
+//! binary, and real clients (boto3, the aws CLI, curl, libtorrent as the independent checker).
+
+mod authz;
+mod cli;
+mod errors;
+mod harness;
+mod passthrough;
+mod torrents;

@@ -1,0 +1,242 @@
+//! `?torrent` for objects of every shape, checked piece by piece by libtorrent.
+
+use std::path::Path;
+use std::process::Command;
+
+use s3torrent::uri_encoding::encode_path;
+use serde_json::Value;
+
+use crate::harness::*;
+
+/// Fetches `?torrent` anonymously with curl and checks it against `data` with libtorrent.
+fn curl_torrent(port: u16, bucket: &str, key: &str, data: &[u8], dir: &Path) -> (Value, Vec<u8>) {
+    let torrent = dir.join(format!("{}.torrent", data.len()));
+    let url = format!("http://127.0.0.1:{port}/{bucket}/{}?torrent", encode_path(key));
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-o"])
+        .arg(&torrent)
+        .arg(&url)
+        .output()
+        .expect("curl");
+    assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
+    (verify(&torrent, data, dir), std::fs::read(&torrent).unwrap())
+}
+
+fn verify(torrent: &Path, data: &[u8], dir: &Path) -> Value {
+    let data_file = dir.join(format!("data-{}", data.len()));
+    std::fs::write(&data_file, data).unwrap();
+    let check = check_torrent(torrent, &data_file);
+    assert_eq!(check["bad_pieces"], serde_json::json!([]), "{check}");
+    assert_eq!(check["length"].as_u64(), Some(data.len() as u64), "{check}");
+    assert_eq!(check["files"], 1, "{check}");
+    check
+}
+
+#[test]
+fn piece_boundaries_one_byte_one_piece_and_one_more() {
+    let env = env();
+    let dir = env.scratch("boundaries");
+    // Objects this small get 16 KiB pieces.
+    for (size, pieces) in [(1usize, 1u64), (16_384, 1), (16_385, 2)] {
+        let data = test_data(size, size as u64);
+        let key = format!("boundaries/{size}.bin");
+        put_object("public", &key, &data, &dir);
+        let (check, _) = curl_torrent(env.port, "public", &key, &data, &dir);
+        assert_eq!(check["pieces"].as_u64(), Some(pieces), "{check}");
+        assert_eq!(check["piece_length"], 16_384);
+        assert_eq!(check["name"], format!("{size}.bin"));
+    }
+}
+
+#[test]
+fn multipart_object_via_boto3_as_a_reader() {
+    let env = env();
+    let dir = env.scratch("multipart");
+    let data = test_data(20 * 1024 * 1024 + 17, 20);
+    let file = dir.join("big.bin");
+    std::fs::write(&file, &data).unwrap();
+    let put = s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["put-multipart", "private", "mp/big.bin", file.to_str().unwrap()],
+    );
+    let etag = put["etag"].as_str().unwrap();
+    assert!(etag.contains('-'), "multipart ETag expected, got {etag}");
+
+    let torrent = dir.join("big.torrent");
+    let out = s3client(
+        &env.sidecar_url(),
+        READER,
+        &["torrent", "private", "mp/big.bin", torrent.to_str().unwrap()],
+    );
+    assert_eq!(out["status"], 200, "{out}");
+    assert_eq!(out["headers"]["content-type"], "application/x-bittorrent");
+    let check = verify(&torrent, &data, &dir);
+    assert_eq!(check["piece_length"], 64 * 1024, "auto piece length for 20 MiB");
+    assert_eq!(check["pieces"], 321);
+}
+
+#[test]
+fn versioned_object_by_version_id() {
+    let env = env();
+    let dir = env.scratch("versioned");
+    let v1_data = test_data(40_000, 1);
+    let v2_data = test_data(50_000, 2);
+    let v1 = put_object("versioned", "doc.bin", &v1_data, &dir);
+    put_object("versioned", "doc.bin", &v2_data, &dir);
+    let v1_id = v1["version_id"].as_str().expect("backend returned a version id");
+
+    let target = format!("/versioned/doc.bin?versionId={v1_id}&torrent");
+    let r = request(env.port, "GET", &target, &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = dir.join("v1.torrent");
+    std::fs::write(&t, &r.body).unwrap();
+    verify(&t, &v1_data, &dir);
+
+    // Without versionId: the current version.
+    let (_, current) = curl_torrent(env.port, "versioned", "doc.bin", &v2_data, &dir);
+    assert_ne!(current, r.body);
+}
+
+#[test]
+fn awkward_keys_spaces_utf8_plus_percent_slashes() {
+    let env = env();
+    let dir = env.scratch("keys");
+    let keys = [
+        "keys/with space.bin",
+        "keys/ünïcødé/日本語.bin",
+        "keys/a+b.bin",
+        "keys/100%.bin",
+        "keys/deep/er/still/x.bin",
+        "keys/tilde~(paren)!'*.bin",
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        let data = test_data(20_000 + i, 100 + i as u64);
+        put_object("public", key, &data, &dir);
+        let (check, _) = curl_torrent(env.port, "public", key, &data, &dir);
+        let basename = key.rsplit('/').next().unwrap();
+        assert_eq!(check["name"], basename, "{key}");
+    }
+    // `%2F` in the path is a slash in the key.
+    let data = test_data(1234, 77);
+    put_object("public", "keys/enc/slash.bin", &data, &dir);
+    let r = request(env.port, "GET", "/public/keys%2Fenc%2Fslash.bin?torrent", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn overwrite_gives_a_torrent_of_the_new_bytes() {
+    let env = env();
+    let dir = env.scratch("overwrite");
+    let first = test_data(30_000, 5);
+    let second = test_data(30_000, 6);
+    put_object("public", "over/write.bin", &first, &dir);
+    let (_, t1) = curl_torrent(env.port, "public", "over/write.bin", &first, &dir);
+    put_object("public", "over/write.bin", &second, &dir);
+    let (_, t2) = curl_torrent(env.port, "public", "over/write.bin", &second, &dir);
+    assert_ne!(t1, t2, "a cached torrent of the old bytes was served");
+}
+
+#[test]
+fn success_headers_head_and_conditional_get() {
+    let env = env();
+    let dir = env.scratch("headers");
+    let data = test_data(70_000, 9);
+    put_object("public", "hdr/ü file.iso", &data, &dir);
+    let target = "/public/hdr/%C3%BC%20file.iso?torrent";
+    let get = request(env.port, "GET", target, &[]);
+    assert_eq!(get.status, 200);
+    assert_eq!(get.header("content-type"), Some("application/x-bittorrent"));
+    assert_eq!(get.header("content-length"), Some(get.body.len().to_string().as_str()));
+    assert_eq!(
+        get.header("content-disposition"),
+        Some("attachment; filename=\"_ file.iso.torrent\"; filename*=UTF-8''%C3%BC%20file.iso.torrent")
+    );
+    let etag = get.header("etag").expect("etag").to_string();
+    assert!(get.header("last-modified").is_some());
+    let id = get.header("x-amz-request-id").expect("request id");
+    assert_eq!(id.len(), 16);
+
+    let head = request(env.port, "HEAD", target, &[]);
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    for h in ["content-type", "content-length", "content-disposition", "etag", "last-modified"] {
+        assert_eq!(head.header(h), get.header(h), "{h}");
+    }
+    assert_ne!(head.header("x-amz-request-id"), Some(id), "request ids are per request");
+
+    let cached = request(env.port, "GET", target, &[("If-None-Match", &etag)]);
+    assert_eq!(cached.status, 304);
+    assert!(cached.body.is_empty());
+    assert_eq!(cached.header("etag"), Some(etag.as_str()));
+    let other = request(env.port, "GET", target, &[("If-None-Match", "\"other\"")]);
+    assert_eq!(other.status, 200);
+    assert_eq!(other.body, get.body);
+}
+
+#[test]
+fn virtual_hosted_style_matches_path_style() {
+    let env = env();
+    let dir = env.scratch("vhost");
+    let data = test_data(25_000, 11);
+    put_object("public", "vh/obj.bin", &data, &dir);
+    let path_style = request(env.port, "GET", "/public/vh/obj.bin?torrent", &[]);
+    let host = format!("public.{DOMAIN}:{}", env.port);
+    let vhost = request(env.port, "GET", "/vh/obj.bin?torrent", &[("Host", &host)]);
+    assert_eq!(path_style.status, 200);
+    assert_eq!(vhost.status, 200, "{}", vhost.text());
+    assert_eq!(vhost.body, path_style.body);
+    let head = request(env.port, "HEAD", "/vh/obj.bin?torrent", &[("Host", &host)]);
+    assert_eq!(head.status, 200);
+    // Same subresource in the other accepted spellings.
+    for q in ["torrent=", "x=1&torrent"] {
+        let r = request(env.port, "GET", &format!("/public/vh/obj.bin?{q}"), &[]);
+        assert_eq!(r.body, path_style.body, "{q}");
+    }
+}
+
+#[test]
+fn aws_cli_get_object_torrent_and_determinism_across_replicas() {
+    let env = env();
+    let dir = env.scratch("awscli");
+    let data = test_data(100_000, 12);
+    put_object("public", "cli/file.bin", &data, &dir);
+    let out_file = dir.join("cli.torrent");
+    let cfg = dir.join("aws-config");
+    std::fs::write(&cfg, "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n").unwrap();
+    let out = Command::new("aws")
+        .args(["--endpoint-url", &env.sidecar_url(), "s3api", "get-object-torrent"])
+        .args(["--bucket", "public", "--key", "cli/file.bin"])
+        .arg(&out_file)
+        .env("AWS_ACCESS_KEY_ID", READER.0)
+        .env("AWS_SECRET_ACCESS_KEY", READER.1)
+        .env("AWS_CONFIG_FILE", &cfg)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
+        .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("aws CLI");
+    assert!(out.status.success(), "aws: {}", String::from_utf8_lossy(&out.stderr));
+    verify(&out_file, &data, &dir);
+
+    // A second sidecar (another replica, empty cache) produces the same bytes.
+    let other = extra_sidecar("replica", |c| c);
+    let (_, anon) = curl_torrent(other, "public", "cli/file.bin", &data, &dir);
+    assert_eq!(std::fs::read(&out_file).unwrap(), anon);
+}
+
+#[test]
+fn request_payer_header_is_accepted() {
+    let env = env();
+    let dir = env.scratch("payer");
+    let data = test_data(10_000, 13);
+    put_object("private", "payer/x.bin", &data, &dir);
+    let t = dir.join("p.torrent");
+    let out = s3client(
+        &env.sidecar_url(),
+        READER,
+        &["torrent", "private", "payer/x.bin", t.to_str().unwrap(), "RequestPayer=requester"],
+    );
+    assert_eq!(out["status"], 200, "{out}");
+    verify(&t, &data, &dir);
+}
