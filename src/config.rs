@@ -311,10 +311,15 @@ fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
         _ => return Err(bad("the scheme must be http:// or https://")),
     };
     if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-        return Err(bad("a path prefix is not supported; give scheme, host and port"));
+        return Err(bad(
+            "a path prefix is not supported; give scheme, host and port",
+        ));
     }
     let host = uri.host().ok_or_else(|| bad("no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     Ok(Endpoint { tls, host, port })
 }
@@ -359,7 +364,10 @@ impl Config {
     }
 
     /// Parses and validates; `env` supplies secret overrides (a closure so tests stay hermetic).
-    pub fn from_toml(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    pub fn from_toml(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
         if let Some(v) = env(ENV_UPSTREAM_ACCESS_KEY_ID) {
             config.upstream.access_key_id = v;
@@ -384,13 +392,19 @@ impl Config {
             return Err(missing("secret_access_key", ENV_UPSTREAM_SECRET_ACCESS_KEY));
         }
         if self.upstream.region.is_empty() {
-            return Err(ConfigError("key `upstream.region` must not be empty".into()));
+            return Err(ConfigError(
+                "key `upstream.region` must not be empty".into(),
+            ));
         }
         if self.upstream.timeout_secs == 0 {
-            return Err(ConfigError("key `upstream.timeout_secs` must be at least 1".into()));
+            return Err(ConfigError(
+                "key `upstream.timeout_secs` must be at least 1".into(),
+            ));
         }
         if self.torrent.max_object_size == 0 {
-            return Err(ConfigError("key `torrent.max_object_size` must be at least 1".into()));
+            return Err(ConfigError(
+                "key `torrent.max_object_size` must be at least 1".into(),
+            ));
         }
         if self.limits.max_concurrent_generations == 0 {
             return Err(ConfigError(
@@ -417,7 +431,9 @@ impl Config {
             }
         }
         if self.torrent.announce.iter().any(Vec::is_empty) {
-            return Err(ConfigError("key `torrent.announce`: a tier must not be empty".into()));
+            return Err(ConfigError(
+                "key `torrent.announce`: a tier must not be empty".into(),
+            ));
         }
         if self.demo.enabled && !cfg!(feature = "demo") {
             return Err(ConfigError(
@@ -497,9 +513,18 @@ secret_access_key = "SK"
     fn endpoint_forms() {
         assert_eq!(
             parse_endpoint("https://s3.example.com").unwrap(),
-            Endpoint { tls: true, host: "s3.example.com".into(), port: 443 }
+            Endpoint {
+                tls: true,
+                host: "s3.example.com".into(),
+                port: 443
+            }
         );
-        assert_eq!(parse_endpoint("https://s3.example.com").unwrap().authority(), "s3.example.com");
+        assert_eq!(
+            parse_endpoint("https://s3.example.com")
+                .unwrap()
+                .authority(),
+            "s3.example.com"
+        );
         assert!(parse_endpoint("http://h:9000/prefix").is_err());
         assert!(parse_endpoint("h:9000").is_err());
     }

@@ -78,10 +78,7 @@ pub async fn generate(
         }
     }
     // Backends that ignore If-Match still report the ETag of what they send.
-    if response
-        .header_str("etag")
-        .is_some_and(|e| e != facts.etag)
-    {
+    if response.header_str("etag").is_some_and(|e| e != facts.etag) {
         response.finish().await;
         return Err(changed());
     }
@@ -107,7 +104,11 @@ pub async fn generate(
                 ));
             }
             if tx.send(chunk).await.is_err() {
-                return Err(S3Error::new(500, "InternalError", "The hashing thread stopped."));
+                return Err(S3Error::new(
+                    500,
+                    "InternalError",
+                    "The hashing thread stopped.",
+                ));
             }
         }
         Ok(())

@@ -144,7 +144,11 @@ impl ProxyHttp for S3TorrentProxy {
             (ErrorSource::Upstream, _) => {
                 S3Error::bad_gateway("The backend broke off the exchange. Please retry.")
             }
-            _ => S3Error::new(500, "InternalError", "We encountered an internal error. Please try again."),
+            _ => S3Error::new(
+                500,
+                "InternalError",
+                "We encountered an internal error. Please try again.",
+            ),
         };
         if ctx.request_id.is_empty() {
             ctx.request_id = new_request_id();

@@ -171,7 +171,13 @@ mod tests {
     #[test]
     fn path_style_forms() {
         use Addressing::PathStyle;
-        for q in ["torrent", "torrent=", "versionId=v1&torrent", "torrent&versionId=v1", "%74orrent"] {
+        for q in [
+            "torrent",
+            "torrent=",
+            "versionId=v1&torrent",
+            "torrent&versionId=v1",
+            "%74orrent",
+        ] {
             let v = q.contains("versionId").then_some("v1");
             assert_eq!(
                 r(Method::GET, "/b/dir/k.iso", Some(q), "127.0.0.1:8080"),
@@ -185,7 +191,12 @@ mod tests {
     fn virtual_hosted_forms() {
         use Addressing::VirtualHosted;
         assert_eq!(
-            r(Method::GET, "/dir/k", Some("torrent"), "my.bucket.s3.example.com:8080"),
+            r(
+                Method::GET,
+                "/dir/k",
+                Some("torrent"),
+                "my.bucket.s3.example.com:8080"
+            ),
             torrent("my.bucket", "dir/k", None, VirtualHosted)
         );
         assert_eq!(
@@ -216,16 +227,28 @@ mod tests {
             ("/b/a/../c", "a/../c"),
         ];
         for (path, key) in cases {
-            assert_eq!(r(Method::GET, path, Some("torrent"), "h"), torrent("b", key, None, PathStyle));
+            assert_eq!(
+                r(Method::GET, path, Some("torrent"), "h"),
+                torrent("b", key, None, PathStyle)
+            );
         }
     }
 
     #[test]
     fn not_torrent_passes_through() {
-        for q in [None, Some("torrents"), Some("x=torrent"), Some("torrentx="), Some("")] {
+        for q in [
+            None,
+            Some("torrents"),
+            Some("x=torrent"),
+            Some("torrentx="),
+            Some(""),
+        ] {
             assert_eq!(r(Method::GET, "/b/k", q, "h"), Route::PassThrough, "{q:?}");
         }
-        assert_eq!(r(Method::OPTIONS, "/b/k", Some("torrent"), "h"), Route::PassThrough);
+        assert_eq!(
+            r(Method::OPTIONS, "/b/k", Some("torrent"), "h"),
+            Route::PassThrough
+        );
     }
 
     #[test]
@@ -246,18 +269,39 @@ mod tests {
     #[test]
     fn rejections() {
         for m in [Method::PUT, Method::POST, Method::DELETE, Method::PATCH] {
-            assert_eq!(code(r(m, "/b/k", Some("torrent"), "h")), (405, "MethodNotAllowed"));
+            assert_eq!(
+                code(r(m, "/b/k", Some("torrent"), "h")),
+                (405, "MethodNotAllowed")
+            );
         }
         assert_eq!(code(r(Method::GET, "/b", Some("torrent"), "h")).0, 400);
         assert_eq!(code(r(Method::GET, "/b/", Some("torrent"), "h")).0, 400);
-        assert_eq!(code(r(Method::GET, "/", Some("torrent"), "b.s3.example.com")).0, 400);
-        assert_eq!(code(r(Method::GET, "/b/%zz", Some("torrent"), "h")), (400, "InvalidURI"));
-        assert_eq!(code(r(Method::GET, "/b/%FF", Some("torrent"), "h")), (400, "InvalidURI"));
-        assert_eq!(code(r(Method::GET, "/b/k", Some("torrent&torrent"), "h")), (400, "InvalidArgument"));
+        assert_eq!(
+            code(r(Method::GET, "/", Some("torrent"), "b.s3.example.com")).0,
+            400
+        );
+        assert_eq!(
+            code(r(Method::GET, "/b/%zz", Some("torrent"), "h")),
+            (400, "InvalidURI")
+        );
+        assert_eq!(
+            code(r(Method::GET, "/b/%FF", Some("torrent"), "h")),
+            (400, "InvalidURI")
+        );
+        assert_eq!(
+            code(r(Method::GET, "/b/k", Some("torrent&torrent"), "h")),
+            (400, "InvalidArgument")
+        );
         let long = format!("/b/{}", "k".repeat(1025));
-        assert_eq!(code(r(Method::GET, &long, Some("torrent"), "h")), (400, "KeyTooLongError"));
+        assert_eq!(
+            code(r(Method::GET, &long, Some("torrent"), "h")),
+            (400, "KeyTooLongError")
+        );
         let ok = format!("/b/{}", "k".repeat(1024));
-        assert!(matches!(r(Method::GET, &ok, Some("torrent"), "h"), Route::Torrent(_)));
+        assert!(matches!(
+            r(Method::GET, &ok, Some("torrent"), "h"),
+            Route::Torrent(_)
+        ));
     }
 
     #[test]

@@ -26,8 +26,14 @@ pub fn build(config: Config) -> std::io::Result<Server> {
         threads,
         work_stealing: true,
         // pingora's defaults share fixed /tmp paths between processes; keep ours apart.
-        pid_file: tmp.join(format!("s3torrent-{pid}.pid")).display().to_string(),
-        upgrade_sock: tmp.join(format!("s3torrent-{pid}.sock")).display().to_string(),
+        pid_file: tmp
+            .join(format!("s3torrent-{pid}.pid"))
+            .display()
+            .to_string(),
+        upgrade_sock: tmp
+            .join(format!("s3torrent-{pid}.sock"))
+            .display()
+            .to_string(),
         grace_period_seconds: Some(10),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()

@@ -53,11 +53,22 @@ pub fn sign_headers(
         request = request.header(k, v);
     }
     let mut request = request.body(()).map_err(|e| SigningError(e.to_string()))?;
-    apply(key, &mut request, settings, SignableBody::Precomputed(EMPTY_SHA256.into()), time)?;
+    apply(
+        key,
+        &mut request,
+        settings,
+        SignableBody::Precomputed(EMPTY_SHA256.into()),
+        time,
+    )?;
     Ok(request
         .headers()
         .iter()
-        .filter(|(k, _)| matches!(k.as_str(), "authorization" | "x-amz-date" | "x-amz-security-token"))
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "authorization" | "x-amz-date" | "x-amz-security-token"
+            )
+        })
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
         .collect())
 }
@@ -78,7 +89,13 @@ pub fn presign_url(
         .uri(url)
         .body(())
         .map_err(|e| SigningError(e.to_string()))?;
-    apply(key, &mut request, settings, SignableBody::UnsignedPayload, time)?;
+    apply(
+        key,
+        &mut request,
+        settings,
+        SignableBody::UnsignedPayload,
+        time,
+    )?;
     Ok(request.uri().to_string())
 }
 

@@ -100,8 +100,10 @@ impl TorrentService {
         let admitted = self.generations_admitted.fetch_add(1, Ordering::SeqCst);
         let _admission = Admission(&self.generations_admitted);
         if admitted >= cap {
-            return Err(S3Error::new(503, "SlowDown", "Please reduce your request rate.")
-                .with_header("retry-after", "1"));
+            return Err(
+                S3Error::new(503, "SlowDown", "Please reduce your request rate.")
+                    .with_header("retry-after", "1"),
+            );
         }
         let _slot = self
             .generation_slots
@@ -137,11 +139,16 @@ impl TorrentService {
             },
         };
         let headers = forwarded.as_pairs();
-        let head = self.upstream.send("HEAD", object, &identity, &headers).await?;
+        let head = self
+            .upstream
+            .send("HEAD", object, &identity, &headers)
+            .await?;
         if head.status() != 200 {
             let status = head.status();
             head.finish().await;
-            return Err(self.explain_refusal(status, object, &identity, &headers).await);
+            return Err(self
+                .explain_refusal(status, object, &identity, &headers)
+                .await);
         }
         let facts = facts_from(&head);
         head.finish().await;
@@ -164,7 +171,11 @@ impl TorrentService {
         }
         let mut with_range = headers.to_vec();
         with_range.push(("range", "bytes=0-0"));
-        let detail = match self.upstream.send("GET", object, identity, &with_range).await {
+        let detail = match self
+            .upstream
+            .send("GET", object, identity, &with_range)
+            .await
+        {
             Ok(resp) if resp.status() == head_status => {
                 parse_upstream_error(&resp.small_body(64 * 1024).await)
             }
@@ -264,7 +275,10 @@ fn leak_code(code: &str) -> &'static str {
         "AuthorizationHeaderMalformed",
         "RequestTimeTooSkewed",
     ];
-    KNOWN.into_iter().find(|k| *k == code).unwrap_or("AccessDenied")
+    KNOWN
+        .into_iter()
+        .find(|k| *k == code)
+        .unwrap_or("AccessDenied")
 }
 
 fn default_error(status: u16) -> (&'static str, String) {
@@ -275,11 +289,19 @@ fn default_error(status: u16) -> (&'static str, String) {
             "PermanentRedirect",
             "The bucket must be addressed using the specified endpoint.".into(),
         ),
-        _ => ("InvalidRequest", format!("The backend refused the request ({status}).")),
+        _ => (
+            "InvalidRequest",
+            format!("The backend refused the request ({status})."),
+        ),
     }
 }
 
-fn reply(object: &ObjectRef, torrent: &Torrent, facts: &ObjectFacts, if_none_match: Option<&str>) -> Reply {
+fn reply(
+    object: &ObjectRef,
+    torrent: &Torrent,
+    facts: &ObjectFacts,
+    if_none_match: Option<&str>,
+) -> Reply {
     let mut headers = vec![("etag", torrent.etag.clone())];
     if let Some(lm) = &torrent.last_modified {
         headers.push(("last-modified", lm.clone()));
@@ -295,7 +317,10 @@ fn reply(object: &ObjectRef, torrent: &Torrent, facts: &ObjectFacts, if_none_mat
         };
     }
     headers.push(("content-type", "application/x-bittorrent".to_string()));
-    headers.push(("content-disposition", content_disposition(&object.bucket, &object.key)));
+    headers.push((
+        "content-disposition",
+        content_disposition(&object.bucket, &object.key),
+    ));
     Reply {
         status: 200,
         headers,
@@ -313,7 +338,10 @@ fn etag_matches(header: &str, etag: &str) -> bool {
 
 /// `attachment; filename="x.torrent"`, plus RFC 6266 `filename*` for non-ASCII names.
 fn content_disposition(bucket: &str, key: &str) -> String {
-    let name = format!("{}.torrent", crate::torrent::Info::name_for_key(bucket, key));
+    let name = format!(
+        "{}.torrent",
+        crate::torrent::Info::name_for_key(bucket, key)
+    );
     let ascii: String = name
         .chars()
         .map(|c| {

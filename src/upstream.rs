@@ -139,12 +139,12 @@ impl Upstream {
             headers.extend(signed);
         }
         let internal = |e: pingora::BError| S3Error::new(500, "InternalError", e.to_string());
-        let mut request = RequestHeader::build(method, path.as_bytes(), Some(headers.len()))
-            .map_err(internal)?;
+        let mut request =
+            RequestHeader::build(method, path.as_bytes(), Some(headers.len())).map_err(internal)?;
         for (k, v) in headers {
-            request.insert_header(k, v).map_err(|_| S3Error::invalid_request(
-                "A header forwarded to the backend has an invalid value.",
-            ))?;
+            request.insert_header(k, v).map_err(|_| {
+                S3Error::invalid_request("A header forwarded to the backend has an invalid value.")
+            })?;
         }
         Ok(request)
     }

@@ -4,7 +4,9 @@
 //! from the request path (`+` stays a plus, `%2F` becomes `/`), and re-encoded with the
 //! SigV4 "URI encode" rule (everything but `A-Z a-z 0-9 - . _ ~` escaped, upper-case hex).
 
-use percent_encoding::{percent_decode, percent_encode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{
+    percent_decode, percent_encode, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC,
+};
 
 /// SigV4 `UriEncode` set: every byte except the RFC 3986 unreserved characters.
 const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC

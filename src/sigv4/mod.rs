@@ -122,8 +122,7 @@ impl Verifier<'_> {
             &scope.region,
             &scope.service,
         );
-        let expected =
-            aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
+        let expected = aws_sigv4::sign::v4::calculate_signature(key, string_to_sign.as_bytes());
         let matches: bool = expected
             .as_bytes()
             .ct_eq(sig.signature.to_ascii_lowercase().as_bytes())
@@ -153,7 +152,11 @@ impl Verifier<'_> {
             SignatureForm::Presigned => {
                 let expires = sig.expires.unwrap_or(0);
                 if ahead > MAX_SKEW {
-                    return Err(S3Error::new(403, "AccessDenied", "Request is not valid yet"));
+                    return Err(S3Error::new(
+                        403,
+                        "AccessDenied",
+                        "Request is not valid yet",
+                    ));
                 }
                 if behind > Duration::from_secs(expires) {
                     return Err(S3Error::new(403, "AccessDenied", "Request has expired"));

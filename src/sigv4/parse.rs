@@ -29,7 +29,10 @@ pub struct Scope {
 
 impl Scope {
     pub fn to_string_without_key(&self) -> String {
-        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
+        format!(
+            "{}/{}/{}/aws4_request",
+            self.date, self.region, self.service
+        )
     }
 }
 
@@ -137,11 +140,14 @@ fn from_query(query: &[(String, String)]) -> Result<Signature, S3Error> {
             })
     };
     if get("X-Amz-Algorithm")? != ALGORITHM {
-        return Err(query_error("X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\""));
+        return Err(query_error(
+            "X-Amz-Algorithm only supports \"AWS4-HMAC-SHA256\"",
+        ));
     }
     let amz_date = get("X-Amz-Date")?.to_string();
-    let time = parse_amz_date(&amz_date)
-        .ok_or_else(|| query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\""))?;
+    let time = parse_amz_date(&amz_date).ok_or_else(|| {
+        query_error("X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
+    })?;
     let expires: u64 = get("X-Amz-Expires")?
         .parse()
         .map_err(|_| query_error("X-Amz-Expires should be a number"))?;
@@ -189,7 +195,9 @@ fn scope(credential: &str, amz_date: &str) -> Result<Scope, String> {
 fn signed_headers(list: &str) -> Result<Vec<String>, String> {
     let names: Vec<String> = list.split(';').map(str::to_string).collect();
     let valid = names.iter().all(|n| {
-        !n.is_empty() && n.bytes().all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase())
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_graphic() && !b.is_ascii_uppercase())
     });
     if !valid {
         return Err(format!("invalid SignedHeaders {list:?}"));
@@ -228,7 +236,9 @@ pub fn parse_amz_date(s: &str) -> Option<SystemTime> {
 
 pub fn format_amz_date(t: SystemTime) -> String {
     let fmt = format_description!("[year][month][day]T[hour][minute][second]Z");
-    time::OffsetDateTime::from(t).format(fmt).unwrap_or_default()
+    time::OffsetDateTime::from(t)
+        .format(fmt)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -260,14 +270,18 @@ mod tests {
 
     #[test]
     fn anonymous_is_none() {
-        assert!(signature(&HeaderMap::new(), &[("torrent".into(), "".into())])
-            .unwrap()
-            .is_none());
+        assert!(
+            signature(&HeaderMap::new(), &[("torrent".into(), "".into())])
+                .unwrap()
+                .is_none()
+        );
     }
 
     fn err(h: &[(&str, &str)], q: &[(&str, &str)]) -> (u16, &'static str) {
-        let q: Vec<(String, String)> =
-            q.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let q: Vec<(String, String)> = q
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         let e = signature(&headers(h), &q).unwrap_err();
         (e.status, e.code)
     }
@@ -289,16 +303,25 @@ mod tests {
             assert_eq!(status, 400, "{c}");
         }
         let no_date = format!("AWS4-HMAC-SHA256 Credential=AK/20130524/us-east-1/s3/aws4_request,SignedHeaders=host,Signature={SIG}");
-        assert_eq!(err(&[("authorization", &no_date)], &[]), (403, "AccessDenied"));
         assert_eq!(
-            err(&[("authorization", &no_date)], &[("X-Amz-Algorithm", ALGORITHM)]),
+            err(&[("authorization", &no_date)], &[]),
+            (403, "AccessDenied")
+        );
+        assert_eq!(
+            err(
+                &[("authorization", &no_date)],
+                &[("X-Amz-Algorithm", ALGORITHM)]
+            ),
             (400, "InvalidArgument")
         );
         assert_eq!(
             err(&[], &[("X-Amz-Algorithm", ALGORITHM)]),
             (400, "AuthorizationQueryParametersError")
         );
-        assert_eq!(err(&[], &[("AWSAccessKeyId", "x")]), (400, "InvalidRequest"));
+        assert_eq!(
+            err(&[], &[("AWSAccessKeyId", "x")]),
+            (400, "InvalidRequest")
+        );
     }
 
     #[test]
@@ -313,7 +336,11 @@ mod tests {
         for bad in ["0", "604801", "-1", "x"] {
             let mut q = base.to_vec();
             q.push(("X-Amz-Expires", bad));
-            assert_eq!(err(&[], &q), (400, "AuthorizationQueryParametersError"), "{bad}");
+            assert_eq!(
+                err(&[], &q),
+                (400, "AuthorizationQueryParametersError"),
+                "{bad}"
+            );
         }
     }
 }

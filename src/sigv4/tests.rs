@@ -107,8 +107,8 @@ fn aws_sigv4_test_suite() {
             now,
         };
         for form in ["header", "query"] {
-            let text = std::fs::read_to_string(case.join(format!("{form}-signed-request.txt")))
-                .unwrap();
+            let text =
+                std::fs::read_to_string(case.join(format!("{form}-signed-request.txt"))).unwrap();
             let req = parse_request(&text);
             let payload = hex::encode(Sha256::digest(&req.body));
             let caller = verify_with_payload(&verifier, &req, Some(&payload))
@@ -117,7 +117,10 @@ fn aws_sigv4_test_suite() {
 
             // The same request with one byte of the secret changed must fail.
             let wrong = [credential(&creds[0].access_key_id, "wrong-secret")];
-            let v2 = Verifier { credentials: &wrong, ..verifier };
+            let v2 = Verifier {
+                credentials: &wrong,
+                ..verifier
+            };
             let e = verify_with_payload(&v2, &req, Some(&payload)).unwrap_err();
             assert_eq!(e.code, "SignatureDoesNotMatch", "{name} ({form})");
             checked += 1;
@@ -170,7 +173,10 @@ fn s3_documentation_presigned_example() {
     );
     assert!(verify_with_payload(&doc_verifier(&creds, "20130524T120000Z"), &req, None).is_ok());
     let e = verify_with_payload(&doc_verifier(&creds, "20130525T000001Z"), &req, None).unwrap_err();
-    assert_eq!((e.status, e.code, e.message.as_str()), (403, "AccessDenied", "Request has expired"));
+    assert_eq!(
+        (e.status, e.code, e.message.as_str()),
+        (403, "AccessDenied", "Request has expired")
+    );
 }
 
 const AK: &str = "AKIDCALLER";
@@ -250,8 +256,13 @@ fn tampering_is_refused() {
     let check = |req: &ParsedRequest| verify_with_payload(&v, req, None).map_err(|e| e.code);
 
     let mut req = signed_by_aws_sigv4("/b/k", "?torrent", "a.s3.example.com", now);
-    req.headers.insert("host", "b.s3.example.com".parse().unwrap());
-    assert_eq!(check(&req), Err("SignatureDoesNotMatch"), "Host swapped between buckets");
+    req.headers
+        .insert("host", "b.s3.example.com".parse().unwrap());
+    assert_eq!(
+        check(&req),
+        Err("SignatureDoesNotMatch"),
+        "Host swapped between buckets"
+    );
 
     let mut req = signed_by_aws_sigv4("/b/k", "?torrent", "h", now);
     req.path = "/b/other".into();
@@ -273,7 +284,10 @@ fn tampering_is_refused() {
         verify_with_payload(&verifier_at(&others, now), &req, None).map_err(|e| e.code),
         Err("InvalidAccessKeyId")
     );
-    let wrong_region = Verifier { region: "eu-west-1", ..verifier_at(&creds, now) };
+    let wrong_region = Verifier {
+        region: "eu-west-1",
+        ..verifier_at(&creds, now)
+    };
     assert_eq!(
         verify_with_payload(&wrong_region, &req, None).map_err(|e| e.code),
         Err("AuthorizationHeaderMalformed")
@@ -281,7 +295,11 @@ fn tampering_is_refused() {
 
     let mut req = signed_by_aws_sigv4("/b/k", "?torrent", "h", now);
     req.headers.remove("x-amz-content-sha256");
-    assert_eq!(check(&req), Err("InvalidRequest"), "S3 requires the payload hash header");
+    assert_eq!(
+        check(&req),
+        Err("InvalidRequest"),
+        "S3 requires the payload hash header"
+    );
 }
 
 #[test]
@@ -293,22 +311,31 @@ fn presigned_urls_from_aws_sigv4() {
         region: "us-east-1",
     };
     let t0 = SystemTime::now();
-    let url = presign_url(&key, "GET", "http://h:1/b/a%20b?torrent", t0, Duration::from_secs(60)).unwrap();
+    let url = presign_url(
+        &key,
+        "GET",
+        "http://h:1/b/a%20b?torrent",
+        t0,
+        Duration::from_secs(60),
+    )
+    .unwrap();
     let (path_query, host) = (url.trim_start_matches("http://h:1"), "h:1");
-    let parse = |pq: &str| {
-        parse_request(&format!("GET {pq} HTTP/1.1\nHost:{host}\n"))
-    };
+    let parse = |pq: &str| parse_request(&format!("GET {pq} HTTP/1.1\nHost:{host}\n"));
     let req = parse(path_query);
     assert!(verify_with_payload(&verifier_at(&creds, t0), &req, None).is_ok());
     let expired = verifier_at(&creds, t0 + Duration::from_secs(61));
     assert_eq!(
-        verify_with_payload(&expired, &req, None).unwrap_err().message,
+        verify_with_payload(&expired, &req, None)
+            .unwrap_err()
+            .message,
         "Request has expired"
     );
     // Lengthening the expiry in the URL breaks the signature.
     let tampered = parse(&path_query.replace("X-Amz-Expires=60", "X-Amz-Expires=6000"));
     assert_eq!(
-        verify_with_payload(&verifier_at(&creds, t0), &tampered, None).unwrap_err().code,
+        verify_with_payload(&verifier_at(&creds, t0), &tampered, None)
+            .unwrap_err()
+            .code,
         "SignatureDoesNotMatch"
     );
 }

@@ -183,10 +183,10 @@ impl Decoder<'_> {
             Some((b'-', rest)) => (true, rest),
             _ => (false, digits),
         };
-        let canonical = !body.is_empty()
-            && body.iter().all(u8::is_ascii_digit)
-            && !(body.len() > 1 && body[0] == b'0')
-            && !(neg && body == b"0");
+        let leading_zero = body.len() > 1 && body[0] == b'0';
+        let negative_zero = neg && body == b"0";
+        let digits_only = !body.is_empty() && body.iter().all(u8::is_ascii_digit);
+        let canonical = digits_only && !leading_zero && !negative_zero;
         if !canonical {
             return Err(self.err("non-canonical integer"));
         }

@@ -34,7 +34,10 @@ impl Info {
         let mut d = BTreeMap::new();
         d.insert(b"length".to_vec(), Value::Int(self.length as i64));
         d.insert(b"name".to_vec(), Value::bytes(self.name.as_bytes()));
-        d.insert(b"piece length".to_vec(), Value::Int(self.piece_length as i64));
+        d.insert(
+            b"piece length".to_vec(),
+            Value::Int(self.piece_length as i64),
+        );
         d.insert(b"pieces".to_vec(), Value::bytes(self.pieces.clone()));
         if self.private {
             d.insert(b"private".to_vec(), Value::Int(1));
@@ -80,13 +83,20 @@ impl Metainfo {
             top.insert(b"comment".to_vec(), Value::bytes(c.as_bytes()));
         }
         if !self.created_by.is_empty() {
-            top.insert(b"created by".to_vec(), Value::bytes(self.created_by.as_bytes()));
+            top.insert(
+                b"created by".to_vec(),
+                Value::bytes(self.created_by.as_bytes()),
+            );
         }
         if let Some(t) = self.creation_date {
             top.insert(b"creation date".to_vec(), Value::Int(t));
         }
         if !self.url_list.is_empty() {
-            let urls = self.url_list.iter().map(|u| Value::bytes(u.as_bytes())).collect();
+            let urls = self
+                .url_list
+                .iter()
+                .map(|u| Value::bytes(u.as_bytes()))
+                .collect();
             top.insert(b"url-list".to_vec(), Value::List(urls));
         }
 
@@ -134,7 +144,8 @@ mod tests {
     #[test]
     fn minimal_torrent_is_byte_exact() {
         let (bytes, _) = Metainfo::default().encode(&fixture_info());
-        let mut expected = b"d4:infod6:lengthi5e4:name5:a.bin12:piece lengthi16384e6:pieces20:".to_vec();
+        let mut expected =
+            b"d4:infod6:lengthi5e4:name5:a.bin12:piece lengthi16384e6:pieces20:".to_vec();
         expected.extend_from_slice(&[0xab; 20]);
         expected.extend_from_slice(b"ee");
         assert_eq!(bytes, expected);
@@ -143,7 +154,10 @@ mod tests {
     #[test]
     fn full_torrent_is_sorted_and_infohash_is_of_info_bytes() {
         let m = Metainfo {
-            announce: vec![vec!["http://t1/a".into()], vec!["http://t2/a".into(), "udp://t3:1".into()]],
+            announce: vec![
+                vec!["http://t1/a".into()],
+                vec!["http://t2/a".into(), "udp://t3:1".into()],
+            ],
             url_list: vec!["http://seed/b/a.bin".into()],
             comment: Some("hi".into()),
             created_by: "s3torrent/0.1.0".into(),
@@ -155,11 +169,20 @@ mod tests {
         let (bytes, hash) = m.encode(&info);
         // The strict decoder accepts only canonical (sorted) dictionaries.
         let v = bencode::decode(&bytes).unwrap();
-        assert_eq!(v.get("announce").unwrap().as_bytes().unwrap(), b"http://t1/a");
-        assert_eq!(v.get("creation date").unwrap().as_int(), Some(1_700_000_000));
+        assert_eq!(
+            v.get("announce").unwrap().as_bytes().unwrap(),
+            b"http://t1/a"
+        );
+        assert_eq!(
+            v.get("creation date").unwrap().as_int(),
+            Some(1_700_000_000)
+        );
         let info_v = v.get("info").unwrap();
         assert_eq!(info_v.get("private").unwrap().as_int(), Some(1));
-        assert_eq!(info_v.get("x-amz-key").unwrap().as_bytes().unwrap(), b"dir/a.bin");
+        assert_eq!(
+            info_v.get("x-amz-key").unwrap().as_bytes().unwrap(),
+            b"dir/a.bin"
+        );
         assert_eq!(hash, <[u8; 20]>::from(Sha1::digest(info_v.encode())));
         // Bencode re-encoding of the decoded value reproduces the file exactly.
         assert_eq!(v.encode(), bytes);

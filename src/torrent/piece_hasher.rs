@@ -74,7 +74,11 @@ mod tests {
                     h.update(c);
                 }
                 assert_eq!(h.total(), data.len() as u64);
-                assert_eq!(h.finish(), reference(&data, piece), "piece {piece} chunk {chunk}");
+                assert_eq!(
+                    h.finish(),
+                    reference(&data, piece),
+                    "piece {piece} chunk {chunk}"
+                );
             }
         }
     }
@@ -91,6 +95,9 @@ mod tests {
     fn known_digest() {
         let mut h = PieceHasher::new(16_384, 3);
         h.update(b"abc");
-        assert_eq!(hex::encode(h.finish()), "a9993e364706816aba3e25717850c26c9cd0d89d");
+        assert_eq!(
+            hex::encode(h.finish()),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
     }
 }

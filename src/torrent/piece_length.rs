@@ -89,7 +89,7 @@ mod tests {
         assert_eq!(auto.for_length(256 << 20), 256 * 1024);
         assert_eq!(auto.for_length(1 << 30), 512 * 1024);
         assert_eq!(auto.for_length(5 << 30), 1024 * 1024);
-        assert_eq!(auto.for_length(u64::MAX), 16 * 1024 << 10);
+        assert_eq!(auto.for_length(u64::MAX), (16 * 1024) << 10);
     }
 
     #[test]

@@ -11,16 +11,25 @@ use crate::harness::*;
 fn torrent_as(creds: (&str, &str), bucket: &str, key: &str, name: &str) -> Value {
     let env = env();
     let out = env.scratch("authz").join(format!("{name}.torrent"));
-    s3client(&env.sidecar_url(), creds, &["torrent", bucket, key, out.to_str().unwrap()])
+    s3client(
+        &env.sidecar_url(),
+        creds,
+        &["torrent", bucket, key, out.to_str().unwrap()],
+    )
 }
 
 fn error_of(v: &Value) -> (u64, String) {
-    let e = v.get("error").unwrap_or_else(|| panic!("expected an error, got {v}"));
+    let e = v
+        .get("error")
+        .unwrap_or_else(|| panic!("expected an error, got {v}"));
     assert!(
         e["request_id"].as_str().is_some_and(|id| !id.is_empty()),
         "error without request id: {v}"
     );
-    (e["status"].as_u64().unwrap(), e["code"].as_str().unwrap().to_string())
+    (
+        e["status"].as_u64().unwrap(),
+        e["code"].as_str().unwrap().to_string(),
+    )
 }
 
 fn setup() {
@@ -45,7 +54,11 @@ fn anonymous_gets_a_torrent_only_where_the_backend_serves_anonymous_reads() {
     assert_eq!(private.header("content-type"), Some("application/xml"));
     assert!(private.header("x-amz-request-id").is_some());
     // The sidecar's own (admin) credentials could read it: they must not have been used.
-    let direct = s3client(&env.backend_url(), ADMIN, &["get", "private", "authz/priv.bin", "/dev/null"]);
+    let direct = s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["get", "private", "authz/priv.bin", "/dev/null"],
+    );
     assert!(direct.get("error").is_none());
 }
 
@@ -61,9 +74,19 @@ fn signed_callers_with_and_without_read() {
 #[test]
 fn unknown_key_and_wrong_secret() {
     setup();
-    let unknown = torrent_as(("UNKNOWNKEY", "whatever"), "public", "authz/pub.bin", "unknown");
+    let unknown = torrent_as(
+        ("UNKNOWNKEY", "whatever"),
+        "public",
+        "authz/pub.bin",
+        "unknown",
+    );
     assert_eq!(error_of(&unknown), (403, "InvalidAccessKeyId".into()));
-    let wrong = torrent_as((READER.0, "not-the-secret"), "public", "authz/pub.bin", "wrong");
+    let wrong = torrent_as(
+        (READER.0, "not-the-secret"),
+        "public",
+        "authz/pub.bin",
+        "wrong",
+    );
     assert_eq!(error_of(&wrong), (403, "SignatureDoesNotMatch".into()));
 }
 
@@ -72,8 +95,11 @@ fn presigned_urls_valid_and_expired() {
     setup();
     let env = env();
     let url = |expires: &str| {
-        s3client(&env.sidecar_url(), READER, &["presign-torrent", "private", "authz/priv.bin", expires])
-            ["url"]
+        s3client(
+            &env.sidecar_url(),
+            READER,
+            &["presign-torrent", "private", "authz/priv.bin", expires],
+        )["url"]
             .as_str()
             .unwrap()
             .to_string()

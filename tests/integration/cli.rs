@@ -28,7 +28,11 @@ fn help_and_version() {
 fn check_config_accepts_the_shipped_file() {
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/s3torrent.toml");
     let out = s3torrent(&["check-config", shipped]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -38,14 +42,29 @@ fn bad_config_exits_64_naming_key_and_line_before_binding() {
     let port = free_ports(1)[0];
     let good = sidecar_config(1, port, free_ports(1)[0]);
     let cases = [
-        ("piece", good.replace("[torrent]\n", "[torrent]\npiece_length = 12345\n"), "piece_length"),
-        ("unknown", good.replace("[server]\n", "[server]\nlisten_addr = 1\n"), "listen_addr"),
-        ("type", good.replace("threads = 2", "threads = \"two\""), "threads"),
+        (
+            "piece",
+            good.replace("[torrent]\n", "[torrent]\npiece_length = 12345\n"),
+            "piece_length",
+        ),
+        (
+            "unknown",
+            good.replace("[server]\n", "[server]\nlisten_addr = 1\n"),
+            "listen_addr",
+        ),
+        (
+            "type",
+            good.replace("threads = 2", "threads = \"two\""),
+            "threads",
+        ),
     ];
     for (name, text, key) in cases {
         let path = dir.join(format!("{name}.toml"));
         std::fs::write(&path, &text).unwrap();
-        for args in [vec!["--config", path.to_str().unwrap()], vec!["check-config", path.to_str().unwrap()]] {
+        for args in [
+            vec!["--config", path.to_str().unwrap()],
+            vec!["check-config", path.to_str().unwrap()],
+        ] {
             let out = s3torrent(&args);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(64), "{name}: {err}");

@@ -12,20 +12,36 @@ fn assert_s3_error(r: &Response, status: u16, code: &str) {
     assert_eq!(r.s3_code().as_deref(), Some(code), "{}", r.text());
     assert_eq!(r.header("content-type"), Some("application/xml"));
     let id = r.header("x-amz-request-id").expect("x-amz-request-id");
-    assert!(r.text().contains(&format!("<RequestId>{id}</RequestId>")), "{}", r.text());
+    assert!(
+        r.text().contains(&format!("<RequestId>{id}</RequestId>")),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
 fn no_such_key_and_no_such_bucket() {
     let env = env();
-    assert_s3_error(&request(env.port, "GET", "/public/nope/missing.bin?torrent", &[]), 404, "NoSuchKey");
+    assert_s3_error(
+        &request(env.port, "GET", "/public/nope/missing.bin?torrent", &[]),
+        404,
+        "NoSuchKey",
+    );
     // The backend tells a missing bucket from a missing key to callers who may list it
     // (anonymous callers get 403 from SeaweedFS, as from S3).
     let out = env.scratch("nosuch").join("t.torrent");
-    let r = s3client(&env.sidecar_url(), READER, &["torrent", "no-such-bucket-x", "k", out.to_str().unwrap()]);
+    let r = s3client(
+        &env.sidecar_url(),
+        READER,
+        &["torrent", "no-such-bucket-x", "k", out.to_str().unwrap()],
+    );
     assert_eq!(r["error"]["status"], 404, "{r}");
     assert_eq!(r["error"]["code"], "NoSuchBucket", "{r}");
-    assert_eq!(r["error"]["request_id"].as_str().map(str::len), Some(16), "{r}");
+    assert_eq!(
+        r["error"]["request_id"].as_str().map(str::len),
+        Some(16),
+        "{r}"
+    );
     // HEAD: same status and headers, no body.
     let head = request(env.port, "HEAD", "/public/nope/missing.bin?torrent", &[]);
     assert_eq!(head.status, 404);
@@ -37,7 +53,12 @@ fn no_such_key_and_no_such_bucket() {
 fn write_methods_are_not_allowed() {
     let env = env();
     for method in ["PUT", "POST", "DELETE"] {
-        let r = request(env.port, method, "/public/x.bin?torrent", &[("Content-Length", "0")]);
+        let r = request(
+            env.port,
+            method,
+            "/public/x.bin?torrent",
+            &[("Content-Length", "0")],
+        );
         assert_s3_error(&r, 405, "MethodNotAllowed");
     }
 }
@@ -52,11 +73,14 @@ fn empty_object_and_object_over_the_limit() {
     assert!(r.text().contains("empty"), "{}", r.text());
 
     put_object("public", "lim/big.bin", &test_data(1001, 50), &dir);
-    let small_limit = extra_sidecar("limit-1000", |c| c.replace("max_object_size = 67108864", "max_object_size = 1000"));
+    let small_limit = extra_sidecar("limit-1000", |c| {
+        c.replace("max_object_size = 67108864", "max_object_size = 1000")
+    });
     let r = request(small_limit, "GET", "/public/lim/big.bin?torrent", &[]);
     assert_s3_error(&r, 400, "InvalidRequest");
     assert!(
-        r.text().contains("Torrent creation is not supported for objects larger than 1000"),
+        r.text()
+            .contains("Torrent creation is not supported for objects larger than 1000"),
         "{}",
         r.text()
     );
@@ -68,24 +92,56 @@ fn sse_c_objects_are_refused_with_a_reason() {
     let dir = env.scratch("ssec");
     let file = dir.join("s.bin");
     std::fs::write(&file, test_data(3000, 51)).unwrap();
-    let out = s3client(&env.backend_url(), ADMIN, &["put-ssec", "private", "ssec/s.bin", file.to_str().unwrap()]);
+    let out = s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["put-ssec", "private", "ssec/s.bin", file.to_str().unwrap()],
+    );
     assert!(out.get("error").is_none(), "{out}");
     let t = dir.join("s.torrent");
-    let r = s3client(&env.sidecar_url(), READER, &["torrent", "private", "ssec/s.bin", t.to_str().unwrap()]);
+    let r = s3client(
+        &env.sidecar_url(),
+        READER,
+        &["torrent", "private", "ssec/s.bin", t.to_str().unwrap()],
+    );
     assert_eq!(r["error"]["status"], 400, "{r}");
     assert_eq!(r["error"]["code"], "InvalidRequest", "{r}");
-    assert!(r["error"]["message"].as_str().unwrap().contains("SSE-C"), "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("SSE-C"),
+        "{r}"
+    );
 }
 
 #[test]
 fn malformed_requests_get_4xx() {
     let env = env();
-    assert_s3_error(&request(env.port, "GET", "/public/%zz?torrent", &[]), 400, "InvalidURI");
-    assert_s3_error(&request(env.port, "GET", "/public/k?torrent&torrent", &[]), 400, "InvalidArgument");
-    assert_s3_error(&request(env.port, "GET", "/public?torrent", &[]), 400, "InvalidRequest");
+    assert_s3_error(
+        &request(env.port, "GET", "/public/%zz?torrent", &[]),
+        400,
+        "InvalidURI",
+    );
+    assert_s3_error(
+        &request(env.port, "GET", "/public/k?torrent&torrent", &[]),
+        400,
+        "InvalidArgument",
+    );
+    assert_s3_error(
+        &request(env.port, "GET", "/public?torrent", &[]),
+        400,
+        "InvalidRequest",
+    );
     let long = format!("/public/{}?torrent", "k".repeat(1025));
-    assert_s3_error(&request(env.port, "GET", &long, &[]), 400, "KeyTooLongError");
-    let v2 = request(env.port, "GET", "/public/k?torrent", &[("Authorization", "AWS AKID:c2lnbmF0dXJl")]);
+    assert_s3_error(
+        &request(env.port, "GET", &long, &[]),
+        400,
+        "KeyTooLongError",
+    );
+    let v2 = request(
+        env.port,
+        "GET",
+        "/public/k?torrent",
+        &[("Authorization", "AWS AKID:c2lnbmF0dXJl")],
+    );
     assert_s3_error(&v2, 400, "InvalidRequest");
 }
 
@@ -94,26 +150,41 @@ fn too_many_generations_is_slow_down_with_retry_after() {
     let env = env();
     let dir = env.scratch("slowdown");
     for i in 0..4 {
-        put_object("public", &format!("slow/{i}.bin"), &test_data(24 * 1024 * 1024, 60 + i), &dir);
+        put_object(
+            "public",
+            &format!("slow/{i}.bin"),
+            &test_data(24 * 1024 * 1024, 60 + i),
+            &dir,
+        );
     }
     let port = extra_sidecar("slowdown", |c| {
         format!("{c}\n[limits]\nmax_concurrent_generations = 1\nmax_queued_generations = 0\n")
     });
     let handles: Vec<_> = (0..4)
-        .map(|i| std::thread::spawn(move || request(port, "GET", &format!("/public/slow/{i}.bin?torrent"), &[])))
+        .map(|i| {
+            std::thread::spawn(move || {
+                request(port, "GET", &format!("/public/slow/{i}.bin?torrent"), &[])
+            })
+        })
         .collect();
     let responses: Vec<Response> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let ok = responses.iter().filter(|r| r.status == 200).count();
     let slow: Vec<&Response> = responses.iter().filter(|r| r.status == 503).collect();
     assert!(ok >= 1, "at least the first generation completes");
-    assert!(!slow.is_empty(), "with one slot and no queue, concurrent cold requests are refused");
+    assert!(
+        !slow.is_empty(),
+        "with one slot and no queue, concurrent cold requests are refused"
+    );
     for r in slow {
         assert_s3_error(r, 503, "SlowDown");
         assert_eq!(r.header("retry-after"), Some("1"));
     }
     // Once the burst is over the same sidecar serves them all.
     for i in 0..4 {
-        assert_eq!(request(port, "GET", &format!("/public/slow/{i}.bin?torrent"), &[]).status, 200);
+        assert_eq!(
+            request(port, "GET", &format!("/public/slow/{i}.bin?torrent"), &[]).status,
+            200
+        );
     }
 }
 
@@ -124,8 +195,16 @@ fn unreachable_backend_is_503_for_torrents_and_pass_through() {
         let live = format!("http://127.0.0.1:{}", env().s3_port);
         c.replace(&live, &format!("http://127.0.0.1:{dead}"))
     });
-    assert_s3_error(&request(port, "GET", "/public/x.bin?torrent", &[]), 503, "ServiceUnavailable");
-    assert_s3_error(&request(port, "GET", "/public/x.bin", &[]), 503, "ServiceUnavailable");
+    assert_s3_error(
+        &request(port, "GET", "/public/x.bin?torrent", &[]),
+        503,
+        "ServiceUnavailable",
+    );
+    assert_s3_error(
+        &request(port, "GET", "/public/x.bin", &[]),
+        503,
+        "ServiceUnavailable",
+    );
 }
 
 /// A backend that answers HEAD correctly but breaks every GET off after 5000 of 100000
@@ -178,7 +257,11 @@ fn backend_breaking_off_mid_body_is_502_and_nothing_is_cached() {
     for attempt in 1..=2 {
         let r = request(port, "GET", "/b/k.bin?torrent", &[]);
         assert_s3_error(&r, 502, "InternalError");
-        assert_eq!(gets.load(Ordering::SeqCst), attempt, "each attempt re-reads: nothing was cached");
+        assert_eq!(
+            gets.load(Ordering::SeqCst),
+            attempt,
+            "each attempt re-reads: nothing was cached"
+        );
     }
     // The sidecar keeps serving.
     let health = request(port, "GET", "/b/k.bin?torrent", &[]);

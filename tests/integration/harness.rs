@@ -133,7 +133,9 @@ fn start() -> Env {
     DIRS.lock().unwrap().push(dir.clone());
 
     let s3_port = start_seaweed(&dir);
-    let [port, admin_port] = free_ports(2)[..] else { unreachable!() };
+    let [port, admin_port] = free_ports(2)[..] else {
+        unreachable!()
+    };
     let config_path = dir.join("s3torrent.toml");
     std::fs::write(&config_path, sidecar_config(s3_port, port, admin_port)).unwrap();
     start_sidecar(&config_path, &dir.join("sidecar.log"), port);
@@ -173,7 +175,12 @@ fn start_seaweed(dir: &Path) -> u16 {
     let mut cmd = Command::new("weed");
     cmd.arg("mini")
         .arg(format!("-dir={}", data.display()))
-        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-admin.ui=false", "-webdav=false"])
+        .args([
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-admin.ui=false",
+            "-webdav=false",
+        ])
         .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
         .arg(format!("-master.port={}", p[0]))
         .arg(format!("-master.port.grpc={}", p[1]))
@@ -201,7 +208,10 @@ fn start_seaweed(dir: &Path) -> u16 {
         if out.get("error").is_none() {
             break;
         }
-        assert!(Instant::now() < deadline, "SeaweedFS never became writable: {out}");
+        assert!(
+            Instant::now() < deadline,
+            "SeaweedFS never became writable: {out}"
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
     p[6]
@@ -253,10 +263,16 @@ max_object_size = 67108864
 /// returns its port.
 pub fn extra_sidecar(name: &str, tweak: impl Fn(String) -> String) -> u16 {
     let env = env();
-    let [port, admin_port] = free_ports(2)[..] else { unreachable!() };
+    let [port, admin_port] = free_ports(2)[..] else {
+        unreachable!()
+    };
     let dir = env.scratch(name);
     let config = dir.join("s3torrent.toml");
-    std::fs::write(&config, tweak(sidecar_config(env.s3_port, port, admin_port))).unwrap();
+    std::fs::write(
+        &config,
+        tweak(sidecar_config(env.s3_port, port, admin_port)),
+    )
+    .unwrap();
     start_sidecar(&config, &dir.join("sidecar.log"), port);
     port
 }
@@ -291,7 +307,10 @@ pub fn s3client(endpoint: &str, (ak, sk): (&str, &str), args: &[&str]) -> Value 
 /// The libtorrent checker needs Debian's python3-libtorrent, which lives beside the system
 /// interpreter; PyPI has no libtorrent wheel for every Python.
 pub fn check_torrent(torrent: &Path, data: &Path) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/check_torrent.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/clients/check_torrent.py"
+    );
     let python = ["/usr/bin/python3", "python3"]
         .into_iter()
         .find(|p| {
@@ -386,7 +405,14 @@ pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) 
         .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&raw)));
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -404,7 +430,11 @@ pub fn put_object(bucket: &str, key: &str, data: &[u8], scratch: &Path) -> Value
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let file = scratch.join(format!("upload-{n}"));
     std::fs::write(&file, data).unwrap();
-    let out = s3client(&env().backend_url(), ADMIN, &["put", bucket, key, file.to_str().unwrap()]);
+    let out = s3client(
+        &env().backend_url(),
+        ADMIN,
+        &["put", bucket, key, file.to_str().unwrap()],
+    );
     assert!(out.get("error").is_none(), "put {bucket}/{key}: {out}");
     out
 }

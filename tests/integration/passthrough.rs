@@ -11,15 +11,27 @@ fn upload_and_download_through_the_sidecar_are_byte_identical() {
     let data = test_data(3 * 1024 * 1024 + 5, 40);
     let src = dir.join("src.bin");
     std::fs::write(&src, &data).unwrap();
-    let put = s3client(&env.sidecar_url(), ADMIN, &["put", "private", "pass/a.bin", src.to_str().unwrap()]);
+    let put = s3client(
+        &env.sidecar_url(),
+        ADMIN,
+        &["put", "private", "pass/a.bin", src.to_str().unwrap()],
+    );
     assert!(put.get("error").is_none(), "{put}");
     let back = dir.join("back.bin");
-    let get = s3client(&env.sidecar_url(), ADMIN, &["get", "private", "pass/a.bin", back.to_str().unwrap()]);
+    let get = s3client(
+        &env.sidecar_url(),
+        ADMIN,
+        &["get", "private", "pass/a.bin", back.to_str().unwrap()],
+    );
     assert_eq!(get["etag"], put["etag"]);
     assert_eq!(std::fs::read(&back).unwrap(), data);
     // Also as stored: read it straight from the backend.
     let direct = dir.join("direct.bin");
-    s3client(&env.backend_url(), ADMIN, &["get", "private", "pass/a.bin", direct.to_str().unwrap()]);
+    s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["get", "private", "pass/a.bin", direct.to_str().unwrap()],
+    );
     assert_eq!(std::fs::read(&direct).unwrap(), data);
 }
 
@@ -30,10 +42,23 @@ fn multipart_upload_through_the_sidecar() {
     let data = test_data(12 * 1024 * 1024 + 3, 41);
     let src = dir.join("mp.bin");
     std::fs::write(&src, &data).unwrap();
-    let put = s3client(&env.sidecar_url(), ADMIN, &["put-multipart", "private", "pass/mp.bin", src.to_str().unwrap()]);
+    let put = s3client(
+        &env.sidecar_url(),
+        ADMIN,
+        &[
+            "put-multipart",
+            "private",
+            "pass/mp.bin",
+            src.to_str().unwrap(),
+        ],
+    );
     assert!(put["etag"].as_str().unwrap().contains('-'), "{put}");
     let back = dir.join("mp-back.bin");
-    s3client(&env.sidecar_url(), ADMIN, &["get", "private", "pass/mp.bin", back.to_str().unwrap()]);
+    s3client(
+        &env.sidecar_url(),
+        ADMIN,
+        &["get", "private", "pass/mp.bin", back.to_str().unwrap()],
+    );
     assert_eq!(std::fs::read(&back).unwrap(), data);
 }
 
@@ -47,7 +72,13 @@ fn ranged_get_through_the_sidecar() {
     let r = s3client(
         &env.sidecar_url(),
         ADMIN,
-        &["get", "private", "pass/range.bin", out.to_str().unwrap(), "bytes=1000-1999"],
+        &[
+            "get",
+            "private",
+            "pass/range.bin",
+            out.to_str().unwrap(),
+            "bytes=1000-1999",
+        ],
     );
     assert_eq!(r["content_range"], "bytes 1000-1999/100000");
     assert_eq!(std::fs::read(&out).unwrap(), &data[1000..2000]);
@@ -56,12 +87,20 @@ fn ranged_get_through_the_sidecar() {
 #[test]
 fn backend_errors_pass_through_unchanged() {
     let env = env();
-    for target in ["/private/pass/missing.bin", "/no-such-bucket/x", "/private/pass/missing.bin?torrents"] {
+    for target in [
+        "/private/pass/missing.bin",
+        "/no-such-bucket/x",
+        "/private/pass/missing.bin?torrents",
+    ] {
         let via = request(env.port, "GET", target, &[]);
         let direct = request(env.s3_port, "GET", target, &[]);
         assert_eq!(via.status, direct.status, "{target}");
         assert_eq!(via.s3_code(), direct.s3_code(), "{target}");
-        assert_eq!(via.header("content-type"), direct.header("content-type"), "{target}");
+        assert_eq!(
+            via.header("content-type"),
+            direct.header("content-type"),
+            "{target}"
+        );
         assert!(via.status >= 400);
     }
 }
@@ -74,7 +113,11 @@ fn aws_cli_copy_through_the_sidecar() {
     let src = dir.join("cli-src.bin");
     std::fs::write(&src, &data).unwrap();
     let cfg = dir.join("aws-config");
-    std::fs::write(&cfg, "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n",
+    )
+    .unwrap();
     let aws = |args: &[&str]| {
         let out = Command::new("aws")
             .args(["--endpoint-url", &env.sidecar_url(), "s3"])
@@ -87,7 +130,11 @@ fn aws_cli_copy_through_the_sidecar() {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .output()
             .unwrap();
-        assert!(out.status.success(), "aws s3 {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "aws s3 {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
     aws(&["cp", src.to_str().unwrap(), "s3://private/pass/cli.bin"]);
     let back = dir.join("cli-back.bin");

@@ -11,15 +11,25 @@ use crate::harness::*;
 /// Fetches `?torrent` anonymously with curl and checks it against `data` with libtorrent.
 fn curl_torrent(port: u16, bucket: &str, key: &str, data: &[u8], dir: &Path) -> (Value, Vec<u8>) {
     let torrent = dir.join(format!("{}.torrent", data.len()));
-    let url = format!("http://127.0.0.1:{port}/{bucket}/{}?torrent", encode_path(key));
+    let url = format!(
+        "http://127.0.0.1:{port}/{bucket}/{}?torrent",
+        encode_path(key)
+    );
     let out = Command::new("curl")
         .args(["-sS", "--fail-with-body", "-o"])
         .arg(&torrent)
         .arg(&url)
         .output()
         .expect("curl");
-    assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
-    (verify(&torrent, data, dir), std::fs::read(&torrent).unwrap())
+    assert!(
+        out.status.success(),
+        "curl {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        verify(&torrent, data, dir),
+        std::fs::read(&torrent).unwrap(),
+    )
 }
 
 fn verify(torrent: &Path, data: &[u8], dir: &Path) -> Value {
@@ -58,7 +68,12 @@ fn multipart_object_via_boto3_as_a_reader() {
     let put = s3client(
         &env.backend_url(),
         ADMIN,
-        &["put-multipart", "private", "mp/big.bin", file.to_str().unwrap()],
+        &[
+            "put-multipart",
+            "private",
+            "mp/big.bin",
+            file.to_str().unwrap(),
+        ],
     );
     let etag = put["etag"].as_str().unwrap();
     assert!(etag.contains('-'), "multipart ETag expected, got {etag}");
@@ -67,12 +82,21 @@ fn multipart_object_via_boto3_as_a_reader() {
     let out = s3client(
         &env.sidecar_url(),
         READER,
-        &["torrent", "private", "mp/big.bin", torrent.to_str().unwrap()],
+        &[
+            "torrent",
+            "private",
+            "mp/big.bin",
+            torrent.to_str().unwrap(),
+        ],
     );
     assert_eq!(out["status"], 200, "{out}");
     assert_eq!(out["headers"]["content-type"], "application/x-bittorrent");
     let check = verify(&torrent, &data, &dir);
-    assert_eq!(check["piece_length"], 64 * 1024, "auto piece length for 20 MiB");
+    assert_eq!(
+        check["piece_length"],
+        64 * 1024,
+        "auto piece length for 20 MiB"
+    );
     assert_eq!(check["pieces"], 321);
 }
 
@@ -84,7 +108,9 @@ fn versioned_object_by_version_id() {
     let v2_data = test_data(50_000, 2);
     let v1 = put_object("versioned", "doc.bin", &v1_data, &dir);
     put_object("versioned", "doc.bin", &v2_data, &dir);
-    let v1_id = v1["version_id"].as_str().expect("backend returned a version id");
+    let v1_id = v1["version_id"]
+        .as_str()
+        .expect("backend returned a version id");
 
     let target = format!("/versioned/doc.bin?versionId={v1_id}&torrent");
     let r = request(env.port, "GET", &target, &[]);
@@ -120,7 +146,12 @@ fn awkward_keys_spaces_utf8_plus_percent_slashes() {
     // `%2F` in the path is a slash in the key.
     let data = test_data(1234, 77);
     put_object("public", "keys/enc/slash.bin", &data, &dir);
-    let r = request(env.port, "GET", "/public/keys%2Fenc%2Fslash.bin?torrent", &[]);
+    let r = request(
+        env.port,
+        "GET",
+        "/public/keys%2Fenc%2Fslash.bin?torrent",
+        &[],
+    );
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
@@ -147,7 +178,10 @@ fn success_headers_head_and_conditional_get() {
     let get = request(env.port, "GET", target, &[]);
     assert_eq!(get.status, 200);
     assert_eq!(get.header("content-type"), Some("application/x-bittorrent"));
-    assert_eq!(get.header("content-length"), Some(get.body.len().to_string().as_str()));
+    assert_eq!(
+        get.header("content-length"),
+        Some(get.body.len().to_string().as_str())
+    );
     assert_eq!(
         get.header("content-disposition"),
         Some("attachment; filename=\"_ file.iso.torrent\"; filename*=UTF-8''%C3%BC%20file.iso.torrent")
@@ -160,10 +194,20 @@ fn success_headers_head_and_conditional_get() {
     let head = request(env.port, "HEAD", target, &[]);
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
-    for h in ["content-type", "content-length", "content-disposition", "etag", "last-modified"] {
+    for h in [
+        "content-type",
+        "content-length",
+        "content-disposition",
+        "etag",
+        "last-modified",
+    ] {
         assert_eq!(head.header(h), get.header(h), "{h}");
     }
-    assert_ne!(head.header("x-amz-request-id"), Some(id), "request ids are per request");
+    assert_ne!(
+        head.header("x-amz-request-id"),
+        Some(id),
+        "request ids are per request"
+    );
 
     let cached = request(env.port, "GET", target, &[("If-None-Match", &etag)]);
     assert_eq!(cached.status, 304);
@@ -203,9 +247,18 @@ fn aws_cli_get_object_torrent_and_determinism_across_replicas() {
     put_object("public", "cli/file.bin", &data, &dir);
     let out_file = dir.join("cli.torrent");
     let cfg = dir.join("aws-config");
-    std::fs::write(&cfg, "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n",
+    )
+    .unwrap();
     let out = Command::new("aws")
-        .args(["--endpoint-url", &env.sidecar_url(), "s3api", "get-object-torrent"])
+        .args([
+            "--endpoint-url",
+            &env.sidecar_url(),
+            "s3api",
+            "get-object-torrent",
+        ])
         .args(["--bucket", "public", "--key", "cli/file.bin"])
         .arg(&out_file)
         .env("AWS_ACCESS_KEY_ID", READER.0)
@@ -216,7 +269,11 @@ fn aws_cli_get_object_torrent_and_determinism_across_replicas() {
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .output()
         .expect("aws CLI");
-    assert!(out.status.success(), "aws: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "aws: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     verify(&out_file, &data, &dir);
 
     // A second sidecar (another replica, empty cache) produces the same bytes.
@@ -235,7 +292,13 @@ fn request_payer_header_is_accepted() {
     let out = s3client(
         &env.sidecar_url(),
         READER,
-        &["torrent", "private", "payer/x.bin", t.to_str().unwrap(), "RequestPayer=requester"],
+        &[
+            "torrent",
+            "private",
+            "payer/x.bin",
+            t.to_str().unwrap(),
+            "RequestPayer=requester",
+        ],
     );
     assert_eq!(out["status"], 200, "{out}");
     verify(&t, &data, &dir);
