@@ -199,3 +199,77 @@ fn unavailable(message: &str) -> S3Error {
         "{message}. Please retry; the torrent was not generated."
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, Secret};
+
+    fn upstream() -> Upstream {
+        let config = Config::from_toml(
+            "[upstream]\nendpoint = \"http://127.0.0.1:9000\"\naccess_key_id = \"SIDECAR\"\nsecret_access_key = \"s\"\n",
+            |_| None,
+        )
+        .unwrap();
+        Upstream::new(&config.upstream)
+    }
+
+    fn object(key: &str, version: Option<&str>) -> ObjectRef {
+        ObjectRef {
+            bucket: "b".into(),
+            key: key.into(),
+            version_id: version.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn paths_are_byte_exact_and_versions_travel() {
+        let u = upstream();
+        let r = u
+            .build_request(
+                "GET",
+                &object("a/../b c+ü", Some("v+1")),
+                &Identity::Anonymous,
+                &[],
+            )
+            .unwrap();
+        assert_eq!(r.uri.to_string(), "/b/a/../b%20c%2B%C3%BC?versionId=v%2B1");
+        assert_eq!(r.headers["host"], "127.0.0.1:9000");
+        assert!(
+            r.headers.get("authorization").is_none(),
+            "anonymous stays unsigned"
+        );
+    }
+
+    #[test]
+    fn forwarded_headers_are_sent_and_signed_as_the_caller() {
+        let u = upstream();
+        let caller = Identity::Caller {
+            access_key_id: "CALLER",
+            secret_access_key: "secret",
+        };
+        let headers = [
+            ("x-amz-expected-bucket-owner", "123456789012"),
+            ("x-amz-request-payer", "requester"),
+        ];
+        let r = u
+            .build_request("HEAD", &object("k", None), &caller, &headers)
+            .unwrap();
+        assert_eq!(r.headers["x-amz-expected-bucket-owner"], "123456789012");
+        assert_eq!(r.headers["x-amz-request-payer"], "requester");
+        let auth = r.headers["authorization"].to_str().unwrap();
+        assert!(
+            auth.starts_with("AWS4-HMAC-SHA256 Credential=CALLER/"),
+            "{auth}"
+        );
+        assert!(
+            auth.contains("x-amz-expected-bucket-owner") && auth.contains("x-amz-request-payer"),
+            "{auth}"
+        );
+        let sidecar = u
+            .build_request("GET", &object("k", None), &Identity::Sidecar, &[])
+            .unwrap();
+        let auth = sidecar.headers["authorization"].to_str().unwrap();
+        assert!(auth.contains("Credential=SIDECAR/"), "{auth}");
+    }
+}

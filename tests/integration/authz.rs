@@ -127,3 +127,43 @@ fn presigned_urls_valid_and_expired() {
     let r = request(env.port, "GET", &tampered, &[]);
     assert_eq!(r.s3_code().as_deref(), Some("SignatureDoesNotMatch"));
 }
+
+/// A correctly signed request replayed 20 minutes later (past S3's 15-minute window).
+#[test]
+fn replayed_signature_past_the_skew_is_refused() {
+    setup();
+    let env = env();
+    let host = format!("127.0.0.1:{}", env.port);
+    let target = "/private/authz/priv.bin?torrent";
+    let sign_at = |when: std::time::SystemTime| {
+        let headers = vec![
+            ("host".to_string(), host.clone()),
+            (
+                "x-amz-content-sha256".to_string(),
+                s3torrent::signing::EMPTY_SHA256.to_string(),
+            ),
+        ];
+        let key = s3torrent::signing::SigningKey {
+            access_key_id: READER.0,
+            secret_access_key: READER.1,
+            region: "us-east-1",
+        };
+        let url = format!("http://{host}{target}");
+        let mut all = headers.clone();
+        all.extend(s3torrent::signing::sign_headers(&key, "GET", &url, &headers, when).unwrap());
+        all
+    };
+    let send = |headers: Vec<(String, String)>| {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        request(env.port, "GET", target, &h)
+    };
+    assert_eq!(send(sign_at(std::time::SystemTime::now())).status, 200);
+    let stale = send(sign_at(
+        std::time::SystemTime::now() - Duration::from_secs(20 * 60),
+    ));
+    assert_eq!(stale.status, 403);
+    assert_eq!(stale.s3_code().as_deref(), Some("RequestTimeTooSkewed"));
+}

@@ -303,3 +303,16 @@ fn request_payer_header_is_accepted() {
     assert_eq!(out["status"], 200, "{out}");
     verify(&t, &data, &dir);
 }
+
+#[test]
+fn longest_key_s3_allows() {
+    let env = env();
+    let dir = env.scratch("longkey");
+    // 1024 bytes: five 200-byte segments (backends cap a segment at 255) and a tail.
+    let key = format!("{}/{}", vec!["s".repeat(200); 5].join("/"), "e".repeat(19));
+    assert_eq!(key.len(), 1024);
+    let data = test_data(3000, 14);
+    put_object("public", &key, &data, &dir);
+    let (check, _) = curl_torrent(env.port, "public", &key, &data, &dir);
+    assert_eq!(check["name"], "e".repeat(19));
+}
