@@ -203,7 +203,7 @@ fn unavailable(message: &str) -> S3Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Config, Secret};
+    use crate::config::Config;
 
     fn upstream() -> Upstream {
         let config = Config::from_toml(
