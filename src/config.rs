@@ -212,6 +212,12 @@ pub struct LimitsConfig {
     /// Generations allowed to wait for a slot; past that, 503 SlowDown.
     #[serde(default = "default_max_queued")]
     pub max_queued_generations: usize,
+    /// Ranged GETs, aligned to piece boundaries, used to read one large object.
+    #[serde(default = "default_fetch_streams")]
+    pub fetch_streams: usize,
+    /// Objects smaller than this are read with one GET.
+    #[serde(default = "default_parallel_fetch_min_bytes")]
+    pub parallel_fetch_min_bytes: u64,
 }
 
 impl Default for LimitsConfig {
@@ -219,6 +225,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_concurrent_generations: default_max_generations(),
             max_queued_generations: default_max_queued(),
+            fetch_streams: default_fetch_streams(),
+            parallel_fetch_min_bytes: default_parallel_fetch_min_bytes(),
         }
     }
 }
@@ -229,6 +237,14 @@ fn default_max_generations() -> usize {
 
 fn default_max_queued() -> usize {
     64
+}
+
+fn default_fetch_streams() -> usize {
+    4
+}
+
+fn default_parallel_fetch_min_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 
 /// The embedded filesystem-backed S3 backend (cargo feature `demo`), for trying the sidecar
@@ -409,6 +425,11 @@ impl Config {
         if self.limits.max_concurrent_generations == 0 {
             return Err(ConfigError(
                 "key `limits.max_concurrent_generations` must be at least 1".into(),
+            ));
+        }
+        if self.limits.fetch_streams == 0 {
+            return Err(ConfigError(
+                "key `limits.fetch_streams` must be at least 1".into(),
             ));
         }
         if self.server.listen == self.admin.listen {

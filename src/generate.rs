@@ -1,7 +1,13 @@
-//! Fetch → hash → encode: streams the object from the backend, with the sidecar's own
+//! Fetch → hash → encode: streams the object from the backend with the sidecar's own
 //! credentials and `If-Match` on the ETag the caller was authorized against, through SHA-1
-//! piece hashing on a blocking thread, and encodes the torrent. Memory is a few chunks plus
-//! 20 bytes per piece, whatever the object's size.
+//! piece hashing off the async runtime, and encodes the torrent.
+//!
+//! Large objects are read as several ranged GETs aligned to piece boundaries, each hashed
+//! on its own blocking thread: pieces are independent, so the ranges' hash lists simply
+//! concatenate. Memory per generation is bounded by `streams × HASH_QUEUE_CHUNKS` chunks
+//! plus 20 bytes per piece, whatever the object's size.
+
+use std::ops::Range;
 
 use bytes::Bytes;
 use sha1::{Digest, Sha1};
@@ -13,7 +19,7 @@ use crate::s3_error::S3Error;
 use crate::torrent::{Info, Metainfo, PieceHasher};
 use crate::upstream::{Identity, Upstream};
 
-/// Chunks in flight between the network reader and the hashing thread.
+/// Chunks (≤ 64 KiB each) in flight between one network reader and its hashing thread.
 const HASH_QUEUE_CHUNKS: usize = 16;
 
 /// What the authorization probe learned about the object.
@@ -47,117 +53,219 @@ impl Torrent {
     }
 }
 
-pub async fn generate(
-    upstream: &Upstream,
-    config: &TorrentConfig,
-    object: &ObjectRef,
-    facts: &ObjectFacts,
-    forwarded: &[(&str, &str)],
-) -> Result<Torrent, S3Error> {
-    let mut headers: Vec<(&str, &str)> = vec![("if-match", facts.etag.as_str())];
-    headers.extend_from_slice(forwarded);
-    let mut response = upstream
-        .send("GET", object, &Identity::Sidecar, &headers)
+/// How an object is read: how many ranged GETs at most, and from what size on.
+#[derive(Debug, Clone, Copy)]
+pub struct FetchPlan {
+    pub streams: usize,
+    pub min_parallel_bytes: u64,
+}
+
+pub struct Generation<'a> {
+    pub upstream: &'a Upstream,
+    pub config: &'a TorrentConfig,
+    pub plan: FetchPlan,
+    pub object: &'a ObjectRef,
+    pub facts: &'a ObjectFacts,
+    pub forwarded: &'a [(&'a str, &'a str)],
+}
+
+impl Generation<'_> {
+    pub async fn run(&self) -> Result<Torrent, S3Error> {
+        let piece_length = self.config.piece_length.for_length(self.facts.length);
+        let ranges = piece_ranges(self.facts.length, piece_length, self.plan);
+        let whole = ranges.len() == 1;
+        let hashed = futures_util::future::try_join_all(
+            ranges
+                .into_iter()
+                .map(|r| self.fetch_and_hash(r, piece_length, whole)),
+        )
         .await?;
-    match response.status() {
-        200 => {}
-        // The object was overwritten between the authorization probe and this fetch.
-        412 => return Err(changed()),
-        s if s >= 500 => {
-            return Err(S3Error::service_unavailable(format!(
-                "The backend answered {s} while the object was fetched. Please retry."
-            )))
-        }
-        404 => {
-            return Err(S3Error::new(404, "NoSuchKey", "The specified key does not exist."))
-        }
-        s => {
-            return Err(S3Error::bad_gateway(format!(
-                "The backend refused the sidecar's own read of the object ({s}); check [upstream] credentials."
-            )))
-        }
+        Ok(self.encode(piece_length, hashed.concat()))
     }
-    // Backends that ignore If-Match still report the ETag of what they send.
-    if response.header_str("etag").is_some_and(|e| e != facts.etag) {
+
+    async fn fetch_and_hash(
+        &self,
+        range: Range<u64>,
+        piece_length: u64,
+        whole: bool,
+    ) -> Result<Vec<u8>, S3Error> {
+        let range_header = format!("bytes={}-{}", range.start, range.end - 1);
+        let mut headers: Vec<(&str, &str)> = vec![("if-match", self.facts.etag.as_str())];
+        if !whole {
+            headers.push(("range", range_header.as_str()));
+        }
+        headers.extend_from_slice(self.forwarded);
+        let mut response = self
+            .upstream
+            .send("GET", self.object, &Identity::Sidecar, &headers)
+            .await?;
+        let expected_status = if whole { 200 } else { 206 };
+        if response.status() != expected_status {
+            let status = response.status();
+            response.finish().await;
+            return Err(fetch_refused(status));
+        }
+        // Backends that ignore If-Match still report the ETag of what they send.
+        if response
+            .header_str("etag")
+            .is_some_and(|e| e != self.facts.etag)
+        {
+            response.finish().await;
+            return Err(changed());
+        }
+
+        let expected = range.end - range.start;
+        let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE_CHUNKS);
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut h = PieceHasher::new(piece_length, expected);
+            while let Some(chunk) = rx.blocking_recv() {
+                h.update(&chunk);
+            }
+            (h.total(), h.finish())
+        });
+        let mut received: u64 = 0;
+        let read: Result<(), S3Error> = async {
+            while let Some(chunk) = response.chunk().await? {
+                received += chunk.len() as u64;
+                if received > expected {
+                    return Err(S3Error::bad_gateway(
+                        "The backend sent more bytes than the object's length.",
+                    ));
+                }
+                tx.send(chunk)
+                    .await
+                    .map_err(|_| internal("the hashing thread stopped"))?;
+            }
+            Ok(())
+        }
+        .await;
+        drop(tx);
+        let (total, pieces) = hasher
+            .await
+            .map_err(|e| internal(&format!("hashing failed: {e}")))?;
+        read?;
         response.finish().await;
-        return Err(changed());
-    }
-
-    let piece_length = config.piece_length.for_length(facts.length);
-    let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE_CHUNKS);
-    let expected = facts.length;
-    let hasher = tokio::task::spawn_blocking(move || {
-        let mut h = PieceHasher::new(piece_length, expected);
-        while let Some(chunk) = rx.blocking_recv() {
-            h.update(&chunk);
+        if total != expected {
+            return Err(S3Error::bad_gateway(format!(
+                "The backend sent {total} of {expected} bytes. Please retry."
+            )));
         }
-        (h.total(), h.finish())
-    });
-
-    let mut received: u64 = 0;
-    let read: Result<(), S3Error> = async {
-        while let Some(chunk) = response.chunk().await? {
-            received += chunk.len() as u64;
-            if received > expected {
-                return Err(S3Error::bad_gateway(
-                    "The backend sent more bytes than the object's length.",
-                ));
-            }
-            if tx.send(chunk).await.is_err() {
-                return Err(S3Error::new(
-                    500,
-                    "InternalError",
-                    "The hashing thread stopped.",
-                ));
-            }
-        }
-        Ok(())
-    }
-    .await;
-    drop(tx);
-    let (total, pieces) = hasher
-        .await
-        .map_err(|e| S3Error::new(500, "InternalError", format!("hashing failed: {e}")))?;
-    read?;
-    response.finish().await;
-    if total != expected {
-        return Err(S3Error::bad_gateway(format!(
-            "The backend sent {total} of {expected} bytes. Please retry."
-        )));
+        Ok(pieces)
     }
 
-    let info = Info {
-        name: Info::name_for_key(&object.bucket, &object.key),
-        length: facts.length,
-        piece_length,
-        pieces,
-        private: config.private,
-        s3_location: config
-            .s3_info_keys
-            .then(|| (object.bucket.clone(), object.key.clone())),
+    fn encode(&self, piece_length: u64, pieces: Vec<u8>) -> Torrent {
+        let (object, config) = (self.object, self.config);
+        let info = Info {
+            name: Info::name_for_key(&object.bucket, &object.key),
+            length: self.facts.length,
+            piece_length,
+            pieces,
+            private: config.private,
+            s3_location: config
+                .s3_info_keys
+                .then(|| (object.bucket.clone(), object.key.clone())),
+        };
+        let meta = Metainfo {
+            announce: config
+                .announce
+                .iter()
+                .map(|tier| tier.iter().map(|u| u.0.clone()).collect())
+                .collect(),
+            url_list: Vec::new(),
+            comment: config.comment.clone(),
+            created_by: concat!("s3torrent/", env!("CARGO_PKG_VERSION")).to_string(),
+            creation_date: self
+                .facts
+                .last_modified
+                .as_deref()
+                .and_then(|lm| httpdate::parse_http_date(lm).ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs() as i64),
+        };
+        let (bytes, info_hash) = meta.encode(&info);
+        Torrent::new(bytes, info_hash, self.facts.last_modified.clone())
+    }
+}
+
+/// Splits `[0, length)` into at most `plan.streams` ranges that start on piece boundaries.
+pub fn piece_ranges(length: u64, piece_length: u64, plan: FetchPlan) -> Vec<Range<u64>> {
+    let pieces = length.div_ceil(piece_length);
+    let streams = if length < plan.min_parallel_bytes {
+        1
+    } else {
+        (plan.streams.max(1) as u64).min(pieces)
     };
-    let meta = Metainfo {
-        announce: config
-            .announce
-            .iter()
-            .map(|tier| tier.iter().map(|u| u.0.clone()).collect())
-            .collect(),
-        url_list: Vec::new(),
-        comment: config.comment.clone(),
-        created_by: concat!("s3torrent/", env!("CARGO_PKG_VERSION")).to_string(),
-        creation_date: facts
-            .last_modified
-            .as_deref()
-            .and_then(|lm| httpdate::parse_http_date(lm).ok())
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map(|d| d.as_secs() as i64),
-    };
-    let (bytes, info_hash) = meta.encode(&info);
-    Ok(Torrent::new(bytes, info_hash, facts.last_modified.clone()))
+    let pieces_per_stream = pieces.div_ceil(streams);
+    (0..streams)
+        .map(|i| {
+            let start = i * pieces_per_stream * piece_length;
+            let end = ((i + 1) * pieces_per_stream * piece_length).min(length);
+            start..end
+        })
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+fn fetch_refused(status: u16) -> S3Error {
+    match status {
+        // The object was overwritten between the authorization probe and this fetch.
+        412 => changed(),
+        s if s >= 500 => S3Error::service_unavailable(format!(
+            "The backend answered {s} while the object was fetched. Please retry."
+        )),
+        404 => S3Error::new(404, "NoSuchKey", "The specified key does not exist."),
+        s => S3Error::bad_gateway(format!(
+            "The backend refused the sidecar's own read of the object ({s}); check [upstream] credentials."
+        )),
+    }
 }
 
 fn changed() -> S3Error {
     S3Error::service_unavailable(
         "The object changed while its torrent was being generated. Please retry.",
     )
+}
+
+fn internal(message: &str) -> S3Error {
+    S3Error::new(500, "InternalError", message.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(streams: usize) -> FetchPlan {
+        FetchPlan {
+            streams,
+            min_parallel_bytes: 1000,
+        }
+    }
+
+    #[test]
+    fn ranges_cover_the_object_on_piece_boundaries() {
+        for (length, piece, streams) in [
+            (10_000u64, 100u64, 4usize),
+            (10_001, 100, 3),
+            (250, 100, 8),
+            (100, 100, 4),
+        ] {
+            let ranges = piece_ranges(length, piece, plan(streams));
+            assert!(ranges.len() <= streams);
+            assert_eq!(ranges.first().unwrap().start, 0);
+            assert_eq!(ranges.last().unwrap().end, length);
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].end, w[1].start);
+            }
+            for r in &ranges {
+                assert_eq!(r.start % piece, 0, "{length} {piece} {streams}: {ranges:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_objects_stay_one_get() {
+        assert_eq!(piece_ranges(999, 100, plan(4)), vec![0..999]);
+        assert_eq!(piece_ranges(1000, 100, plan(4)).len(), 4);
+        assert_eq!(piece_ranges(1000, 100, plan(1)), vec![0..1000]);
+    }
 }

@@ -1,15 +1,16 @@
 //! One `?torrent` request, after routing and signature verification:
 //! authorize (ask the backend as the caller) → cache → generate → response.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::cache::{CacheKey, TorrentCache};
 use crate::config::Config;
-use crate::generate::{generate, ObjectFacts, Torrent};
+use crate::generate::{FetchPlan, Generation, ObjectFacts, Torrent};
 use crate::route::{ObjectRef, TorrentRequest};
 use crate::s3_error::{parse_upstream_error, S3Error};
 use crate::sigv4::Caller;
@@ -32,7 +33,12 @@ pub struct TorrentService {
     generation_slots: Semaphore,
     /// Generations running or waiting for a slot.
     generations_admitted: AtomicUsize,
+    /// Single-flight: one generation per cache key, whoever else asks waits for it.
+    flights: Mutex<HashMap<CacheKey, Flight>>,
 }
+
+type FlightResult = Result<Arc<Torrent>, S3Error>;
+type Flight = watch::Receiver<Option<FlightResult>>;
 
 /// Caller request headers that travel with the sidecar's requests on the caller's behalf.
 pub struct Forwarded(pub Vec<(&'static str, String)>);
@@ -50,6 +56,7 @@ impl TorrentService {
             cache: TorrentCache::new(config.cache.max_bytes),
             generation_slots: Semaphore::new(config.limits.max_concurrent_generations),
             generations_admitted: AtomicUsize::new(0),
+            flights: Mutex::new(HashMap::new()),
             config,
         }
     }
@@ -59,7 +66,7 @@ impl TorrentService {
     }
 
     pub async fn handle(
-        &self,
+        self: &Arc<Self>,
         request: &TorrentRequest,
         caller: &Caller,
         forwarded: &Forwarded,
@@ -79,44 +86,104 @@ impl TorrentService {
         let torrent = match self.cache.get(&key) {
             Some(t) => t,
             None => {
-                let t = Arc::new(self.generate_bounded(object, &facts, forwarded).await?);
-                self.cache.insert(key, t.clone());
-                t
+                self.join_or_start_flight(key, object, &facts, forwarded)
+                    .await?
             }
         };
         Ok(reply(object, &torrent, &facts, if_none_match))
     }
 
-    /// Generation reads a whole object: cap how many run, and how many may wait, so a burst
-    /// of cold requests turns into 503 SlowDown instead of unbounded backend load.
-    async fn generate_bounded(
-        &self,
+    /// Single-flight: the first request for an uncached key starts the generation as its
+    /// own task, so a caller that disconnects cancels nothing; later requests for the same
+    /// key wait for that task's result. The result goes into the cache before the flight is
+    /// removed, so a newcomer finds one or the other. Failures are reported to every waiter
+    /// and cached nowhere.
+    async fn join_or_start_flight(
+        self: &Arc<Self>,
+        key: CacheKey,
         object: &ObjectRef,
         facts: &ObjectFacts,
         forwarded: &Forwarded,
-    ) -> Result<Torrent, S3Error> {
+    ) -> FlightResult {
+        let mut flight = {
+            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+            match flights.get(&key) {
+                Some(existing) => existing.clone(),
+                None => {
+                    let admission = self.admit()?;
+                    let (tx, rx) = watch::channel(None);
+                    flights.insert(key.clone(), rx.clone());
+                    let service = self.clone();
+                    let (object, facts) = (object.clone(), facts.clone());
+                    let forwarded = Forwarded(forwarded.0.clone());
+                    tokio::spawn(async move {
+                        let result = service
+                            .generate_admitted(admission, &object, &facts, &forwarded)
+                            .await
+                            .map(Arc::new);
+                        if let Ok(t) = &result {
+                            service.cache.insert(key.clone(), t.clone());
+                        }
+                        service
+                            .flights
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&key);
+                        let _ = tx.send(Some(result));
+                    });
+                    rx
+                }
+            }
+        };
+        let outcome = flight
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| internal("the generation task ended without a result"))?
+            .clone();
+        outcome.unwrap_or_else(|| Err(internal("the generation task ended without a result")))
+    }
+
+    /// Generations read whole objects: cap how many run and how many may wait, so a burst
+    /// of cold requests turns into 503 SlowDown instead of unbounded backend load.
+    fn admit(self: &Arc<Self>) -> Result<Admission, S3Error> {
         let limits = &self.config.limits;
         let cap = limits.max_concurrent_generations + limits.max_queued_generations;
         let admitted = self.generations_admitted.fetch_add(1, Ordering::SeqCst);
-        let _admission = Admission(&self.generations_admitted);
+        let admission = Admission(self.clone());
         if admitted >= cap {
             return Err(
                 S3Error::new(503, "SlowDown", "Please reduce your request rate.")
                     .with_header("retry-after", "1"),
             );
         }
+        Ok(admission)
+    }
+
+    async fn generate_admitted(
+        &self,
+        _admission: Admission,
+        object: &ObjectRef,
+        facts: &ObjectFacts,
+        forwarded: &Forwarded,
+    ) -> Result<Torrent, S3Error> {
         let _slot = self
             .generation_slots
             .acquire()
             .await
             .map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
-        generate(
-            &self.upstream,
-            &self.config.torrent,
+        let limits = &self.config.limits;
+        Generation {
+            upstream: &self.upstream,
+            config: &self.config.torrent,
+            plan: FetchPlan {
+                streams: limits.fetch_streams,
+                min_parallel_bytes: limits.parallel_fetch_min_bytes,
+            },
             object,
             facts,
-            &forwarded.as_pairs(),
-        )
+            forwarded: &forwarded.as_pairs(),
+        }
+        .run()
         .await
     }
 
@@ -213,14 +280,17 @@ impl TorrentService {
     }
 }
 
-/// Releases an admission when the generation ends, however it ends (including when the
-/// caller's future is dropped).
-struct Admission<'a>(&'a AtomicUsize);
+/// Releases an admission when the generation ends, however it ends.
+struct Admission(Arc<TorrentService>);
 
-impl Drop for Admission<'_> {
+impl Drop for Admission {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.generations_admitted.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+fn internal(message: &str) -> S3Error {
+    S3Error::new(500, "InternalError", message.to_string())
 }
 
 fn facts_from(head: &UpstreamResponse<'_>) -> Result<ObjectFacts, S3Error> {

@@ -21,6 +21,9 @@ pub const DOMAIN: &str = "s3.test";
 
 pub struct Env {
     pub s3_port: u16,
+    /// SeaweedFS's Prometheus port: its per-bucket byte counters are an independent count
+    /// of what the sidecar read.
+    pub weed_metrics_port: u16,
     pub port: u16,
     pub admin_port: u16,
     pub dir: PathBuf,
@@ -132,7 +135,7 @@ fn start() -> Env {
     std::fs::create_dir_all(&dir).unwrap();
     DIRS.lock().unwrap().push(dir.clone());
 
-    let s3_port = start_seaweed(&dir);
+    let (s3_port, weed_metrics_port) = start_seaweed(&dir);
     let [port, admin_port] = free_ports(2)[..] else {
         unreachable!()
     };
@@ -142,12 +145,22 @@ fn start() -> Env {
 
     let env = Env {
         s3_port,
+        weed_metrics_port,
         port,
         admin_port,
         dir,
     };
     let backend = env.backend_url();
-    for bucket in ["public", "private", "versioned"] {
+    for bucket in [
+        "public",
+        "private",
+        "versioned",
+        "flight",
+        "gone",
+        "par",
+        "cache",
+        "evict",
+    ] {
         let out = s3client(&backend, ADMIN, &["mkbucket", bucket]);
         assert!(out.get("error").is_none(), "mkbucket {bucket}: {out}");
     }
@@ -156,7 +169,7 @@ fn start() -> Env {
     env
 }
 
-fn start_seaweed(dir: &Path) -> u16 {
+fn start_seaweed(dir: &Path) -> (u16, u16) {
     let identities = serde_json::json!({"identities": [
         {"name": "admin", "credentials": [{"accessKey": ADMIN.0, "secretKey": ADMIN.1}],
          "actions": ["Admin", "Read", "List", "Tagging", "Write"]},
@@ -164,7 +177,7 @@ fn start_seaweed(dir: &Path) -> u16 {
          "actions": ["Read", "List"]},
         {"name": "noread", "credentials": [{"accessKey": NOREAD.0, "secretKey": NOREAD.1}],
          "actions": ["List", "Write:public"]},
-        {"name": "anonymous", "actions": ["Read:public", "Read:versioned"]}
+        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict"]}
     ]});
     let ids = dir.join("identities.json");
     std::fs::write(&ids, identities.to_string()).unwrap();
@@ -214,7 +227,7 @@ fn start_seaweed(dir: &Path) -> u16 {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    p[6]
+    (p[6], p[11])
 }
 
 pub fn sidecar_config(s3_port: u16, port: u16, admin_port: u16) -> String {
@@ -352,6 +365,17 @@ pub fn test_data(size: usize, seed: u64) -> Vec<u8> {
     }
     out.truncate(size);
     out
+}
+
+/// Body bytes SeaweedFS has sent from `bucket` so far (HEAD requests count zero). Tests
+/// that count use a bucket of their own: tests run concurrently.
+pub fn bucket_bytes_sent(bucket: &str) -> u64 {
+    let r = request(env().weed_metrics_port, "GET", "/metrics", &[]);
+    let needle = format!("SeaweedFS_s3_bucket_traffic_sent_bytes_total{{bucket=\"{bucket}\"}} ");
+    r.text()
+        .lines()
+        .find_map(|l| l.strip_prefix(needle.as_str()))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 
 pub struct Response {

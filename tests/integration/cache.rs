@@ -1,0 +1,213 @@
+//! Cache, single-flight and parallel fetch, counted with SeaweedFS's own per-bucket byte
+//! counters (an independent witness of what the sidecar read).
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::harness::*;
+
+#[test]
+fn a_cache_hit_never_touches_the_object_bytes() {
+    let env = env();
+    let dir = env.scratch("cache-hit");
+    let data = test_data(2 * 1024 * 1024, 70);
+    put_object("cache", "hit.bin", &data, &dir);
+    let before = bucket_bytes_sent("cache");
+    let first = request(env.port, "GET", "/cache/hit.bin?torrent", &[]);
+    assert_eq!(first.status, 200);
+    let after_miss = bucket_bytes_sent("cache");
+    assert_eq!(
+        after_miss - before,
+        data.len() as u64,
+        "a miss reads the object once"
+    );
+    for _ in 0..3 {
+        let again = request(env.port, "GET", "/cache/hit.bin?torrent", &[]);
+        assert_eq!(again.body, first.body);
+    }
+    assert_eq!(bucket_bytes_sent("cache"), after_miss, "hits read nothing");
+}
+
+#[test]
+fn eviction_is_by_bytes() {
+    let env = env();
+    let dir = env.scratch("cache-evict");
+    // Each entry weighs ~1.7 KB (64 pieces × 20 bytes, the rest of the torrent, the key and
+    // per-entry overhead); a 4000-byte budget holds two, not three.
+    let objects: Vec<Vec<u8>> = (0..3).map(|i| test_data(1024 * 1024, 80 + i)).collect();
+    for (i, d) in objects.iter().enumerate() {
+        put_object("evict", &format!("{i}.bin"), d, &dir);
+    }
+    let port = extra_sidecar("evict", |c| format!("{c}\n[cache]\nmax_bytes = 4000\n"));
+    let get = |i: usize| {
+        assert_eq!(
+            request(port, "GET", &format!("/evict/{i}.bin?torrent"), &[]).status,
+            200
+        )
+    };
+    let read = |f: &dyn Fn()| {
+        let before = bucket_bytes_sent("evict");
+        f();
+        bucket_bytes_sent("evict") - before
+    };
+    let mib = 1024 * 1024;
+    assert_eq!(read(&|| get(0)), mib);
+    assert_eq!(read(&|| get(1)), mib);
+    assert_eq!(read(&|| get(0)), 0, "0 is cached (and now most recent)");
+    assert_eq!(read(&|| get(2)), mib, "2 evicts the least recent, 1");
+    assert_eq!(read(&|| get(0)), 0, "0 survived");
+    assert_eq!(read(&|| get(1)), mib, "1 was evicted");
+}
+
+#[test]
+fn concurrent_cold_requests_read_the_object_once() {
+    let env = env();
+    let dir = env.scratch("flight");
+    let data = test_data(32 * 1024 * 1024, 90);
+    put_object("flight", "one.bin", &data, &dir);
+    let before = bucket_bytes_sent("flight");
+    let port = env.port;
+    let handles: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(move || request(port, "GET", "/flight/one.bin?torrent", &[])))
+        .collect();
+    let bodies: Vec<Vec<u8>> = handles
+        .into_iter()
+        .map(|h| {
+            let r = h.join().unwrap();
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.body
+        })
+        .collect();
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "all callers get identical bytes"
+    );
+    assert_eq!(
+        bucket_bytes_sent("flight") - before,
+        data.len() as u64,
+        "exactly one upstream read"
+    );
+}
+
+#[test]
+fn a_waiter_that_disconnects_cancels_nothing() {
+    let env = env();
+    let dir = env.scratch("flight-disconnect");
+    let data = test_data(48 * 1024 * 1024, 91);
+    put_object("gone", "gone.bin", &data, &dir);
+    let before = bucket_bytes_sent("gone");
+    {
+        let mut s = TcpStream::connect(("127.0.0.1", env.port)).unwrap();
+        s.write_all(b"GET /gone/gone.bin?torrent HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    } // the first caller hangs up mid-generation
+    std::thread::sleep(Duration::from_millis(50));
+    let r = request(env.port, "GET", "/gone/gone.bin?torrent", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        bucket_bytes_sent("gone") - before,
+        data.len() as u64,
+        "the second caller joined the first generation (or hit its cached result)"
+    );
+}
+
+#[test]
+fn parallel_ranged_fetch_gives_the_same_torrent() {
+    let env = env();
+    let dir = env.scratch("parallel");
+    let data = test_data(9 * 1024 * 1024 + 12_345, 92);
+    put_object("par", "par.bin", &data, &dir);
+    let single = extra_sidecar("single-stream", |c| {
+        format!("{c}\n[limits]\nfetch_streams = 1\n")
+    });
+    let multi = extra_sidecar("multi-stream", |c| {
+        format!("{c}\n[limits]\nfetch_streams = 3\nparallel_fetch_min_bytes = 1048576\n")
+    });
+    let before = bucket_bytes_sent("par");
+    let a = request(single, "GET", "/par/par.bin?torrent", &[]);
+    let b = request(multi, "GET", "/par/par.bin?torrent", &[]);
+    assert_eq!(a.status, 200);
+    assert_eq!(b.status, 200, "{}", b.text());
+    assert_eq!(a.body, b.body);
+    assert_eq!(
+        bucket_bytes_sent("par") - before,
+        2 * data.len() as u64,
+        "ranges do not overlap"
+    );
+    let t = dir.join("par.torrent");
+    std::fs::write(&t, &b.body).unwrap();
+    let file = dir.join("par.bin");
+    std::fs::write(&file, &data).unwrap();
+    let check = check_torrent(&t, &file);
+    assert_eq!(check["bad_pieces"], serde_json::json!([]), "{check}");
+}
+
+/// A backend that answers HEAD, then stalls a GET briefly and breaks it off: a failure that
+/// lands while several callers wait on one generation.
+fn failing_backend() -> (u16, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let gets = Arc::new(AtomicUsize::new(0));
+    let counter = gets.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let counter = counter.clone();
+            std::thread::spawn(move || serve_failing(stream, &counter));
+        }
+    });
+    (port, gets)
+}
+
+fn serve_failing(stream: TcpStream, gets: &AtomicUsize) {
+    use std::io::{BufRead, BufReader};
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+        }
+        let head = "HTTP/1.1 200 OK\r\nETag: \"f\"\r\nContent-Length: 1000000\r\n\r\n";
+        let _ = out.write_all(head.as_bytes());
+        if line.starts_with("GET") {
+            gets.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = out.write_all(&[1u8; 1000]);
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_failed_flight_is_reported_to_every_waiter_and_not_cached() {
+    let (fake, gets) = failing_backend();
+    let port = extra_sidecar("failing-flight", |c| {
+        let live = format!("http://127.0.0.1:{}", env().s3_port);
+        c.replace(&live, &format!("http://127.0.0.1:{fake}"))
+    });
+    let handles: Vec<_> = (0..5)
+        .map(|_| std::thread::spawn(move || request(port, "GET", "/b/k?torrent", &[])))
+        .collect();
+    for h in handles {
+        let r = h.join().unwrap();
+        assert_eq!(r.status, 502, "{}", r.text());
+        assert_eq!(r.s3_code().as_deref(), Some("InternalError"));
+    }
+    assert_eq!(
+        gets.load(Ordering::SeqCst),
+        1,
+        "one flight for five callers"
+    );
+    assert_eq!(request(port, "GET", "/b/k?torrent", &[]).status, 502);
+    assert_eq!(gets.load(Ordering::SeqCst), 2, "the failure was not cached");
+}
