@@ -1,17 +1,28 @@
-//! `cargo bench`: ratios measured side by side in one run against a real SeaweedFS on
-//! loopback (absolute times on shared machines mean little; ratios do).
+//! `cargo bench`: the benchmark suite, against a real SeaweedFS on loopback. Every figure is a
+//! ratio of two things measured side by side in the same run (median of rounds, alternating),
+//! because these machines are shared and noisy: absolute times mean little.
 //!
-//! 1. cold `?torrent` of a 1 GiB object ÷ plain GET of it through the sidecar;
-//! 2. cold `?torrent` ÷ `mktorrent -t 2` on a page-cached local copy (if mktorrent exists).
+//! Sections (`BENCH_ONLY=cold,hit,pass,rss,coalesce` to pick; default all):
+//! - `cold`: cold `?torrent` of a 1 GiB object ÷ plain GET through the sidecar (goal ≤ 1.10),
+//!   and ÷ `mktorrent -t 2` on a page-cached local copy (goal ≤ 1.5);
+//! - `hit`: cache-hit `?torrent` req/s ÷ proxied `HEAD` req/s of the same object (wrk; ≥ 0.9);
+//! - `pass`: 1 KiB GET req/s through the sidecar ÷ through nginx as a reverse proxy (≥ 1.0),
+//!   and 1 GiB GET throughput through the sidecar ÷ direct (≥ 0.95);
+//! - `rss`: peak RSS generating a 4 GiB object ÷ a 256 MiB one (≈ 1.0);
+//! - `coalesce`: 100 concurrent cold requests for one object → bytes read upstream ÷ size (1).
 //!
-//! Environment: `BENCH_SIZE_MIB` (default 1024), `BENCH_ROUNDS` (default 5).
+//! Environment: `BENCH_SIZE_MIB` (cold/pass object, default 1024), `BENCH_ROUNDS` (5),
+//! `BENCH_WRK_SECS` (5), `BENCH_RSS_BIG_MIB` (4096). Needs curl, wrk, nginx, mktorrent
+//! (`apt-get install wrk nginx-light mktorrent`); a missing tool skips its figure, saying so.
 
 #[allow(dead_code)]
 #[path = "../tests/integration/harness.rs"]
 mod harness;
 
+use std::io::Write;
+use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use harness::*;
 
@@ -20,6 +31,13 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 fn curl_seconds(url: &str) -> f64 {
@@ -41,47 +59,131 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
-    // `cargo bench` passes `--bench`; ignore libtest-style arguments.
-    let size_mib = env_or("BENCH_SIZE_MIB", 1024);
-    let rounds = env_or("BENCH_ROUNDS", 5);
-    let env = env();
-    let dir = env.scratch("bench");
-    let data = test_data(size_mib << 20, 1);
-    let local = dir.join("object.bin");
-    std::fs::write(&local, &data).unwrap();
-    drop(data);
+fn ratios(a: &[f64], b: &[f64]) -> f64 {
+    median(a.iter().zip(b).map(|(x, y)| x / y).collect())
+}
+
+/// Writes `mib` MiB of test data to `path` without holding it all in memory.
+fn write_data(path: &Path, mib: usize, seed: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..mib {
+        f.write_all(&test_data(1 << 20, seed * 1_000_003 + i as u64))
+            .unwrap();
+    }
+}
+
+fn upload(bucket: &str, key: &str, file: &Path) {
     let put = s3client(
-        &env.backend_url(),
+        &env().backend_url(),
         ADMIN,
-        &[
-            "put-multipart",
-            "public",
-            "bench/object.bin",
-            local.to_str().unwrap(),
-        ],
+        &["put-multipart", bucket, key, file.to_str().unwrap()],
     );
     assert!(put.get("error").is_none(), "{put}");
+}
 
-    // Cache off, so every `?torrent` is a cold generation; S3's own size limit.
-    let port = extra_sidecar("bench-sidecar", |c| {
+/// A sidecar with the cache off (every `?torrent` cold) and S3's own size limit.
+fn cold_sidecar(name: &str) -> (u16, u32) {
+    extra_sidecar_with_pid(name, |c| {
         let c = c.replace("max_object_size = 67108864", "max_object_size = 5368709120");
         format!("{c}\n[cache]\nmax_bytes = 0\n")
-    });
+    })
+}
+
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(url: &str, secs: usize, method: &str) -> Wrk {
+    let dir = env().scratch("wrk");
+    let script = dir.join(format!("{method}.lua"));
+    std::fs::write(&script, format!("wrk.method = \"{method}\"\n")).unwrap();
+    let out = Command::new("wrk")
+        .args(["-t2", "-c32", &format!("-d{secs}s"), "--latency", "-s"])
+        .arg(&script)
+        .arg(url)
+        .output()
+        .expect("wrk");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!text.contains("Non-2xx"), "wrk {url} saw errors:\n{text}");
+    let field = |prefix: &str| -> f64 {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} in wrk output:\n{text}"));
+        let v = line[prefix.len()..].trim();
+        let (num, unit): (String, String) =
+            v.chars().partition(|c| c.is_ascii_digit() || *c == '.');
+        let n: f64 = num.parse().unwrap();
+        match unit.trim() {
+            "us" => n / 1000.0,
+            "s" => n * 1000.0,
+            _ => n, // ms, or a plain rate
+        }
+    };
+    Wrk {
+        rps: field("Requests/sec:"),
+        p50_ms: field("50%"),
+        p99_ms: field("99%"),
+    }
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024.0
+}
+
+fn main() {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "cold,hit,pass,rss,coalesce".into());
+    let run = |s: &str| only.split(',').any(|o| o.trim() == s);
+    let env = env();
+    println!("s3torrent benchmark suite (SeaweedFS on loopback; ratios of medians, same run)");
+    let size_mib = env_or("BENCH_SIZE_MIB", 1024);
+    let big = env.scratch("bench").join("object.bin");
+    if run("cold") || run("pass") {
+        write_data(&big, size_mib, 1);
+        upload("public", "bench/object.bin", &big);
+    }
+    if run("cold") {
+        bench_cold(&big, size_mib);
+    }
+    if run("hit") {
+        bench_hit();
+    }
+    if run("pass") {
+        bench_pass(size_mib);
+    }
+    if run("rss") {
+        bench_rss();
+    }
+    if run("coalesce") {
+        bench_coalesce();
+    }
+}
+
+fn bench_cold(local: &Path, size_mib: usize) {
+    let rounds = env_or("BENCH_ROUNDS", 5);
+    let (port, _) = cold_sidecar("bench-cold");
     let base = format!("http://127.0.0.1:{port}/public/bench/object.bin");
     let torrent_url = format!("{base}?torrent");
-    curl_seconds(&base); // warm the backend's own caches once, for both sides alike
-
-    let mktorrent = Command::new("mktorrent").arg("-h").output().is_ok();
+    curl_seconds(&base); // warm the backend once, for both sides alike
+    let mktorrent = have("mktorrent");
     let (mut get, mut cold, mut mk) = (Vec::new(), Vec::new(), Vec::new());
-    for round in 1..=rounds {
+    for _ in 0..rounds {
         get.push(curl_seconds(&base));
         cold.push(curl_seconds(&torrent_url));
         if mktorrent {
-            let out = dir.join("mk.torrent");
+            let out = env().scratch("bench").join("mk.torrent");
             let _ = std::fs::remove_file(&out);
             let t = Instant::now();
-            let status = Command::new("mktorrent")
+            let ok = Command::new("mktorrent")
                 .args([
                     "-t",
                     "2",
@@ -92,47 +194,228 @@ fn main() {
                     "-o",
                 ])
                 .arg(&out)
-                .arg(&local)
+                .arg(local)
                 .output()
                 .unwrap()
-                .status;
-            assert!(status.success());
+                .status
+                .success();
+            assert!(ok);
             mk.push(t.elapsed().as_secs_f64());
         }
-        eprintln!(
-            "round {round}: GET {:.3}s  cold ?torrent {:.3}s{}",
-            get[round - 1],
-            cold[round - 1],
-            mk.last()
-                .map_or(String::new(), |m| format!("  mktorrent -t 2 {m:.3}s"))
-        );
-        std::thread::sleep(Duration::from_millis(200));
     }
     let mib = size_mib as f64;
-    let (g, c) = (median(get.clone()), median(cold.clone()));
-    let ratios: Vec<f64> = cold.iter().zip(&get).map(|(c, g)| c / g).collect();
-    println!("object: {size_mib} MiB, {rounds} rounds, medians");
+    println!("\n[cold] {size_mib} MiB object, {rounds} rounds");
     println!(
-        "  plain GET through sidecar : {g:.3} s ({:.0} MiB/s)",
-        mib / g
+        "  plain GET through sidecar   {:.3} s  ({:.0} MiB/s)",
+        median(get.clone()),
+        mib / median(get.clone())
     );
     println!(
-        "  cold ?torrent             : {c:.3} s ({:.0} MiB/s)",
-        mib / c
+        "  cold ?torrent               {:.3} s  ({:.0} MiB/s)",
+        median(cold.clone()),
+        mib / median(cold.clone())
     );
     println!(
-        "  ratio cold ?torrent / GET : {:.3} (median of per-round ratios; goal <= 1.10)",
-        median(ratios)
+        "  ratio cold ?torrent / GET   {:.3}   (goal <= 1.10)",
+        ratios(&cold, &get)
     );
     if mktorrent {
-        let m = median(mk.clone());
-        let r: Vec<f64> = cold.iter().zip(&mk).map(|(c, m)| c / m).collect();
-        println!("  mktorrent -t 2 (page cache): {m:.3} s");
+        println!("  mktorrent -t 2, page cache  {:.3} s", median(mk.clone()));
         println!(
-            "  ratio cold ?torrent / mktorrent : {:.3} (goal <= 1.5)",
-            median(r)
+            "  ratio cold ?torrent / mktorrent  {:.3}   (goal <= 1.5)",
+            ratios(&cold, &mk)
         );
     } else {
-        println!("  mktorrent not installed: ratio 2 skipped");
+        println!("  mktorrent not installed: that ratio is skipped");
     }
+}
+
+fn bench_hit() {
+    if !have("wrk") {
+        println!("\n[hit] wrk not installed: skipped");
+        return;
+    }
+    let secs = env_or("BENCH_WRK_SECS", 5);
+    let rounds = env_or("BENCH_ROUNDS", 5).min(3);
+    let file = env().scratch("bench").join("hit.bin");
+    write_data(&file, 16, 2);
+    upload("public", "bench/hit.bin", &file);
+    let port = env().port;
+    let url = format!("http://127.0.0.1:{port}/public/bench/hit.bin");
+    curl_seconds(&format!("{url}?torrent")); // fill the cache
+    let (mut hit, mut head) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        hit.push(wrk(&format!("{url}?torrent"), secs, "GET"));
+        head.push(wrk(&url, secs, "HEAD"));
+    }
+    let rps = |v: &[Wrk]| v.iter().map(|w| w.rps).collect::<Vec<_>>();
+    let pct = |v: &[Wrk], f: fn(&Wrk) -> f64| median(v.iter().map(f).collect());
+    println!("\n[hit] wrk -t2 -c32 -d{secs}s, {rounds} rounds each");
+    println!(
+        "  cache-hit ?torrent   {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms",
+        median(rps(&hit)),
+        pct(&hit, |w| w.p50_ms),
+        pct(&hit, |w| w.p99_ms)
+    );
+    println!(
+        "  proxied HEAD         {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms",
+        median(rps(&head)),
+        pct(&head, |w| w.p50_ms),
+        pct(&head, |w| w.p99_ms)
+    );
+    println!(
+        "  ratio hit / HEAD     {:.3}   (goal >= 0.9)",
+        ratios(&rps(&hit), &rps(&head))
+    );
+}
+
+/// nginx as a plain reverse proxy to the same backend, with upstream keep-alive.
+fn start_nginx() -> u16 {
+    let dir = env().scratch("nginx");
+    let port = free_ports(1)[0];
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off;\nuser root;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
+             fastcgi_temp_path {d}/fcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
+             upstream s3 {{ server 127.0.0.1:{s3}; keepalive 64; }}\n\
+             server {{ listen 127.0.0.1:{port};\n  location / {{ proxy_pass http://s3; proxy_http_version 1.1;\n\
+             proxy_set_header Connection \"\"; proxy_set_header Host $http_host; }} }}\n}}\n",
+            d = dir.display(),
+            s3 = env().s3_port,
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new("nginx");
+    cmd.arg("-c").arg(&conf).arg("-p").arg(&dir);
+    let child = spawn_guarded(cmd);
+    register_child(child);
+    wait_for_port(port, "nginx", &dir.join("error.log"));
+    port
+}
+
+fn bench_pass(size_mib: usize) {
+    let rounds = env_or("BENCH_ROUNDS", 5);
+    let secs = env_or("BENCH_WRK_SECS", 5);
+    let env = env();
+    let small = env.scratch("bench").join("1k.bin");
+    std::fs::write(&small, test_data(1024, 3)).unwrap();
+    let put = s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["put", "public", "bench/1k.bin", small.to_str().unwrap()],
+    );
+    assert!(put.get("error").is_none(), "{put}");
+    println!("\n[pass]");
+    if have("wrk") && have("nginx") {
+        let nginx = start_nginx();
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..rounds.min(3) {
+            ours.push(
+                wrk(
+                    &format!("http://127.0.0.1:{}/public/bench/1k.bin", env.port),
+                    secs,
+                    "GET",
+                )
+                .rps,
+            );
+            theirs.push(
+                wrk(
+                    &format!("http://127.0.0.1:{nginx}/public/bench/1k.bin"),
+                    secs,
+                    "GET",
+                )
+                .rps,
+            );
+        }
+        println!(
+            "  1 KiB GET via sidecar  {:>8.0} req/s",
+            median(ours.clone())
+        );
+        println!(
+            "  1 KiB GET via nginx    {:>8.0} req/s",
+            median(theirs.clone())
+        );
+        println!(
+            "  ratio sidecar / nginx  {:.3}   (goal >= 1.0)",
+            ratios(&ours, &theirs)
+        );
+    } else {
+        println!("  wrk or nginx not installed: the 1 KiB ratio is skipped");
+    }
+    let via = format!("http://127.0.0.1:{}/public/bench/object.bin", env.port);
+    let direct = format!("http://127.0.0.1:{}/public/bench/object.bin", env.s3_port);
+    curl_seconds(&direct);
+    let (mut v, mut d) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        v.push(curl_seconds(&via));
+        d.push(curl_seconds(&direct));
+    }
+    let mib = size_mib as f64;
+    println!(
+        "  {size_mib} MiB GET via sidecar  {:.0} MiB/s",
+        mib / median(v.clone())
+    );
+    println!(
+        "  {size_mib} MiB GET direct       {:.0} MiB/s",
+        mib / median(d.clone())
+    );
+    println!(
+        "  throughput ratio via / direct  {:.3}   (goal >= 0.95)",
+        ratios(&d, &v)
+    );
+}
+
+fn bench_rss() {
+    let big_mib = env_or("BENCH_RSS_BIG_MIB", 4096);
+    let mut peaks = Vec::new();
+    for (mib, name) in [(256, "rss-small.bin"), (big_mib, "rss-big.bin")] {
+        let file = env().scratch("bench").join(name);
+        write_data(&file, mib, 4);
+        upload("public", &format!("bench/{name}"), &file);
+        let _ = std::fs::remove_file(&file);
+        let (port, pid) = cold_sidecar(&format!("bench-{name}"));
+        let idle = peak_rss_mib(pid);
+        curl_seconds(&format!(
+            "http://127.0.0.1:{port}/public/bench/{name}?torrent"
+        ));
+        let peak = peak_rss_mib(pid);
+        println!("\n[rss] {mib} MiB object: peak RSS {peak:.1} MiB (idle {idle:.1} MiB)");
+        peaks.push(peak);
+    }
+    println!(
+        "  ratio peak RSS {big_mib} MiB / 256 MiB  {:.3}   (goal ~ 1.0, < 64 MiB + cache)",
+        peaks[1] / peaks[0]
+    );
+}
+
+fn bench_coalesce() {
+    let file = env().scratch("bench").join("coalesce.bin");
+    let mib = 64;
+    write_data(&file, mib, 5);
+    upload("flight", "bench/coalesce.bin", &file);
+    let port = env().port;
+    let before = bucket_bytes_sent("flight");
+    let handles: Vec<_> = (0..100)
+        .map(|_| {
+            std::thread::spawn(move || {
+                request(port, "GET", "/flight/bench/coalesce.bin?torrent", &[]).status
+            })
+        })
+        .collect();
+    let ok = handles
+        .into_iter()
+        .filter(|_| true)
+        .map(|h| h.join().unwrap())
+        .filter(|s| *s == 200)
+        .count();
+    let read = bucket_bytes_sent("flight") - before;
+    println!("\n[coalesce] 100 concurrent cold requests, {mib} MiB object: {ok} x 200");
+    println!(
+        "  bytes read upstream / object size  {:.3}   (goal 1)",
+        read as f64 / (mib << 20) as f64
+    );
 }

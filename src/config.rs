@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::torrent::PieceLength;
 
@@ -15,7 +15,7 @@ pub const DEFAULT_PATH: &str = "config/s3torrent.toml";
 pub const ENV_UPSTREAM_ACCESS_KEY_ID: &str = "S3TORRENT_UPSTREAM_ACCESS_KEY_ID";
 pub const ENV_UPSTREAM_SECRET_ACCESS_KEY: &str = "S3TORRENT_UPSTREAM_SECRET_ACCESS_KEY";
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -32,10 +32,12 @@ pub struct Config {
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
     pub demo: DemoConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     #[serde(default = "default_listen")]
@@ -46,6 +48,10 @@ pub struct ServerConfig {
     /// Worker threads for the proxy; 0 means one per core.
     #[serde(default)]
     pub threads: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM (Kubernetes sends SIGKILL 30 s
+    /// after SIGTERM by default, so the default leaves room).
+    #[serde(default = "default_grace_period")]
+    pub grace_period: u64,
 }
 
 impl Default for ServerConfig {
@@ -54,15 +60,20 @@ impl Default for ServerConfig {
             listen: default_listen(),
             domains: Vec::new(),
             threads: 0,
+            grace_period: default_grace_period(),
         }
     }
+}
+
+fn default_grace_period() -> u64 {
+    25
 }
 
 fn default_listen() -> SocketAddr {
     "127.0.0.1:8080".parse().unwrap()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     #[serde(default = "default_admin_listen")]
@@ -81,7 +92,7 @@ fn default_admin_listen() -> SocketAddr {
     "127.0.0.1:9090".parse().unwrap()
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     pub endpoint: Endpoint,
@@ -92,6 +103,12 @@ pub struct UpstreamConfig {
     pub access_key_id: String,
     #[serde(default)]
     pub secret_access_key: Secret,
+    /// Alternatives to the inline values: a file (a mounted Kubernetes Secret) whose
+    /// content, without a trailing newline, is the value.
+    #[serde(default)]
+    pub access_key_id_file: Option<PathBuf>,
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
     /// Seconds to wait for the backend to connect, answer, or send the next body chunk.
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
@@ -105,7 +122,7 @@ fn default_timeout_secs() -> u64 {
     30
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// Callers whose SigV4 signatures the sidecar can verify.
@@ -113,11 +130,29 @@ pub struct AuthConfig {
     pub credentials: Vec<Credential>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Credential {
     pub access_key_id: String,
+    #[serde(default)]
     pub secret_access_key: Secret,
+    /// Read the secret from this file instead (a mounted Kubernetes Secret).
+    #[serde(default)]
+    pub secret_access_key_file: Option<PathBuf>,
+    /// Read the secret from this environment variable instead.
+    #[serde(default)]
+    pub secret_access_key_env: Option<String>,
+}
+
+impl Credential {
+    pub fn new(access_key_id: impl Into<String>, secret_access_key: impl Into<String>) -> Self {
+        Credential {
+            access_key_id: access_key_id.into(),
+            secret_access_key: Secret::new(secret_access_key),
+            secret_access_key_file: None,
+            secret_access_key_env: None,
+        }
+    }
 }
 
 /// A secret string that never shows in `Debug` output (and so never in logs).
@@ -139,13 +174,20 @@ impl Secret {
     }
 }
 
+/// The effective configuration shows that a secret is set, never what it is.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
+}
+
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("<redacted>")
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct TorrentConfig {
     #[serde(default)]
@@ -183,7 +225,7 @@ fn default_max_object_size() -> u64 {
     5_368_709_120
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// Upper bound on the bytes of cached torrents.
@@ -203,7 +245,7 @@ fn default_cache_bytes() -> u64 {
     64 * 1024 * 1024
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
     /// Torrent generations (object reads) running at once.
@@ -247,9 +289,40 @@ fn default_parallel_fetch_min_bytes() -> u64 {
     64 * 1024 * 1024
 }
 
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `warn,s3torrent=debug`); `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_log_level() -> String {
+    "info".to_string()
+}
+
 /// The embedded filesystem-backed S3 backend (cargo feature `demo`), for trying the sidecar
 /// with no external service. It listens on `[upstream] endpoint`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct DemoConfig {
     #[serde(default)]
@@ -261,6 +334,12 @@ pub struct DemoConfig {
 /// A base domain for virtual-hosted-style addressing, stored lower-case without a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Domain(pub String);
+
+impl Serialize for Domain {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
 
 impl<'de> Deserialize<'de> for Domain {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -311,6 +390,12 @@ impl Endpoint {
     }
 }
 
+impl Serialize for Endpoint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.url())
+    }
+}
+
 impl<'de> Deserialize<'de> for Endpoint {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -344,6 +429,12 @@ fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TrackerUrl(pub String);
 
+impl Serialize for TrackerUrl {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for TrackerUrl {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
@@ -358,6 +449,12 @@ impl<'de> Deserialize<'de> for TrackerUrl {
         }
         Ok(TrackerUrl(s))
     }
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError(format!("key `{key}`: cannot read {}: {e}", path.display())))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 #[derive(Debug)]
@@ -385,14 +482,51 @@ impl Config {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError(e.to_string()))?;
-        if let Some(v) = env(ENV_UPSTREAM_ACCESS_KEY_ID) {
-            config.upstream.access_key_id = v;
-        }
-        if let Some(v) = env(ENV_UPSTREAM_SECRET_ACCESS_KEY) {
-            config.upstream.secret_access_key = Secret::new(v);
-        }
+        config.resolve_secrets(&env)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// Fills secrets from their files and environment variables; the environment wins over
+    /// a file, a file over the inline value.
+    fn resolve_secrets(
+        &mut self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let up = &mut self.upstream;
+        if let Some(path) = &up.access_key_id_file {
+            up.access_key_id = read_secret_file("upstream.access_key_id_file", path)?;
+        }
+        if let Some(path) = &up.secret_access_key_file {
+            up.secret_access_key =
+                Secret::new(read_secret_file("upstream.secret_access_key_file", path)?);
+        }
+        if let Some(v) = env(ENV_UPSTREAM_ACCESS_KEY_ID) {
+            up.access_key_id = v;
+        }
+        if let Some(v) = env(ENV_UPSTREAM_SECRET_ACCESS_KEY) {
+            up.secret_access_key = Secret::new(v);
+        }
+        for (i, c) in self.auth.credentials.iter_mut().enumerate() {
+            if let Some(path) = &c.secret_access_key_file {
+                let key = format!("auth.credentials[{i}].secret_access_key_file");
+                c.secret_access_key = Secret::new(read_secret_file(&key, path)?);
+            }
+            if let Some(name) = &c.secret_access_key_env {
+                let v = env(name).ok_or_else(|| {
+                    ConfigError(format!(
+                        "key `auth.credentials[{i}].secret_access_key_env`: environment variable {name} is not set"
+                    ))
+                })?;
+                c.secret_access_key = Secret::new(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration in force, as TOML, with every secret replaced by `<redacted>`.
+    pub fn effective_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -531,6 +665,39 @@ secret_access_key = "SK"
     }
 
     #[test]
+    fn secrets_from_files_and_env() {
+        let dir = std::env::temp_dir().join(format!("s3t-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sk"), "from-file\n").unwrap();
+        let text = format!(
+            "[upstream]\nendpoint = \"http://h:1\"\naccess_key_id = \"AK\"\nsecret_access_key_file = \"{0}/sk\"\n\
+             [[auth.credentials]]\naccess_key_id = \"C1\"\nsecret_access_key_file = \"{0}/sk\"\n\
+             [[auth.credentials]]\naccess_key_id = \"C2\"\nsecret_access_key_env = \"C2_SECRET\"\n",
+            dir.display()
+        );
+        let env = |k: &str| (k == "C2_SECRET").then(|| "from-env".to_string());
+        let c = Config::from_toml(&text, env).unwrap();
+        assert_eq!(c.upstream.secret_access_key.expose(), "from-file");
+        assert_eq!(
+            c.auth.credentials[0].secret_access_key.expose(),
+            "from-file"
+        );
+        assert_eq!(c.auth.credentials[1].secret_access_key.expose(), "from-env");
+
+        let e = Config::from_toml(&text, |_| None).unwrap_err().0;
+        assert!(
+            e.contains("auth.credentials[1].secret_access_key_env"),
+            "{e}"
+        );
+        let e = parse(&text.replace("/sk", "/missing")).unwrap_err().0;
+        assert!(
+            e.contains("upstream.secret_access_key_file") && e.contains("missing"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn endpoint_forms() {
         assert_eq!(
             parse_endpoint("https://s3.example.com").unwrap(),
@@ -557,6 +724,24 @@ secret_access_key = "SK"
         assert!(parse(&format!("{MINIMAL}[torrent]\nannounce = [[]]\n")).is_err());
         let dup = "[[auth.credentials]]\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\n";
         assert!(parse(&format!("{MINIMAL}{dup}{dup}")).is_err());
+    }
+
+    #[test]
+    fn effective_config_round_trips_and_redacts_secrets() {
+        let c = parse(&format!(
+            "{MINIMAL}[[auth.credentials]]\naccess_key_id = \"a\"\nsecret_access_key = \"hunter2\"\n[torrent]\npiece_length = 65536\nannounce = [[\"udp://t:1\"]]\n"
+        ))
+        .unwrap();
+        let shown = c.effective_toml();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("\"SK\""),
+            "{shown}"
+        );
+        assert!(shown.contains("<redacted>"));
+        // Everything else reads back as the same configuration.
+        let back = Config::from_toml(&shown, |_| None).unwrap();
+        assert_eq!(back.torrent, c.torrent);
+        assert_eq!(back.upstream.endpoint, c.upstream.endpoint);
     }
 
     #[test]

@@ -14,10 +14,11 @@ use sha1::{Digest, Sha1};
 use tokio::sync::mpsc;
 
 use crate::config::TorrentConfig;
+use crate::metrics::GenerationMetrics;
 use crate::route::ObjectRef;
 use crate::s3_error::S3Error;
 use crate::torrent::{Info, Metainfo, PieceHasher};
-use crate::upstream::{Identity, Upstream};
+use crate::upstream::{Identity, Purpose, Upstream};
 
 /// Chunks (≤ 64 KiB each) in flight between one network reader and its hashing thread.
 const HASH_QUEUE_CHUNKS: usize = 16;
@@ -67,6 +68,7 @@ pub struct Generation<'a> {
     pub object: &'a ObjectRef,
     pub facts: &'a ObjectFacts,
     pub forwarded: &'a [(&'a str, &'a str)],
+    pub metrics: &'a GenerationMetrics,
 }
 
 impl Generation<'_> {
@@ -97,12 +99,21 @@ impl Generation<'_> {
         headers.extend_from_slice(self.forwarded);
         let mut response = self
             .upstream
-            .send("GET", self.object, &Identity::Sidecar, &headers)
+            .send(
+                Purpose::Fetch,
+                "GET",
+                self.object,
+                &Identity::Sidecar,
+                &headers,
+            )
             .await?;
         let expected_status = if whole { 200 } else { 206 };
         if response.status() != expected_status {
             let status = response.status();
             response.finish().await;
+            if status == 412 {
+                self.upstream.count_error("changed");
+            }
             return Err(fetch_refused(status));
         }
         // Backends that ignore If-Match still report the ETag of what they send.
@@ -111,6 +122,7 @@ impl Generation<'_> {
             .is_some_and(|e| e != self.facts.etag)
         {
             response.finish().await;
+            self.upstream.count_error("changed");
             return Err(changed());
         }
 
@@ -127,6 +139,7 @@ impl Generation<'_> {
         let read: Result<(), S3Error> = async {
             while let Some(chunk) = response.chunk().await? {
                 received += chunk.len() as u64;
+                self.metrics.bytes_hashed.inc_by(chunk.len() as u64);
                 if received > expected {
                     return Err(S3Error::bad_gateway(
                         "The backend sent more bytes than the object's length.",

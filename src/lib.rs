@@ -21,7 +21,10 @@
 //!
 //! - [`config`] — TOML configuration, validated before any port is bound.
 //! - [`server`] — assembles the pingora server: proxy, admin listener, demo backend.
-//! - [`admin`] — the admin listener (`/healthz`).
+//! - [`shutdown`] — SIGTERM: stop accepting, not-ready, drain in-flight requests, exit 0.
+//! - [`admin`] — the admin listener (`/healthz`, `/readyz`, `/metrics`).
+//! - [`metrics`] — Prometheus metrics, one struct per component, one registry.
+//! - [`logging`] — `tracing` setup (text or JSON), one access line per request.
 //! - [`signing`] — SigV4 signing of outgoing requests (`aws-sigv4`).
 //! - [`s3_error`], [`request_id`], [`uri_encoding`] — S3 XML errors, request ids, S3's
 //!   percent-encoding rules.
@@ -33,11 +36,14 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod generate;
+pub mod logging;
+pub mod metrics;
 pub mod proxy;
 pub mod request_id;
 pub mod route;
 pub mod s3_error;
 pub mod server;
+pub mod shutdown;
 pub mod signing;
 pub mod sigv4;
 pub mod torrent;

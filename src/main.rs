@@ -13,7 +13,8 @@ s3torrent — S3 reverse-proxy sidecar that answers GET /bucket/key?torrent
 
 Usage:
   s3torrent [--config PATH]          run the sidecar (default config: config/s3torrent.toml)
-  s3torrent check-config [PATH]      validate a configuration file and exit
+  s3torrent check-config [PATH]      validate a configuration file, print the effective
+                                     configuration (secrets redacted) and exit
   s3torrent --help | --version
 
 Exit codes: 0 ok, 64 invalid command line or configuration, 1 failed to start.
@@ -69,11 +70,15 @@ fn main() -> ExitCode {
         }
     };
     if matches!(parse_args(&args), Ok(Command::CheckConfig(_))) {
-        println!("{}: ok", path.display());
+        print!(
+            "# {}: ok; effective configuration (secrets redacted):\n{}",
+            path.display(),
+            config.effective_toml()
+        );
         return ExitCode::SUCCESS;
     }
 
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    s3torrent::logging::init(&config.log);
     let server = match s3torrent::server::build(config) {
         Ok(s) => s,
         Err(e) => {

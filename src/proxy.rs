@@ -3,7 +3,7 @@
 //! signatures still verify there.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -13,38 +13,59 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::request_id::new_request_id;
 use crate::route::{route, Route};
 use crate::s3_error::S3Error;
+use crate::shutdown::{InFlight, InFlightGuard};
 use crate::sigv4::{SignedRequest, Verifier};
-use crate::torrent_service::{Forwarded, Reply, TorrentService};
+use crate::torrent_service::{CacheStatus, Forwarded, Reply, TorrentService};
 use crate::upstream::FORWARDED_HEADERS;
 
 pub struct S3TorrentProxy {
     config: Arc<Config>,
     torrents: Arc<TorrentService>,
+    metrics: Arc<Metrics>,
+    in_flight: Arc<InFlight>,
     peer: HttpPeer,
 }
 
 /// Facts learned early in a request and used later.
-#[derive(Default)]
 pub struct RequestCtx {
+    pub started: Instant,
+    /// Ours (torrent requests and errors we answer); pass-through keeps the backend's.
     pub request_id: String,
     pub torrent: bool,
+    pub cache: CacheStatus,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    _in_flight: InFlightGuard,
 }
 
 impl S3TorrentProxy {
-    pub fn new(config: Arc<Config>, torrents: Arc<TorrentService>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        torrents: Arc<TorrentService>,
+        metrics: Arc<Metrics>,
+        in_flight: Arc<InFlight>,
+    ) -> Self {
         let endpoint = &config.upstream.endpoint;
         let peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
         S3TorrentProxy {
             config,
             torrents,
+            metrics,
+            in_flight,
             peer,
         }
     }
 
-    async fn torrent_reply(&self, session: &Session, route: Route) -> Result<Reply, S3Error> {
+    async fn torrent_reply(
+        &self,
+        session: &Session,
+        route: Route,
+        cache: &mut CacheStatus,
+    ) -> Result<Reply, S3Error> {
         let request = match route {
             Route::Torrent(t) => t,
             Route::Reject(e) => return Err(e),
@@ -71,7 +92,13 @@ impl S3TorrentProxy {
                 .collect(),
         );
         self.torrents
-            .handle(&request, &caller, &forwarded, header("if-none-match"))
+            .handle(
+                &request,
+                &caller,
+                &forwarded,
+                header("if-none-match"),
+                cache,
+            )
             .await
     }
 }
@@ -81,7 +108,15 @@ impl ProxyHttp for S3TorrentProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            started: Instant::now(),
+            request_id: String::new(),
+            torrent: false,
+            cache: CacheStatus::None,
+            bytes_in: 0,
+            bytes_out: 0,
+            _in_flight: self.in_flight.enter(),
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -103,7 +138,7 @@ impl ProxyHttp for S3TorrentProxy {
         }
         ctx.torrent = true;
         ctx.request_id = new_request_id();
-        let reply = match self.torrent_reply(session, route).await {
+        let reply = match self.torrent_reply(session, route, &mut ctx.cache).await {
             Ok(reply) => reply,
             Err(e) => error_reply(&e, session.req_header().uri.path(), &ctx.request_id),
         };
@@ -117,6 +152,74 @@ impl ProxyHttp for S3TorrentProxy {
         _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         Ok(Box::new(self.peer.clone()))
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        ctx.bytes_in += body.as_ref().map_or(0, |b| b.len() as u64);
+        Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        ctx.bytes_out += body.as_ref().map_or(0, |b| b.len() as u64);
+        Ok(None)
+    }
+
+    async fn logging(
+        &self,
+        session: &mut Session,
+        _e: Option<&pingora::Error>,
+        ctx: &mut RequestCtx,
+    ) {
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let route = if ctx.torrent {
+            "torrent"
+        } else {
+            "passthrough"
+        };
+        let method = session.req_header().method.as_str();
+        self.metrics
+            .proxy
+            .observe(route, method, status, ctx.started.elapsed().as_secs_f64());
+        if !ctx.torrent {
+            let bytes = &self.metrics.proxy.bytes;
+            bytes.with_label_values(&["in"]).inc_by(ctx.bytes_in);
+            bytes.with_label_values(&["out"]).inc_by(ctx.bytes_out);
+        }
+        // Pass-through requests carry the backend's request id.
+        let request_id = match ctx.request_id.as_str() {
+            "" => session
+                .response_written()
+                .and_then(|r| r.headers.get("x-amz-request-id"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-")
+                .to_string(),
+            id => id.to_string(),
+        };
+        tracing::info!(
+            target: "s3torrent::access",
+            request_id = %request_id,
+            route,
+            method,
+            path = %session.req_header().uri.path(),
+            status,
+            duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+            cache = ctx.cache.as_str(),
+            bytes_in = ctx.bytes_in,
+            bytes_out = ctx.bytes_out,
+            "request"
+        );
     }
 
     /// Failures of pass-through traffic still answer in S3's XML, so SDKs retry them.

@@ -8,9 +8,11 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
-use crate::admin::AdminApp;
+use crate::admin::{AdminApp, Readiness};
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::proxy::S3TorrentProxy;
+use crate::shutdown::{Drain, InFlight};
 use crate::torrent_service::TorrentService;
 
 /// Builds everything that can fail before binding; `run` then serves until SIGTERM/SIGINT.
@@ -34,25 +36,43 @@ pub fn build(config: Config) -> std::io::Result<Server> {
             .join(format!("s3torrent-{pid}.sock"))
             .display()
             .to_string(),
-        grace_period_seconds: Some(10),
+        // `Drain` exits as soon as requests finish; this is pingora's backstop.
+        grace_period_seconds: Some(config.server.grace_period + 5),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(None, conf);
     server.bootstrap();
 
-    let torrents = Arc::new(TorrentService::new(config.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let readiness = Arc::new(Readiness::new(config.upstream.endpoint.clone()));
+    let in_flight = Arc::new(InFlight::default());
+    let torrents = Arc::new(TorrentService::new(config.clone(), metrics.clone()));
     let mut proxy = http_proxy_service_with_name(
         &server.configuration,
-        S3TorrentProxy::new(config.clone(), torrents),
+        S3TorrentProxy::new(config.clone(), torrents, metrics.clone(), in_flight.clone()),
         "s3torrent proxy",
     );
     proxy.add_tcp(&config.server.listen.to_string());
     server.add_service(proxy);
 
-    let mut admin = Service::new("s3torrent admin".to_string(), AdminApp);
+    let mut admin = Service::new(
+        "s3torrent admin".to_string(),
+        AdminApp {
+            metrics,
+            readiness: readiness.clone(),
+        },
+    );
     admin.add_tcp(&config.admin.listen.to_string());
     server.add_service(admin);
+    server.add_service(pingora::services::background::background_service(
+        "drain",
+        Drain {
+            readiness,
+            in_flight,
+            grace_period: std::time::Duration::from_secs(config.server.grace_period),
+        },
+    ));
 
     #[cfg(feature = "demo")]
     if config.demo.enabled {

@@ -11,11 +11,35 @@ use tokio::sync::{watch, Semaphore};
 use crate::cache::{CacheKey, TorrentCache};
 use crate::config::Config;
 use crate::generate::{FetchPlan, Generation, ObjectFacts, Torrent};
+use crate::metrics::Metrics;
 use crate::route::{ObjectRef, TorrentRequest};
 use crate::s3_error::{parse_upstream_error, S3Error};
 use crate::sigv4::Caller;
-use crate::upstream::{Identity, Upstream, UpstreamResponse};
+use crate::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::uri_encoding::encode;
+
+/// How a torrent request was served, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheStatus {
+    /// Refused before the cache was consulted.
+    #[default]
+    None,
+    Hit,
+    Miss,
+    /// Joined a generation another request had started.
+    Coalesced,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::None => "-",
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Coalesced => "coalesced",
+        }
+    }
+}
 
 /// A response the proxy writes as is (plus `x-amz-request-id`).
 #[derive(Debug)]
@@ -28,6 +52,7 @@ pub struct Reply {
 
 pub struct TorrentService {
     config: Arc<Config>,
+    metrics: Arc<Metrics>,
     upstream: Upstream,
     cache: TorrentCache,
     generation_slots: Semaphore,
@@ -50,9 +75,10 @@ impl Forwarded {
 }
 
 impl TorrentService {
-    pub fn new(config: Arc<Config>) -> Self {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
         TorrentService {
-            upstream: Upstream::new(&config.upstream),
+            upstream: Upstream::new(&config.upstream, metrics.clone()),
+            metrics,
             cache: TorrentCache::new(config.cache.max_bytes),
             generation_slots: Semaphore::new(config.limits.max_concurrent_generations),
             generations_admitted: AtomicUsize::new(0),
@@ -71,6 +97,7 @@ impl TorrentService {
         caller: &Caller,
         forwarded: &Forwarded,
         if_none_match: Option<&str>,
+        cache_status: &mut CacheStatus,
     ) -> Result<Reply, S3Error> {
         let object = &request.object;
         let facts = self.authorize(object, caller, forwarded).await?;
@@ -84,9 +111,15 @@ impl TorrentService {
             length: facts.length,
         };
         let torrent = match self.cache.get(&key) {
-            Some(t) => t,
+            Some(t) => {
+                self.metrics.cache.hits.inc();
+                *cache_status = CacheStatus::Hit;
+                t
+            }
             None => {
-                self.join_or_start_flight(key, object, &facts, forwarded)
+                self.metrics.cache.misses.inc();
+                *cache_status = CacheStatus::Miss;
+                self.join_or_start_flight(key, object, &facts, forwarded, cache_status)
                     .await?
             }
         };
@@ -104,11 +137,16 @@ impl TorrentService {
         object: &ObjectRef,
         facts: &ObjectFacts,
         forwarded: &Forwarded,
+        cache_status: &mut CacheStatus,
     ) -> FlightResult {
         let mut flight = {
             let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
             match flights.get(&key) {
-                Some(existing) => existing.clone(),
+                Some(existing) => {
+                    self.metrics.generation.coalesced.inc();
+                    *cache_status = CacheStatus::Coalesced;
+                    existing.clone()
+                }
                 None => {
                     let admission = self.admit()?;
                     let (tx, rx) = watch::channel(None);
@@ -122,7 +160,7 @@ impl TorrentService {
                             .await
                             .map(Arc::new);
                         if let Ok(t) = &result {
-                            service.cache.insert(key.clone(), t.clone());
+                            service.cache_insert(key.clone(), t.clone());
                         }
                         service
                             .flights
@@ -151,6 +189,7 @@ impl TorrentService {
         let admitted = self.generations_admitted.fetch_add(1, Ordering::SeqCst);
         let admission = Admission(self.clone());
         if admitted >= cap {
+            self.metrics.generation.rejected.inc();
             return Err(
                 S3Error::new(503, "SlowDown", "Please reduce your request rate.")
                     .with_header("retry-after", "1"),
@@ -166,13 +205,16 @@ impl TorrentService {
         facts: &ObjectFacts,
         forwarded: &Forwarded,
     ) -> Result<Torrent, S3Error> {
-        let _slot = self
-            .generation_slots
-            .acquire()
-            .await
-            .map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
+        let metrics = &self.metrics.generation;
+        metrics.queued.inc();
+        let slot = self.generation_slots.acquire().await;
+        metrics.queued.dec();
+        let _slot =
+            slot.map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
+        metrics.in_flight.inc();
+        let started = std::time::Instant::now();
         let limits = &self.config.limits;
-        Generation {
+        let result = Generation {
             upstream: &self.upstream,
             config: &self.config.torrent,
             plan: FetchPlan {
@@ -182,9 +224,23 @@ impl TorrentService {
             object,
             facts,
             forwarded: &forwarded.as_pairs(),
+            metrics,
         }
         .run()
-        .await
+        .await;
+        metrics.in_flight.dec();
+        metrics.duration.observe(started.elapsed().as_secs_f64());
+        let label = if result.is_ok() { "ok" } else { "error" };
+        metrics.generations.with_label_values(&[label]).inc();
+        result
+    }
+
+    fn cache_insert(&self, key: CacheKey, torrent: Arc<Torrent>) {
+        let evicted = self.cache.insert(key, torrent);
+        let m = &self.metrics.cache;
+        m.evictions.inc_by(evicted as u64);
+        m.bytes.set(self.cache.bytes() as i64);
+        m.entries.set(self.cache.len() as i64);
     }
 
     /// READ check: the backend decides, asked as this caller (anonymous stays anonymous;
@@ -208,7 +264,7 @@ impl TorrentService {
         let headers = forwarded.as_pairs();
         let head = self
             .upstream
-            .send("HEAD", object, &identity, &headers)
+            .send(Purpose::Probe, "HEAD", object, &identity, &headers)
             .await?;
         if head.status() != 200 {
             let status = head.status();
@@ -240,7 +296,7 @@ impl TorrentService {
         with_range.push(("range", "bytes=0-0"));
         let detail = match self
             .upstream
-            .send("GET", object, identity, &with_range)
+            .send(Purpose::Explain, "GET", object, identity, &with_range)
             .await
         {
             Ok(resp) if resp.status() == head_status => {

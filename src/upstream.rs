@@ -2,6 +2,7 @@
 //! the same HTTP stack as the proxy). Paths are built byte-exact from bucket and key, so keys
 //! such as `a/../b` reach the backend as the key they are.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::UpstreamConfig;
+use crate::metrics::Metrics;
 use crate::route::ObjectRef;
 use crate::s3_error::S3Error;
 use crate::signing::{sign_headers, SigningKey, EMPTY_SHA256};
@@ -32,6 +34,28 @@ pub struct Upstream {
     connector: Connector,
     peer: HttpPeer,
     config: UpstreamConfig,
+    metrics: Arc<Metrics>,
+}
+
+/// Why the sidecar is asking the backend (a metrics label).
+#[derive(Debug, Clone, Copy)]
+pub enum Purpose {
+    /// Authorization `HEAD` as the caller.
+    Probe,
+    /// One-byte `GET` to learn the backend's error code.
+    Explain,
+    /// Object `GET` (or range) as the sidecar.
+    Fetch,
+}
+
+impl Purpose {
+    fn label(self) -> &'static str {
+        match self {
+            Purpose::Probe => "probe",
+            Purpose::Explain => "explain",
+            Purpose::Fetch => "fetch",
+        }
+    }
 }
 
 /// Request headers forwarded from the caller to the sidecar's requests on their behalf.
@@ -45,7 +69,7 @@ pub struct UpstreamResponse<'a> {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig) -> Upstream {
+    pub fn new(config: &UpstreamConfig, metrics: Arc<Metrics>) -> Upstream {
         let endpoint = &config.endpoint;
         let mut peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
         let timeout = Duration::from_secs(config.timeout_secs);
@@ -58,35 +82,57 @@ impl Upstream {
             connector: Connector::new(None),
             peer,
             config: config.clone(),
+            metrics,
         }
+    }
+
+    pub fn count_error(&self, kind: &str) {
+        self.metrics
+            .upstream
+            .errors
+            .with_label_values(&[kind])
+            .inc();
     }
 
     /// Sends a body-less request for `object` and reads the response header.
     pub async fn send(
         &self,
+        purpose: Purpose,
         method: &str,
         object: &ObjectRef,
         identity: &Identity<'_>,
         extra_headers: &[(&str, &str)],
     ) -> Result<UpstreamResponse<'_>, S3Error> {
         let request = self.build_request(method, object, identity, extra_headers)?;
+        self.metrics
+            .upstream
+            .requests
+            .with_label_values(&[purpose.label()])
+            .inc();
+        let failed = |e: pingora::BError, what: &str| {
+            self.count_error(transport_error_kind(&e));
+            unavailable(&format!("{what}: {e}"))
+        };
         let (mut session, _reused) = self
             .connector
             .get_http_session(&self.peer)
             .await
-            .map_err(|e| unavailable(&format!("cannot connect to the backend: {e}")))?;
+            .map_err(|e| failed(e, "cannot connect to the backend"))?;
         session
             .write_request_header(Box::new(request))
             .await
-            .map_err(|e| unavailable(&format!("backend request failed: {e}")))?;
+            .map_err(|e| failed(e, "backend request failed"))?;
         session
             .read_response_header()
             .await
-            .map_err(|e| unavailable(&format!("backend did not answer: {e}")))?;
+            .map_err(|e| failed(e, "backend did not answer"))?;
         let header = session
             .response_header()
             .cloned()
             .ok_or_else(|| unavailable("backend sent no response header"))?;
+        if header.status.is_server_error() {
+            self.count_error("status_5xx");
+        }
         Ok(UpstreamResponse {
             upstream: self,
             session,
@@ -161,10 +207,13 @@ impl UpstreamResponse<'_> {
 
     /// The next body chunk; `None` at the end, after which the connection returns to the pool.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, S3Error> {
-        self.session
-            .read_response_body()
-            .await
-            .map_err(|e| S3Error::bad_gateway(format!("the backend broke off the object: {e}")))
+        self.session.read_response_body().await.map_err(|e| {
+            self.upstream.count_error(match transport_error_kind(&e) {
+                "timeout" => "timeout",
+                _ => "broken_body",
+            });
+            S3Error::bad_gateway(format!("the backend broke off the object: {e}"))
+        })
     }
 
     /// Reads at most `limit` body bytes (an error document), then releases or drops the
@@ -194,6 +243,14 @@ impl UpstreamResponse<'_> {
     }
 }
 
+fn transport_error_kind(e: &pingora::Error) -> &'static str {
+    use pingora::ErrorType::*;
+    match e.etype() {
+        ConnectTimedout | ReadTimedout | WriteTimedout => "timeout",
+        _ => "connect",
+    }
+}
+
 fn unavailable(message: &str) -> S3Error {
     S3Error::service_unavailable(format!(
         "{message}. Please retry; the torrent was not generated."
@@ -211,7 +268,7 @@ mod tests {
             |_| None,
         )
         .unwrap();
-        Upstream::new(&config.upstream)
+        Upstream::new(&config.upstream, Arc::new(Metrics::new()))
     }
 
     fn object(key: &str, version: Option<&str>) -> ObjectRef {

@@ -51,10 +51,7 @@ fn parse_request(text: &str) -> ParsedRequest {
 }
 
 fn credential(ak: &str, sk: &str) -> Credential {
-    Credential {
-        access_key_id: ak.to_string(),
-        secret_access_key: Secret::new(sk),
-    }
+    Credential::new(ak, sk)
 }
 
 fn verify_with_payload(

@@ -1,6 +1,6 @@
 //! How long each piece is: `auto` or a fixed power of two.
 
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 pub const MIN_PIECE_LENGTH: u64 = 16 * 1024;
 pub const MAX_PIECE_LENGTH: u64 = 64 * 1024 * 1024;
@@ -51,6 +51,15 @@ impl PieceLength {
             Err(format!(
                 "invalid piece_length {n}: expected \"auto\" or a power of two from {MIN_PIECE_LENGTH} to {MAX_PIECE_LENGTH}"
             ))
+        }
+    }
+}
+
+impl Serialize for PieceLength {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PieceLength::Auto => s.serialize_str("auto"),
+            PieceLength::Fixed(n) => s.serialize_u64(*n),
         }
     }
 }

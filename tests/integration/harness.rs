@@ -78,6 +78,11 @@ extern "C" fn stop_everything() {
     }
 }
 
+/// Stops `child` with everything else when the test process exits.
+pub fn register_child(child: Child) {
+    CHILDREN.lock().unwrap().push(child);
+}
+
 /// Spawns from one long-lived thread: PR_SET_PDEATHSIG fires when the *thread* that
 /// forked the child exits, and test threads come and go.
 pub fn spawn_guarded(mut cmd: Command) -> Child {
@@ -275,6 +280,10 @@ max_object_size = 67108864
 /// Another sidecar on the same backend with a tweaked configuration (limits, endpoints);
 /// returns its port.
 pub fn extra_sidecar(name: &str, tweak: impl Fn(String) -> String) -> u16 {
+    extra_sidecar_with_pid(name, tweak).0
+}
+
+pub fn extra_sidecar_with_pid(name: &str, tweak: impl Fn(String) -> String) -> (u16, u32) {
     let env = env();
     let [port, admin_port] = free_ports(2)[..] else {
         unreachable!()
@@ -286,8 +295,8 @@ pub fn extra_sidecar(name: &str, tweak: impl Fn(String) -> String) -> u16 {
         tweak(sidecar_config(env.s3_port, port, admin_port)),
     )
     .unwrap();
-    start_sidecar(&config, &dir.join("sidecar.log"), port);
-    port
+    let pid = start_sidecar(&config, &dir.join("sidecar.log"), port);
+    (port, pid)
 }
 
 pub fn start_sidecar(config: &Path, log: &Path, port: u16) -> u32 {

@@ -1,0 +1,289 @@
+//! Prometheus metrics, one struct per component, all in one registry served by the admin
+//! listener at `/metrics`. Label values come from small fixed sets — never a bucket, key or
+//! access key — so series stay bounded whatever the traffic.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub proxy: ProxyMetrics,
+    pub generation: GenerationMetrics,
+    pub cache: CacheMetrics,
+    pub upstream: UpstreamMetrics,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        Metrics {
+            proxy: ProxyMetrics::register(&registry),
+            generation: GenerationMetrics::register(&registry),
+            cache: CacheMetrics::register(&registry),
+            upstream: UpstreamMetrics::register(&registry),
+            registry,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding into a Vec cannot fail");
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("registered once");
+    c
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(c.clone()))
+        .expect("registered once");
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::new(name, help).expect("valid metric");
+    registry
+        .register(Box::new(g.clone()))
+        .expect("registered once");
+    g
+}
+
+/// Requests and bytes at the listener.
+pub struct ProxyMetrics {
+    /// route: passthrough | torrent; method: GET | HEAD | PUT | POST | DELETE | OTHER;
+    /// status: 1xx … 5xx, or "none" when no response was sent.
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    /// Pass-through body bytes: direction in (client → backend) | out (backend → client).
+    pub bytes: IntCounterVec,
+}
+
+impl ProxyMetrics {
+    fn register(registry: &Registry) -> Self {
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "s3torrent_request_duration_seconds",
+                "Time from request header to the end of the response, by route.",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0, 30.0,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(request_duration.clone()))
+            .expect("registered once");
+        ProxyMetrics {
+            requests: counter_vec(
+                registry,
+                "s3torrent_requests_total",
+                "Requests by route, method and status class.",
+                &["route", "method", "status"],
+            ),
+            request_duration,
+            bytes: counter_vec(
+                registry,
+                "s3torrent_passthrough_body_bytes_total",
+                "Body bytes proxied for pass-through requests, by direction.",
+                &["direction"],
+            ),
+        }
+    }
+
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let method = match method {
+            "GET" | "HEAD" | "PUT" | "POST" | "DELETE" => method,
+            _ => "OTHER",
+        };
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            500..=599 => "5xx",
+            _ => "none",
+        };
+        self.requests
+            .with_label_values(&[route, method, class])
+            .inc();
+        self.request_duration
+            .with_label_values(&[route])
+            .observe(seconds);
+    }
+}
+
+/// Torrent generations: reading and hashing whole objects.
+pub struct GenerationMetrics {
+    /// result: ok | error
+    pub generations: IntCounterVec,
+    pub duration: Histogram,
+    pub bytes_hashed: IntCounter,
+    pub in_flight: IntGauge,
+    /// Admitted generations waiting for a slot.
+    pub queued: IntGauge,
+    /// Requests that joined a generation already under way instead of starting one.
+    pub coalesced: IntCounter,
+    /// Requests refused with 503 SlowDown.
+    pub rejected: IntCounter,
+}
+
+impl GenerationMetrics {
+    fn register(registry: &Registry) -> Self {
+        let duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "s3torrent_generation_duration_seconds",
+                "Time to read and hash an object and encode its torrent.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+            ]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(duration.clone()))
+            .expect("registered once");
+        GenerationMetrics {
+            generations: counter_vec(
+                registry,
+                "s3torrent_generations_total",
+                "Torrent generations by result.",
+                &["result"],
+            ),
+            duration,
+            bytes_hashed: counter(
+                registry,
+                "s3torrent_generation_hashed_bytes_total",
+                "Object bytes read from the backend and hashed.",
+            ),
+            in_flight: gauge(
+                registry,
+                "s3torrent_generations_in_flight",
+                "Generations reading and hashing now.",
+            ),
+            queued: gauge(
+                registry,
+                "s3torrent_generations_queued",
+                "Generations admitted and waiting for a slot.",
+            ),
+            coalesced: counter(
+                registry,
+                "s3torrent_generation_coalesced_waiters_total",
+                "Requests that waited on a generation another request started.",
+            ),
+            rejected: counter(
+                registry,
+                "s3torrent_generation_rejected_total",
+                "Requests refused with 503 SlowDown because too many generations were admitted.",
+            ),
+        }
+    }
+}
+
+pub struct CacheMetrics {
+    pub hits: IntCounter,
+    pub misses: IntCounter,
+    pub evictions: IntCounter,
+    pub bytes: IntGauge,
+    pub entries: IntGauge,
+}
+
+impl CacheMetrics {
+    fn register(registry: &Registry) -> Self {
+        CacheMetrics {
+            hits: counter(
+                registry,
+                "s3torrent_cache_hits_total",
+                "Torrents served from the cache.",
+            ),
+            misses: counter(
+                registry,
+                "s3torrent_cache_misses_total",
+                "Torrent requests that found no cached torrent for the object's current ETag.",
+            ),
+            evictions: counter(
+                registry,
+                "s3torrent_cache_evictions_total",
+                "Cached torrents evicted to stay within cache.max_bytes.",
+            ),
+            bytes: gauge(
+                registry,
+                "s3torrent_cache_bytes",
+                "Bytes held by cached torrents.",
+            ),
+            entries: gauge(registry, "s3torrent_cache_entries", "Cached torrents."),
+        }
+    }
+}
+
+pub struct UpstreamMetrics {
+    /// kind: probe (authorization HEAD) | explain (error GET) | fetch (object GET)
+    pub requests: IntCounterVec,
+    /// kind: connect | timeout | status_5xx | broken_body | changed
+    pub errors: IntCounterVec,
+}
+
+impl UpstreamMetrics {
+    fn register(registry: &Registry) -> Self {
+        UpstreamMetrics {
+            requests: counter_vec(
+                registry,
+                "s3torrent_upstream_requests_total",
+                "The sidecar's own requests to the backend, by kind.",
+                &["kind"],
+            ),
+            errors: counter_vec(
+                registry,
+                "s3torrent_upstream_errors_total",
+                "Failures of the sidecar's own requests to the backend, by kind.",
+                &["kind"],
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_help() {
+        let m = Metrics::new();
+        m.proxy.observe("torrent", "GET", 200, 0.01);
+        m.proxy.observe("passthrough", "PROPFIND", 0, 0.01);
+        m.upstream.requests.with_label_values(&["probe"]).inc();
+        let text = String::from_utf8(m.render()).unwrap();
+        assert!(text.contains(
+            "s3torrent_requests_total{method=\"GET\",route=\"torrent\",status=\"2xx\"} 1"
+        ));
+        assert!(text.contains(
+            "s3torrent_requests_total{method=\"OTHER\",route=\"passthrough\",status=\"none\"} 1"
+        ));
+        for family in [
+            "s3torrent_cache_hits_total",
+            "s3torrent_generations_in_flight",
+        ] {
+            assert!(text.contains(&format!("# HELP {family} ")), "{family}");
+        }
+    }
+}
