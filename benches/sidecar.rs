@@ -83,10 +83,11 @@ fn upload(bucket: &str, key: &str, file: &Path) {
 
 /// A sidecar with the cache off (every `?torrent` cold) and S3's own size limit.
 fn cold_sidecar(name: &str) -> (u16, u32) {
-    extra_sidecar_with_pid(name, |c| {
+    let s = extra_sidecar_full(name, |c| {
         let c = c.replace("max_object_size = 67108864", "max_object_size = 5368709120");
         format!("{c}\n[cache]\nmax_bytes = 0\n")
-    })
+    });
+    (s.port, s.pid)
 }
 
 struct Wrk {

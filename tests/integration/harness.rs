@@ -277,13 +277,19 @@ max_object_size = 67108864
     )
 }
 
+pub struct Sidecar {
+    pub port: u16,
+    pub admin_port: u16,
+    pub pid: u32,
+}
+
 /// Another sidecar on the same backend with a tweaked configuration (limits, endpoints);
 /// returns its port.
 pub fn extra_sidecar(name: &str, tweak: impl Fn(String) -> String) -> u16 {
-    extra_sidecar_with_pid(name, tweak).0
+    extra_sidecar_full(name, tweak).port
 }
 
-pub fn extra_sidecar_with_pid(name: &str, tweak: impl Fn(String) -> String) -> (u16, u32) {
+pub fn extra_sidecar_full(name: &str, tweak: impl Fn(String) -> String) -> Sidecar {
     let env = env();
     let [port, admin_port] = free_ports(2)[..] else {
         unreachable!()
@@ -296,7 +302,11 @@ pub fn extra_sidecar_with_pid(name: &str, tweak: impl Fn(String) -> String) -> (
     )
     .unwrap();
     let pid = start_sidecar(&config, &dir.join("sidecar.log"), port);
-    (port, pid)
+    Sidecar {
+        port,
+        admin_port,
+        pid,
+    }
 }
 
 pub fn start_sidecar(config: &Path, log: &Path, port: u16) -> u32 {

@@ -5,6 +5,8 @@ mod authz;
 mod cache;
 mod cli;
 mod errors;
+#[allow(dead_code)]
 mod harness;
+mod ops;
 mod passthrough;
 mod torrents;
