@@ -5,15 +5,16 @@
 //! Sections (`BENCH_ONLY=cold,hit,pass,rss,coalesce` to pick; default all):
 //! - `cold`: cold `?torrent` of a 1 GiB object ÷ plain GET through the sidecar (goal ≤ 1.10),
 //!   and ÷ `mktorrent -t 2` on a page-cached local copy (goal ≤ 1.5);
-//! - `hit`: cache-hit `?torrent` req/s ÷ proxied `HEAD` req/s of the same object (wrk; ≥ 0.9);
+//! - `hit`: cache-hit `?torrent` req/s ÷ proxied `HEAD` req/s of the same object (oha; ≥ 0.9);
 //! - `pass`: 1 KiB GET req/s through the sidecar ÷ through nginx as a reverse proxy (≥ 1.0),
 //!   and 1 GiB GET throughput through the sidecar ÷ direct (≥ 0.95);
 //! - `rss`: peak RSS generating a 4 GiB object ÷ a 256 MiB one (≈ 1.0);
 //! - `coalesce`: 100 concurrent cold requests for one object → bytes read upstream ÷ size (1).
 //!
 //! Environment: `BENCH_SIZE_MIB` (cold/pass object, default 1024), `BENCH_ROUNDS` (5),
-//! `BENCH_WRK_SECS` (5), `BENCH_RSS_BIG_MIB` (4096). Needs curl, wrk, nginx, mktorrent
-//! (`apt-get install wrk nginx-light mktorrent`); a missing tool skips its figure, saying so.
+//! `BENCH_LOAD_SECS` (5), `BENCH_RSS_BIG_MIB` (4096). Needs curl, oha, nginx, mktorrent
+//! (`cargo install oha --locked`, `apt-get install nginx-light mktorrent`); a missing tool
+//! skips its figure, saying so.
 
 #[allow(dead_code)]
 #[path = "../tests/integration/harness.rs"]
@@ -90,44 +91,40 @@ fn cold_sidecar(name: &str) -> (u16, u32) {
     (s.port, s.pid)
 }
 
-struct Wrk {
+struct Load {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
 }
 
-fn wrk(url: &str, secs: usize, method: &str) -> Wrk {
-    let dir = env().scratch("wrk");
-    let script = dir.join(format!("{method}.lua"));
-    std::fs::write(&script, format!("wrk.method = \"{method}\"\n")).unwrap();
-    let out = Command::new("wrk")
-        .args(["-t2", "-c32", &format!("-d{secs}s"), "--latency", "-s"])
-        .arg(&script)
-        .arg(url)
+/// `oha` for `secs` seconds with 32 connections (wrk cannot do HEAD: it waits for a body).
+fn load(url: &str, secs: usize, method: &str) -> Load {
+    let out = Command::new("oha")
+        .args([
+            "-z",
+            &format!("{secs}s"),
+            "-c",
+            "32",
+            "--no-tui",
+            "--output-format",
+            "json",
+            "-m",
+            method,
+            url,
+        ])
         .output()
-        .expect("wrk");
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(!text.contains("Non-2xx"), "wrk {url} saw errors:\n{text}");
-    let field = |prefix: &str| -> f64 {
-        let line = text
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {prefix:?} in wrk output:\n{text}"));
-        let v = line[prefix.len()..].trim();
-        let (num, unit): (String, String) =
-            v.chars().partition(|c| c.is_ascii_digit() || *c == '.');
-        let n: f64 = num.parse().unwrap();
-        match unit.trim() {
-            "us" => n / 1000.0,
-            "s" => n * 1000.0,
-            _ => n, // ms, or a plain rate
-        }
-    };
-    Wrk {
-        rps: field("Requests/sec:"),
-        p50_ms: field("50%"),
-        p99_ms: field("99%"),
+        .expect("oha");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|_| panic!("oha {url}: {}", String::from_utf8_lossy(&out.stderr)));
+    let codes = v["statusCodeDistribution"].as_object().unwrap();
+    assert!(
+        codes.keys().all(|c| c.starts_with('2')),
+        "oha {method} {url}: {codes:?}"
+    );
+    Load {
+        rps: v["summary"]["requestsPerSec"].as_f64().unwrap(),
+        p50_ms: v["latencyPercentiles"]["p50"].as_f64().unwrap() * 1000.0,
+        p99_ms: v["latencyPercentiles"]["p99"].as_f64().unwrap() * 1000.0,
     }
 }
 
@@ -232,11 +229,11 @@ fn bench_cold(local: &Path, size_mib: usize) {
 }
 
 fn bench_hit() {
-    if !have("wrk") {
-        println!("\n[hit] wrk not installed: skipped");
+    if !have("oha") {
+        println!("\n[hit] oha not installed (cargo install oha --locked): skipped");
         return;
     }
-    let secs = env_or("BENCH_WRK_SECS", 5);
+    let secs = env_or("BENCH_LOAD_SECS", 5);
     let rounds = env_or("BENCH_ROUNDS", 5).min(3);
     let file = env().scratch("bench").join("hit.bin");
     write_data(&file, 16, 2);
@@ -246,12 +243,12 @@ fn bench_hit() {
     curl_seconds(&format!("{url}?torrent")); // fill the cache
     let (mut hit, mut head) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        hit.push(wrk(&format!("{url}?torrent"), secs, "GET"));
-        head.push(wrk(&url, secs, "HEAD"));
+        hit.push(load(&format!("{url}?torrent"), secs, "GET"));
+        head.push(load(&url, secs, "HEAD"));
     }
-    let rps = |v: &[Wrk]| v.iter().map(|w| w.rps).collect::<Vec<_>>();
-    let pct = |v: &[Wrk], f: fn(&Wrk) -> f64| median(v.iter().map(f).collect());
-    println!("\n[hit] wrk -t2 -c32 -d{secs}s, {rounds} rounds each");
+    let rps = |v: &[Load]| v.iter().map(|w| w.rps).collect::<Vec<_>>();
+    let pct = |v: &[Load], f: fn(&Load) -> f64| median(v.iter().map(f).collect());
+    println!("\n[hit] oha -c32 -z{secs}s, {rounds} rounds each");
     println!(
         "  cache-hit ?torrent   {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms",
         median(rps(&hit)),
@@ -300,7 +297,7 @@ fn start_nginx() -> u16 {
 
 fn bench_pass(size_mib: usize) {
     let rounds = env_or("BENCH_ROUNDS", 5);
-    let secs = env_or("BENCH_WRK_SECS", 5);
+    let secs = env_or("BENCH_LOAD_SECS", 5);
     let env = env();
     let small = env.scratch("bench").join("1k.bin");
     std::fs::write(&small, test_data(1024, 3)).unwrap();
@@ -311,12 +308,12 @@ fn bench_pass(size_mib: usize) {
     );
     assert!(put.get("error").is_none(), "{put}");
     println!("\n[pass]");
-    if have("wrk") && have("nginx") {
+    if have("oha") && have("nginx") {
         let nginx = start_nginx();
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..rounds.min(3) {
             ours.push(
-                wrk(
+                load(
                     &format!("http://127.0.0.1:{}/public/bench/1k.bin", env.port),
                     secs,
                     "GET",
@@ -324,7 +321,7 @@ fn bench_pass(size_mib: usize) {
                 .rps,
             );
             theirs.push(
-                wrk(
+                load(
                     &format!("http://127.0.0.1:{nginx}/public/bench/1k.bin"),
                     secs,
                     "GET",
@@ -345,7 +342,7 @@ fn bench_pass(size_mib: usize) {
             ratios(&ours, &theirs)
         );
     } else {
-        println!("  wrk or nginx not installed: the 1 KiB ratio is skipped");
+        println!("  oha or nginx not installed: the 1 KiB ratio is skipped");
     }
     let via = format!("http://127.0.0.1:{}/public/bench/object.bin", env.port);
     let direct = format!("http://127.0.0.1:{}/public/bench/object.bin", env.s3_port);

@@ -111,13 +111,27 @@ mod tests {
         }
     }
 
+    /// A torrent whose encoding is `size` bytes longer than a minimal one.
     fn torrent(size: usize) -> Arc<Torrent> {
-        Arc::new(Torrent::new(vec![b'x'; size], [0; 20], None))
+        let info = crate::torrent::Info {
+            name: "x".into(),
+            length: 1,
+            piece_length: 16384,
+            pieces: vec![0; 20],
+            private: false,
+            s3_location: None,
+        };
+        let meta = crate::torrent::Metainfo {
+            comment: Some("c".repeat(size)),
+            ..Default::default()
+        };
+        Arc::new(Torrent::new(info, meta, None))
     }
 
     #[test]
     fn evicts_least_recently_used_by_bytes() {
-        let cache = TorrentCache::new(3 * (1000 + 256 + 10));
+        let one = key("a", "e1").weight(&torrent(1000));
+        let cache = TorrentCache::new(3 * one);
         cache.insert(key("a", "e1"), torrent(1000));
         cache.insert(key("b", "e1"), torrent(1000));
         cache.insert(key("c", "e1"), torrent(1000));
@@ -126,7 +140,7 @@ mod tests {
         assert_eq!(cache.insert(key("d", "e1"), torrent(1000)), 1);
         assert!(cache.get(&key("b", "e1")).is_none(), "b was least recent");
         assert!(cache.get(&key("a", "e1")).is_some());
-        assert!(cache.bytes() <= 3 * 1266);
+        assert!(cache.bytes() <= 3 * one);
     }
 
     #[test]
@@ -138,7 +152,7 @@ mod tests {
 
     #[test]
     fn oversized_entries_are_not_cached_and_replacing_keeps_accounting() {
-        let cache = TorrentCache::new(2000);
+        let cache = TorrentCache::new(2500);
         cache.insert(key("big", "e"), torrent(5000));
         assert!(cache.is_empty());
         cache.insert(key("a", "e"), torrent(100));

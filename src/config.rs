@@ -34,6 +34,8 @@ pub struct Config {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub tracker: TrackerConfig,
+    #[serde(default)]
     pub demo: DemoConfig,
 }
 
@@ -206,6 +208,16 @@ pub struct TorrentConfig {
     pub s3_info_keys: bool,
     #[serde(default)]
     pub comment: Option<String>,
+    /// BEP 19 web seeds (`url-list`): none, a public URL, or a presigned GET URL.
+    #[serde(default)]
+    pub webseed: WebseedMode,
+    /// Base of web-seed URLs: `{public_base_url}/{bucket}/{key}` (path-style), e.g. the
+    /// sidecar's public address. Required for `public` and `presigned`.
+    #[serde(default)]
+    pub public_base_url: Option<String>,
+    /// Seconds a presigned web-seed URL stays valid (SigV4 allows at most 7 days).
+    #[serde(default = "default_presign_expiry")]
+    pub presign_expiry: u64,
 }
 
 impl Default for TorrentConfig {
@@ -217,8 +229,83 @@ impl Default for TorrentConfig {
             private: false,
             s3_info_keys: false,
             comment: None,
+            webseed: WebseedMode::None,
+            public_base_url: None,
+            presign_expiry: default_presign_expiry(),
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum WebseedMode {
+    #[default]
+    None,
+    /// `{public_base_url}/{bucket}/{key}`: for anonymously readable objects.
+    Public,
+    /// The same URL presigned with the sidecar's credentials, for callers who passed READ.
+    Presigned,
+}
+
+fn default_presign_expiry() -> u64 {
+    24 * 3600
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackerConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The announce URL peers use, e.g. `http://s3.example.com/announce`; the torrent's
+    /// first tier. Required when enabled.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Seconds between announces that peers are told to wait.
+    #[serde(default = "default_tracker_interval")]
+    pub interval: u64,
+    /// Seconds after its last announce a peer is forgotten.
+    #[serde(default = "default_peer_ttl")]
+    pub peer_ttl: u64,
+    #[serde(default = "default_max_torrents")]
+    pub max_torrents: usize,
+    #[serde(default = "default_max_peers")]
+    pub max_peers_per_torrent: usize,
+    #[serde(default = "default_max_numwant")]
+    pub max_numwant: usize,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            enabled: false,
+            public_url: None,
+            interval: default_tracker_interval(),
+            peer_ttl: default_peer_ttl(),
+            max_torrents: default_max_torrents(),
+            max_peers_per_torrent: default_max_peers(),
+            max_numwant: default_max_numwant(),
+        }
+    }
+}
+
+fn default_tracker_interval() -> u64 {
+    900
+}
+
+fn default_peer_ttl() -> u64 {
+    2 * 900 + 60
+}
+
+fn default_max_torrents() -> usize {
+    100_000
+}
+
+fn default_max_peers() -> usize {
+    1000
+}
+
+fn default_max_numwant() -> usize {
+    200
 }
 
 fn default_max_object_size() -> u64 {
@@ -451,6 +538,18 @@ impl<'de> Deserialize<'de> for TrackerUrl {
     }
 }
 
+fn check_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+        && url.parse::<http::Uri>().is_ok_and(|u| u.host().is_some());
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError(format!(
+            "key `{key}`: {url:?} is not an http(s) URL"
+        )))
+    }
+}
+
 fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("key `{key}`: cannot read {}: {e}", path.display())))?;
@@ -584,6 +683,39 @@ impl Config {
                     c.access_key_id
                 )));
             }
+        }
+        let t = &self.torrent;
+        if t.webseed != WebseedMode::None && t.public_base_url.is_none() {
+            return Err(ConfigError(
+                "key `torrent.public_base_url` is required when `torrent.webseed` is public or presigned".into(),
+            ));
+        }
+        if let Some(url) = &t.public_base_url {
+            check_url("torrent.public_base_url", url)?;
+        }
+        if t.presign_expiry == 0 || t.presign_expiry > crate::sigv4::MAX_PRESIGN_EXPIRES {
+            return Err(ConfigError(format!(
+                "key `torrent.presign_expiry` must be from 1 to {} seconds (7 days)",
+                crate::sigv4::MAX_PRESIGN_EXPIRES
+            )));
+        }
+        let tr = &self.tracker;
+        if tr.enabled {
+            let url = tr.public_url.as_deref().ok_or_else(|| {
+                ConfigError(
+                    "key `tracker.public_url` is required when `tracker.enabled` is true".into(),
+                )
+            })?;
+            check_url("tracker.public_url", url)?;
+        }
+        if tr.interval == 0
+            || tr.peer_ttl < tr.interval
+            || tr.max_torrents == 0
+            || tr.max_peers_per_torrent == 0
+        {
+            return Err(ConfigError(
+                "keys `tracker.*`: interval ≥ 1, peer_ttl ≥ interval, max_torrents and max_peers_per_torrent ≥ 1".into(),
+            ));
         }
         if self.torrent.announce.iter().any(Vec::is_empty) {
             return Err(ConfigError(

@@ -32,7 +32,9 @@ pub struct ObjectFacts {
     pub request_charged: bool,
 }
 
-/// A generated torrent, immutable and shared between the cache and responses.
+/// A generated torrent, immutable and shared between the cache and responses. `info` and
+/// `meta` are kept so per-response parts (a presigned web seed) can be added without
+/// touching `info`: the infohash never changes with them.
 #[derive(Debug)]
 pub struct Torrent {
     pub bytes: Bytes,
@@ -40,18 +42,37 @@ pub struct Torrent {
     /// Strong HTTP validator for the torrent file itself (quoted SHA-1 of its bytes).
     pub etag: String,
     pub last_modified: Option<String>,
+    pub info: Info,
+    pub meta: Metainfo,
 }
 
 impl Torrent {
-    pub fn new(bytes: Vec<u8>, info_hash: [u8; 20], last_modified: Option<String>) -> Torrent {
-        let etag = format!("\"{}\"", hex::encode(Sha1::digest(&bytes)));
+    pub fn new(info: Info, meta: Metainfo, last_modified: Option<String>) -> Torrent {
+        let (bytes, info_hash) = meta.encode(&info);
         Torrent {
+            etag: etag_of(&bytes),
             bytes: Bytes::from(bytes),
             info_hash,
-            etag,
             last_modified,
+            info,
+            meta,
         }
     }
+
+    /// The same torrent with other web seeds: (bytes, etag).
+    pub fn with_url_list(&self, url_list: Vec<String>) -> (Bytes, String) {
+        let meta = Metainfo {
+            url_list,
+            ..self.meta.clone()
+        };
+        let (bytes, _) = meta.encode(&self.info);
+        let etag = etag_of(&bytes);
+        (Bytes::from(bytes), etag)
+    }
+}
+
+fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{}\"", hex::encode(Sha1::digest(bytes)))
 }
 
 /// How an object is read: how many ranged GETs at most, and from what size on.
@@ -69,6 +90,10 @@ pub struct Generation<'a> {
     pub facts: &'a ObjectFacts,
     pub forwarded: &'a [(&'a str, &'a str)],
     pub metrics: &'a GenerationMetrics,
+    /// Tracker tiers (the built-in tracker first, when enabled).
+    pub announce: &'a [Vec<String>],
+    /// Web seeds that do not change per response (`public` mode).
+    pub url_list: &'a [String],
 }
 
 impl Generation<'_> {
@@ -179,12 +204,8 @@ impl Generation<'_> {
                 .then(|| (object.bucket.clone(), object.key.clone())),
         };
         let meta = Metainfo {
-            announce: config
-                .announce
-                .iter()
-                .map(|tier| tier.iter().map(|u| u.0.clone()).collect())
-                .collect(),
-            url_list: Vec::new(),
+            announce: self.announce.to_vec(),
+            url_list: self.url_list.to_vec(),
             comment: config.comment.clone(),
             created_by: concat!("s3torrent/", env!("CARGO_PKG_VERSION")).to_string(),
             creation_date: self
@@ -195,8 +216,7 @@ impl Generation<'_> {
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs() as i64),
         };
-        let (bytes, info_hash) = meta.encode(&info);
-        Torrent::new(bytes, info_hash, self.facts.last_modified.clone())
+        Torrent::new(info, meta, self.facts.last_modified.clone())
     }
 }
 

@@ -15,6 +15,7 @@
 //!   the sidecar), over pingora's connector.
 //! - [`generate`] — fetch the object and stream it through piece hashing into a torrent.
 //! - [`torrent`] — bencode, piece hashing, piece length, metainfo encoding.
+//! - [`tracker`] — the built-in BitTorrent tracker (`/announce`, `/scrape`).
 //! - [`cache`] — LRU of generated torrents, bounded in bytes, keyed by bucket/key/version/ETag.
 //!
 //! Around it:
@@ -48,5 +49,6 @@ pub mod signing;
 pub mod sigv4;
 pub mod torrent;
 pub mod torrent_service;
+pub mod tracker;
 pub mod upstream;
 pub mod uri_encoding;

@@ -69,7 +69,7 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 
 /// Requests and bytes at the listener.
 pub struct ProxyMetrics {
-    /// route: passthrough | torrent; method: GET | HEAD | PUT | POST | DELETE | OTHER;
+    /// route: passthrough | torrent | tracker; method: GET | HEAD | PUT | POST | DELETE | OTHER;
     /// status: 1xx … 5xx, or "none" when no response was sent.
     pub requests: IntCounterVec,
     pub request_duration: HistogramVec,

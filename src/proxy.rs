@@ -20,6 +20,7 @@ use crate::s3_error::S3Error;
 use crate::shutdown::{InFlight, InFlightGuard};
 use crate::sigv4::{SignedRequest, Verifier};
 use crate::torrent_service::{CacheStatus, Forwarded, Reply, TorrentService};
+use crate::tracker::{Tracker, TrackerEndpoint};
 use crate::upstream::FORWARDED_HEADERS;
 
 pub struct S3TorrentProxy {
@@ -27,6 +28,7 @@ pub struct S3TorrentProxy {
     torrents: Arc<TorrentService>,
     metrics: Arc<Metrics>,
     in_flight: Arc<InFlight>,
+    tracker: Option<Arc<Tracker>>,
     peer: HttpPeer,
 }
 
@@ -35,7 +37,8 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Ours (torrent requests and errors we answer); pass-through keeps the backend's.
     pub request_id: String,
-    pub torrent: bool,
+    /// `passthrough`, `torrent` or `tracker`: the metrics label and log field.
+    pub route: &'static str,
     pub cache: CacheStatus,
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -48,6 +51,7 @@ impl S3TorrentProxy {
         torrents: Arc<TorrentService>,
         metrics: Arc<Metrics>,
         in_flight: Arc<InFlight>,
+        tracker: Option<Arc<Tracker>>,
     ) -> Self {
         let endpoint = &config.upstream.endpoint;
         let peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
@@ -56,6 +60,7 @@ impl S3TorrentProxy {
             torrents,
             metrics,
             in_flight,
+            tracker,
             peer,
         }
     }
@@ -111,7 +116,7 @@ impl ProxyHttp for S3TorrentProxy {
         RequestCtx {
             started: Instant::now(),
             request_id: String::new(),
-            torrent: false,
+            route: "passthrough",
             cache: CacheStatus::None,
             bytes_in: 0,
             bytes_out: 0,
@@ -120,6 +125,32 @@ impl ProxyHttp for S3TorrentProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if let Some(tracker) = &self.tracker {
+            let req = session.req_header();
+            if let Some(endpoint) = crate::tracker::endpoint(req.uri.path()) {
+                ctx.route = "tracker";
+                let query = req.uri.query().unwrap_or("");
+                let body = match endpoint {
+                    TrackerEndpoint::Announce => {
+                        let ip = session
+                            .client_addr()
+                            .and_then(|a| a.as_inet())
+                            .map(|a| a.ip())
+                            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+                        tracker.announce(query, ip)
+                    }
+                    TrackerEndpoint::Scrape => tracker.scrape(query),
+                };
+                let reply = Reply {
+                    status: 200,
+                    headers: vec![("content-type", "text/plain".to_string())],
+                    body: Bytes::from(body),
+                };
+                ctx.request_id = new_request_id();
+                write_reply(session, reply, &ctx.request_id).await?;
+                return Ok(true);
+            }
+        }
         let req = session.req_header();
         let host = req
             .headers
@@ -136,7 +167,7 @@ impl ProxyHttp for S3TorrentProxy {
         if route == Route::PassThrough {
             return Ok(false);
         }
-        ctx.torrent = true;
+        ctx.route = "torrent";
         ctx.request_id = new_request_id();
         let reply = match self.torrent_reply(session, route, &mut ctx.cache).await {
             Ok(reply) => reply,
@@ -183,16 +214,12 @@ impl ProxyHttp for S3TorrentProxy {
         ctx: &mut RequestCtx,
     ) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        let route = if ctx.torrent {
-            "torrent"
-        } else {
-            "passthrough"
-        };
+        let route = ctx.route;
         let method = session.req_header().method.as_str();
         self.metrics
             .proxy
             .observe(route, method, status, ctx.started.elapsed().as_secs_f64());
-        if !ctx.torrent {
+        if route == "passthrough" {
             let bytes = &self.metrics.proxy.bytes;
             bytes.with_label_values(&["in"]).inc_by(ctx.bytes_in);
             bytes.with_label_values(&["out"]).inc_by(ctx.bytes_out);

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::proxy::S3TorrentProxy;
 use crate::shutdown::{Drain, InFlight};
 use crate::torrent_service::TorrentService;
+use crate::tracker::Tracker;
 
 /// Builds everything that can fail before binding; `run` then serves until SIGTERM/SIGINT.
 pub fn build(config: Config) -> std::io::Result<Server> {
@@ -47,10 +48,24 @@ pub fn build(config: Config) -> std::io::Result<Server> {
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::new(config.upstream.endpoint.clone()));
     let in_flight = Arc::new(InFlight::default());
-    let torrents = Arc::new(TorrentService::new(config.clone(), metrics.clone()));
+    let tracker = config
+        .tracker
+        .enabled
+        .then(|| Arc::new(Tracker::new(config.tracker.clone())));
+    let torrents = Arc::new(TorrentService::new(
+        config.clone(),
+        metrics.clone(),
+        tracker.clone(),
+    ));
     let mut proxy = http_proxy_service_with_name(
         &server.configuration,
-        S3TorrentProxy::new(config.clone(), torrents, metrics.clone(), in_flight.clone()),
+        S3TorrentProxy::new(
+            config.clone(),
+            torrents,
+            metrics.clone(),
+            in_flight.clone(),
+            tracker,
+        ),
         "s3torrent proxy",
     );
     proxy.add_tcp(&config.server.listen.to_string());

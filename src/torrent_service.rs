@@ -4,19 +4,22 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 
 use crate::cache::{CacheKey, TorrentCache};
-use crate::config::Config;
+use crate::config::{Config, WebseedMode};
 use crate::generate::{FetchPlan, Generation, ObjectFacts, Torrent};
 use crate::metrics::Metrics;
 use crate::route::{ObjectRef, TorrentRequest};
 use crate::s3_error::{parse_upstream_error, S3Error};
+use crate::signing::{presign_url, SigningKey};
 use crate::sigv4::Caller;
+use crate::tracker::Tracker;
 use crate::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
-use crate::uri_encoding::encode;
+use crate::uri_encoding::{encode, encode_path};
 
 /// How a torrent request was served, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -53,6 +56,9 @@ pub struct Reply {
 pub struct TorrentService {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
+    tracker: Option<Arc<Tracker>>,
+    /// Tracker tiers for every torrent: the built-in tracker first, then `[torrent] announce`.
+    announce: Vec<Vec<String>>,
     upstream: Upstream,
     cache: TorrentCache,
     generation_slots: Semaphore,
@@ -75,8 +81,24 @@ impl Forwarded {
 }
 
 impl TorrentService {
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, tracker: Option<Arc<Tracker>>) -> Self {
+        let builtin = tracker
+            .as_ref()
+            .and(config.tracker.public_url.clone())
+            .map(|url| vec![url]);
+        let announce = builtin
+            .into_iter()
+            .chain(
+                config
+                    .torrent
+                    .announce
+                    .iter()
+                    .map(|tier| tier.iter().map(|u| u.0.clone()).collect()),
+            )
+            .collect();
         TorrentService {
+            tracker,
+            announce,
             upstream: Upstream::new(&config.upstream, metrics.clone()),
             metrics,
             cache: TorrentCache::new(config.cache.max_bytes),
@@ -123,7 +145,67 @@ impl TorrentService {
                     .await?
             }
         };
-        Ok(reply(object, &torrent, &facts, if_none_match))
+        if let Some(tracker) = &self.tracker {
+            tracker.register(torrent.info_hash);
+        }
+        let rendered = self.render(object, &torrent)?;
+        Ok(reply(object, &torrent, rendered, &facts, if_none_match))
+    }
+
+    /// This response's bytes: a presigned web seed is signed now, for this response only, so
+    /// a cached torrent never carries an expired URL.
+    fn render(&self, object: &ObjectRef, torrent: &Torrent) -> Result<Rendered, S3Error> {
+        if self.config.torrent.webseed != WebseedMode::Presigned {
+            return Ok(Rendered {
+                bytes: torrent.bytes.clone(),
+                etag: torrent.etag.clone(),
+                magnet: magnet_link(torrent, &torrent.meta.url_list),
+            });
+        }
+        let up = &self.config.upstream;
+        let key = SigningKey {
+            access_key_id: &up.access_key_id,
+            secret_access_key: up.secret_access_key.expose(),
+            region: &up.region,
+        };
+        let expiry = std::time::Duration::from_secs(self.config.torrent.presign_expiry);
+        let url = presign_url(
+            &key,
+            "GET",
+            &self.webseed_url(object),
+            SystemTime::now(),
+            expiry,
+        )
+        .map_err(|e| internal(&e.to_string()))?;
+        let webseeds = vec![url];
+        let (bytes, etag) = torrent.with_url_list(webseeds.clone());
+        Ok(Rendered {
+            bytes,
+            etag,
+            magnet: magnet_link(torrent, &webseeds),
+        })
+    }
+
+    /// `{public_base_url}/{bucket}/{key}`, path-style, without a trailing `/` (so clients use
+    /// it as-is for a single-file torrent).
+    fn webseed_url(&self, object: &ObjectRef) -> String {
+        let base = self
+            .config
+            .torrent
+            .public_base_url
+            .as_deref()
+            .unwrap_or_default();
+        let mut url = format!(
+            "{}/{}/{}",
+            base.trim_end_matches('/'),
+            encode(&object.bucket),
+            encode_path(&object.key)
+        );
+        if let Some(v) = &object.version_id {
+            url.push_str("?versionId=");
+            url.push_str(&encode(v));
+        }
+        url
     }
 
     /// Single-flight: the first request for an uncached key starts the generation as its
@@ -225,6 +307,11 @@ impl TorrentService {
             facts,
             forwarded: &forwarded.as_pairs(),
             metrics,
+            announce: &self.announce,
+            url_list: &match self.config.torrent.webseed {
+                WebseedMode::Public => vec![self.webseed_url(object)],
+                WebseedMode::None | WebseedMode::Presigned => Vec::new(),
+            },
         }
         .run()
         .await;
@@ -422,20 +509,29 @@ fn default_error(status: u16) -> (&'static str, String) {
     }
 }
 
+/// What one response carries of a torrent: its bytes (with this response's web seeds).
+struct Rendered {
+    bytes: Bytes,
+    etag: String,
+    magnet: String,
+}
+
 fn reply(
     object: &ObjectRef,
     torrent: &Torrent,
+    rendered: Rendered,
     facts: &ObjectFacts,
     if_none_match: Option<&str>,
 ) -> Reply {
-    let mut headers = vec![("etag", torrent.etag.clone())];
+    let mut headers = vec![("etag", rendered.etag.clone())];
     if let Some(lm) = &torrent.last_modified {
         headers.push(("last-modified", lm.clone()));
     }
     if facts.request_charged {
         headers.push(("x-amz-request-charged", "requester".to_string()));
     }
-    if if_none_match.is_some_and(|inm| etag_matches(inm, &torrent.etag)) {
+    headers.push(("link", format!("<{}>; rel=\"alternate\"", rendered.magnet)));
+    if if_none_match.is_some_and(|inm| etag_matches(inm, &rendered.etag)) {
         return Reply {
             status: 304,
             headers,
@@ -450,8 +546,26 @@ fn reply(
     Reply {
         status: 200,
         headers,
-        body: torrent.bytes.clone(),
+        body: rendered.bytes,
     }
+}
+
+/// `magnet:?xt=urn:btih:…&dn=…&tr=…&ws=…` (BEP 9, with BEP 19 web seeds).
+fn magnet_link(torrent: &Torrent, webseeds: &[String]) -> String {
+    let mut m = format!(
+        "magnet:?xt=urn:btih:{}&dn={}",
+        hex::encode(torrent.info_hash),
+        encode(&torrent.info.name)
+    );
+    for tr in torrent.meta.announce.iter().flatten() {
+        m.push_str("&tr=");
+        m.push_str(&encode(tr));
+    }
+    for ws in webseeds {
+        m.push_str("&ws=");
+        m.push_str(&encode(ws));
+    }
+    m
 }
 
 /// `If-None-Match` per RFC 9110: `*` or a list of (weakly compared) entity tags.

@@ -1,0 +1,129 @@
+//! The built-in BitTorrent tracker (`[tracker] enabled`): BEP 3 announce with BEP 23 compact
+//! peers and BEP 7 `peers6`, and scrape, on the main listener at `/announce` and `/scrape`.
+//!
+//! It is not an open tracker: only infohashes this sidecar generated are tracked (a torrent
+//! generation registers its infohash). Memory is bounded: at most `max_torrents` infohashes
+//! (least recently announced go first) and `max_peers_per_torrent` peers each; peers that have
+//! not announced for `peer_ttl` seconds are dropped.
+
+mod announce;
+mod swarm;
+
+pub use announce::{parse_announce, parse_scrape, Announce, Event};
+pub use swarm::Swarms;
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::config::TrackerConfig;
+use crate::torrent::bencode::Value;
+
+pub struct Tracker {
+    config: TrackerConfig,
+    swarms: Swarms,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Tracker {
+        Tracker {
+            swarms: Swarms::new(config.max_torrents, config.max_peers_per_torrent),
+            config,
+        }
+    }
+
+    /// Called for every torrent the sidecar serves: from then on peers may announce it.
+    pub fn register(&self, info_hash: [u8; 20]) {
+        self.swarms.register(info_hash);
+    }
+
+    /// `GET /announce?…` → a bencoded dictionary (a `failure reason` for bad requests).
+    pub fn announce(&self, query: &str, peer_ip: IpAddr) -> Vec<u8> {
+        let a = match parse_announce(query) {
+            Ok(a) => a,
+            Err(reason) => return failure(reason),
+        };
+        let now = Instant::now();
+        let ttl = std::time::Duration::from_secs(self.config.peer_ttl);
+        let numwant = a.numwant.unwrap_or(50).min(self.config.max_numwant);
+        let Some(view) = self.swarms.announce(&a, peer_ip, numwant, now, ttl) else {
+            return failure(
+                "unregistered torrent: this tracker only tracks torrents its sidecar generated",
+            );
+        };
+        let mut d = std::collections::BTreeMap::new();
+        d.insert(b"complete".to_vec(), Value::Int(view.seeders as i64));
+        d.insert(b"incomplete".to_vec(), Value::Int(view.leechers as i64));
+        d.insert(
+            b"interval".to_vec(),
+            Value::Int(self.config.interval as i64),
+        );
+        d.insert(
+            b"min interval".to_vec(),
+            Value::Int((self.config.interval / 2).max(1) as i64),
+        );
+        if a.compact {
+            d.insert(b"peers".to_vec(), Value::Bytes(view.compact_v4));
+            d.insert(b"peers6".to_vec(), Value::Bytes(view.compact_v6));
+        } else {
+            let list = view
+                .peers
+                .into_iter()
+                .map(|(id, ip, port)| {
+                    let mut p = std::collections::BTreeMap::new();
+                    p.insert(b"peer id".to_vec(), Value::Bytes(id.to_vec()));
+                    p.insert(b"ip".to_vec(), Value::bytes(ip.to_string()));
+                    p.insert(b"port".to_vec(), Value::Int(port as i64));
+                    Value::Dict(p)
+                })
+                .collect();
+            d.insert(b"peers".to_vec(), Value::List(list));
+        }
+        Value::Dict(d).encode()
+    }
+
+    /// `GET /scrape?info_hash=…` → counts for the asked (or, with none asked, no) torrents.
+    pub fn scrape(&self, query: &str) -> Vec<u8> {
+        let hashes = match parse_scrape(query) {
+            Ok(h) => h,
+            Err(reason) => return failure(reason),
+        };
+        let now = Instant::now();
+        let ttl = std::time::Duration::from_secs(self.config.peer_ttl);
+        let mut files = std::collections::BTreeMap::new();
+        for h in hashes {
+            if let Some(s) = self.swarms.stats(&h, now, ttl) {
+                let mut f = std::collections::BTreeMap::new();
+                f.insert(b"complete".to_vec(), Value::Int(s.seeders as i64));
+                f.insert(b"downloaded".to_vec(), Value::Int(s.completed as i64));
+                f.insert(b"incomplete".to_vec(), Value::Int(s.leechers as i64));
+                files.insert(h.to_vec(), Value::Dict(f));
+            }
+        }
+        let mut d = std::collections::BTreeMap::new();
+        d.insert(b"files".to_vec(), Value::Dict(files));
+        Value::Dict(d).encode()
+    }
+}
+
+fn failure(reason: &str) -> Vec<u8> {
+    let mut d = std::collections::BTreeMap::new();
+    d.insert(b"failure reason".to_vec(), Value::bytes(reason));
+    Value::Dict(d).encode()
+}
+
+/// Which tracker endpoint a path names, when the tracker is enabled. A bucket named
+/// `announce` or `scrape` is then unreachable path-style for bucket-level calls; its objects
+/// (`/announce/key`) still pass through.
+pub fn endpoint(path: &str) -> Option<TrackerEndpoint> {
+    match path {
+        "/announce" => Some(TrackerEndpoint::Announce),
+        "/scrape" => Some(TrackerEndpoint::Scrape),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackerEndpoint {
+    Announce,
+    Scrape,
+}
