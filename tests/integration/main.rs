@@ -2,6 +2,7 @@
 //! binary, and real clients (boto3, the aws CLI, curl, libtorrent as the independent checker).
 
 mod authz;
+mod bittorrent;
 mod cache;
 mod cli;
 mod errors;
