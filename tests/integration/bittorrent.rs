@@ -473,3 +473,47 @@ fn announce_and_scrape_edge_cases_answer_bencoded_failures() {
         (direct.status, direct.s3_code())
     );
 }
+
+#[test]
+fn qbittorrent_downloads_from_the_web_seed_alone() {
+    let s = webseed_sidecar("ws-qbt", "public");
+    let f = fixture("ws-qbt", s.port, 2 * 1024 * 1024 + 9, 207);
+    let profile = f.dir.join("qbt-profile");
+    let config_dir = profile.join("qBittorrent").join("config");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    // DHT, LSD, PeX, UPnP/NAT-PMP off; the Web UI on loopback without a login, to poll it.
+    std::fs::write(
+        config_dir.join("qBittorrent.conf"),
+        "[LegalNotice]\nAccepted=true\n\n[BitTorrent]\nSession\\DHTEnabled=false\nSession\\LSDEnabled=false\n\
+         Session\\PeXEnabled=false\nSession\\Port=0\n\n[Network]\nPortForwardingEnabled=false\n\n\
+         [Preferences]\nConnection\\UPnP=false\nWebUI\\Address=127.0.0.1\nWebUI\\LocalHostAuth=false\n",
+    )
+    .unwrap();
+    let save = f.dir.join("qbt");
+    let webui = free_ports(1)[0];
+    let mut cmd = Command::new("qbittorrent-nox");
+    cmd.arg(format!("--profile={}", profile.display()))
+        .arg(format!("--webui-port={webui}"))
+        .arg(format!("--save-path={}", save.display()))
+        .arg(&f.torrent)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = spawn_guarded(cmd);
+    // qBittorrent preallocates the file: completion comes from its API, not the file size.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut state = Value::Null;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", webui)).is_ok() {
+            let r = request(webui, "GET", "/api/v2/torrents/info", &[]);
+            state = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+            if state[0]["progress"].as_f64() == Some(1.0) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(state[0]["progress"].as_f64(), Some(1.0), "{state}");
+    assert_downloaded(&save.join(&f.name), &f.data, "qbittorrent-nox");
+}
