@@ -9,7 +9,9 @@
 //! - `pass`: 1 KiB GET req/s through the sidecar ÷ through nginx as a reverse proxy (≥ 1.0),
 //!   and 1 GiB GET throughput through the sidecar ÷ direct (≥ 0.95);
 //! - `rss`: peak RSS generating a 4 GiB object ÷ a 256 MiB one (≈ 1.0);
-//! - `coalesce`: 100 concurrent cold requests for one object → bytes read upstream ÷ size (1).
+//! - `coalesce`: 100 concurrent cold requests for one object → bytes read upstream ÷ size (1);
+//! - `swarm`: 8 libtorrent peers fetch a 256 MiB object with the sidecar's torrent (web seed
+//!   + built-in tracker) → bytes the origin served ÷ object size (goal ≤ 2; plain HTTP: 8).
 //!
 //! Environment: `BENCH_SIZE_MIB` (cold/pass object, default 1024), `BENCH_ROUNDS` (5),
 //! `BENCH_LOAD_SECS` (5), `BENCH_RSS_BIG_MIB` (4096). Needs curl, oha, nginx, mktorrent
@@ -139,7 +141,8 @@ fn peak_rss_mib(pid: u32) -> f64 {
 }
 
 fn main() {
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "cold,hit,pass,rss,coalesce".into());
+    let only =
+        std::env::var("BENCH_ONLY").unwrap_or_else(|_| "cold,hit,pass,rss,coalesce,swarm".into());
     let run = |s: &str| only.split(',').any(|o| o.trim() == s);
     let env = env();
     println!("s3torrent benchmark suite (SeaweedFS on loopback; ratios of medians, same run)");
@@ -164,6 +167,72 @@ fn main() {
     if run("coalesce") {
         bench_coalesce();
     }
+    if run("swarm") {
+        bench_swarm();
+    }
+}
+
+fn bench_swarm() {
+    let peers = env_or("BENCH_SWARM_PEERS", 8);
+    let mib = env_or("BENCH_SWARM_MIB", 256);
+    let dir = env().scratch("bench-swarm");
+    let file = dir.join("swarm.bin");
+    write_data(&file, mib, 6);
+    upload("evict", "bench/swarm.bin", &file);
+    let s = extra_sidecar_full("bench-swarm-sidecar", |c| {
+        let listen = c
+            .lines()
+            .find_map(|l| l.strip_prefix("listen = \""))
+            .unwrap()
+            .trim_end_matches('"')
+            .to_string();
+        let c = c
+            .replace("max_object_size = 67108864", "max_object_size = 5368709120")
+            .replace(
+                "[torrent]\n",
+                &format!(
+                    "[torrent]\nwebseed = \"public\"\npublic_base_url = \"http://{listen}\"\n"
+                ),
+            );
+        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"http://{listen}/announce\"\ninterval = 5\npeer_ttl = 60\n")
+    });
+    let r = request(s.port, "GET", "/evict/bench/swarm.bin?torrent", &[]);
+    assert_eq!(r.status, 200);
+    let torrent = dir.join("swarm.torrent");
+    std::fs::write(&torrent, &r.body).unwrap();
+    let before = bucket_bytes_sent("evict");
+    let started = Instant::now();
+    let out = Command::new("/usr/bin/python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/lt_client.py"
+        ))
+        .args([
+            "swarm",
+            torrent.to_str().unwrap(),
+            dir.join("peers").to_str().unwrap(),
+            &peers.to_string(),
+            "600",
+        ])
+        .output()
+        .expect("python3-libtorrent");
+    let served = bucket_bytes_sent("evict") - before;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lt_client output");
+    let done = v["peers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|p| p["finished"] == true)
+        .count();
+    println!("\n[swarm] {peers} libtorrent peers, {mib} MiB object, web seed + built-in tracker");
+    println!(
+        "  finished {done}/{peers} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "  origin bytes served / object size  {:.2}   (goal <= 2; plain HTTP would be {peers})",
+        served as f64 / (mib << 20) as f64
+    );
 }
 
 fn bench_cold(local: &Path, size_mib: usize) {
