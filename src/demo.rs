@@ -63,7 +63,8 @@ impl DemoBackend {
             "s3torrent demo: embedded S3 backend on {backend}, sample object s3://{PUBLIC_BUCKET}/{SAMPLE_KEY}\n\
              Try:\n  \
              curl -sS -o hello.torrent 'http://{listen}/{PUBLIC_BUCKET}/{SAMPLE_KEY}?torrent'\n  \
-             curl -sSI 'http://{listen}/{PUBLIC_BUCKET}/{SAMPLE_KEY}?torrent'\n  \
+             curl -sSI 'http://{listen}/{PUBLIC_BUCKET}/{SAMPLE_KEY}?torrent'   # Link: <magnet:...>\n  \
+             aria2c --seed-time=0 --enable-dht=false hello.torrent   # downloads via the web seed\n  \
              AWS_ACCESS_KEY_ID={ak} AWS_SECRET_ACCESS_KEY=<secret from the config> \\\n    \
              aws --endpoint-url http://{listen} s3api get-object-torrent --bucket {PUBLIC_BUCKET} --key {SAMPLE_KEY} hello.torrent\n",
             backend = config.upstream.endpoint.url(),
