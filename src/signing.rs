@@ -46,6 +46,19 @@ pub fn sign_headers(
     headers: &[(String, String)],
     time: SystemTime,
 ) -> Result<Vec<(String, String)>, SigningError> {
+    sign_headers_with_payload(key, method, url, headers, EMPTY_SHA256, time)
+}
+
+/// As [`sign_headers`], for a request whose body has this SHA-256 (hex), or
+/// `UNSIGNED-PAYLOAD`; `headers` must carry the same value in `x-amz-content-sha256`.
+pub fn sign_headers_with_payload(
+    key: &SigningKey<'_>,
+    method: &str,
+    url: &str,
+    headers: &[(String, String)],
+    payload_hash: &str,
+    time: SystemTime,
+) -> Result<Vec<(String, String)>, SigningError> {
     let mut settings = settings();
     settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
     let mut request = http::Request::builder().method(method).uri(url);
@@ -57,7 +70,7 @@ pub fn sign_headers(
         key,
         &mut request,
         settings,
-        SignableBody::Precomputed(EMPTY_SHA256.into()),
+        SignableBody::Precomputed(payload_hash.into()),
         time,
     )?;
     Ok(request

@@ -428,6 +428,17 @@ impl Response {
 /// Host), reads the response up to Content-Length or close. Tests need that precision for
 /// raw targets such as `/b/a%2Fb?torrent` that higher-level clients would rewrite.
 pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Response {
+    request_with_body(port, method, target, headers, &[])
+}
+
+/// As [`request`], sending `body` with a matching `Content-Length` when it is not empty.
+pub fn request_with_body(
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let has_host = headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host"));
@@ -438,8 +449,12 @@ pub fn request(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) 
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let split = raw
