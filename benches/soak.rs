@@ -56,8 +56,15 @@ fn signed_put(port: u16, target: &str, body: &[u8]) -> Response {
     let url = format!("http://{host}{target}");
     let mut all = headers.clone();
     all.extend(
-        s3torrent::signing::sign_headers_with_payload(&key, "PUT", &url, &headers, &hash, SystemTime::now())
-            .unwrap(),
+        s3torrent::signing::sign_headers_with_payload(
+            &key,
+            "PUT",
+            &url,
+            &headers,
+            &hash,
+            SystemTime::now(),
+        )
+        .unwrap(),
     );
     let h: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     request_with_body(port, "PUT", target, &h, body)
@@ -65,8 +72,12 @@ fn signed_put(port: u16, target: &str, body: &[u8]) -> Response {
 
 /// Checks a torrent against the bytes it must describe, with SHA-1 over every piece.
 fn torrent_matches(torrent: &[u8], data: &[u8]) -> bool {
-    let Ok(v) = s3torrent::torrent::bencode::decode(torrent) else { return false };
-    let Some(info) = v.get("info") else { return false };
+    let Ok(v) = s3torrent::torrent::bencode::decode(torrent) else {
+        return false;
+    };
+    let Some(info) = v.get("info") else {
+        return false;
+    };
     let (Some(len), Some(pl), Some(pieces)) = (
         info.get("length").and_then(|x| x.as_int()),
         info.get("piece length").and_then(|x| x.as_int()),
@@ -129,7 +140,11 @@ fn worker(id: usize, port: u16, deadline: Instant, tally: Arc<Tally>) {
                 count(&r);
                 tally.gets.fetch_add(1, Ordering::Relaxed);
                 if r.status != 200 || r.body != *data {
-                    wrong(format!("GET {target}: {} ({} bytes)", r.status, r.body.len()));
+                    wrong(format!(
+                        "GET {target}: {} ({} bytes)",
+                        r.status,
+                        r.body.len()
+                    ));
                 }
             }
             (Some(data), 55..=91) => {
@@ -137,14 +152,29 @@ fn worker(id: usize, port: u16, deadline: Instant, tally: Arc<Tally>) {
                 count(&r);
                 tally.torrents.fetch_add(1, Ordering::Relaxed);
                 if r.status != 200 || !torrent_matches(&r.body, data) {
-                    wrong(format!("?torrent {target}: {} {}", r.status, r.text().chars().take(200).collect::<String>()));
+                    wrong(format!(
+                        "?torrent {target}: {} {}",
+                        r.status,
+                        r.text().chars().take(200).collect::<String>()
+                    ));
                 }
             }
             (Some(_), _) => {
                 let (r, want) = if next(2) == 0 {
-                    (request(port, "GET", &format!("/public/soak/w{id}/missing?torrent"), &[]), 404)
+                    (
+                        request(
+                            port,
+                            "GET",
+                            &format!("/public/soak/w{id}/missing?torrent"),
+                            &[],
+                        ),
+                        404,
+                    )
                 } else {
-                    (request(port, "DELETE", &format!("{target}?torrent"), &[]), 405)
+                    (
+                        request(port, "DELETE", &format!("{target}?torrent"), &[]),
+                        405,
+                    )
                 };
                 count(&r);
                 tally.errors_expected.fetch_add(1, Ordering::Relaxed);
@@ -157,11 +187,17 @@ fn worker(id: usize, port: u16, deadline: Instant, tally: Arc<Tally>) {
 }
 
 fn main() {
-    let minutes: f64 = std::env::var("SOAK_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(30.0);
+    let minutes: f64 = std::env::var("SOAK_MINUTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30.0);
     let _ = env();
     // A small cache, so entries are evicted and regenerated throughout.
     let s = extra_sidecar_full("soak", |c| format!("{c}\n[cache]\nmax_bytes = 262144\n"));
-    println!("soak: {minutes} min, {WORKERS} workers x {KEYS_PER_WORKER} keys, sidecar pid {}", s.pid);
+    println!(
+        "soak: {minutes} min, {WORKERS} workers x {KEYS_PER_WORKER} keys, sidecar pid {}",
+        s.pid
+    );
     let tally = Arc::new(Tally::default());
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(minutes * 60.0);
@@ -202,7 +238,11 @@ fn main() {
         get(&tally.torrents),
         get(&tally.errors_expected)
     );
-    println!("wrong answers {}  5xx {}", get(&tally.wrong), get(&tally.server_errors));
+    println!(
+        "wrong answers {}  5xx {}",
+        get(&tally.wrong),
+        get(&tally.server_errors)
+    );
     println!(
         "sidecar RSS after warm-up {:.1} MiB, end {:.1} MiB, peak {:.1} MiB (VmHWM {:.1} MiB)",
         start as f64 / 1024.0,

@@ -318,12 +318,18 @@ pub struct CacheConfig {
     /// Upper bound on the bytes of cached torrents.
     #[serde(default = "default_cache_bytes")]
     pub max_bytes: u64,
+    /// Seconds a caller's successful authorization probe (and the ETag it saw) is reused
+    /// before the backend is asked again. 0 (default): ask on every request, so an overwrite
+    /// or a revoked permission shows at once.
+    #[serde(default)]
+    pub revalidate_after: u64,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             max_bytes: default_cache_bytes(),
+            revalidate_after: 0,
         }
     }
 }

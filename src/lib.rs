@@ -16,6 +16,8 @@
 //! - [`generate`] — fetch the object and stream it through piece hashing into a torrent.
 //! - [`torrent`] — bencode, piece hashing, piece length, metainfo encoding.
 //! - [`tracker`] — the built-in BitTorrent tracker (`/announce`, `/scrape`).
+//! - [`probe_cache`] — optional short reuse of a caller's authorization probe
+//!   (`[cache] revalidate_after`).
 //! - [`cache`] — LRU of generated torrents, bounded in bytes, keyed by bucket/key/version/ETag.
 //!
 //! Around it:
@@ -39,6 +41,7 @@ pub mod demo;
 pub mod generate;
 pub mod logging;
 pub mod metrics;
+pub mod probe_cache;
 pub mod proxy;
 pub mod request_id;
 pub mod route;

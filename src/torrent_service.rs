@@ -13,6 +13,7 @@ use crate::cache::{CacheKey, TorrentCache};
 use crate::config::{Config, WebseedMode};
 use crate::generate::{FetchPlan, Generation, ObjectFacts, Torrent};
 use crate::metrics::Metrics;
+use crate::probe_cache::{ProbeCache, ProbeKey};
 use crate::route::{ObjectRef, TorrentRequest};
 use crate::s3_error::{parse_upstream_error, S3Error};
 use crate::signing::{presign_url, SigningKey};
@@ -61,6 +62,7 @@ pub struct TorrentService {
     announce: Vec<Vec<String>>,
     upstream: Upstream,
     cache: TorrentCache,
+    probes: ProbeCache,
     generation_slots: Semaphore,
     /// Generations running or waiting for a slot.
     generations_admitted: AtomicUsize,
@@ -102,6 +104,9 @@ impl TorrentService {
             upstream: Upstream::new(&config.upstream, metrics.clone()),
             metrics,
             cache: TorrentCache::new(config.cache.max_bytes),
+            probes: ProbeCache::new(std::time::Duration::from_secs(
+                config.cache.revalidate_after,
+            )),
             generation_slots: Semaphore::new(config.limits.max_concurrent_generations),
             generations_admitted: AtomicUsize::new(0),
             flights: Mutex::new(HashMap::new()),
@@ -348,6 +353,11 @@ impl TorrentService {
                 secret_access_key: secret_access_key.expose(),
             },
         };
+        let probe_key = ProbeKey::new(object, caller, &forwarded.0);
+        let now = std::time::Instant::now();
+        if let Some(facts) = self.probes.get(&probe_key, now) {
+            return Ok(facts);
+        }
         let headers = forwarded.as_pairs();
         let head = self
             .upstream
@@ -362,6 +372,9 @@ impl TorrentService {
         }
         let facts = facts_from(&head);
         head.finish().await;
+        if let Ok(f) = &facts {
+            self.probes.put(probe_key, f.clone(), now);
+        }
         facts
     }
 

@@ -211,3 +211,41 @@ fn a_failed_flight_is_reported_to_every_waiter_and_not_cached() {
     assert_eq!(request(port, "GET", "/b/k?torrent", &[]).status, 502);
     assert_eq!(gets.load(Ordering::SeqCst), 2, "the failure was not cached");
 }
+
+#[test]
+fn revalidate_after_reuses_a_callers_probe_and_only_theirs() {
+    let env = env();
+    let dir = env.scratch("revalidate");
+    let first = test_data(40_000, 93);
+    put_object("cache", "reval.bin", &first, &dir);
+    let s = extra_sidecar_full("revalidate", |c| {
+        format!("{c}\n[cache]\nrevalidate_after = 60\n")
+    });
+    let probes = || {
+        let text = request(s.admin_port, "GET", "/metrics", &[]).text();
+        text.lines()
+            .find_map(|l| l.strip_prefix("s3torrent_upstream_requests_total{kind=\"probe\"} "))
+            .map_or(0, |v| v.trim().parse::<u64>().unwrap())
+    };
+    let anon = |port: u16| request(port, "GET", "/cache/reval.bin?torrent", &[]);
+    let t1 = anon(s.port);
+    assert_eq!(t1.status, 200);
+    assert_eq!(anon(s.port).body, t1.body);
+    assert_eq!(probes(), 1, "the second anonymous request reused the probe");
+
+    // Within the window an overwrite is not seen by that caller: the documented trade.
+    put_object("cache", "reval.bin", &test_data(40_000, 94), &dir);
+    assert_eq!(anon(s.port).body, t1.body);
+    assert_eq!(probes(), 1);
+
+    // Another caller is asked about on their own, and sees the new bytes.
+    let out = dir.join("reader.torrent");
+    let r = s3client(
+        &format!("http://127.0.0.1:{}", s.port),
+        READER,
+        &["torrent", "cache", "reval.bin", out.to_str().unwrap()],
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(probes(), 2);
+    assert_ne!(std::fs::read(&out).unwrap(), t1.body);
+}
