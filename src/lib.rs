@@ -31,6 +31,7 @@
 //! - [`signing`] — SigV4 signing of outgoing requests (`aws-sigv4`).
 //! - [`s3_error`], [`request_id`], [`uri_encoding`] — S3 XML errors, request ids, S3's
 //!   percent-encoding rules.
+//! - [`fuzzing`] — fuzz target bodies (cargo-fuzz in `fuzz/`, smoke runs in `cargo test`).
 //! - `demo` — the embedded filesystem-backed S3 backend (cargo feature `demo`).
 
 pub mod admin;
@@ -38,6 +39,7 @@ pub mod cache;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod fuzzing;
 pub mod generate;
 pub mod logging;
 pub mod metrics;

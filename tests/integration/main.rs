@@ -6,6 +6,7 @@ mod bittorrent;
 mod cache;
 mod cli;
 mod errors;
+mod faults;
 #[allow(dead_code)]
 mod harness;
 mod ops;

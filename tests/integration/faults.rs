@@ -1,0 +1,222 @@
+//! Fault injection against the real sidecar binary: a backend that misbehaves on demand
+//! (allowed here: no real server resets, stalls or changes an object mid-stream on cue).
+//! Every fault must give a retryable S3 XML error (502/503), cache nothing, leave the sidecar
+//! serving other requests, and the next request after recovery must succeed, no restart.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sha1::Digest;
+
+use crate::harness::*;
+
+const LEN: usize = 3 * 1024 * 1024 + 77;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Connection reset (RST) after part of the body.
+    Reset,
+    /// Closes cleanly after part of the body (the backend died).
+    Dies,
+    /// Sends part of the body, then nothing: the sidecar's read timeout must fire.
+    Stall,
+    /// GET answers another ETag than HEAD did (a backend that ignores If-Match).
+    EtagChanges,
+    /// GET answers 412: the object changed between probe and fetch.
+    PreconditionFailed,
+    Status500,
+    Status503,
+    /// The authorization HEAD itself fails.
+    HeadStatus503,
+}
+
+struct Backend {
+    port: u16,
+    fault: Arc<Mutex<Fault>>,
+    gets: Arc<AtomicUsize>,
+}
+
+fn object() -> Vec<u8> {
+    test_data(LEN, 500)
+}
+
+fn start_backend() -> Backend {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let fault = Arc::new(Mutex::new(Fault::None));
+    let gets = Arc::new(AtomicUsize::new(0));
+    let data = Arc::new(object());
+    let (f, g) = (fault.clone(), gets.clone());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (f, g, data) = (f.clone(), g.clone(), data.clone());
+            std::thread::spawn(move || serve(stream, &f, &g, &data));
+        }
+    });
+    Backend { port, fault, gets }
+}
+
+fn serve(stream: TcpStream, fault: &Mutex<Fault>, gets: &AtomicUsize, data: &[u8]) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut out = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                break;
+            }
+        }
+        let healthy_key = line.contains("/healthy/");
+        let fault = if healthy_key {
+            Fault::None
+        } else {
+            *fault.lock().unwrap()
+        };
+        let is_get = line.starts_with("GET");
+        if is_get && !healthy_key {
+            gets.fetch_add(1, Ordering::SeqCst);
+        }
+        let status = |code: &str| {
+            format!("HTTP/1.1 {code}\r\nContent-Type: application/xml\r\nContent-Length: 0\r\n\r\n")
+        };
+        let etag = if is_get && fault == Fault::EtagChanges {
+            "\"other\""
+        } else {
+            "\"good\""
+        };
+        let head = format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {LEN}\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\n");
+        let reply = match (is_get, fault) {
+            (false, Fault::HeadStatus503) => status("503 Service Unavailable"),
+            (true, Fault::PreconditionFailed) => status("412 Precondition Failed"),
+            (true, Fault::Status500) => status("500 Internal Server Error"),
+            (true, Fault::Status503) => status("503 Service Unavailable"),
+            _ => head,
+        };
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+        if !is_get || !reply.starts_with("HTTP/1.1 200") {
+            continue;
+        }
+        let part = &data[..LEN / 3];
+        match fault {
+            Fault::Reset => {
+                let _ = out.write_all(part);
+                let _ = socket2_linger_zero(&out);
+                return;
+            }
+            Fault::Dies => {
+                let _ = out.write_all(part);
+                return;
+            }
+            Fault::Stall => {
+                let _ = out.write_all(part);
+                std::thread::sleep(Duration::from_secs(5));
+                return;
+            }
+            _ => {
+                if out.write_all(data).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Closing with SO_LINGER 0 sends RST instead of FIN.
+fn socket2_linger_zero(stream: &TcpStream) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let rc = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            &linger as *const _ as *const libc::c_void,
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    Ok(())
+}
+
+fn torrent_is_right(body: &[u8]) -> bool {
+    let v = s3torrent::torrent::bencode::decode(body).unwrap();
+    let info = v.get("info").unwrap();
+    let pl = info.get("piece length").unwrap().as_int().unwrap() as usize;
+    let want: Vec<u8> = object()
+        .chunks(pl)
+        .flat_map(|c| sha1::Sha1::digest(c).to_vec())
+        .collect();
+    info.get("pieces").unwrap().as_bytes().unwrap() == want.as_slice()
+}
+
+#[test]
+fn every_backend_fault_is_a_retryable_error_then_recovers() {
+    let backend = start_backend();
+    let port = extra_sidecar("faults", |c| {
+        let live = format!("http://127.0.0.1:{}", env().s3_port);
+        c.replace(&live, &format!("http://127.0.0.1:{}", backend.port))
+            .replace("timeout_secs = 20", "timeout_secs = 1")
+    });
+    let faults = [
+        (Fault::Reset, 502),
+        (Fault::Dies, 502),
+        (Fault::Stall, 502),
+        (Fault::EtagChanges, 503),
+        (Fault::PreconditionFailed, 503),
+        (Fault::Status500, 503),
+        (Fault::Status503, 503),
+        (Fault::HeadStatus503, 503),
+    ];
+    for (i, (fault, status)) in faults.into_iter().enumerate() {
+        let target = format!("/b/obj-{i}?torrent");
+        *backend.fault.lock().unwrap() = fault;
+        for attempt in 0..2 {
+            let before = backend.gets.load(Ordering::SeqCst);
+            let r = request(port, "GET", &target, &[]);
+            assert_eq!(
+                r.status,
+                status,
+                "{fault:?} attempt {attempt}: {}",
+                r.text()
+            );
+            let code = r.s3_code().unwrap_or_default();
+            let expected = if status == 502 {
+                "InternalError"
+            } else {
+                "ServiceUnavailable"
+            };
+            assert_eq!(code, expected, "{fault:?}");
+            assert_eq!(r.header("content-type"), Some("application/xml"));
+            assert!(r.header("x-amz-request-id").is_some());
+            if fault != Fault::HeadStatus503 {
+                assert!(
+                    backend.gets.load(Ordering::SeqCst) > before,
+                    "{fault:?}: retried, not cached"
+                );
+            }
+            // Other requests are still served during the fault.
+            let other = request(port, "GET", "/b/healthy/x?torrent", &[]);
+            assert_eq!(other.status, 200, "{fault:?}: {}", other.text());
+        }
+        *backend.fault.lock().unwrap() = Fault::None;
+        let r = request(port, "GET", &target, &[]);
+        assert_eq!(r.status, 200, "after {fault:?}: {}", r.text());
+        assert!(torrent_is_right(&r.body), "after {fault:?}");
+    }
+}
