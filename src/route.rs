@@ -125,12 +125,9 @@ fn route_torrent(
 fn virtual_host_bucket<'a>(host: Option<&'a str>, domains: &[Domain]) -> Option<&'a str> {
     let host = strip_port(host?);
     domains.iter().find_map(|Domain(d)| {
-        let prefix = host
-            .len()
-            .checked_sub(d.len() + 1)
-            .filter(|&n| n > 0)
-            .map(|n| &host[..n])?;
-        let tail = &host[prefix.len()..];
+        // `get` rather than indexing: a non-ASCII host must not split a character.
+        let n = host.len().checked_sub(d.len() + 1).filter(|&n| n > 0)?;
+        let (prefix, tail) = (host.get(..n)?, host.get(n..)?);
         (tail.starts_with('.') && tail[1..].eq_ignore_ascii_case(d)).then_some(prefix)
     })
 }
@@ -302,6 +299,18 @@ mod tests {
             r(Method::GET, &ok, Some("torrent"), "h"),
             Route::Torrent(_)
         ));
+    }
+
+    #[test]
+    fn non_ascii_hosts_do_not_split_characters() {
+        // Found by the `route` fuzz target.
+        let host = "b.s3.example\u{6dc}\u{410}\u{4d2}";
+        // Not under the base domain: path-style, and `/k` names a bucket without a key.
+        let r = route(&Method::GET, "/k", Some("torrent"), Some(host), &domains());
+        assert_eq!(code(r), (400, "InvalidRequest"));
+        let host = "\u{6dc}\u{410}.s3.example.com";
+        let r = route(&Method::GET, "/k", Some("torrent"), Some(host), &domains());
+        assert!(matches!(r, Route::Torrent(t) if t.object.bucket == "\u{6dc}\u{410}"));
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 #[allow(dead_code)]
 mod harness;
+mod hostile;
 mod ops;
 mod passthrough;
 mod torrents;
