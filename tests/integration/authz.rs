@@ -167,3 +167,68 @@ fn replayed_signature_past_the_skew_is_refused() {
     assert_eq!(stale.status, 403);
     assert_eq!(stale.s3_code().as_deref(), Some("RequestTimeTooSkewed"));
 }
+
+/// Virtual-hosted style: a signature made for one bucket's Host, replayed with another
+/// bucket's Host, fails; an anonymous Host switch gets the backend's answer for that bucket.
+#[test]
+fn host_spoofing_between_buckets_never_yields_a_torrent() {
+    setup();
+    let env = env();
+    let host_of = |bucket: &str| format!("{bucket}.{DOMAIN}:{}", env.port);
+    let target = "/authz/priv.bin?torrent";
+    let signed_for = |host: &str| {
+        let headers = vec![
+            ("host".to_string(), host.to_string()),
+            (
+                "x-amz-content-sha256".to_string(),
+                s3torrent::signing::EMPTY_SHA256.to_string(),
+            ),
+        ];
+        let key = s3torrent::signing::SigningKey {
+            access_key_id: NOREAD.0,
+            secret_access_key: NOREAD.1,
+            region: "us-east-1",
+        };
+        let mut all = headers.clone();
+        all.extend(
+            s3torrent::signing::sign_headers(
+                &key,
+                "GET",
+                &format!("http://{host}{target}"),
+                &headers,
+                std::time::SystemTime::now(),
+            )
+            .unwrap(),
+        );
+        all
+    };
+    // NOREAD signs for the public bucket, then points the same request at the private one.
+    let mut headers = signed_for(&host_of("public"));
+    headers[0].1 = host_of("private");
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = request(env.port, "GET", target, &h);
+    assert_eq!(
+        (r.status, r.s3_code().as_deref()),
+        (403, Some("SignatureDoesNotMatch"))
+    );
+    // Signed honestly for the private bucket, NOREAD still lacks READ there.
+    let headers = signed_for(&host_of("private"));
+    let h: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = request(env.port, "GET", target, &h);
+    assert_eq!(
+        (r.status, r.s3_code().as_deref()),
+        (403, Some("AccessDenied"))
+    );
+    // Anonymous, Host naming the private bucket.
+    let r = request(env.port, "GET", target, &[("Host", &host_of("private"))]);
+    assert_eq!(
+        (r.status, r.s3_code().as_deref()),
+        (403, Some("AccessDenied"))
+    );
+}

@@ -34,7 +34,7 @@ fn setup() -> u16 {
             "hostile/ok.bin",
             &test_data(1000, 600),
             &env.scratch("hostile"),
-        )
+        );
     });
     env.port
 }
