@@ -42,30 +42,9 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
 }
 
 fn signed_put(port: u16, target: &str, body: &[u8]) -> Response {
-    let host = format!("127.0.0.1:{port}");
     let hash = hex::encode(sha2::Sha256::digest(body));
-    let headers = vec![
-        ("host".to_string(), host.clone()),
-        ("x-amz-content-sha256".to_string(), hash.clone()),
-    ];
-    let key = s3torrent::signing::SigningKey {
-        access_key_id: ADMIN.0,
-        secret_access_key: ADMIN.1,
-        region: "us-east-1",
-    };
-    let url = format!("http://{host}{target}");
-    let mut all = headers.clone();
-    all.extend(
-        s3torrent::signing::sign_headers_with_payload(
-            &key,
-            "PUT",
-            &url,
-            &headers,
-            &hash,
-            SystemTime::now(),
-        )
-        .unwrap(),
-    );
+    let host = format!("127.0.0.1:{port}");
+    let all = signed_headers(ADMIN, "PUT", &host, target, Some(&hash), SystemTime::now());
     let h: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     request_with_body(port, "PUT", target, &h, body)
 }

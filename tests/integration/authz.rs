@@ -135,24 +135,7 @@ fn replayed_signature_past_the_skew_is_refused() {
     let env = env();
     let host = format!("127.0.0.1:{}", env.port);
     let target = "/private/authz/priv.bin?torrent";
-    let sign_at = |when: std::time::SystemTime| {
-        let headers = vec![
-            ("host".to_string(), host.clone()),
-            (
-                "x-amz-content-sha256".to_string(),
-                s3torrent::signing::EMPTY_SHA256.to_string(),
-            ),
-        ];
-        let key = s3torrent::signing::SigningKey {
-            access_key_id: READER.0,
-            secret_access_key: READER.1,
-            region: "us-east-1",
-        };
-        let url = format!("http://{host}{target}");
-        let mut all = headers.clone();
-        all.extend(s3torrent::signing::sign_headers(&key, "GET", &url, &headers, when).unwrap());
-        all
-    };
+    let sign_at = |when| signed_headers(READER, "GET", &host, target, None, when);
     let send = |headers: Vec<(String, String)>| {
         let h: Vec<(&str, &str)> = headers
             .iter()
@@ -177,30 +160,14 @@ fn host_spoofing_between_buckets_never_yields_a_torrent() {
     let host_of = |bucket: &str| format!("{bucket}.{DOMAIN}:{}", env.port);
     let target = "/authz/priv.bin?torrent";
     let signed_for = |host: &str| {
-        let headers = vec![
-            ("host".to_string(), host.to_string()),
-            (
-                "x-amz-content-sha256".to_string(),
-                s3torrent::signing::EMPTY_SHA256.to_string(),
-            ),
-        ];
-        let key = s3torrent::signing::SigningKey {
-            access_key_id: NOREAD.0,
-            secret_access_key: NOREAD.1,
-            region: "us-east-1",
-        };
-        let mut all = headers.clone();
-        all.extend(
-            s3torrent::signing::sign_headers(
-                &key,
-                "GET",
-                &format!("http://{host}{target}"),
-                &headers,
-                std::time::SystemTime::now(),
-            )
-            .unwrap(),
-        );
-        all
+        signed_headers(
+            NOREAD,
+            "GET",
+            host,
+            target,
+            None,
+            std::time::SystemTime::now(),
+        )
     };
     // NOREAD signs for the public bucket, then points the same request at the private one.
     let mut headers = signed_for(&host_of("public"));

@@ -31,21 +31,30 @@ fn webseed_sidecar(name: &str, mode: &str) -> Sidecar {
     })
 }
 
-fn lt_python() -> &'static str {
-    ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .args(["-c", "import libtorrent"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("python3-libtorrent")
+/// aria2c with DHT, LPD and PEX off; `--bt-stop-timeout` because a bad piece hangs it.
+fn aria2c(torrent: &Path, save: &Path) -> std::process::Output {
+    Command::new("timeout")
+        .args(["90", "aria2c", "--enable-dht=false", "--enable-dht6=false"])
+        .args([
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+            "--seed-time=0",
+        ])
+        .args([
+            "--bt-stop-timeout=30",
+            "--console-log-level=warn",
+            "--summary-interval=0",
+        ])
+        .args(["--listen-port=6881-6999", "-d"])
+        .arg(save)
+        .arg(torrent)
+        .output()
+        .expect("aria2c")
 }
 
 fn lt_client(args: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/lt_client.py");
-    let out = Command::new(lt_python())
+    let out = Command::new(libtorrent_python())
         .arg(script)
         .args(args)
         .output()
@@ -114,25 +123,7 @@ fn aria2c_downloads_from_the_web_seed_alone() {
     let s = webseed_sidecar("ws-aria2", "public");
     let f = fixture("ws-aria2", s.port, 2 * 1024 * 1024 + 3, 201);
     let save = f.dir.join("aria2");
-    let out = Command::new("timeout")
-        .args([
-            "90",
-            "aria2c",
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-        ])
-        .args([
-            "--enable-peer-exchange=false",
-            "--seed-time=0",
-            "--bt-stop-timeout=30",
-            "--console-log-level=warn",
-        ])
-        .args(["--listen-port=6881-6999", "--summary-interval=0", "-d"])
-        .arg(&save)
-        .arg(&f.torrent)
-        .output()
-        .expect("aria2c");
+    let out = aria2c(&f.torrent, &save);
     assert!(
         out.status.success(),
         "aria2c: {}",
@@ -218,25 +209,7 @@ fn presigned_web_seed_for_a_private_object() {
     );
 
     let save = dir.join("aria2");
-    let out = Command::new("timeout")
-        .args([
-            "90",
-            "aria2c",
-            "--enable-dht=false",
-            "--enable-dht6=false",
-            "--bt-enable-lpd=false",
-        ])
-        .args([
-            "--enable-peer-exchange=false",
-            "--seed-time=0",
-            "--bt-stop-timeout=30",
-            "--console-log-level=warn",
-        ])
-        .args(["--listen-port=6881-6999", "--summary-interval=0", "-d"])
-        .arg(&save)
-        .arg(&first)
-        .output()
-        .expect("aria2c");
+    let out = aria2c(&first, &save);
     assert!(
         out.status.success(),
         "aria2c: {}",

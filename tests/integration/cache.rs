@@ -163,20 +163,13 @@ fn failing_backend() -> (u16, Arc<AtomicUsize>) {
 }
 
 fn serve_failing(stream: TcpStream, gets: &AtomicUsize) {
-    use std::io::{BufRead, BufReader};
+    use std::io::BufReader;
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(line) = read_request_head(&mut reader) else {
             return;
-        }
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-        }
+        };
         let head = "HTTP/1.1 200 OK\r\nETag: \"f\"\r\nContent-Length: 1000000\r\n\r\n";
         let _ = out.write_all(head.as_bytes());
         if line.starts_with("GET") {

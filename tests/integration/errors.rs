@@ -1,6 +1,6 @@
 //! Every error row of the contract: status, S3 `Code`, `x-amz-request-id`, XML body.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -222,17 +222,10 @@ fn short_body_backend() -> (u16, Arc<AtomicUsize>) {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut out = stream;
                 loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    let Some(line) = read_request_head(&mut reader) else {
                         return;
-                    }
+                    };
                     let method = line.split(' ').next().unwrap_or("").to_string();
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                            break;
-                        }
-                    }
                     let head = "HTTP/1.1 200 OK\r\nETag: \"fake\"\r\nContent-Length: 100000\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\n";
                     let _ = out.write_all(head.as_bytes());
                     if method == "GET" {

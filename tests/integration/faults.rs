@@ -3,7 +3,7 @@
 //! Every fault must give a retryable S3 XML error (502/503), cache nothing, leave the sidecar
 //! serving other requests, and the next request after recovery must succeed, no restart.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -64,16 +64,9 @@ fn serve(stream: TcpStream, fault: &Mutex<Fault>, gets: &AtomicUsize, data: &[u8
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        let Some(line) = read_request_head(&mut reader) else {
             return;
-        }
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                break;
-            }
-        }
+        };
         let healthy_key = line.contains("/healthy/");
         let fault = if healthy_key {
             Fault::None

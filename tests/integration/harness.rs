@@ -336,23 +336,13 @@ pub fn s3client(endpoint: &str, (ak, sk): (&str, &str), args: &[&str]) -> Value 
     parse_json(&out, "s3client.py")
 }
 
-/// The libtorrent checker needs Debian's python3-libtorrent, which lives beside the system
-/// interpreter; PyPI has no libtorrent wheel for every Python.
+/// The independent check: libtorrent parses the torrent and every piece is hashed.
 pub fn check_torrent(torrent: &Path, data: &Path) -> Value {
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/clients/check_torrent.py"
     );
-    let python = ["/usr/bin/python3", "python3"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .args(["-c", "import libtorrent"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("a python3 with libtorrent (apt install python3-libtorrent)");
-    let out = Command::new(python)
+    let out = Command::new(libtorrent_python())
         .arg(script)
         .arg(torrent)
         .arg(data)
@@ -480,6 +470,67 @@ pub fn request_with_body(
         headers,
         body: raw[split + 4..].to_vec(),
     }
+}
+
+/// Reads one request line and its headers from a fake backend's connection; `None` at EOF.
+/// Fake backends exist only for faults no real server produces on demand.
+pub fn read_request_head(reader: &mut impl std::io::BufRead) -> Option<String> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            return Some(line);
+        }
+    }
+}
+
+/// Headers for a request signed with SigV4 by `aws-sigv4` as `creds`, for `host` and `target`
+/// (path and query, already encoded), with the body's SHA-256 (empty body by default).
+pub fn signed_headers(
+    (ak, sk): (&str, &str),
+    method: &str,
+    host: &str,
+    target: &str,
+    payload_hash: Option<&str>,
+    time: std::time::SystemTime,
+) -> Vec<(String, String)> {
+    let hash = payload_hash.unwrap_or(s3torrent::signing::EMPTY_SHA256);
+    let headers = vec![
+        ("host".to_string(), host.to_string()),
+        ("x-amz-content-sha256".to_string(), hash.to_string()),
+    ];
+    let key = s3torrent::signing::SigningKey {
+        access_key_id: ak,
+        secret_access_key: sk,
+        region: "us-east-1",
+    };
+    let url = format!("http://{host}{target}");
+    let mut all = headers.clone();
+    all.extend(
+        s3torrent::signing::sign_headers_with_payload(&key, method, &url, &headers, hash, time)
+            .unwrap(),
+    );
+    all
+}
+
+/// A python3 that imports libtorrent: Debian's python3-libtorrent lives beside the system
+/// interpreter, not every Python on the PATH.
+pub fn libtorrent_python() -> &'static str {
+    static PYTHON: OnceLock<&'static str> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        ["/usr/bin/python3", "python3"]
+            .into_iter()
+            .find(|p| {
+                Command::new(p)
+                    .args(["-c", "import libtorrent"])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            })
+            .expect("a python3 with libtorrent (apt install python3-libtorrent)")
+    })
 }
 
 /// Uploads `data` straight to the backend (not through the sidecar) and returns its ETag.

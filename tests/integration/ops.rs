@@ -1,7 +1,7 @@
 //! Running it in production: metrics after real traffic (checked by promtool and scraped by a
 //! real Prometheus), graceful SIGTERM, and the deployment manifests against the binary.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -186,16 +186,9 @@ fn slow_backend() -> u16 {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut out = stream;
                 loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    let Some(line) = read_request_head(&mut reader) else {
                         return;
-                    }
-                    loop {
-                        let mut h = String::new();
-                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                            break;
-                        }
-                    }
+                    };
                     let head = format!(
                         "HTTP/1.1 200 OK\r\nETag: \"slow\"\r\nContent-Length: {LEN}\r\n\r\n"
                     );
