@@ -516,6 +516,33 @@ pub fn signed_headers(
     all
 }
 
+/// Runs the aws CLI against the sidecar as `creds`, path-style, with a config of its own
+/// (no user profile leaks in); panics with its stderr if it fails.
+pub fn aws_cli((ak, sk): (&str, &str), dir: &Path, args: &[&str]) {
+    let cfg = dir.join("aws-config");
+    std::fs::write(
+        &cfg,
+        "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n",
+    )
+    .unwrap();
+    let out = Command::new("aws")
+        .args(["--endpoint-url", &env().sidecar_url()])
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", ak)
+        .env("AWS_SECRET_ACCESS_KEY", sk)
+        .env("AWS_CONFIG_FILE", &cfg)
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
+        .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("aws CLI");
+    assert!(
+        out.status.success(),
+        "aws {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A python3 that imports libtorrent: Debian's python3-libtorrent lives beside the system
 /// interpreter, not every Python on the PATH.
 pub fn libtorrent_python() -> &'static str {

@@ -1,7 +1,5 @@
 //! Everything that is not `?torrent` reaches the backend unchanged, signatures intact.
 
-use std::process::Command;
-
 use crate::harness::*;
 
 #[test]
@@ -112,30 +110,7 @@ fn aws_cli_copy_through_the_sidecar() {
     let data = test_data(6 * 1024 * 1024, 43);
     let src = dir.join("cli-src.bin");
     std::fs::write(&src, &data).unwrap();
-    let cfg = dir.join("aws-config");
-    std::fs::write(
-        &cfg,
-        "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n",
-    )
-    .unwrap();
-    let aws = |args: &[&str]| {
-        let out = Command::new("aws")
-            .args(["--endpoint-url", &env.sidecar_url(), "s3"])
-            .args(args)
-            .env("AWS_ACCESS_KEY_ID", ADMIN.0)
-            .env("AWS_SECRET_ACCESS_KEY", ADMIN.1)
-            .env("AWS_CONFIG_FILE", &cfg)
-            .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
-            .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "aws s3 {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let aws = |args: &[&str]| aws_cli(ADMIN, &dir, &[&["s3"][..], args].concat());
     aws(&["cp", src.to_str().unwrap(), "s3://private/pass/cli.bin"]);
     let back = dir.join("cli-back.bin");
     aws(&["cp", "s3://private/pass/cli.bin", back.to_str().unwrap()]);

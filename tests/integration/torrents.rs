@@ -246,33 +246,19 @@ fn aws_cli_get_object_torrent_and_determinism_across_replicas() {
     let data = test_data(100_000, 12);
     put_object("public", "cli/file.bin", &data, &dir);
     let out_file = dir.join("cli.torrent");
-    let cfg = dir.join("aws-config");
-    std::fs::write(
-        &cfg,
-        "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n",
-    )
-    .unwrap();
-    let out = Command::new("aws")
-        .args([
-            "--endpoint-url",
-            &env.sidecar_url(),
+    let out = out_file.to_str().unwrap();
+    aws_cli(
+        READER,
+        &dir,
+        &[
             "s3api",
             "get-object-torrent",
-        ])
-        .args(["--bucket", "public", "--key", "cli/file.bin"])
-        .arg(&out_file)
-        .env("AWS_ACCESS_KEY_ID", READER.0)
-        .env("AWS_SECRET_ACCESS_KEY", READER.1)
-        .env("AWS_CONFIG_FILE", &cfg)
-        .env("AWS_SHARED_CREDENTIALS_FILE", dir.join("none"))
-        .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("aws CLI");
-    assert!(
-        out.status.success(),
-        "aws: {}",
-        String::from_utf8_lossy(&out.stderr)
+            "--bucket",
+            "public",
+            "--key",
+            "cli/file.bin",
+            out,
+        ],
     );
     verify(&out_file, &data, &dir);
 
