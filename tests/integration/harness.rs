@@ -182,7 +182,7 @@ fn start_seaweed(dir: &Path) -> (u16, u16) {
          "actions": ["Read", "List"]},
         {"name": "noread", "credentials": [{"accessKey": NOREAD.0, "secretKey": NOREAD.1}],
          "actions": ["List", "Write:public"]},
-        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict"]}
+        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile"]}
     ]});
     let ids = dir.join("identities.json");
     std::fs::write(&ids, identities.to_string()).unwrap();
