@@ -11,6 +11,8 @@
 //!   or pass-through; path-style and virtual-hosted-style.
 //! - [`sigv4`] — verifies callers' SigV4 signatures (header and presigned forms).
 //! - [`torrent_service`] — one `?torrent` request: authorize → cache → generate → respond.
+//! - [`authorize`] — the READ check: the backend decides, asked as the caller.
+//! - [`response`] — replies the proxy writes itself; torrent response headers, magnet link.
 //! - [`upstream`] — the sidecar's own requests to the backend (probe as the caller, fetch as
 //!   the sidecar), over pingora's connector.
 //! - [`generate`] — fetch the object and stream it through piece hashing into a torrent.
@@ -35,6 +37,7 @@
 //! - `demo` — the embedded filesystem-backed S3 backend (cargo feature `demo`).
 
 pub mod admin;
+pub mod authorize;
 pub mod cache;
 pub mod config;
 #[cfg(feature = "demo")]
@@ -46,6 +49,7 @@ pub mod metrics;
 pub mod probe_cache;
 pub mod proxy;
 pub mod request_id;
+pub mod response;
 pub mod route;
 pub mod s3_error;
 pub mod server;

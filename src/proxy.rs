@@ -12,14 +12,16 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
+use crate::authorize::Forwarded;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::request_id::new_request_id;
+use crate::response::Reply;
 use crate::route::{route, Route};
 use crate::s3_error::S3Error;
 use crate::shutdown::{InFlight, InFlightGuard};
 use crate::sigv4::{SignedRequest, Verifier};
-use crate::torrent_service::{CacheStatus, Forwarded, Reply, TorrentService};
+use crate::torrent_service::{CacheStatus, TorrentService};
 use crate::tracker::{Tracker, TrackerEndpoint};
 use crate::upstream::FORWARDED_HEADERS;
 

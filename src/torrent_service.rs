@@ -6,20 +6,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use bytes::Bytes;
 use tokio::sync::{watch, Semaphore};
 
+use crate::authorize::{Authorizer, Forwarded};
 use crate::cache::{CacheKey, TorrentCache};
 use crate::config::{Config, WebseedMode};
 use crate::generate::{FetchPlan, Generation, ObjectFacts, Torrent};
 use crate::metrics::Metrics;
-use crate::probe_cache::{ProbeCache, ProbeKey};
+use crate::probe_cache::ProbeCache;
+use crate::response::{magnet_link, reply, Rendered, Reply};
 use crate::route::{ObjectRef, TorrentRequest};
-use crate::s3_error::{parse_upstream_error, S3Error};
+use crate::s3_error::S3Error;
 use crate::signing::{presign_url, SigningKey};
 use crate::sigv4::Caller;
 use crate::tracker::Tracker;
-use crate::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
+use crate::upstream::Upstream;
 use crate::uri_encoding::{encode, encode_path};
 
 /// How a torrent request was served, for the access log.
@@ -45,15 +46,6 @@ impl CacheStatus {
     }
 }
 
-/// A response the proxy writes as is (plus `x-amz-request-id`).
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(&'static str, String)>,
-    /// Sent unless the request was `HEAD`; `Content-Length` is always its length.
-    pub body: Bytes,
-}
-
 pub struct TorrentService {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
@@ -72,15 +64,6 @@ pub struct TorrentService {
 
 type FlightResult = Result<Arc<Torrent>, S3Error>;
 type Flight = watch::Receiver<Option<FlightResult>>;
-
-/// Caller request headers that travel with the sidecar's requests on the caller's behalf.
-pub struct Forwarded(pub Vec<(&'static str, String)>);
-
-impl Forwarded {
-    fn as_pairs(&self) -> Vec<(&str, &str)> {
-        self.0.iter().map(|(k, v)| (*k, v.as_str())).collect()
-    }
-}
 
 impl TorrentService {
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, tracker: Option<Arc<Tracker>>) -> Self {
@@ -127,7 +110,11 @@ impl TorrentService {
         cache_status: &mut CacheStatus,
     ) -> Result<Reply, S3Error> {
         let object = &request.object;
-        let facts = self.authorize(object, caller, forwarded).await?;
+        let authorizer = Authorizer {
+            upstream: &self.upstream,
+            probes: &self.probes,
+        };
+        let facts = authorizer.authorize(object, caller, forwarded).await?;
         self.check_eligible(&facts)?;
 
         let key = CacheKey {
@@ -335,91 +322,6 @@ impl TorrentService {
         m.entries.set(self.cache.len() as i64);
     }
 
-    /// READ check: the backend decides, asked as this caller (anonymous stays anonymous;
-    /// a verified caller is re-signed with their own key). Never the sidecar's credentials.
-    async fn authorize(
-        &self,
-        object: &ObjectRef,
-        caller: &Caller,
-        forwarded: &Forwarded,
-    ) -> Result<ObjectFacts, S3Error> {
-        let identity = match caller {
-            Caller::Anonymous => Identity::Anonymous,
-            Caller::Signed {
-                access_key_id,
-                secret_access_key,
-            } => Identity::Caller {
-                access_key_id,
-                secret_access_key: secret_access_key.expose(),
-            },
-        };
-        let probe_key = ProbeKey::new(object, caller, &forwarded.0);
-        let now = std::time::Instant::now();
-        if let Some(facts) = self.probes.get(&probe_key, now) {
-            return Ok(facts);
-        }
-        let headers = forwarded.as_pairs();
-        let head = self
-            .upstream
-            .send(Purpose::Probe, "HEAD", object, &identity, &headers)
-            .await?;
-        if head.status() != 200 {
-            let status = head.status();
-            head.finish().await;
-            return Err(self
-                .explain_refusal(status, object, &identity, &headers)
-                .await);
-        }
-        let facts = facts_from(&head);
-        head.finish().await;
-        if let Ok(f) = &facts {
-            self.probes.put(probe_key, f.clone(), now);
-        }
-        facts
-    }
-
-    /// A refused HEAD has no body to say why; repeat it as a one-byte GET to learn the
-    /// backend's error code (`NoSuchKey` vs `NoSuchBucket`, ...), and pass that on.
-    async fn explain_refusal(
-        &self,
-        head_status: u16,
-        object: &ObjectRef,
-        identity: &Identity<'_>,
-        headers: &[(&str, &str)],
-    ) -> S3Error {
-        if head_status >= 500 {
-            return S3Error::service_unavailable(format!(
-                "The backend answered {head_status}. Please retry."
-            ));
-        }
-        let mut with_range = headers.to_vec();
-        with_range.push(("range", "bytes=0-0"));
-        let detail = match self
-            .upstream
-            .send(Purpose::Explain, "GET", object, identity, &with_range)
-            .await
-        {
-            Ok(resp) if resp.status() == head_status => {
-                parse_upstream_error(&resp.small_body(64 * 1024).await)
-            }
-            Ok(resp) => {
-                resp.finish().await;
-                None
-            }
-            Err(_) => None,
-        };
-        if head_status == 400 && detail.as_ref().is_some_and(|(_, m)| mentions_sse_c(m)) {
-            return sse_c_error();
-        }
-        let (default_code, default_message) = default_error(head_status);
-        let (code, message) = match detail {
-            Some((code, message)) if !message.is_empty() => (leak_code(&code), message),
-            Some((code, _)) => (leak_code(&code), default_message),
-            None => (default_code, default_message),
-        };
-        S3Error::new(head_status, code, message)
-    }
-
     fn check_eligible(&self, facts: &ObjectFacts) -> Result<(), S3Error> {
         if facts.length == 0 {
             return Err(S3Error::invalid_request(
@@ -447,201 +349,4 @@ impl Drop for Admission {
 
 fn internal(message: &str) -> S3Error {
     S3Error::new(500, "InternalError", message.to_string())
-}
-
-fn facts_from(head: &UpstreamResponse<'_>) -> Result<ObjectFacts, S3Error> {
-    if head
-        .header_str("x-amz-server-side-encryption-customer-algorithm")
-        .is_some()
-    {
-        return Err(sse_c_error());
-    }
-    let etag = head
-        .header_str("etag")
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| S3Error::bad_gateway("The backend did not report the object's ETag."))?;
-    let length = head
-        .header_str("content-length")
-        .and_then(|l| l.parse::<u64>().ok())
-        .ok_or_else(|| S3Error::bad_gateway("The backend did not report the object's length."))?;
-    Ok(ObjectFacts {
-        etag: etag.to_string(),
-        length,
-        last_modified: head.header_str("last-modified").map(str::to_string),
-        request_charged: head.header_str("x-amz-request-charged") == Some("requester"),
-    })
-}
-
-fn sse_c_error() -> S3Error {
-    S3Error::invalid_request(
-        "Torrent creation is not supported for objects encrypted with a customer-provided key (SSE-C): the sidecar cannot read them.",
-    )
-}
-
-/// S3 refuses a HEAD of an SSE-C object without the key (400); its GET error says why.
-fn mentions_sse_c(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("customer") || m.contains("server side encryption")
-}
-
-/// Error codes are `&'static str` everywhere else; backend codes are a small, closed set
-/// in practice, so map the known ones and fall back by status for the rest.
-fn leak_code(code: &str) -> &'static str {
-    const KNOWN: [&str; 12] = [
-        "NoSuchKey",
-        "NoSuchBucket",
-        "NoSuchVersion",
-        "AccessDenied",
-        "InvalidRequest",
-        "InvalidArgument",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "PermanentRedirect",
-        "InvalidObjectState",
-        "AuthorizationHeaderMalformed",
-        "RequestTimeTooSkewed",
-    ];
-    KNOWN
-        .into_iter()
-        .find(|k| *k == code)
-        .unwrap_or("AccessDenied")
-}
-
-fn default_error(status: u16) -> (&'static str, String) {
-    match status {
-        404 => ("NoSuchKey", "The specified key does not exist.".into()),
-        403 => ("AccessDenied", "Access Denied".into()),
-        301 | 307 => (
-            "PermanentRedirect",
-            "The bucket must be addressed using the specified endpoint.".into(),
-        ),
-        _ => (
-            "InvalidRequest",
-            format!("The backend refused the request ({status})."),
-        ),
-    }
-}
-
-/// What one response carries of a torrent: its bytes (with this response's web seeds).
-struct Rendered {
-    bytes: Bytes,
-    etag: String,
-    magnet: String,
-}
-
-fn reply(
-    object: &ObjectRef,
-    torrent: &Torrent,
-    rendered: Rendered,
-    facts: &ObjectFacts,
-    if_none_match: Option<&str>,
-) -> Reply {
-    let mut headers = vec![("etag", rendered.etag.clone())];
-    if let Some(lm) = &torrent.last_modified {
-        headers.push(("last-modified", lm.clone()));
-    }
-    if facts.request_charged {
-        headers.push(("x-amz-request-charged", "requester".to_string()));
-    }
-    headers.push(("link", format!("<{}>; rel=\"alternate\"", rendered.magnet)));
-    if if_none_match.is_some_and(|inm| etag_matches(inm, &rendered.etag)) {
-        return Reply {
-            status: 304,
-            headers,
-            body: Bytes::new(),
-        };
-    }
-    headers.push(("content-type", "application/x-bittorrent".to_string()));
-    headers.push((
-        "content-disposition",
-        content_disposition(&object.bucket, &object.key),
-    ));
-    Reply {
-        status: 200,
-        headers,
-        body: rendered.bytes,
-    }
-}
-
-/// `magnet:?xt=urn:btih:…&dn=…&tr=…&ws=…` (BEP 9, with BEP 19 web seeds).
-fn magnet_link(torrent: &Torrent, webseeds: &[String]) -> String {
-    let mut m = format!(
-        "magnet:?xt=urn:btih:{}&dn={}",
-        hex::encode(torrent.info_hash),
-        encode(&torrent.info.name)
-    );
-    for tr in torrent.meta.announce.iter().flatten() {
-        m.push_str("&tr=");
-        m.push_str(&encode(tr));
-    }
-    for ws in webseeds {
-        m.push_str("&ws=");
-        m.push_str(&encode(ws));
-    }
-    m
-}
-
-/// `If-None-Match` per RFC 9110: `*` or a list of (weakly compared) entity tags.
-fn etag_matches(header: &str, etag: &str) -> bool {
-    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
-    header
-        .split(',')
-        .any(|t| t.trim() == "*" || bare(t) == bare(etag))
-}
-
-/// `attachment; filename="x.torrent"`, plus RFC 6266 `filename*` for non-ASCII names.
-fn content_disposition(bucket: &str, key: &str) -> String {
-    let name = format!(
-        "{}.torrent",
-        crate::torrent::Info::name_for_key(bucket, key)
-    );
-    let ascii: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if ascii == name {
-        format!("attachment; filename=\"{name}\"")
-    } else {
-        format!(
-            "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
-            encode(&name)
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_disposition_has_ascii_fallback() {
-        assert_eq!(
-            content_disposition("b", "dir/Nelson"),
-            "attachment; filename=\"Nelson.torrent\""
-        );
-        assert_eq!(
-            content_disposition("b", "dir/ü ß.iso"),
-            "attachment; filename=\"_ _.iso.torrent\"; filename*=UTF-8''%C3%BC%20%C3%9F.iso.torrent"
-        );
-        assert_eq!(
-            content_disposition("b", "a\"b"),
-            "attachment; filename=\"a_b.torrent\"; filename*=UTF-8''a%22b.torrent"
-        );
-    }
-
-    #[test]
-    fn if_none_match_forms() {
-        let etag = "\"abc\"";
-        assert!(etag_matches("\"abc\"", etag));
-        assert!(etag_matches("\"x\", \"abc\"", etag));
-        assert!(etag_matches("W/\"abc\"", etag));
-        assert!(etag_matches("*", etag));
-        assert!(!etag_matches("\"abcd\"", etag));
-    }
 }

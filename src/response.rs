@@ -1,0 +1,142 @@
+//! What the proxy writes for a request it answers itself, and the headers of a torrent
+//! response: `Content-Disposition`, the torrent's own `ETag` with `If-None-Match`, the magnet
+//! `Link`.
+
+use bytes::Bytes;
+
+use crate::generate::{ObjectFacts, Torrent};
+use crate::route::ObjectRef;
+use crate::uri_encoding::encode;
+
+/// A response the proxy writes as is (plus `x-amz-request-id`).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    /// Sent unless the request was `HEAD`; `Content-Length` is always its length.
+    pub body: Bytes,
+}
+
+/// What one response carries of a torrent: its bytes (with this response's web seeds).
+pub struct Rendered {
+    pub bytes: Bytes,
+    pub etag: String,
+    pub magnet: String,
+}
+
+pub fn reply(
+    object: &ObjectRef,
+    torrent: &Torrent,
+    rendered: Rendered,
+    facts: &ObjectFacts,
+    if_none_match: Option<&str>,
+) -> Reply {
+    let mut headers = vec![("etag", rendered.etag.clone())];
+    if let Some(lm) = &torrent.last_modified {
+        headers.push(("last-modified", lm.clone()));
+    }
+    if facts.request_charged {
+        headers.push(("x-amz-request-charged", "requester".to_string()));
+    }
+    headers.push(("link", format!("<{}>; rel=\"alternate\"", rendered.magnet)));
+    if if_none_match.is_some_and(|inm| etag_matches(inm, &rendered.etag)) {
+        return Reply {
+            status: 304,
+            headers,
+            body: Bytes::new(),
+        };
+    }
+    headers.push(("content-type", "application/x-bittorrent".to_string()));
+    headers.push((
+        "content-disposition",
+        content_disposition(&object.bucket, &object.key),
+    ));
+    Reply {
+        status: 200,
+        headers,
+        body: rendered.bytes,
+    }
+}
+
+/// `magnet:?xt=urn:btih:…&dn=…&tr=…&ws=…` (BEP 9, with BEP 19 web seeds).
+pub fn magnet_link(torrent: &Torrent, webseeds: &[String]) -> String {
+    let mut m = format!(
+        "magnet:?xt=urn:btih:{}&dn={}",
+        hex::encode(torrent.info_hash),
+        encode(&torrent.info.name)
+    );
+    for tr in torrent.meta.announce.iter().flatten() {
+        m.push_str("&tr=");
+        m.push_str(&encode(tr));
+    }
+    for ws in webseeds {
+        m.push_str("&ws=");
+        m.push_str(&encode(ws));
+    }
+    m
+}
+
+/// `If-None-Match` per RFC 9110: `*` or a list of (weakly compared) entity tags.
+fn etag_matches(header: &str, etag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    header
+        .split(',')
+        .any(|t| t.trim() == "*" || bare(t) == bare(etag))
+}
+
+/// `attachment; filename="x.torrent"`, plus RFC 6266 `filename*` for non-ASCII names.
+fn content_disposition(bucket: &str, key: &str) -> String {
+    let name = format!(
+        "{}.torrent",
+        crate::torrent::Info::name_for_key(bucket, key)
+    );
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if ascii == name {
+        format!("attachment; filename=\"{name}\"")
+    } else {
+        format!(
+            "attachment; filename=\"{ascii}\"; filename*=UTF-8''{}",
+            encode(&name)
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_disposition_has_ascii_fallback() {
+        assert_eq!(
+            content_disposition("b", "dir/Nelson"),
+            "attachment; filename=\"Nelson.torrent\""
+        );
+        assert_eq!(
+            content_disposition("b", "dir/ü ß.iso"),
+            "attachment; filename=\"_ _.iso.torrent\"; filename*=UTF-8''%C3%BC%20%C3%9F.iso.torrent"
+        );
+        assert_eq!(
+            content_disposition("b", "a\"b"),
+            "attachment; filename=\"a_b.torrent\"; filename*=UTF-8''a%22b.torrent"
+        );
+    }
+
+    #[test]
+    fn if_none_match_forms() {
+        let etag = "\"abc\"";
+        assert!(etag_matches("\"abc\"", etag));
+        assert!(etag_matches("\"x\", \"abc\"", etag));
+        assert!(etag_matches("W/\"abc\"", etag));
+        assert!(etag_matches("*", etag));
+        assert!(!etag_matches("\"abcd\"", etag));
+    }
+}
