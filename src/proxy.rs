@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::request_id::new_request_id;
 use crate::response::Reply;
-use crate::route::{route, Route};
+use crate::route::{route, Route, TorrentRequest};
 use crate::s3_error::S3Error;
 use crate::shutdown::{InFlight, InFlightGuard};
 use crate::sigv4::{SignedRequest, Verifier};
@@ -56,7 +56,11 @@ impl S3TorrentProxy {
         tracker: Option<Arc<Tracker>>,
     ) -> Self {
         let endpoint = &config.upstream.endpoint;
-        let peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
+        let mut peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
+        // Connecting is bounded; reads are not: a slow client on a large download is normal.
+        let connect = Duration::from_secs(config.upstream.timeout_secs);
+        peer.options.connection_timeout = Some(connect);
+        peer.options.total_connection_timeout = Some(connect);
         S3TorrentProxy {
             config,
             torrents,
@@ -70,14 +74,9 @@ impl S3TorrentProxy {
     async fn torrent_reply(
         &self,
         session: &Session,
-        route: Route,
+        request: TorrentRequest,
         cache: &mut CacheStatus,
     ) -> Result<Reply, S3Error> {
-        let request = match route {
-            Route::Torrent(t) => t,
-            Route::Reject(e) => return Err(e),
-            Route::PassThrough => unreachable!("handled by the caller"),
-        };
         let req = session.req_header();
         let verifier = Verifier {
             credentials: &self.config.auth.credentials,
@@ -166,12 +165,14 @@ impl ProxyHttp for S3TorrentProxy {
             host,
             &self.config.server.domains,
         );
-        if route == Route::PassThrough {
-            return Ok(false);
-        }
+        let result = match route {
+            Route::PassThrough => return Ok(false),
+            Route::Reject(e) => Err(e),
+            Route::Torrent(t) => self.torrent_reply(session, t, &mut ctx.cache).await,
+        };
         ctx.route = "torrent";
         ctx.request_id = new_request_id();
-        let reply = match self.torrent_reply(session, route, &mut ctx.cache).await {
+        let reply = match result {
             Ok(reply) => reply,
             Err(e) => error_reply(&e, session.req_header().uri.path(), &ctx.request_id),
         };
