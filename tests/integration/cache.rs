@@ -149,36 +149,20 @@ fn parallel_ranged_fetch_gives_the_same_torrent() {
 /// A backend that answers HEAD, then stalls a GET briefly and breaks it off: a failure that
 /// lands while several callers wait on one generation.
 fn failing_backend() -> (u16, Arc<AtomicUsize>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let gets = Arc::new(AtomicUsize::new(0));
     let counter = gets.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let counter = counter.clone();
-            std::thread::spawn(move || serve_failing(stream, &counter));
-        }
-    });
-    (port, gets)
-}
-
-fn serve_failing(stream: TcpStream, gets: &AtomicUsize) {
-    use std::io::BufReader;
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let Some(line) = read_request_head(&mut reader) else {
-            return;
-        };
+    let port = fake_backend(move |line, out| {
         let head = "HTTP/1.1 200 OK\r\nETag: \"f\"\r\nContent-Length: 1000000\r\n\r\n";
         let _ = out.write_all(head.as_bytes());
-        if line.starts_with("GET") {
-            gets.fetch_add(1, Ordering::SeqCst);
-            std::thread::sleep(Duration::from_millis(500));
-            let _ = out.write_all(&[1u8; 1000]);
-            return;
+        if !line.starts_with("GET") {
+            return true;
         }
-    }
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(500));
+        let _ = out.write_all(&[1u8; 1000]);
+        false
+    });
+    (port, gets)
 }
 
 #[test]

@@ -1,7 +1,6 @@
 //! Every error row of the contract: status, S3 `Code`, `x-amz-request-id`, XML body.
 
-use std::io::{BufReader, Write};
-use std::net::TcpListener;
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -210,32 +209,17 @@ fn unreachable_backend_is_503_for_torrents_and_pass_through() {
 /// A backend that answers HEAD correctly but breaks every GET off after 5000 of 100000
 /// bytes: no real server can be made to do that on demand.
 fn short_body_backend() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let gets = Arc::new(AtomicUsize::new(0));
     let counter = gets.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            let counter = counter.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut out = stream;
-                loop {
-                    let Some(line) = read_request_head(&mut reader) else {
-                        return;
-                    };
-                    let method = line.split(' ').next().unwrap_or("").to_string();
-                    let head = "HTTP/1.1 200 OK\r\nETag: \"fake\"\r\nContent-Length: 100000\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\n";
-                    let _ = out.write_all(head.as_bytes());
-                    if method == "GET" {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                        let _ = out.write_all(&[7u8; 5000]);
-                        return; // connection closes mid-body
-                    }
-                }
-            });
+    let port = fake_backend(move |line, out| {
+        let head = "HTTP/1.1 200 OK\r\nETag: \"fake\"\r\nContent-Length: 100000\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\n";
+        let _ = out.write_all(head.as_bytes());
+        if !line.starts_with("GET") {
+            return true;
         }
+        counter.fetch_add(1, Ordering::SeqCst);
+        let _ = out.write_all(&[7u8; 5000]);
+        false // the connection closes mid-body
     });
     (port, gets)
 }

@@ -3,8 +3,8 @@
 //! Every fault must give a retryable S3 XML error (502/503), cache nothing, leave the sidecar
 //! serving other requests, and the next request after recovery must succeed, no restart.
 
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,82 +45,71 @@ fn object() -> Vec<u8> {
 }
 
 fn start_backend() -> Backend {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let fault = Arc::new(Mutex::new(Fault::None));
     let gets = Arc::new(AtomicUsize::new(0));
-    let data = Arc::new(object());
+    let data = object();
     let (f, g) = (fault.clone(), gets.clone());
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let (f, g, data) = (f.clone(), g.clone(), data.clone());
-            std::thread::spawn(move || serve(stream, &f, &g, &data));
-        }
-    });
+    let port = fake_backend(move |line, out| serve(line, out, &f, &g, &data));
     Backend { port, fault, gets }
 }
 
-fn serve(stream: TcpStream, fault: &Mutex<Fault>, gets: &AtomicUsize, data: &[u8]) {
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut out = stream;
-    loop {
-        let Some(line) = read_request_head(&mut reader) else {
-            return;
-        };
-        let healthy_key = line.contains("/healthy/");
-        let fault = if healthy_key {
-            Fault::None
-        } else {
-            *fault.lock().unwrap()
-        };
-        let is_get = line.starts_with("GET");
-        if is_get && !healthy_key {
-            gets.fetch_add(1, Ordering::SeqCst);
+/// Answers one request as the current fault dictates; `false` closes the connection.
+fn serve(
+    line: &str,
+    out: &mut TcpStream,
+    fault: &Mutex<Fault>,
+    gets: &AtomicUsize,
+    data: &[u8],
+) -> bool {
+    let healthy_key = line.contains("/healthy/");
+    let fault = if healthy_key {
+        Fault::None
+    } else {
+        *fault.lock().unwrap()
+    };
+    let is_get = line.starts_with("GET");
+    if is_get && !healthy_key {
+        gets.fetch_add(1, Ordering::SeqCst);
+    }
+    let status = |code: &str| {
+        format!("HTTP/1.1 {code}\r\nContent-Type: application/xml\r\nContent-Length: 0\r\n\r\n")
+    };
+    let etag = if is_get && fault == Fault::EtagChanges {
+        "\"other\""
+    } else {
+        "\"good\""
+    };
+    let head = format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {LEN}\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\n");
+    let reply = match (is_get, fault) {
+        (false, Fault::HeadStatus503) => status("503 Service Unavailable"),
+        (true, Fault::PreconditionFailed) => status("412 Precondition Failed"),
+        (true, Fault::Status500) => status("500 Internal Server Error"),
+        (true, Fault::Status503) => status("503 Service Unavailable"),
+        _ => head,
+    };
+    if out.write_all(reply.as_bytes()).is_err() {
+        return false;
+    }
+    if !is_get || !reply.starts_with("HTTP/1.1 200") {
+        return true;
+    }
+    let part = &data[..LEN / 3];
+    match fault {
+        Fault::Reset => {
+            let _ = out.write_all(part);
+            let _ = socket2_linger_zero(out);
+            false
         }
-        let status = |code: &str| {
-            format!("HTTP/1.1 {code}\r\nContent-Type: application/xml\r\nContent-Length: 0\r\n\r\n")
-        };
-        let etag = if is_get && fault == Fault::EtagChanges {
-            "\"other\""
-        } else {
-            "\"good\""
-        };
-        let head = format!("HTTP/1.1 200 OK\r\nETag: {etag}\r\nContent-Length: {LEN}\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\n");
-        let reply = match (is_get, fault) {
-            (false, Fault::HeadStatus503) => status("503 Service Unavailable"),
-            (true, Fault::PreconditionFailed) => status("412 Precondition Failed"),
-            (true, Fault::Status500) => status("500 Internal Server Error"),
-            (true, Fault::Status503) => status("503 Service Unavailable"),
-            _ => head,
-        };
-        if out.write_all(reply.as_bytes()).is_err() {
-            return;
+        Fault::Dies => {
+            let _ = out.write_all(part);
+            false
         }
-        if !is_get || !reply.starts_with("HTTP/1.1 200") {
-            continue;
+        Fault::Stall => {
+            let _ = out.write_all(part);
+            std::thread::sleep(Duration::from_secs(5));
+            false
         }
-        let part = &data[..LEN / 3];
-        match fault {
-            Fault::Reset => {
-                let _ = out.write_all(part);
-                let _ = socket2_linger_zero(&out);
-                return;
-            }
-            Fault::Dies => {
-                let _ = out.write_all(part);
-                return;
-            }
-            Fault::Stall => {
-                let _ = out.write_all(part);
-                std::thread::sleep(Duration::from_secs(5));
-                return;
-            }
-            _ => {
-                if out.write_all(data).is_err() {
-                    return;
-                }
-            }
-        }
+        _ => out.write_all(data).is_ok(),
     }
 }
 

@@ -472,9 +472,32 @@ pub fn request_with_body(
     }
 }
 
-/// Reads one request line and its headers from a fake backend's connection; `None` at EOF.
-/// Fake backends exist only for faults no real server produces on demand.
-pub fn read_request_head(reader: &mut impl std::io::BufRead) -> Option<String> {
+/// A fake backend on an ephemeral port, for faults no real server produces on demand. For
+/// each request on each connection, `handler` gets the request line and the stream, writes
+/// the response, and says whether the connection stays open.
+pub fn fake_backend(handler: impl Fn(&str, &mut TcpStream) -> bool + Send + Sync + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handler = std::sync::Arc::new(handler);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let handler = handler.clone();
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                while let Some(line) = read_request_head(&mut reader) {
+                    if !handler(&line, &mut out) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// Reads one request line and its headers; `None` at EOF.
+fn read_request_head(reader: &mut impl std::io::BufRead) -> Option<String> {
     let mut line = String::new();
     if reader.read_line(&mut line).unwrap_or(0) == 0 {
         return None;

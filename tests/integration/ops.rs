@@ -1,8 +1,8 @@
 //! Running it in production: metrics after real traffic (checked by promtool and scraped by a
 //! real Prometheus), graceful SIGTERM, and the deployment manifests against the binary.
 
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -178,36 +178,21 @@ fn a_real_prometheus_scrapes_the_sidecar() {
 /// A backend whose object GET trickles 2 MiB over ~1.5 s: slow enough to SIGTERM mid-flight.
 fn slow_backend() -> u16 {
     const LEN: usize = 2 * 1024 * 1024;
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut out = stream;
-                loop {
-                    let Some(line) = read_request_head(&mut reader) else {
-                        return;
-                    };
-                    let head = format!(
-                        "HTTP/1.1 200 OK\r\nETag: \"slow\"\r\nContent-Length: {LEN}\r\n\r\n"
-                    );
-                    if out.write_all(head.as_bytes()).is_err() {
-                        return;
-                    }
-                    if line.starts_with("GET") {
-                        for chunk in test_data(LEN, 7).chunks(LEN / 30) {
-                            std::thread::sleep(Duration::from_millis(50));
-                            if out.write_all(chunk).is_err() {
-                                return;
-                            }
-                        }
-                    }
-                }
-            });
+    fake_backend(|line, out| {
+        let head = format!("HTTP/1.1 200 OK\r\nETag: \"slow\"\r\nContent-Length: {LEN}\r\n\r\n");
+        if out.write_all(head.as_bytes()).is_err() {
+            return false;
         }
-    });
-    port
+        if line.starts_with("GET") {
+            for chunk in test_data(LEN, 7).chunks(LEN / 30) {
+                std::thread::sleep(Duration::from_millis(50));
+                if out.write_all(chunk).is_err() {
+                    return false;
+                }
+            }
+        }
+        true
+    })
 }
 
 #[test]
