@@ -38,6 +38,24 @@ struct Inner {
     bytes: u64,
 }
 
+/// What an insert did, and the cache's size after it (for the metrics, under one lock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    pub evicted: usize,
+    pub bytes: u64,
+    pub entries: usize,
+}
+
+impl Inner {
+    fn report(&self, evicted: usize) -> Inserted {
+        Inserted {
+            evicted,
+            bytes: self.bytes,
+            entries: self.lru.len(),
+        }
+    }
+}
+
 impl TorrentCache {
     pub fn new(max_bytes: u64) -> Self {
         TorrentCache {
@@ -53,14 +71,14 @@ impl TorrentCache {
         self.lock().lru.get(key).cloned()
     }
 
-    /// Inserts, evicting least-recently-used entries until the total fits; returns how many
-    /// were evicted. An entry larger than the whole budget is not cached.
-    pub fn insert(&self, key: CacheKey, torrent: Arc<Torrent>) -> usize {
+    /// Inserts, evicting least-recently-used entries until the total fits. An entry larger
+    /// than the whole budget is not cached.
+    pub fn insert(&self, key: CacheKey, torrent: Arc<Torrent>) -> Inserted {
         let weight = key.weight(&torrent);
-        if weight > self.max_bytes {
-            return 0;
-        }
         let mut inner = self.lock();
+        if weight > self.max_bytes {
+            return inner.report(0);
+        }
         if let Some(old) = inner.lru.put(key.clone(), torrent) {
             inner.bytes -= key.weight(&old);
         }
@@ -75,19 +93,7 @@ impl TorrentCache {
                 None => break,
             }
         }
-        evicted
-    }
-
-    pub fn len(&self) -> usize {
-        self.lock().lru.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn bytes(&self) -> u64 {
-        self.lock().bytes
+        inner.report(evicted)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -134,13 +140,13 @@ mod tests {
         let cache = TorrentCache::new(3 * one);
         cache.insert(key("a", "e1"), torrent(1000));
         cache.insert(key("b", "e1"), torrent(1000));
-        cache.insert(key("c", "e1"), torrent(1000));
-        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.insert(key("c", "e1"), torrent(1000)).entries, 3);
         assert!(cache.get(&key("a", "e1")).is_some()); // a is now most recent
-        assert_eq!(cache.insert(key("d", "e1"), torrent(1000)), 1);
+        let inserted = cache.insert(key("d", "e1"), torrent(1000));
+        assert_eq!((inserted.evicted, inserted.entries), (1, 3));
+        assert!(inserted.bytes <= 3 * one);
         assert!(cache.get(&key("b", "e1")).is_none(), "b was least recent");
         assert!(cache.get(&key("a", "e1")).is_some());
-        assert!(cache.bytes() <= 3 * one);
     }
 
     #[test]
@@ -153,11 +159,9 @@ mod tests {
     #[test]
     fn oversized_entries_are_not_cached_and_replacing_keeps_accounting() {
         let cache = TorrentCache::new(2500);
-        cache.insert(key("big", "e"), torrent(5000));
-        assert!(cache.is_empty());
-        cache.insert(key("a", "e"), torrent(100));
-        let before = cache.bytes();
-        cache.insert(key("a", "e"), torrent(100));
-        assert_eq!(cache.bytes(), before);
+        assert_eq!(cache.insert(key("big", "e"), torrent(5000)).entries, 0);
+        let before = cache.insert(key("a", "e"), torrent(100));
+        let after = cache.insert(key("a", "e"), torrent(100));
+        assert_eq!((after.bytes, after.entries), (before.bytes, 1));
     }
 }

@@ -67,6 +67,22 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     g
 }
 
+fn histogram(registry: &Registry, opts: HistogramOpts) -> Histogram {
+    let h = Histogram::with_opts(opts).expect("valid metric");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("registered once");
+    h
+}
+
+fn histogram_vec(registry: &Registry, opts: HistogramOpts, labels: &[&str]) -> HistogramVec {
+    let h = HistogramVec::new(opts, labels).expect("valid metric");
+    registry
+        .register(Box::new(h.clone()))
+        .expect("registered once");
+    h
+}
+
 /// Requests and bytes at the listener.
 pub struct ProxyMetrics {
     /// route: passthrough | torrent | tracker; method: GET | HEAD | PUT | POST | DELETE | OTHER;
@@ -79,21 +95,6 @@ pub struct ProxyMetrics {
 
 impl ProxyMetrics {
     fn register(registry: &Registry) -> Self {
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "s3torrent_request_duration_seconds",
-                "Time from request header to the end of the response, by route.",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0, 30.0,
-            ]),
-            &["route"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(request_duration.clone()))
-            .expect("registered once");
         ProxyMetrics {
             requests: counter_vec(
                 registry,
@@ -101,7 +102,18 @@ impl ProxyMetrics {
                 "Requests by route, method and status class.",
                 &["route", "method", "status"],
             ),
-            request_duration,
+            request_duration: histogram_vec(
+                registry,
+                HistogramOpts::new(
+                    "s3torrent_request_duration_seconds",
+                    "Time from request header to the end of the response, by route.",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0, 30.0,
+                ]),
+                &["route"],
+            ),
             bytes: counter_vec(
                 registry,
                 "s3torrent_passthrough_body_bytes_total",
@@ -150,19 +162,6 @@ pub struct GenerationMetrics {
 
 impl GenerationMetrics {
     fn register(registry: &Registry) -> Self {
-        let duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "s3torrent_generation_duration_seconds",
-                "Time to read and hash an object and encode its torrent.",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-            ]),
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(duration.clone()))
-            .expect("registered once");
         GenerationMetrics {
             generations: counter_vec(
                 registry,
@@ -170,7 +169,17 @@ impl GenerationMetrics {
                 "Torrent generations by result.",
                 &["result"],
             ),
-            duration,
+            duration: histogram(
+                registry,
+                HistogramOpts::new(
+                    "s3torrent_generation_duration_seconds",
+                    "Time to read and hash an object and encode its torrent.",
+                )
+                .buckets(vec![
+                    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    120.0,
+                ]),
+            ),
             bytes_hashed: counter(
                 registry,
                 "s3torrent_generation_hashed_bytes_total",

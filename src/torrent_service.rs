@@ -97,10 +97,6 @@ impl TorrentService {
         }
     }
 
-    pub fn cache(&self) -> &TorrentCache {
-        &self.cache
-    }
-
     pub async fn handle(
         self: &Arc<Self>,
         request: &TorrentRequest,
@@ -315,11 +311,11 @@ impl TorrentService {
     }
 
     fn cache_insert(&self, key: CacheKey, torrent: Arc<Torrent>) {
-        let evicted = self.cache.insert(key, torrent);
+        let inserted = self.cache.insert(key, torrent);
         let m = &self.metrics.cache;
-        m.evictions.inc_by(evicted as u64);
-        m.bytes.set(self.cache.bytes() as i64);
-        m.entries.set(self.cache.len() as i64);
+        m.evictions.inc_by(inserted.evicted as u64);
+        m.bytes.set(inserted.bytes as i64);
+        m.entries.set(inserted.entries as i64);
     }
 
     fn check_eligible(&self, facts: &ObjectFacts) -> Result<(), S3Error> {
