@@ -170,24 +170,22 @@ fn host_spoofing_between_buckets_never_yields_a_torrent() {
         )
     };
     // NOREAD signs for the public bucket, then points the same request at the private one.
+    let send = |headers: Vec<(String, String)>| {
+        let h: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        request(env.port, "GET", target, &h)
+    };
     let mut headers = signed_for(&host_of("public"));
     headers[0].1 = host_of("private");
-    let h: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let r = request(env.port, "GET", target, &h);
+    let r = send(headers);
     assert_eq!(
         (r.status, r.s3_code().as_deref()),
         (403, Some("SignatureDoesNotMatch"))
     );
     // Signed honestly for the private bucket, NOREAD still lacks READ there.
-    let headers = signed_for(&host_of("private"));
-    let h: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    let r = request(env.port, "GET", target, &h);
+    let r = send(signed_for(&host_of("private")));
     assert_eq!(
         (r.status, r.s3_code().as_deref()),
         (403, Some("AccessDenied"))
