@@ -8,12 +8,11 @@ use std::time::{Duration, SystemTime};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 use crate::config::{Credential, Domain, TrackerConfig};
-use crate::route::{route as route_request, Route, MAX_KEY_BYTES};
-use crate::signing::{sign_headers, SigningKey, EMPTY_SHA256};
-use crate::sigv4::{Caller, SignedRequest, Verifier};
+use crate::s3::route::{route as route_request, Route, MAX_KEY_BYTES};
+use crate::s3::sigv4::{sign_headers, Caller, SignedRequest, SigningKey, Verifier, EMPTY_SHA256};
+use crate::s3::uri::{encode, encode_path};
 use crate::torrent::bencode;
 use crate::tracker::Tracker;
-use crate::uri_encoding::{encode, encode_path};
 
 /// Splits fuzz input into fields at 0xFF bytes (never valid UTF-8), as lossy strings.
 fn fields(data: &[u8], n: usize) -> Vec<String> {

@@ -3,61 +3,47 @@
 //!
 //! # Layout
 //!
-//! The data path, top to bottom:
+//! The data path, top to bottom (request → route → authorize → cache → fetch → hash →
+//! encode → respond):
 //!
-//! - [`proxy`] — the pingora `ProxyHttp`: routes each request, answers `?torrent` itself,
-//!   streams everything else to the backend.
-//! - [`route`] — request → [`route::Route`]: torrent request (bucket, key, version), refusal,
-//!   or pass-through; path-style and virtual-hosted-style.
-//! - [`sigv4`] — verifies callers' SigV4 signatures (header and presigned forms).
-//! - [`torrent_service`] — one `?torrent` request: authorize → cache → generate → respond.
-//! - [`authorize`] — the READ check: the backend decides, asked as the caller.
-//! - [`response`] — replies the proxy writes itself; torrent response headers, magnet link.
-//! - [`upstream`] — the sidecar's own requests to the backend (probe as the caller, fetch as
-//!   the sidecar), over pingora's connector.
-//! - [`generate`] — fetch the object and stream it through piece hashing into a torrent.
-//! - [`torrent`] — bencode, piece hashing, piece length, metainfo encoding.
-//! - [`tracker`] — the built-in BitTorrent tracker (`/announce`, `/scrape`).
-//! - [`probe_cache`] — optional short reuse of a caller's authorization probe
-//!   (`[cache] revalidate_after`).
-//! - [`cache`] — LRU of generated torrents, bounded in bytes, keyed by bucket/key/version/ETag.
+//! - [`proxy`] — the pingora `ProxyHttp`: routes each request, answers `?torrent` (and the
+//!   tracker) itself, streams everything else to the backend.
+//! - [`s3`] — S3 concerns, torrent-agnostic: `route` (request → torrent request, refusal or
+//!   pass-through), `object`, `uri` (S3's percent-encoding), `sigv4` (`verify` callers,
+//!   `sign` the sidecar's requests), `error` (S3 XML errors, one enum of codes),
+//!   `request_id`, `forwarded` (caller headers that travel upstream) and `upstream` (the
+//!   sidecar's own requests to the backend over pingora's connector).
+//! - [`service`] — the `?torrent` service: `authorize` (READ, asked of the backend as the
+//!   caller) → `cache` (LRU by bytes, keyed by object + ETag) → `flight` (single-flight,
+//!   bounded) → `generate` (fetch, piece-hash off the runtime) → `response`.
+//! - [`torrent`] — the format: `bencode`, `Info`, `Metainfo`, `PieceHasher`, `PieceLength`,
+//!   and the generated `Torrent` as served.
+//! - [`tracker`] — the built-in BitTorrent tracker.
 //!
 //! Around it:
 //!
-//! - [`config`] — TOML configuration, validated before any port is bound.
+//! - [`config`] — TOML configuration, one file per section, validated before any port is
+//!   bound.
 //! - [`server`] — assembles the pingora server: proxy, admin listener, demo backend.
-//! - [`shutdown`] — SIGTERM: stop accepting, not-ready, drain in-flight requests, exit 0.
+//! - [`shutdown`] — SIGTERM: stop accepting, not-ready, drain in-flight requests.
 //! - [`admin`] — the admin listener (`/healthz`, `/readyz`, `/metrics`).
 //! - [`metrics`] — Prometheus metrics, one struct per component, one registry.
 //! - [`logging`] — `tracing` setup (text or JSON), one access line per request.
-//! - [`signing`] — SigV4 signing of outgoing requests (`aws-sigv4`).
-//! - [`s3_error`], [`request_id`], [`uri_encoding`] — S3 XML errors, request ids, S3's
-//!   percent-encoding rules.
-//! - [`fuzzing`] — fuzz target bodies (cargo-fuzz in `fuzz/`, smoke runs in `cargo test`).
 //! - `demo` — the embedded filesystem-backed S3 backend (cargo feature `demo`).
+//! - `fuzzing` — fuzz target bodies (built for `cargo fuzz` and for `cargo test` only).
 
-pub mod admin;
-pub mod authorize;
-pub mod cache;
+pub(crate) mod admin;
 pub mod config;
 #[cfg(feature = "demo")]
-pub mod demo;
+pub(crate) mod demo;
+#[cfg(any(test, fuzzing))]
 pub mod fuzzing;
-pub mod generate;
 pub mod logging;
-pub mod metrics;
-pub mod probe_cache;
-pub mod proxy;
-pub mod request_id;
-pub mod response;
-pub mod route;
-pub mod s3_error;
+pub(crate) mod metrics;
+pub(crate) mod proxy;
+pub mod s3;
 pub mod server;
-pub mod shutdown;
-pub mod signing;
-pub mod sigv4;
+pub(crate) mod service;
+pub(crate) mod shutdown;
 pub mod torrent;
-pub mod torrent_service;
-pub mod tracker;
-pub mod upstream;
-pub mod uri_encoding;
+pub(crate) mod tracker;

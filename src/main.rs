@@ -79,13 +79,13 @@ fn main() -> ExitCode {
     }
 
     s3torrent::logging::init(&config.log);
-    let server = match s3torrent::server::build(config) {
+    let sidecar = match s3torrent::server::build(config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("s3torrent: cannot start: {e}");
             return ExitCode::from(1);
         }
     };
-    s3torrent::server::run(server);
+    sidecar.run();
     ExitCode::SUCCESS
 }

@@ -12,18 +12,18 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
-use crate::authorize::Forwarded;
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::request_id::new_request_id;
-use crate::response::Reply;
-use crate::route::{route, Route, TorrentRequest};
-use crate::s3_error::S3Error;
+use crate::s3::forwarded::Forwarded;
+use crate::s3::request_id::new_request_id;
+use crate::s3::route::{route, Route, TorrentRequest};
+use crate::s3::sigv4::{SignedRequest, Verifier};
+use crate::s3::upstream::backend_peer;
+use crate::s3::{Code, S3Error};
+use crate::service::response::Reply;
+use crate::service::{CacheStatus, TorrentService};
 use crate::shutdown::{InFlight, InFlightGuard};
-use crate::sigv4::{SignedRequest, Verifier};
-use crate::torrent_service::{CacheStatus, TorrentService};
 use crate::tracker::{Tracker, TrackerEndpoint};
-use crate::upstream::FORWARDED_HEADERS;
 
 pub struct S3TorrentProxy {
     config: Arc<Config>,
@@ -55,12 +55,7 @@ impl S3TorrentProxy {
         in_flight: Arc<InFlight>,
         tracker: Option<Arc<Tracker>>,
     ) -> Self {
-        let endpoint = &config.upstream.endpoint;
-        let mut peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
-        // Connecting is bounded; reads are not: a slow client on a large download is normal.
-        let connect = Duration::from_secs(config.upstream.timeout_secs);
-        peer.options.connection_timeout = Some(connect);
-        peer.options.total_connection_timeout = Some(connect);
+        let peer = backend_peer(&config.upstream.endpoint, config.upstream.timeout.get());
         S3TorrentProxy {
             config,
             torrents,
@@ -90,21 +85,13 @@ impl S3TorrentProxy {
             query: req.uri.query(),
             headers: &req.headers,
         })?;
-        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-        let forwarded = Forwarded(
-            FORWARDED_HEADERS
-                .iter()
-                .filter_map(|&name| header(name).map(|v| (name, v.to_string())))
-                .collect(),
-        );
+        let forwarded = Forwarded::from_headers(&req.headers);
+        let if_none_match = req
+            .headers
+            .get("if-none-match")
+            .and_then(|v| v.to_str().ok());
         self.torrents
-            .handle(
-                &request,
-                &caller,
-                &forwarded,
-                header("if-none-match"),
-                cache,
-            )
+            .handle(&request, &caller, &forwarded, if_none_match, cache)
             .await
     }
 }
@@ -275,11 +262,10 @@ impl ProxyHttp for S3TorrentProxy {
                 S3Error::service_unavailable("The backend is unreachable. Please retry.")
             }
             (ErrorSource::Upstream, _) => {
-                S3Error::bad_gateway("The backend broke off the exchange. Please retry.")
+                S3Error::upstream_broke("The backend broke off the exchange. Please retry.")
             }
             _ => S3Error::new(
-                500,
-                "InternalError",
+                Code::InternalError,
                 "We encountered an internal error. Please try again.",
             ),
         };

@@ -1,5 +1,5 @@
 //! Assembles the pingora server from a validated [`Config`]: the S3 proxy listener, the admin
-//! listener and, when configured, the embedded demo backend.
+//! listener and, when configured, the embedded demo backend; then runs it until drained.
 
 use std::sync::Arc;
 
@@ -12,12 +12,19 @@ use crate::admin::{AdminApp, Readiness};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxy::S3TorrentProxy;
-use crate::shutdown::{Drain, InFlight};
-use crate::torrent_service::TorrentService;
+use crate::service::TorrentService;
+use crate::shutdown::{Drain, Drained, InFlight};
 use crate::tracker::Tracker;
 
-/// Builds everything that can fail before binding; `run` then serves until SIGTERM/SIGINT.
-pub fn build(config: Config) -> std::io::Result<Server> {
+/// A built sidecar, ready to serve.
+pub struct Sidecar {
+    server: Server,
+    drained: Arc<Drained>,
+}
+
+/// Builds everything that can fail before binding; [`Sidecar::run`] then serves until
+/// SIGTERM/SIGINT.
+pub fn build(config: Config) -> std::io::Result<Sidecar> {
     let config = Arc::new(config);
     let threads = match config.server.threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -37,8 +44,8 @@ pub fn build(config: Config) -> std::io::Result<Server> {
             .join(format!("s3torrent-{pid}.sock"))
             .display()
             .to_string(),
-        // `Drain` exits as soon as requests finish; this is pingora's backstop.
-        grace_period_seconds: Some(config.server.grace_period + 5),
+        // `Drain` ends the process as soon as requests finish; this is pingora's backstop.
+        grace_period_seconds: Some(config.server.grace_period.secs() + 5),
         graceful_shutdown_timeout_seconds: Some(5),
         ..ServerConf::default()
     };
@@ -48,6 +55,7 @@ pub fn build(config: Config) -> std::io::Result<Server> {
     let metrics = Arc::new(Metrics::new());
     let readiness = Arc::new(Readiness::new(config.upstream.endpoint.clone()));
     let in_flight = Arc::new(InFlight::default());
+    let drained = Arc::new(Drained::default());
     let tracker = config
         .tracker
         .enabled
@@ -85,7 +93,8 @@ pub fn build(config: Config) -> std::io::Result<Server> {
         Drain {
             readiness,
             in_flight,
-            grace_period: std::time::Duration::from_secs(config.server.grace_period),
+            drained: drained.clone(),
+            grace_period: config.server.grace_period.get(),
         },
     ));
 
@@ -98,9 +107,22 @@ pub fn build(config: Config) -> std::io::Result<Server> {
             backend,
         ));
     }
-    Ok(server)
+    Ok(Sidecar { server, drained })
 }
 
-pub fn run(server: Server) {
-    server.run(RunArgs::default());
+impl Sidecar {
+    /// Serves until drained after SIGTERM (or until pingora itself stops, e.g. on SIGINT),
+    /// then returns, so the caller exits through `main` like any program.
+    pub fn run(self) {
+        let Sidecar { server, drained } = self;
+        let stopped = drained.clone();
+        std::thread::Builder::new()
+            .name("pingora".into())
+            .spawn(move || {
+                server.run(RunArgs::default());
+                stopped.set();
+            })
+            .expect("spawn the server thread");
+        drained.wait();
+    }
 }

@@ -1,49 +1,105 @@
-//! Graceful shutdown. On SIGTERM pingora stops accepting connections on every listener; this
-//! service then marks the sidecar not-ready, waits until no request is in flight (or the
-//! grace period ends) and exits 0 — instead of pingora's fixed wait of the whole period.
+//! Graceful shutdown. On SIGTERM pingora stops accepting connections on every listener; the
+//! [`Drain`] service then marks the sidecar not-ready, waits (woken by the last request
+//! leaving, not polling) until no request is in flight or the grace period ends, and reports
+//! [`Drained`]. The main thread, which waits for that, then returns from `main` normally —
+//! instead of sitting out pingora's fixed sleep of the whole grace period, which stays only
+//! as the backstop.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use tokio::sync::Notify;
 
 use crate::admin::Readiness;
 
 /// Requests between header and end of response, counted by guards held in the request CTX.
 #[derive(Default)]
-pub struct InFlight(AtomicUsize);
+pub struct InFlight {
+    count: AtomicUsize,
+    /// Woken whenever the count drops to zero.
+    idle: Notify,
+}
 
 pub struct InFlightGuard(Arc<InFlight>);
 
 impl InFlight {
     pub fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.0.fetch_add(1, Ordering::SeqCst);
+        self.count.fetch_add(1, Ordering::SeqCst);
         InFlightGuard(self.clone())
     }
 
     pub fn count(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// Returns once no request is in flight.
+    async fn until_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0 .0.fetch_sub(1, Ordering::SeqCst);
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// Set once draining is over (or the server stopped); the main thread waits for it.
+#[derive(Default)]
+pub struct Drained {
+    done: Mutex<bool>,
+    changed: Condvar,
+}
+
+impl Drained {
+    pub fn set(&self) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.changed.notify_all();
+    }
+
+    pub fn wait(&self) {
+        let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+        while !*done {
+            done = self.changed.wait(done).unwrap_or_else(|p| p.into_inner());
+        }
     }
 }
 
 pub struct Drain {
     pub readiness: Arc<Readiness>,
     pub in_flight: Arc<InFlight>,
+    pub drained: Arc<Drained>,
     pub grace_period: Duration,
 }
 
 /// A connection accepted just before the signal may not have a request CTX yet; the sidecar
 /// must be idle for this long in a row before it exits.
 const IDLE_CONFIRMATION: Duration = Duration::from_millis(300);
+
+impl Drain {
+    /// Idle, and still idle `IDLE_CONFIRMATION` later.
+    async fn until_settled(&self) {
+        loop {
+            self.in_flight.until_idle().await;
+            tokio::time::sleep(IDLE_CONFIRMATION).await;
+            if self.in_flight.count() == 0 {
+                return;
+            }
+        }
+    }
+}
 
 #[async_trait]
 impl BackgroundService for Drain {
@@ -58,29 +114,42 @@ impl BackgroundService for Drain {
             grace_period_secs = self.grace_period.as_secs(),
             "SIGTERM: stopped accepting, draining"
         );
-        let mut idle_since: Option<Instant> = None;
-        loop {
-            if self.in_flight.count() == 0 {
-                let since = *idle_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= IDLE_CONFIRMATION {
-                    break;
-                }
-            } else {
-                idle_since = None;
-            }
-            if started.elapsed() >= self.grace_period {
-                tracing::warn!(
-                    in_flight = self.in_flight.count(),
-                    "grace period over; exiting with requests still in flight"
-                );
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
+        if tokio::time::timeout(self.grace_period, self.until_settled())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                in_flight = self.in_flight.count(),
+                "grace period over; exiting with requests still in flight"
+            );
         }
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
             "drained; exiting"
         );
-        std::process::exit(0);
+        self.drained.set();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn idle_wakes_when_the_last_request_leaves() {
+        let in_flight = Arc::new(InFlight::default());
+        let (a, b) = (in_flight.enter(), in_flight.enter());
+        let waiter = {
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move { in_flight.until_idle().await })
+        };
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "one request still in flight");
+        drop(b);
+        tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("woken")
+            .unwrap();
     }
 }

@@ -1,54 +1,13 @@
-//! The `.torrent` file (BEP 3 metainfo, v1 single-file), encoded deterministically: the
-//! same object and configuration give the same bytes on every replica and after restarts.
+//! The `.torrent` file around `info` (BEP 3 metainfo, BEP 12 tiers, BEP 19 web seeds),
+//! encoded deterministically: the same object and configuration give the same bytes on every
+//! replica and after restarts.
 
 use std::collections::BTreeMap;
 
 use sha1::{Digest, Sha1};
 
 use super::bencode::Value;
-
-/// The `info` dictionary; its encoded bytes define the infohash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Info {
-    pub name: String,
-    pub length: u64,
-    pub piece_length: u64,
-    pub pieces: Vec<u8>,
-    pub private: bool,
-    /// `x-amz-bucket` / `x-amz-key`, as Amazon S3 put them (opt-in: changes the infohash).
-    pub s3_location: Option<(String, String)>,
-}
-
-impl Info {
-    /// The file name a client will save to: the key's last segment, never containing `/`
-    /// and never a path-traversal name.
-    pub fn name_for_key(bucket: &str, key: &str) -> String {
-        let base = key.rsplit('/').find(|s| !s.is_empty()).unwrap_or(bucket);
-        match base {
-            "." | ".." => "_".to_string(),
-            b => b.to_string(),
-        }
-    }
-
-    pub fn to_value(&self) -> Value {
-        let mut d = BTreeMap::new();
-        d.insert(b"length".to_vec(), Value::Int(self.length as i64));
-        d.insert(b"name".to_vec(), Value::bytes(self.name.as_bytes()));
-        d.insert(
-            b"piece length".to_vec(),
-            Value::Int(self.piece_length as i64),
-        );
-        d.insert(b"pieces".to_vec(), Value::bytes(self.pieces.clone()));
-        if self.private {
-            d.insert(b"private".to_vec(), Value::Int(1));
-        }
-        if let Some((bucket, key)) = &self.s3_location {
-            d.insert(b"x-amz-bucket".to_vec(), Value::bytes(bucket.as_bytes()));
-            d.insert(b"x-amz-key".to_vec(), Value::bytes(key.as_bytes()));
-        }
-        Value::Dict(d)
-    }
-}
+use super::Info;
 
 /// Everything around `info`.
 #[derive(Debug, Clone, Default)]
@@ -63,13 +22,37 @@ pub struct Metainfo {
     pub creation_date: Option<i64>,
 }
 
+/// An encoded torrent file and the hashes of its exact `info` bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Encoded {
+    pub bytes: Vec<u8>,
+    /// SHA-1 of `info`: the v1 infohash (also computed for v2-only torrents, unused there).
+    pub info_hash: [u8; 20],
+    /// SHA-256 of `info`: the v2 infohash, for v2 and hybrid torrents.
+    pub info_hash_v2: Option<[u8; 32]>,
+}
+
 impl Metainfo {
-    /// Returns the encoded torrent and its infohash.
-    pub fn encode(&self, info: &Info) -> (Vec<u8>, [u8; 20]) {
+    pub fn encode(&self, info: &Info) -> Encoded {
         let info_bytes = info.to_value().encode();
         let info_hash: [u8; 20] = Sha1::digest(&info_bytes).into();
+        let info_hash_v2 = info
+            .file_tree
+            .is_some()
+            .then(|| super::merkle::sha256(&info_bytes));
 
         let mut top = BTreeMap::new();
+        if let Some(tree) = info
+            .file_tree
+            .as_ref()
+            .filter(|t| !t.piece_layer.is_empty())
+        {
+            let layers = BTreeMap::from([(
+                tree.pieces_root.to_vec(),
+                Value::bytes(tree.piece_layer.clone()),
+            )]);
+            top.insert(b"piece layers".to_vec(), Value::Dict(layers));
+        }
         if let Some(first) = self.announce.first().and_then(|t| t.first()) {
             top.insert(b"announce".to_vec(), Value::bytes(first.as_bytes()));
             let tiers = self
@@ -116,7 +99,11 @@ impl Metainfo {
             write_info(&mut out, &info_bytes);
         }
         out.push(b'e');
-        (out, info_hash)
+        Encoded {
+            bytes: out,
+            info_hash,
+            info_hash_v2,
+        }
     }
 }
 
@@ -130,20 +117,13 @@ mod tests {
     use super::super::bencode;
     use super::*;
 
-    pub fn fixture_info() -> Info {
-        Info {
-            name: "a.bin".into(),
-            length: 5,
-            piece_length: 16384,
-            pieces: vec![0xab; 20],
-            private: false,
-            s3_location: None,
-        }
+    fn fixture_info() -> Info {
+        Info::fixture()
     }
 
     #[test]
     fn minimal_torrent_is_byte_exact() {
-        let (bytes, _) = Metainfo::default().encode(&fixture_info());
+        let bytes = Metainfo::default().encode(&fixture_info()).bytes;
         let mut expected =
             b"d4:infod6:lengthi5e4:name5:a.bin12:piece lengthi16384e6:pieces20:".to_vec();
         expected.extend_from_slice(&[0xab; 20]);
@@ -166,7 +146,11 @@ mod tests {
         let mut info = fixture_info();
         info.private = true;
         info.s3_location = Some(("b".into(), "dir/a.bin".into()));
-        let (bytes, hash) = m.encode(&info);
+        let Encoded {
+            bytes,
+            info_hash: hash,
+            ..
+        } = m.encode(&info);
         // The strict decoder accepts only canonical (sorted) dictionaries.
         let v = bencode::decode(&bytes).unwrap();
         assert_eq!(
@@ -190,24 +174,14 @@ mod tests {
 
     #[test]
     fn infohash_ignores_everything_outside_info() {
-        let a = Metainfo::default().encode(&fixture_info()).1;
+        let a = Metainfo::default().encode(&fixture_info()).info_hash;
         let b = Metainfo {
             comment: Some("x".into()),
             url_list: vec!["http://x/".into()],
             ..Default::default()
         }
         .encode(&fixture_info())
-        .1;
+        .info_hash;
         assert_eq!(a, b);
-    }
-
-    #[test]
-    fn names_come_from_the_last_key_segment() {
-        assert_eq!(Info::name_for_key("b", "dir/sub/file.iso"), "file.iso");
-        assert_eq!(Info::name_for_key("b", "file"), "file");
-        assert_eq!(Info::name_for_key("b", "dir/"), "dir");
-        assert_eq!(Info::name_for_key("b", "///"), "b");
-        assert_eq!(Info::name_for_key("b", "x/.."), "_");
-        assert_eq!(Info::name_for_key("b", "ü ß+%.txt"), "ü ß+%.txt");
     }
 }

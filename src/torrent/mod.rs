@@ -1,10 +1,21 @@
-//! The torrent format: bencode, piece hashing, piece length choice, and the metainfo file.
+//! The torrent format: bencode, the `info` dictionary (v1, v2 or hybrid), the metainfo file
+//! around it, piece hashing (SHA-1 pieces, BEP 52 Merkle trees) and piece length choice, and
+//! the generated torrent as served.
 
 pub mod bencode;
+mod file_tree;
+mod format;
+mod generated;
+mod info;
+pub mod merkle;
 mod metainfo;
 mod piece_hasher;
 mod piece_length;
 
-pub use metainfo::{Info, Metainfo};
-pub use piece_hasher::PieceHasher;
+pub use file_tree::FileTree;
+pub use format::Format;
+pub use generated::Torrent;
+pub use info::Info;
+pub use metainfo::{Encoded, Metainfo};
+pub use piece_hasher::{PieceHasher, PieceHashes};
 pub use piece_length::PieceLength;

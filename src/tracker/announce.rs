@@ -1,7 +1,7 @@
 //! Parsing announce and scrape queries. `info_hash` and `peer_id` are 20 raw bytes,
 //! percent-encoded, so the query is decoded to bytes, not text.
 
-use crate::uri_encoding::decode;
+use crate::s3::uri::decode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Event {

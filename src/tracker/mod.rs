@@ -9,8 +9,8 @@
 mod announce;
 mod swarm;
 
-pub use announce::{parse_announce, parse_scrape, Announce, Event};
-pub use swarm::Swarms;
+use announce::{parse_announce, parse_scrape};
+use swarm::Swarms;
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -43,7 +43,7 @@ impl Tracker {
             Err(reason) => return failure(reason),
         };
         let now = Instant::now();
-        let ttl = std::time::Duration::from_secs(self.config.peer_ttl);
+        let ttl = self.config.peer_ttl.get();
         let numwant = a.numwant.unwrap_or(50).min(self.config.max_numwant);
         let Some(view) = self.swarms.announce(&a, peer_ip, numwant, now, ttl) else {
             return failure(
@@ -55,11 +55,11 @@ impl Tracker {
         d.insert(b"incomplete".to_vec(), Value::Int(view.leechers as i64));
         d.insert(
             b"interval".to_vec(),
-            Value::Int(self.config.interval as i64),
+            Value::Int(self.config.interval.secs() as i64),
         );
         d.insert(
             b"min interval".to_vec(),
-            Value::Int((self.config.interval / 2).max(1) as i64),
+            Value::Int((self.config.interval.secs() / 2).max(1) as i64),
         );
         if a.compact {
             d.insert(b"peers".to_vec(), Value::Bytes(view.compact_v4));
@@ -88,7 +88,7 @@ impl Tracker {
             Err(reason) => return failure(reason),
         };
         let now = Instant::now();
-        let ttl = std::time::Duration::from_secs(self.config.peer_ttl);
+        let ttl = self.config.peer_ttl.get();
         let mut files = std::collections::BTreeMap::new();
         for h in hashes {
             if let Some(s) = self.swarms.stats(&h, now, ttl) {

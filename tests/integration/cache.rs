@@ -35,13 +35,14 @@ fn a_cache_hit_never_touches_the_object_bytes() {
 fn eviction_is_by_bytes() {
     let env = env();
     let dir = env.scratch("cache-evict");
-    // Each entry weighs ~1.7 KB (64 pieces × 20 bytes, the rest of the torrent, the key and
-    // per-entry overhead); a 4000-byte budget holds two, not three.
+    // Each entry weighs ~3.2 KB: the encoded torrent (~1.5 KB, 64 pieces × 20 bytes and the
+    // rest), the piece list kept beside it for re-rendering (1280 bytes), the key and
+    // per-entry overhead; an 8000-byte budget holds two, not three.
     let objects: Vec<Vec<u8>> = (0..3).map(|i| test_data(1024 * 1024, 80 + i)).collect();
     for (i, d) in objects.iter().enumerate() {
         put_object("evict", &format!("{i}.bin"), d, &dir);
     }
-    let port = extra_sidecar("evict", |c| format!("{c}\n[cache]\nmax_bytes = 4000\n"));
+    let port = extra_sidecar("evict", |c| format!("{c}\n[cache]\nmax_bytes = 8000\n"));
     let get = |i: usize| {
         assert_eq!(
             request(port, "GET", &format!("/evict/{i}.bin?torrent"), &[]).status,

@@ -461,14 +461,43 @@ pub fn request_with_body(
         .unwrap()
         .parse()
         .unwrap();
-    let headers = lines
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    let body = &raw[split + 4..];
     Response {
         status,
+        body: if chunked {
+            dechunk(body)
+        } else {
+            body.to_vec()
+        },
         headers,
-        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// Decodes a `Transfer-Encoding: chunked` body (SeaweedFS's metrics come so; a chunk
+/// boundary can fall inside a metric line).
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    loop {
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return body;
+        };
+        let size_line = String::from_utf8_lossy(&raw[..eol]);
+        let size_hex = size_line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_hex, 16).expect("a chunk size");
+        raw = &raw[eol + 2..];
+        if size == 0 || raw.len() < size {
+            body.extend_from_slice(&raw[..size.min(raw.len())]);
+            return body;
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = raw.get(size + 2..).unwrap_or_default();
     }
 }
 
@@ -520,12 +549,12 @@ pub fn signed_headers(
     payload_hash: Option<&str>,
     time: std::time::SystemTime,
 ) -> Vec<(String, String)> {
-    let hash = payload_hash.unwrap_or(s3torrent::signing::EMPTY_SHA256);
+    let hash = payload_hash.unwrap_or(s3torrent::s3::sigv4::EMPTY_SHA256);
     let headers = vec![
         ("host".to_string(), host.to_string()),
         ("x-amz-content-sha256".to_string(), hash.to_string()),
     ];
-    let key = s3torrent::signing::SigningKey {
+    let key = s3torrent::s3::sigv4::SigningKey {
         access_key_id: ak,
         secret_access_key: sk,
         region: "us-east-1",
@@ -533,7 +562,7 @@ pub fn signed_headers(
     let url = format!("http://{host}{target}");
     let mut all = headers.clone();
     all.extend(
-        s3torrent::signing::sign_headers_with_payload(&key, method, &url, &headers, hash, time)
+        s3torrent::s3::sigv4::sign_headers_with_payload(&key, method, &url, &headers, hash, time)
             .unwrap(),
     );
     all

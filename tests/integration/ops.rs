@@ -369,7 +369,7 @@ fn manifests_agree_with_the_binary() {
     assert_eq!(address, Some(config.upstream.endpoint.address().as_str()));
 
     // Draining must end before Kubernetes' SIGKILL.
-    assert!(config.server.grace_period < m["grace"].as_u64().unwrap());
+    assert!(config.server.grace_period.secs() < m["grace"].as_u64().unwrap());
     // Non-root, read-only root filesystem, resources set, locked build, two stages.
     assert_eq!(m["pod_security"]["runAsNonRoot"], true);
     for (name, sc) in m["container_security"].as_object().unwrap() {

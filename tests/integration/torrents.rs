@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use s3torrent::uri_encoding::encode_path;
+use s3torrent::s3::uri::encode_path;
 use serde_json::Value;
 
 use crate::harness::*;

@@ -4,9 +4,11 @@
 
 use bytes::Bytes;
 
-use crate::generate::{ObjectFacts, Torrent};
-use crate::route::ObjectRef;
-use crate::uri_encoding::encode;
+use crate::s3::uri::encode;
+use crate::s3::ObjectRef;
+use crate::torrent::Torrent;
+
+use super::object_facts::ObjectFacts;
 
 /// A response the proxy writes as is (plus `x-amz-request-id`).
 #[derive(Debug)]
@@ -58,11 +60,19 @@ pub fn reply(
     }
 }
 
-/// `magnet:?xt=urn:btih:…&dn=…&tr=…&ws=…` (BEP 9, with BEP 19 web seeds).
+/// `magnet:?xt=urn:btih:…&dn=…&tr=…&ws=…` (BEP 9, with BEP 19 web seeds); v2 and hybrid
+/// torrents are named by `xt=urn:btmh:1220…` (a SHA-256 multihash, BEP 52), hybrid by both.
 pub fn magnet_link(torrent: &Torrent, webseeds: &[String]) -> String {
+    let mut topics = Vec::new();
+    if torrent.info.format().has_v1() {
+        topics.push(format!("xt=urn:btih:{}", hex::encode(torrent.info_hash)));
+    }
+    if let Some(v2) = torrent.info_hash_v2 {
+        topics.push(format!("xt=urn:btmh:1220{}", hex::encode(v2)));
+    }
     let mut m = format!(
-        "magnet:?xt=urn:btih:{}&dn={}",
-        hex::encode(torrent.info_hash),
+        "magnet:?{}&dn={}",
+        topics.join("&"),
         encode(&torrent.info.name)
     );
     for tr in torrent.meta.announce.iter().flatten() {

@@ -1,10 +1,7 @@
-//! Verifying callers' AWS Signature Version 4, in both forms S3 clients send: the
-//! `Authorization` header and the presigned `X-Amz-*` query. `aws-sigv4` signs but does not
-//! verify, so the canonical request is built here (`canonical`) from the parsed signature
-//! (`parse`); the key derivation and HMAC come from `aws-sigv4`. Comparison is constant-time.
-
-mod canonical;
-mod parse;
+//! Verifying callers' SigV4 signatures, in both forms S3 clients send: the `Authorization`
+//! header and the presigned `X-Amz-*` query. `aws-sigv4` signs but does not verify, so the
+//! canonical request is built here (`canonical`) from the parsed signature (`parse`); the key
+//! derivation and HMAC come from `aws-sigv4`. Comparison is constant-time.
 
 use std::time::{Duration, SystemTime};
 
@@ -12,10 +9,11 @@ use http::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use crate::config::{Credential, Secret};
-use crate::s3_error::S3Error;
-use crate::uri_encoding::query_pairs;
+use crate::s3::error::{Code, S3Error};
+use crate::s3::uri::query_pairs;
 
-pub use parse::SignatureForm;
+use super::canonical;
+use super::parse::{self, SignatureForm};
 
 /// S3 accepts requests whose time is within 15 minutes of its own clock.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -63,7 +61,7 @@ impl Verifier<'_> {
 
     /// `payload_hash` overrides S3's rule (the `x-amz-content-sha256` header, or
     /// `UNSIGNED-PAYLOAD` when presigned); AWS's generic test vectors hash the body instead.
-    fn verify(
+    pub(super) fn verify(
         &self,
         req: &SignedRequest<'_>,
         pairs: &[(String, String)],
@@ -75,27 +73,23 @@ impl Verifier<'_> {
             .credentials
             .iter()
             .find(|c| c.access_key_id == scope.access_key_id)
-            .ok_or_else(|| {
-                S3Error::new(
-                    403,
-                    "InvalidAccessKeyId",
-                    "The AWS Access Key Id you provided does not exist in our records.",
-                )
-            })?;
+            .ok_or_else(|| S3Error::of(Code::InvalidAccessKeyId))?;
         if scope.region != self.region {
-            return Err(malformed(format!(
+            return Err(S3Error::authorization_malformed(format!(
                 "the region '{}' is wrong; expecting '{}'",
                 scope.region, self.region
             )));
         }
         if scope.service != self.service {
-            return Err(malformed(format!(
+            return Err(S3Error::authorization_malformed(format!(
                 "the service '{}' is wrong; expecting '{}'",
                 scope.service, self.service
             )));
         }
         if !sig.signed_headers.iter().any(|h| h == "host") {
-            return Err(malformed("SignedHeaders must include host".into()));
+            return Err(S3Error::authorization_malformed(
+                "SignedHeaders must include host",
+            ));
         }
         self.check_time(sig)?;
 
@@ -114,7 +108,7 @@ impl Verifier<'_> {
                 .to_string(),
         };
         let canonical = canonical::canonical_request(req, pairs, sig, &payload_hash)
-            .ok_or_else(signature_mismatch)?;
+            .ok_or_else(|| S3Error::of(Code::SignatureDoesNotMatch))?;
         let string_to_sign = canonical::string_to_sign(&sig.amz_date, scope, &canonical);
         let key = aws_sigv4::sign::v4::generate_signing_key(
             credential.secret_access_key.expose(),
@@ -128,7 +122,7 @@ impl Verifier<'_> {
             .ct_eq(sig.signature.to_ascii_lowercase().as_bytes())
             .into();
         if !matches {
-            return Err(signature_mismatch());
+            return Err(S3Error::of(Code::SignatureDoesNotMatch));
         }
         Ok(Caller::Signed {
             access_key_id: credential.access_key_id.clone(),
@@ -143,8 +137,7 @@ impl Verifier<'_> {
             SignatureForm::Header => {
                 if ahead > MAX_SKEW || behind > MAX_SKEW {
                     return Err(S3Error::new(
-                        403,
-                        "RequestTimeTooSkewed",
+                        Code::RequestTimeTooSkewed,
                         "The difference between the request time and the current time is too large.",
                     ));
                 }
@@ -152,36 +145,13 @@ impl Verifier<'_> {
             SignatureForm::Presigned => {
                 let expires = sig.expires.unwrap_or(0);
                 if ahead > MAX_SKEW {
-                    return Err(S3Error::new(
-                        403,
-                        "AccessDenied",
-                        "Request is not valid yet",
-                    ));
+                    return Err(S3Error::new(Code::AccessDenied, "Request is not valid yet"));
                 }
                 if behind > Duration::from_secs(expires) {
-                    return Err(S3Error::new(403, "AccessDenied", "Request has expired"));
+                    return Err(S3Error::new(Code::AccessDenied, "Request has expired"));
                 }
             }
         }
         Ok(())
     }
 }
-
-fn malformed(message: String) -> S3Error {
-    S3Error::new(
-        400,
-        "AuthorizationHeaderMalformed",
-        format!("The authorization header is malformed; {message}"),
-    )
-}
-
-fn signature_mismatch() -> S3Error {
-    S3Error::new(
-        403,
-        "SignatureDoesNotMatch",
-        "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
-    )
-}
-
-#[cfg(test)]
-mod tests;

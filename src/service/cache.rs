@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
-use crate::generate::Torrent;
+use crate::torrent::{Format, Torrent};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey {
@@ -15,6 +15,8 @@ pub struct CacheKey {
     pub version_id: Option<String>,
     pub etag: String,
     pub length: u64,
+    /// The same object is a different torrent in another format.
+    pub format: Format,
 }
 
 impl CacheKey {
@@ -23,8 +25,8 @@ impl CacheKey {
             + self.key.len()
             + self.etag.len()
             + self.version_id.as_ref().map_or(0, String::len);
-        // Fixed overhead per entry: the LRU node, the Arc and the header strings.
-        (torrent.bytes.len() + key_bytes + 256) as u64
+        // Fixed overhead per entry: the LRU node, the Arc, the struct headers.
+        (torrent.weight() + key_bytes + 256) as u64
     }
 }
 
@@ -114,19 +116,13 @@ mod tests {
             version_id: None,
             etag: etag.into(),
             length: 1,
+            format: Format::V1,
         }
     }
 
     /// A torrent whose encoding is `size` bytes longer than a minimal one.
     fn torrent(size: usize) -> Arc<Torrent> {
-        let info = crate::torrent::Info {
-            name: "x".into(),
-            length: 1,
-            piece_length: 16384,
-            pieces: vec![0; 20],
-            private: false,
-            s3_location: None,
-        };
+        let info = crate::torrent::Info::fixture();
         let meta = crate::torrent::Metainfo {
             comment: Some("c".repeat(size)),
             ..Default::default()

@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::uri_encoding::{decode, encode, encode_path_bytes};
+use crate::s3::uri::{decode, encode, encode_path_bytes};
 
 use super::parse::{Scope, Signature, SignatureForm};
 use super::SignedRequest;

@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
-use crate::generate::ObjectFacts;
-use crate::route::ObjectRef;
-use crate::sigv4::Caller;
+use crate::s3::forwarded::Forwarded;
+use crate::s3::sigv4::Caller;
+use crate::s3::ObjectRef;
+
+use super::object_facts::ObjectFacts;
 
 /// Entries kept at most; the window is short, so this only bounds memory under key floods.
 const MAX_ENTRIES: usize = 10_000;
@@ -22,18 +24,18 @@ pub struct ProbeKey {
     object: ObjectRef,
     /// Empty for anonymous callers.
     access_key_id: String,
-    forwarded: Vec<(&'static str, String)>,
+    forwarded: Forwarded,
 }
 
 impl ProbeKey {
-    pub fn new(object: &ObjectRef, caller: &Caller, forwarded: &[(&'static str, String)]) -> Self {
+    pub fn new(object: &ObjectRef, caller: &Caller, forwarded: &Forwarded) -> Self {
         ProbeKey {
             object: object.clone(),
             access_key_id: match caller {
                 Caller::Anonymous => String::new(),
                 Caller::Signed { access_key_id, .. } => access_key_id.clone(),
             },
-            forwarded: forwarded.to_vec(),
+            forwarded: forwarded.clone(),
         }
     }
 }
@@ -53,7 +55,7 @@ impl ProbeCache {
         }
     }
 
-    pub fn enabled(&self) -> bool {
+    fn enabled(&self) -> bool {
         !self.window.is_zero()
     }
 
@@ -107,7 +109,7 @@ mod tests {
             access_key_id: "ALICE".into(),
             secret_access_key: Secret::new("s"),
         };
-        let key = ProbeKey::new(&object(), &alice, &[]);
+        let key = ProbeKey::new(&object(), &alice, &Forwarded::default());
         cache.put(key.clone(), facts("\"1\""), t0);
         assert_eq!(
             cache.get(&key, t0 + Duration::from_secs(4)),
@@ -119,17 +121,15 @@ mod tests {
             "expired"
         );
         cache.put(key.clone(), facts("\"1\""), t0);
-        let anonymous = ProbeKey::new(&object(), &Caller::Anonymous, &[]);
+        let anonymous = ProbeKey::new(&object(), &Caller::Anonymous, &Forwarded::default());
         assert_eq!(
             cache.get(&anonymous, t0),
             None,
             "another caller asks the backend"
         );
-        let payer = ProbeKey::new(
-            &object(),
-            &alice,
-            &[("x-amz-request-payer", "requester".into())],
-        );
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-amz-request-payer", "requester".parse().unwrap());
+        let payer = ProbeKey::new(&object(), &alice, &Forwarded::from_headers(&headers));
         assert_eq!(
             cache.get(&payer, t0),
             None,
@@ -140,7 +140,7 @@ mod tests {
     #[test]
     fn disabled_by_a_zero_window() {
         let cache = ProbeCache::new(Duration::ZERO);
-        let key = ProbeKey::new(&object(), &Caller::Anonymous, &[]);
+        let key = ProbeKey::new(&object(), &Caller::Anonymous, &Forwarded::default());
         cache.put(key.clone(), facts("\"1\""), Instant::now());
         assert_eq!(cache.get(&key, Instant::now()), None);
     }

@@ -4,8 +4,10 @@
 use http::Method;
 
 use crate::config::Domain;
-use crate::s3_error::S3Error;
-use crate::uri_encoding::{decode_utf8, query_pairs};
+
+use super::error::{Code, S3Error};
+use super::object::ObjectRef;
+use super::uri::{decode_utf8, query_pairs};
 
 /// S3's own limit on key length, in UTF-8 bytes.
 pub const MAX_KEY_BYTES: usize = 1024;
@@ -17,25 +19,10 @@ pub enum Route {
     Reject(S3Error),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Addressing {
-    PathStyle,
-    VirtualHosted,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ObjectRef {
-    pub bucket: String,
-    pub key: String,
-    pub version_id: Option<String>,
-}
-
+/// A `?torrent` request (`GET` or `HEAD`: the proxy sends no body for `HEAD`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentRequest {
     pub object: ObjectRef,
-    /// `HEAD`: the same headers, no body.
-    pub head: bool,
-    pub addressing: Addressing,
 }
 
 pub fn route(
@@ -71,18 +58,16 @@ fn route_torrent(
     host: Option<&str>,
     domains: &[Domain],
 ) -> Result<Option<TorrentRequest>, S3Error> {
-    let head = match *method {
-        Method::GET => false,
-        Method::HEAD => true,
+    match *method {
+        Method::GET | Method::HEAD => {}
         // CORS preflight is harmless and belongs to the backend.
         Method::OPTIONS => return Ok(None),
         _ => return Err(S3Error::method_not_allowed()),
-    };
+    }
     let params = query_pairs(query).map_err(|_| S3Error::invalid_uri())?;
     if params.iter().filter(|(n, _)| n == "torrent").count() > 1 {
         return Err(S3Error::new(
-            400,
-            "InvalidArgument",
+            Code::InvalidArgument,
             "The torrent subresource was given more than once.",
         ));
     }
@@ -93,12 +78,9 @@ fn route_torrent(
         .filter(|v| !v.is_empty());
 
     let raw_path = path.strip_prefix('/').ok_or_else(S3Error::invalid_uri)?;
-    let (addressing, raw_bucket, raw_key) = match virtual_host_bucket(host, domains) {
-        Some(bucket) => (Addressing::VirtualHosted, bucket, raw_path),
-        None => {
-            let (b, k) = raw_path.split_once('/').unwrap_or((raw_path, ""));
-            (Addressing::PathStyle, b, k)
-        }
+    let (raw_bucket, raw_key) = match virtual_host_bucket(host, domains) {
+        Some(bucket) => (bucket, raw_path),
+        None => raw_path.split_once('/').unwrap_or((raw_path, "")),
     };
     let bucket = decode_utf8(raw_bucket).map_err(|_| S3Error::invalid_uri())?;
     let key = decode_utf8(raw_key).map_err(|_| S3Error::invalid_uri())?;
@@ -108,7 +90,7 @@ fn route_torrent(
         ));
     }
     if key.len() > MAX_KEY_BYTES {
-        return Err(S3Error::new(400, "KeyTooLongError", "Your key is too long"));
+        return Err(S3Error::new(Code::KeyTooLongError, "Your key is too long"));
     }
     Ok(Some(TorrentRequest {
         object: ObjectRef {
@@ -116,8 +98,6 @@ fn route_torrent(
             key,
             version_id,
         },
-        head,
-        addressing,
     }))
 }
 
@@ -153,21 +133,18 @@ mod tests {
         route(&method, path, query, Some(host), &domains())
     }
 
-    fn torrent(bucket: &str, key: &str, version: Option<&str>, addressing: Addressing) -> Route {
+    fn torrent(bucket: &str, key: &str, version: Option<&str>) -> Route {
         Route::Torrent(TorrentRequest {
             object: ObjectRef {
                 bucket: bucket.into(),
                 key: key.into(),
                 version_id: version.map(Into::into),
             },
-            head: false,
-            addressing,
         })
     }
 
     #[test]
     fn path_style_forms() {
-        use Addressing::PathStyle;
         for q in [
             "torrent",
             "torrent=",
@@ -178,7 +155,7 @@ mod tests {
             let v = q.contains("versionId").then_some("v1");
             assert_eq!(
                 r(Method::GET, "/b/dir/k.iso", Some(q), "127.0.0.1:8080"),
-                torrent("b", "dir/k.iso", v, PathStyle),
+                torrent("b", "dir/k.iso", v),
                 "{q}"
             );
         }
@@ -186,7 +163,6 @@ mod tests {
 
     #[test]
     fn virtual_hosted_forms() {
-        use Addressing::VirtualHosted;
         assert_eq!(
             r(
                 Method::GET,
@@ -194,27 +170,26 @@ mod tests {
                 Some("torrent"),
                 "my.bucket.s3.example.com:8080"
             ),
-            torrent("my.bucket", "dir/k", None, VirtualHosted)
+            torrent("my.bucket", "dir/k", None)
         );
         assert_eq!(
             r(Method::GET, "/dir/k", Some("torrent"), "B.S3.EXAMPLE.COM"),
-            torrent("B", "dir/k", None, VirtualHosted)
+            torrent("B", "dir/k", None)
         );
         // The base domain itself is path-style.
         assert_eq!(
             r(Method::GET, "/b/k", Some("torrent"), "s3.example.com"),
-            torrent("b", "k", None, Addressing::PathStyle)
+            torrent("b", "k", None)
         );
         // A look-alike domain is not ours.
         assert_eq!(
             r(Method::GET, "/b/k", Some("torrent"), "x.evils3.example.com"),
-            torrent("b", "k", None, Addressing::PathStyle)
+            torrent("b", "k", None)
         );
     }
 
     #[test]
     fn keys_decode_as_s3_does() {
-        use Addressing::PathStyle;
         let cases = [
             ("/b/a%20b+c", "a b+c"),
             ("/b/a%2Fb", "a/b"),
@@ -226,7 +201,7 @@ mod tests {
         for (path, key) in cases {
             assert_eq!(
                 r(Method::GET, path, Some("torrent"), "h"),
-                torrent("b", key, None, PathStyle)
+                torrent("b", key, None)
             );
         }
     }
@@ -249,16 +224,16 @@ mod tests {
     }
 
     #[test]
-    fn head_is_flagged() {
-        match r(Method::HEAD, "/b/k", Some("torrent"), "h") {
-            Route::Torrent(t) => assert!(t.head),
-            other => panic!("{other:?}"),
-        }
+    fn head_is_a_torrent_request() {
+        assert_eq!(
+            r(Method::HEAD, "/b/k", Some("torrent"), "h"),
+            torrent("b", "k", None)
+        );
     }
 
     fn code(route: Route) -> (u16, &'static str) {
         match route {
-            Route::Reject(e) => (e.status, e.code),
+            Route::Reject(e) => (e.status, e.code.as_str()),
             other => panic!("expected a rejection, got {other:?}"),
         }
     }

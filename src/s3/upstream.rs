@@ -1,6 +1,6 @@
 //! The sidecar's own requests to the backend, over pingora's connector (pooled connections,
-//! the same HTTP stack as the proxy). Paths are built byte-exact from bucket and key, so keys
-//! such as `a/../b` reach the backend as the key they are.
+//! the same HTTP stack as the proxy): body-less requests for one object, signed as the
+//! caller, as the sidecar, or not at all.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,12 +11,12 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
 
-use crate::config::UpstreamConfig;
+use crate::config::{Endpoint, UpstreamConfig};
 use crate::metrics::Metrics;
-use crate::route::ObjectRef;
-use crate::s3_error::S3Error;
-use crate::signing::{sign_headers, SigningKey, EMPTY_SHA256};
-use crate::uri_encoding::{encode, encode_path};
+
+use super::error::S3Error;
+use super::object::ObjectRef;
+use super::sigv4::{sign_headers, SigningKey, EMPTY_SHA256};
 
 /// Whose authority a request to the backend carries.
 pub enum Identity<'a> {
@@ -58,8 +58,14 @@ impl Purpose {
     }
 }
 
-/// Request headers forwarded from the caller to the sidecar's requests on their behalf.
-pub const FORWARDED_HEADERS: [&str; 2] = ["x-amz-request-payer", "x-amz-expected-bucket-owner"];
+/// The backend as a pingora peer. Connecting is bounded by `connect_timeout`; reads are
+/// bounded by the caller (a slow client on a large pass-through download is normal).
+pub fn backend_peer(endpoint: &Endpoint, connect_timeout: Duration) -> HttpPeer {
+    let mut peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
+    peer.options.connection_timeout = Some(connect_timeout);
+    peer.options.total_connection_timeout = Some(connect_timeout);
+    peer
+}
 
 /// A response whose body has not been read yet.
 pub struct UpstreamResponse<'a> {
@@ -70,11 +76,8 @@ pub struct UpstreamResponse<'a> {
 
 impl Upstream {
     pub fn new(config: &UpstreamConfig, metrics: Arc<Metrics>) -> Upstream {
-        let endpoint = &config.endpoint;
-        let mut peer = HttpPeer::new(endpoint.address(), endpoint.tls, endpoint.host.clone());
-        let timeout = Duration::from_secs(config.timeout_secs);
-        peer.options.connection_timeout = Some(timeout);
-        peer.options.total_connection_timeout = Some(timeout);
+        let timeout = config.timeout.get();
+        let mut peer = backend_peer(&config.endpoint, timeout);
         peer.options.read_timeout = Some(timeout);
         peer.options.write_timeout = Some(timeout);
         peer.options.idle_timeout = Some(Duration::from_secs(60));
@@ -148,11 +151,7 @@ impl Upstream {
         extra_headers: &[(&str, &str)],
     ) -> Result<RequestHeader, S3Error> {
         let endpoint = &self.config.endpoint;
-        let mut path = format!("/{}/{}", encode(&object.bucket), encode_path(&object.key));
-        if let Some(v) = &object.version_id {
-            path.push_str("?versionId=");
-            path.push_str(&encode(v));
-        }
+        let path = object.path_and_query();
         let mut headers: Vec<(String, String)> = vec![
             ("host".into(), endpoint.authority()),
             ("x-amz-content-sha256".into(), EMPTY_SHA256.into()),
@@ -181,12 +180,11 @@ impl Upstream {
             };
             let url = format!("{}{}", endpoint.url(), path);
             let signed = sign_headers(&key, method, &url, &headers, SystemTime::now())
-                .map_err(|e| S3Error::new(500, "InternalError", e.to_string()))?;
+                .map_err(|e| S3Error::internal(e.to_string()))?;
             headers.extend(signed);
         }
-        let internal = |e: pingora::BError| S3Error::new(500, "InternalError", e.to_string());
-        let mut request =
-            RequestHeader::build(method, path.as_bytes(), Some(headers.len())).map_err(internal)?;
+        let mut request = RequestHeader::build(method, path.as_bytes(), Some(headers.len()))
+            .map_err(|e| S3Error::internal(e.to_string()))?;
         for (k, v) in headers {
             request.insert_header(k, v).map_err(|_| {
                 S3Error::invalid_request("A header forwarded to the backend has an invalid value.")
@@ -212,7 +210,7 @@ impl UpstreamResponse<'_> {
                 "timeout" => "timeout",
                 _ => "broken_body",
             });
-            S3Error::bad_gateway(format!("the backend broke off the object: {e}"))
+            S3Error::upstream_broke(format!("the backend broke off the object: {e}"))
         })
     }
 

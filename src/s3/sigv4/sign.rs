@@ -1,4 +1,4 @@
-//! Signing the sidecar's outgoing requests with `aws-sigv4`, S3 style (single URI encoding,
+//! Signing the sidecar's own requests with `aws-sigv4`, S3 style (single URI encoding,
 //! no path normalization): as the sidecar when it fetches an object, or as a verified
 //! caller when it asks the backend whether that caller may read.
 

@@ -10,70 +10,19 @@
 use std::ops::Range;
 
 use bytes::Bytes;
-use sha1::{Digest, Sha1};
 use tokio::sync::mpsc;
 
 use crate::config::TorrentConfig;
 use crate::metrics::GenerationMetrics;
-use crate::route::ObjectRef;
-use crate::s3_error::S3Error;
-use crate::torrent::{Info, Metainfo, PieceHasher};
-use crate::upstream::{Identity, Purpose, Upstream};
+use crate::s3::forwarded::Forwarded;
+use crate::s3::upstream::{Identity, Purpose, Upstream};
+use crate::s3::{Code, ObjectRef, S3Error};
+use crate::torrent::{FileTree, Info, Metainfo, PieceHasher, PieceHashes, Torrent};
+
+use super::object_facts::ObjectFacts;
 
 /// Chunks (≤ 64 KiB each) in flight between one network reader and its hashing thread.
 const HASH_QUEUE_CHUNKS: usize = 16;
-
-/// What the authorization probe learned about the object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObjectFacts {
-    pub etag: String,
-    pub length: u64,
-    pub last_modified: Option<String>,
-    pub request_charged: bool,
-}
-
-/// A generated torrent, immutable and shared between the cache and responses. `info` and
-/// `meta` are kept so per-response parts (a presigned web seed) can be added without
-/// touching `info`: the infohash never changes with them.
-#[derive(Debug)]
-pub struct Torrent {
-    pub bytes: Bytes,
-    pub info_hash: [u8; 20],
-    /// Strong HTTP validator for the torrent file itself (quoted SHA-1 of its bytes).
-    pub etag: String,
-    pub last_modified: Option<String>,
-    pub info: Info,
-    pub meta: Metainfo,
-}
-
-impl Torrent {
-    pub fn new(info: Info, meta: Metainfo, last_modified: Option<String>) -> Torrent {
-        let (bytes, info_hash) = meta.encode(&info);
-        Torrent {
-            etag: etag_of(&bytes),
-            bytes: Bytes::from(bytes),
-            info_hash,
-            last_modified,
-            info,
-            meta,
-        }
-    }
-
-    /// The same torrent with other web seeds: (bytes, etag).
-    pub fn with_url_list(&self, url_list: Vec<String>) -> (Bytes, String) {
-        let meta = Metainfo {
-            url_list,
-            ..self.meta.clone()
-        };
-        let (bytes, _) = meta.encode(&self.info);
-        let etag = etag_of(&bytes);
-        (Bytes::from(bytes), etag)
-    }
-}
-
-fn etag_of(bytes: &[u8]) -> String {
-    format!("\"{}\"", hex::encode(Sha1::digest(bytes)))
-}
 
 /// How an object is read: how many ranged GETs at most, and from what size on.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +37,7 @@ pub struct Generation<'a> {
     pub plan: FetchPlan,
     pub object: &'a ObjectRef,
     pub facts: &'a ObjectFacts,
-    pub forwarded: &'a [(&'a str, &'a str)],
+    pub forwarded: &'a Forwarded,
     pub metrics: &'a GenerationMetrics,
     /// Tracker tiers (the built-in tracker first, when enabled).
     pub announce: &'a [Vec<String>],
@@ -107,7 +56,7 @@ impl Generation<'_> {
                 .map(|r| self.fetch_and_hash(r, piece_length, whole)),
         )
         .await?;
-        Ok(self.encode(piece_length, hashed.concat()))
+        Ok(self.encode(piece_length, PieceHashes::concat(hashed)))
     }
 
     async fn fetch_and_hash(
@@ -115,13 +64,13 @@ impl Generation<'_> {
         range: Range<u64>,
         piece_length: u64,
         whole: bool,
-    ) -> Result<Vec<u8>, S3Error> {
+    ) -> Result<PieceHashes, S3Error> {
         let range_header = format!("bytes={}-{}", range.start, range.end - 1);
         let mut headers: Vec<(&str, &str)> = vec![("if-match", self.facts.etag.as_str())];
         if !whole {
             headers.push(("range", range_header.as_str()));
         }
-        headers.extend_from_slice(self.forwarded);
+        headers.extend(self.forwarded.pairs());
         let mut response = self
             .upstream
             .send(
@@ -153,8 +102,9 @@ impl Generation<'_> {
 
         let expected = range.end - range.start;
         let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE_CHUNKS);
+        let format = self.config.format;
         let hasher = tokio::task::spawn_blocking(move || {
-            let mut h = PieceHasher::new(piece_length, expected);
+            let mut h = PieceHasher::new(piece_length, expected, format);
             while let Some(chunk) = rx.blocking_recv() {
                 h.update(&chunk);
             }
@@ -166,13 +116,13 @@ impl Generation<'_> {
                 received += chunk.len() as u64;
                 self.metrics.bytes_hashed.inc_by(chunk.len() as u64);
                 if received > expected {
-                    return Err(S3Error::bad_gateway(
+                    return Err(S3Error::upstream_broke(
                         "The backend sent more bytes than the object's length.",
                     ));
                 }
                 tx.send(chunk)
                     .await
-                    .map_err(|_| internal("the hashing thread stopped"))?;
+                    .map_err(|_| S3Error::internal("the hashing thread stopped"))?;
             }
             Ok(())
         }
@@ -180,24 +130,29 @@ impl Generation<'_> {
         drop(tx);
         let (total, pieces) = hasher
             .await
-            .map_err(|e| internal(&format!("hashing failed: {e}")))?;
+            .map_err(|e| S3Error::internal(format!("hashing failed: {e}")))?;
         read?;
         response.finish().await;
         if total != expected {
-            return Err(S3Error::bad_gateway(format!(
+            return Err(S3Error::upstream_broke(format!(
                 "The backend sent {total} of {expected} bytes. Please retry."
             )));
         }
         Ok(pieces)
     }
 
-    fn encode(&self, piece_length: u64, pieces: Vec<u8>) -> Torrent {
+    fn encode(&self, piece_length: u64, hashes: PieceHashes) -> Torrent {
         let (object, config) = (self.object, self.config);
+        let file_tree = config
+            .format
+            .has_v2()
+            .then(|| FileTree::from_hashes(&hashes, piece_length));
         let info = Info {
             name: Info::name_for_key(&object.bucket, &object.key),
             length: self.facts.length,
             piece_length,
-            pieces,
+            pieces: hashes.v1,
+            file_tree,
             private: config.private,
             s3_location: config
                 .s3_info_keys
@@ -246,8 +201,8 @@ fn fetch_refused(status: u16) -> S3Error {
         s if s >= 500 => S3Error::service_unavailable(format!(
             "The backend answered {s} while the object was fetched. Please retry."
         )),
-        404 => S3Error::new(404, "NoSuchKey", "The specified key does not exist."),
-        s => S3Error::bad_gateway(format!(
+        404 => S3Error::of(Code::NoSuchKey),
+        s => S3Error::upstream_broke(format!(
             "The backend refused the sidecar's own read of the object ({s}); check [upstream] credentials."
         )),
     }
@@ -257,10 +212,6 @@ fn changed() -> S3Error {
     S3Error::service_unavailable(
         "The object changed while its torrent was being generated. Please retry.",
     )
-}
-
-fn internal(message: &str) -> S3Error {
-    S3Error::new(500, "InternalError", message.to_string())
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 use crate::config::{Credential, Secret};
-use crate::signing::{presign_url, sign_headers, SigningKey, EMPTY_SHA256};
+use crate::s3::uri::query_pairs;
+use crate::s3::S3Error;
 
 struct ParsedRequest {
     method: String,
@@ -119,7 +120,7 @@ fn aws_sigv4_test_suite() {
                 ..verifier
             };
             let e = verify_with_payload(&v2, &req, Some(&payload)).unwrap_err();
-            assert_eq!(e.code, "SignatureDoesNotMatch", "{name} ({form})");
+            assert_eq!(e.code.as_str(), "SignatureDoesNotMatch", "{name} ({form})");
             checked += 1;
         }
     }
@@ -155,7 +156,10 @@ fn s3_documentation_get_object_example() {
     // An hour later the same request is replayed: too skewed.
     let late = doc_verifier(&creds, "20130524T010000Z");
     assert_eq!(
-        verify_with_payload(&late, &req, None).unwrap_err().code,
+        verify_with_payload(&late, &req, None)
+            .unwrap_err()
+            .code
+            .as_str(),
         "RequestTimeTooSkewed"
     );
 }
@@ -171,7 +175,7 @@ fn s3_documentation_presigned_example() {
     assert!(verify_with_payload(&doc_verifier(&creds, "20130524T120000Z"), &req, None).is_ok());
     let e = verify_with_payload(&doc_verifier(&creds, "20130525T000001Z"), &req, None).unwrap_err();
     assert_eq!(
-        (e.status, e.code, e.message.as_str()),
+        (e.status, e.code.as_str(), e.message.as_str()),
         (403, "AccessDenied", "Request has expired")
     );
 }
@@ -250,7 +254,8 @@ fn tampering_is_refused() {
     let creds = [credential(AK, SK)];
     let now = SystemTime::now();
     let v = verifier_at(&creds, now);
-    let check = |req: &ParsedRequest| verify_with_payload(&v, req, None).map_err(|e| e.code);
+    let check =
+        |req: &ParsedRequest| verify_with_payload(&v, req, None).map_err(|e| e.code.as_str());
 
     let mut req = signed_by_aws_sigv4("/b/k", "?torrent", "a.s3.example.com", now);
     req.headers
@@ -278,7 +283,7 @@ fn tampering_is_refused() {
     let req = signed_by_aws_sigv4("/b/k", "?torrent", "h", now);
     let others = [credential("SOMEONE", SK)];
     assert_eq!(
-        verify_with_payload(&verifier_at(&others, now), &req, None).map_err(|e| e.code),
+        verify_with_payload(&verifier_at(&others, now), &req, None).map_err(|e| e.code.as_str()),
         Err("InvalidAccessKeyId")
     );
     let wrong_region = Verifier {
@@ -286,7 +291,7 @@ fn tampering_is_refused() {
         ..verifier_at(&creds, now)
     };
     assert_eq!(
-        verify_with_payload(&wrong_region, &req, None).map_err(|e| e.code),
+        verify_with_payload(&wrong_region, &req, None).map_err(|e| e.code.as_str()),
         Err("AuthorizationHeaderMalformed")
     );
 
@@ -332,7 +337,8 @@ fn presigned_urls_from_aws_sigv4() {
     assert_eq!(
         verify_with_payload(&verifier_at(&creds, t0), &tampered, None)
             .unwrap_err()
-            .code,
+            .code
+            .as_str(),
         "SignatureDoesNotMatch"
     );
 }

@@ -7,7 +7,7 @@ use http::HeaderMap;
 use time::macros::format_description;
 use time::PrimitiveDateTime;
 
-use crate::s3_error::S3Error;
+use crate::s3::error::{Code, S3Error};
 
 use super::MAX_PRESIGN_EXPIRES;
 
@@ -61,12 +61,11 @@ pub fn signature(
     match (header, presigned || v2_presigned) {
         (None, false) => Ok(None),
         (Some(_), true) => Err(S3Error::new(
-            400,
-            "InvalidArgument",
+            Code::InvalidArgument,
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the Authorization header should be specified",
         )),
         (Some(h), false) => {
-            let h = h.to_str().map_err(|_| malformed("not ASCII"))?;
+            let h = h.to_str().map_err(|_| S3Error::authorization_malformed("not ASCII"))?;
             from_header(h, headers).map(Some)
         }
         (None, true) if v2_presigned => Err(unsupported()),
@@ -80,16 +79,8 @@ fn unsupported() -> S3Error {
     )
 }
 
-fn malformed(why: &str) -> S3Error {
-    S3Error::new(
-        400,
-        "AuthorizationHeaderMalformed",
-        format!("The authorization header is malformed; {why}"),
-    )
-}
-
 fn query_error(why: &str) -> S3Error {
-    S3Error::new(400, "AuthorizationQueryParametersError", why.to_string())
+    S3Error::new(Code::AuthorizationQueryParametersError, why)
 }
 
 fn from_header(value: &str, headers: &HeaderMap) -> Result<Signature, S3Error> {
@@ -97,7 +88,7 @@ fn from_header(value: &str, headers: &HeaderMap) -> Result<Signature, S3Error> {
         return Err(if value.starts_with("AWS ") {
             unsupported()
         } else {
-            S3Error::new(400, "InvalidArgument", "Unsupported Authorization Type")
+            S3Error::new(Code::InvalidArgument, "Unsupported Authorization Type")
         });
     };
     let (mut credential, mut signed, mut signature) = (None, None, None);
@@ -107,20 +98,29 @@ fn from_header(value: &str, headers: &HeaderMap) -> Result<Signature, S3Error> {
             Some(("Credential", v)) => credential = Some(v),
             Some(("SignedHeaders", v)) => signed = Some(v),
             Some(("Signature", v)) => signature = Some(v),
-            _ => return Err(malformed(&format!("unexpected element {part:?}"))),
+            _ => {
+                return Err(S3Error::authorization_malformed(format!(
+                    "unexpected element {part:?}"
+                )))
+            }
         }
     }
-    let credential = credential.ok_or_else(|| malformed("missing Credential"))?;
-    let signed = signed.ok_or_else(|| malformed("missing SignedHeaders"))?;
-    let signature = signature.ok_or_else(|| malformed("missing Signature"))?;
+    let credential =
+        credential.ok_or_else(|| S3Error::authorization_malformed("missing Credential"))?;
+    let signed = signed.ok_or_else(|| S3Error::authorization_malformed("missing SignedHeaders"))?;
+    let signature =
+        signature.ok_or_else(|| S3Error::authorization_malformed("missing Signature"))?;
 
     let (amz_date, time) = request_time(headers)?;
-    let scope = scope(credential, &amz_date).map_err(|why| malformed(&why))?;
+    let scope =
+        scope(credential, &amz_date).map_err(|why| S3Error::authorization_malformed(&why))?;
     Ok(Signature {
         form: SignatureForm::Header,
         scope,
-        signed_headers: signed_headers(signed).map_err(|why| malformed(&why))?,
-        signature: hex_signature(signature).ok_or_else(|| malformed("bad Signature"))?,
+        signed_headers: signed_headers(signed)
+            .map_err(|why| S3Error::authorization_malformed(&why))?,
+        signature: hex_signature(signature)
+            .ok_or_else(|| S3Error::authorization_malformed("bad Signature"))?,
         amz_date,
         time,
         expires: None,
@@ -213,8 +213,7 @@ fn hex_signature(s: &str) -> Option<String> {
 fn request_time(headers: &HeaderMap) -> Result<(String, SystemTime), S3Error> {
     let denied = || {
         S3Error::new(
-            403,
-            "AccessDenied",
+            Code::AccessDenied,
             "AWS authentication requires a valid Date or x-amz-date header",
         )
     };
@@ -283,7 +282,7 @@ mod tests {
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
         let e = signature(&headers(h), &q).unwrap_err();
-        (e.status, e.code)
+        (e.status, e.code.as_str())
     }
 
     #[test]

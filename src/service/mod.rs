@@ -1,27 +1,44 @@
-//! One `?torrent` request, after routing and signature verification:
-//! authorize (ask the backend as the caller) → cache → generate → response.
+//! The `?torrent` service: one request, after routing and signature verification, goes
+//! authorize (ask the backend as the caller) → cache → generate (single-flight, bounded) →
+//! respond.
+//!
+//! - [`authorize`] — the READ check; yields the [`ObjectFacts`] the torrent is built on.
+//! - [`probe_cache`] — optional short reuse of a caller's READ check.
+//! - [`cache`] — generated torrents, LRU bounded in bytes, keyed by object and ETag.
+//! - [`flight`] — single-flight: concurrent misses for one key share one generation.
+//! - [`generate`] — fetch the object and stream it through piece hashing into a torrent.
+//! - [`response`] — the torrent response's headers, `If-None-Match`, the magnet link.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+mod authorize;
+mod cache;
+mod flight;
+mod generate;
+mod object_facts;
+mod probe_cache;
+pub mod response;
+
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::authorize::{Authorizer, Forwarded};
-use crate::cache::{CacheKey, TorrentCache};
 use crate::config::{Config, WebseedMode};
-use crate::generate::{FetchPlan, Generation, ObjectFacts, Torrent};
 use crate::metrics::Metrics;
-use crate::probe_cache::ProbeCache;
-use crate::response::{magnet_link, reply, Rendered, Reply};
-use crate::route::{ObjectRef, TorrentRequest};
-use crate::s3_error::S3Error;
-use crate::signing::{presign_url, SigningKey};
-use crate::sigv4::Caller;
+use crate::s3::forwarded::Forwarded;
+use crate::s3::route::TorrentRequest;
+use crate::s3::sigv4::{presign_url, Caller, SigningKey};
+use crate::s3::upstream::Upstream;
+use crate::s3::{ObjectRef, S3Error};
+use crate::torrent::Torrent;
 use crate::tracker::Tracker;
-use crate::upstream::Upstream;
-use crate::uri_encoding::{encode, encode_path};
+
+use authorize::Authorizer;
+use cache::{CacheKey, TorrentCache};
+use flight::{Joined, SingleFlight};
+use generate::{FetchPlan, Generation};
+pub use object_facts::ObjectFacts;
+use probe_cache::ProbeCache;
+use response::{magnet_link, reply, Rendered, Reply};
 
 /// How a torrent request was served, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -55,22 +72,19 @@ pub struct TorrentService {
     upstream: Upstream,
     cache: TorrentCache,
     probes: ProbeCache,
-    generation_slots: Semaphore,
-    /// Generations running or waiting for a slot.
-    generations_admitted: AtomicUsize,
-    /// Single-flight: one generation per cache key, whoever else asks waits for it.
-    flights: Mutex<HashMap<CacheKey, Flight>>,
+    flights: Arc<SingleFlight<CacheKey, Arc<Torrent>>>,
+    /// Generations running or waiting for a slot; past its permits, 503 SlowDown.
+    admission: Arc<Semaphore>,
+    /// Generations running.
+    slots: Arc<Semaphore>,
 }
-
-type FlightResult = Result<Arc<Torrent>, S3Error>;
-type Flight = watch::Receiver<Option<FlightResult>>;
 
 impl TorrentService {
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, tracker: Option<Arc<Tracker>>) -> Self {
         let builtin = tracker
             .as_ref()
-            .and(config.tracker.public_url.clone())
-            .map(|url| vec![url]);
+            .and(config.tracker.public_url.as_ref())
+            .map(|url| vec![url.to_string()]);
         let announce = builtin
             .into_iter()
             .chain(
@@ -81,18 +95,19 @@ impl TorrentService {
                     .map(|tier| tier.iter().map(|u| u.0.clone()).collect()),
             )
             .collect();
+        let limits = &config.limits;
         TorrentService {
             tracker,
             announce,
             upstream: Upstream::new(&config.upstream, metrics.clone()),
             metrics,
             cache: TorrentCache::new(config.cache.max_bytes),
-            probes: ProbeCache::new(std::time::Duration::from_secs(
-                config.cache.revalidate_after,
+            probes: ProbeCache::new(config.cache.revalidate_after.get()),
+            flights: Arc::new(SingleFlight::new()),
+            admission: Arc::new(Semaphore::new(
+                limits.max_concurrent_generations + limits.max_queued_generations,
             )),
-            generation_slots: Semaphore::new(config.limits.max_concurrent_generations),
-            generations_admitted: AtomicUsize::new(0),
-            flights: Mutex::new(HashMap::new()),
+            slots: Arc::new(Semaphore::new(limits.max_concurrent_generations)),
             config,
         }
     }
@@ -119,6 +134,7 @@ impl TorrentService {
             version_id: object.version_id.clone(),
             etag: facts.etag.clone(),
             length: facts.length,
+            format: self.config.torrent.format,
         };
         let torrent = match self.cache.get(&key) {
             Some(t) => {
@@ -129,12 +145,14 @@ impl TorrentService {
             None => {
                 self.metrics.cache.misses.inc();
                 *cache_status = CacheStatus::Miss;
-                self.join_or_start_flight(key, object, &facts, forwarded, cache_status)
+                self.generate_once(key, object, &facts, forwarded, cache_status)
                     .await?
             }
         };
         if let Some(tracker) = &self.tracker {
-            tracker.register(torrent.info_hash);
+            for id in torrent.swarm_ids() {
+                tracker.register(id);
+            }
         }
         let rendered = self.render(object, &torrent)?;
         Ok(reply(object, &torrent, rendered, &facts, if_none_match))
@@ -156,15 +174,14 @@ impl TorrentService {
             secret_access_key: up.secret_access_key.expose(),
             region: &up.region,
         };
-        let expiry = std::time::Duration::from_secs(self.config.torrent.presign_expiry);
         let url = presign_url(
             &key,
             "GET",
             &self.webseed_url(object),
             SystemTime::now(),
-            expiry,
+            self.config.torrent.presign_expiry.get(),
         )
-        .map_err(|e| internal(&e.to_string()))?;
+        .map_err(|e| S3Error::internal(e.to_string()))?;
         let webseeds = vec![url];
         let (bytes, etag) = torrent.with_url_list(webseeds.clone());
         Ok(Rendered {
@@ -177,107 +194,61 @@ impl TorrentService {
     /// `{public_base_url}/{bucket}/{key}`, path-style, without a trailing `/` (so clients use
     /// it as-is for a single-file torrent).
     fn webseed_url(&self, object: &ObjectRef) -> String {
-        let base = self
-            .config
-            .torrent
-            .public_base_url
-            .as_deref()
-            .unwrap_or_default();
-        let mut url = format!(
-            "{}/{}/{}",
-            base.trim_end_matches('/'),
-            encode(&object.bucket),
-            encode_path(&object.key)
-        );
-        if let Some(v) = &object.version_id {
-            url.push_str("?versionId=");
-            url.push_str(&encode(v));
-        }
-        url
+        let base = self.config.torrent.public_base_url.as_ref();
+        let base = base.map_or("", |u| u.as_str()).trim_end_matches('/');
+        format!("{base}{}", object.path_and_query())
     }
 
-    /// Single-flight: the first request for an uncached key starts the generation as its
-    /// own task, so a caller that disconnects cancels nothing; later requests for the same
-    /// key wait for that task's result. The result goes into the cache before the flight is
-    /// removed, so a newcomer finds one or the other. Failures are reported to every waiter
-    /// and cached nowhere.
-    async fn join_or_start_flight(
+    /// One generation per cache key at a time; the result is cached before the flight lands.
+    async fn generate_once(
         self: &Arc<Self>,
         key: CacheKey,
         object: &ObjectRef,
         facts: &ObjectFacts,
         forwarded: &Forwarded,
         cache_status: &mut CacheStatus,
-    ) -> FlightResult {
-        let mut flight = {
-            let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-            match flights.get(&key) {
-                Some(existing) => {
-                    self.metrics.generation.coalesced.inc();
-                    *cache_status = CacheStatus::Coalesced;
-                    existing.clone()
-                }
-                None => {
-                    let admission = self.admit()?;
-                    let (tx, rx) = watch::channel(None);
-                    flights.insert(key.clone(), rx.clone());
-                    let service = self.clone();
-                    let (object, facts) = (object.clone(), facts.clone());
-                    let forwarded = Forwarded(forwarded.0.clone());
-                    tokio::spawn(async move {
-                        let result = service
-                            .generate_admitted(admission, &object, &facts, &forwarded)
-                            .await
-                            .map(Arc::new);
-                        if let Ok(t) = &result {
-                            service.cache_insert(key.clone(), t.clone());
-                        }
-                        service
-                            .flights
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&key);
-                        let _ = tx.send(Some(result));
-                    });
-                    rx
-                }
-            }
+    ) -> Result<Arc<Torrent>, S3Error> {
+        let start = || {
+            let admitted = self.admit()?;
+            let service = self.clone();
+            let (key, object, facts) = (key.clone(), object.clone(), facts.clone());
+            let forwarded = forwarded.clone();
+            Ok(async move {
+                let torrent = service
+                    .generate(admitted, &object, &facts, &forwarded)
+                    .await
+                    .map(Arc::new)?;
+                service.cache_insert(key, torrent.clone());
+                Ok(torrent)
+            })
         };
-        let outcome = flight
-            .wait_for(Option::is_some)
-            .await
-            .map_err(|_| internal("the generation task ended without a result"))?
-            .clone();
-        outcome.unwrap_or_else(|| Err(internal("the generation task ended without a result")))
+        let (result, joined) = self.flights.run(key.clone(), start).await;
+        if joined == Joined::Coalesced {
+            self.metrics.generation.coalesced.inc();
+            *cache_status = CacheStatus::Coalesced;
+        }
+        result
     }
 
     /// Generations read whole objects: cap how many run and how many may wait, so a burst
     /// of cold requests turns into 503 SlowDown instead of unbounded backend load.
-    fn admit(self: &Arc<Self>) -> Result<Admission, S3Error> {
-        let limits = &self.config.limits;
-        let cap = limits.max_concurrent_generations + limits.max_queued_generations;
-        let admitted = self.generations_admitted.fetch_add(1, Ordering::SeqCst);
-        let admission = Admission(self.clone());
-        if admitted >= cap {
+    fn admit(&self) -> Result<OwnedSemaphorePermit, S3Error> {
+        self.admission.clone().try_acquire_owned().map_err(|_| {
             self.metrics.generation.rejected.inc();
-            return Err(
-                S3Error::new(503, "SlowDown", "Please reduce your request rate.")
-                    .with_header("retry-after", "1"),
-            );
-        }
-        Ok(admission)
+            S3Error::slow_down()
+        })
     }
 
-    async fn generate_admitted(
+    async fn generate(
         &self,
-        _admission: Admission,
+        _admitted: OwnedSemaphorePermit,
         object: &ObjectRef,
         facts: &ObjectFacts,
         forwarded: &Forwarded,
     ) -> Result<Torrent, S3Error> {
         let metrics = &self.metrics.generation;
         metrics.queued.inc();
-        let slot = self.generation_slots.acquire().await;
+        let slot = self.slots.acquire().await;
         metrics.queued.dec();
         let _slot =
             slot.map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
@@ -293,7 +264,7 @@ impl TorrentService {
             },
             object,
             facts,
-            forwarded: &forwarded.as_pairs(),
+            forwarded,
             metrics,
             announce: &self.announce,
             url_list: &match self.config.torrent.webseed {
@@ -332,17 +303,4 @@ impl TorrentService {
         }
         Ok(())
     }
-}
-
-/// Releases an admission when the generation ends, however it ends.
-struct Admission(Arc<TorrentService>);
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        self.0.generations_admitted.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-fn internal(message: &str) -> S3Error {
-    S3Error::new(500, "InternalError", message.to_string())
 }

@@ -3,21 +3,14 @@
 //! sidecar's credentials. A successful probe also yields the facts the torrent is built on
 //! (ETag, length, Last-Modified).
 
-use crate::generate::ObjectFacts;
-use crate::probe_cache::{ProbeCache, ProbeKey};
-use crate::route::ObjectRef;
-use crate::s3_error::{parse_upstream_error, S3Error};
-use crate::sigv4::Caller;
-use crate::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
+use crate::s3::error::parse_upstream_error;
+use crate::s3::forwarded::Forwarded;
+use crate::s3::sigv4::Caller;
+use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
+use crate::s3::{Code, ObjectRef, S3Error};
 
-/// Caller request headers that travel with the sidecar's requests on the caller's behalf.
-pub struct Forwarded(pub Vec<(&'static str, String)>);
-
-impl Forwarded {
-    pub fn as_pairs(&self) -> Vec<(&str, &str)> {
-        self.0.iter().map(|(k, v)| (*k, v.as_str())).collect()
-    }
-}
+use super::object_facts::ObjectFacts;
+use super::probe_cache::{ProbeCache, ProbeKey};
 
 pub struct Authorizer<'a> {
     pub upstream: &'a Upstream,
@@ -43,12 +36,12 @@ impl Authorizer<'_> {
                 secret_access_key: secret_access_key.expose(),
             },
         };
-        let probe_key = ProbeKey::new(object, caller, &forwarded.0);
+        let probe_key = ProbeKey::new(object, caller, forwarded);
         let now = std::time::Instant::now();
         if let Some(facts) = self.probes.get(&probe_key, now) {
             return Ok(facts);
         }
-        let headers = forwarded.as_pairs();
+        let headers = forwarded.pairs();
         let head = self
             .upstream
             .send(Purpose::Probe, "HEAD", object, &identity, &headers)
@@ -101,13 +94,19 @@ impl Authorizer<'_> {
         if head_status == 400 && detail.as_ref().is_some_and(|(_, m)| mentions_sse_c(m)) {
             return sse_c_error();
         }
-        let (default_code, default_message) = default_error(head_status);
-        let (code, message) = match detail {
-            Some((code, message)) if !message.is_empty() => (leak_code(&code), message),
-            Some((code, _)) => (leak_code(&code), default_message),
-            None => (default_code, default_message),
+        // A code we do not know is named by the status, never by a guess.
+        let code = detail
+            .as_ref()
+            .and_then(|(code, _)| Code::parse(code))
+            .unwrap_or_else(|| Code::for_status(head_status));
+        let message = match detail {
+            Some((_, message)) if !message.is_empty() => message,
+            _ if code == Code::InvalidRequest => {
+                format!("The backend refused the request ({head_status}).")
+            }
+            _ => code.default_message().to_string(),
         };
-        S3Error::new(head_status, code, message)
+        S3Error::new(code, message).with_status(head_status)
     }
 }
 
@@ -121,11 +120,13 @@ fn facts_from(head: &UpstreamResponse<'_>) -> Result<ObjectFacts, S3Error> {
     let etag = head
         .header_str("etag")
         .filter(|e| !e.is_empty())
-        .ok_or_else(|| S3Error::bad_gateway("The backend did not report the object's ETag."))?;
+        .ok_or_else(|| S3Error::upstream_broke("The backend did not report the object's ETag."))?;
     let length = head
         .header_str("content-length")
         .and_then(|l| l.parse::<u64>().ok())
-        .ok_or_else(|| S3Error::bad_gateway("The backend did not report the object's length."))?;
+        .ok_or_else(|| {
+            S3Error::upstream_broke("The backend did not report the object's length.")
+        })?;
     Ok(ObjectFacts {
         etag: etag.to_string(),
         length,
@@ -144,42 +145,4 @@ fn sse_c_error() -> S3Error {
 fn mentions_sse_c(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     m.contains("customer") || m.contains("server side encryption")
-}
-
-/// Error codes are `&'static str` everywhere else; backend codes are a small, closed set
-/// in practice, so map the known ones and fall back by status for the rest.
-fn leak_code(code: &str) -> &'static str {
-    const KNOWN: [&str; 12] = [
-        "NoSuchKey",
-        "NoSuchBucket",
-        "NoSuchVersion",
-        "AccessDenied",
-        "InvalidRequest",
-        "InvalidArgument",
-        "InvalidAccessKeyId",
-        "SignatureDoesNotMatch",
-        "PermanentRedirect",
-        "InvalidObjectState",
-        "AuthorizationHeaderMalformed",
-        "RequestTimeTooSkewed",
-    ];
-    KNOWN
-        .into_iter()
-        .find(|k| *k == code)
-        .unwrap_or("AccessDenied")
-}
-
-fn default_error(status: u16) -> (&'static str, String) {
-    match status {
-        404 => ("NoSuchKey", "The specified key does not exist.".into()),
-        403 => ("AccessDenied", "Access Denied".into()),
-        301 | 307 => (
-            "PermanentRedirect",
-            "The bucket must be addressed using the specified endpoint.".into(),
-        ),
-        _ => (
-            "InvalidRequest",
-            format!("The backend refused the request ({status})."),
-        ),
-    }
 }

@@ -1,0 +1,49 @@
+//! `[cache]` and `[limits]`: how much the sidecar keeps and how much it takes on at once.
+
+use serde::{Deserialize, Serialize};
+
+use super::values::Seconds;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Upper bound on the bytes of cached torrents.
+    pub max_bytes: u64,
+    /// How long a caller's successful authorization probe (and the ETag it saw) is reused
+    /// before the backend is asked again. 0 (default): ask on every request, so an overwrite
+    /// or a revoked permission shows at once.
+    pub revalidate_after: Seconds,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_bytes: 64 * 1024 * 1024,
+            revalidate_after: Seconds(0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Torrent generations (object reads) running at once.
+    pub max_concurrent_generations: usize,
+    /// Generations allowed to wait for a slot; past that, 503 SlowDown.
+    pub max_queued_generations: usize,
+    /// Ranged GETs, aligned to piece boundaries, used to read one large object.
+    pub fetch_streams: usize,
+    /// Objects smaller than this are read with one GET.
+    pub parallel_fetch_min_bytes: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_concurrent_generations: 8,
+            max_queued_generations: 64,
+            fetch_streams: 4,
+            parallel_fetch_min_bytes: 64 * 1024 * 1024,
+        }
+    }
+}

@@ -1,0 +1,228 @@
+//! The TOML configuration, parsed and validated in one step before any port is bound.
+//!
+//! One file per section. Values that can be wrong on their own (addresses, URLs, durations,
+//! piece length) are validated by their own `Deserialize` impls ([`values`]), so the TOML
+//! error names the key and the line. Rules that span keys, and secrets from files and the
+//! environment, are checked in [`Config::from_toml`].
+
+mod auth;
+mod limits;
+mod server;
+mod torrent;
+mod tracker;
+mod upstream;
+mod values;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use auth::{AuthConfig, Credential, Secret};
+pub use limits::{CacheConfig, LimitsConfig};
+pub use server::{AdminConfig, DemoConfig, LogConfig, LogFormat, ServerConfig};
+pub use torrent::{TorrentConfig, WebseedMode};
+pub use tracker::TrackerConfig;
+pub use upstream::{Endpoint, UpstreamConfig};
+pub use values::{Domain, HttpUrl, Seconds, TrackerUrl};
+
+pub const DEFAULT_PATH: &str = "config/s3torrent.toml";
+pub const ENV_UPSTREAM_ACCESS_KEY_ID: &str = "S3TORRENT_UPSTREAM_ACCESS_KEY_ID";
+pub const ENV_UPSTREAM_SECRET_ACCESS_KEY: &str = "S3TORRENT_UPSTREAM_SECRET_ACCESS_KEY";
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub admin: AdminConfig,
+    pub upstream: UpstreamConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub torrent: TorrentConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub tracker: TrackerConfig,
+    #[serde(default)]
+    pub demo: DemoConfig,
+}
+
+#[derive(Debug)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError(message.into())
+}
+
+fn read_secret_file(key: &str, path: &Path) -> Result<String, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(format!("key `{key}`: cannot read {}: {e}", path.display())))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(format!("cannot read {}: {e}", path.display())))?;
+        Self::from_toml(&text, |k| std::env::var(k).ok())
+            .map_err(|ConfigError(m)| invalid(format!("{}: {m}", path.display())))
+    }
+
+    /// Parses and validates; `env` supplies secret overrides (a closure so tests stay hermetic).
+    pub fn from_toml(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        config.resolve_secrets(&env)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Fills secrets from their files and environment variables; the environment wins over
+    /// a file, a file over the inline value.
+    fn resolve_secrets(
+        &mut self,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        let up = &mut self.upstream;
+        if let Some(path) = &up.access_key_id_file {
+            up.access_key_id = read_secret_file("upstream.access_key_id_file", path)?;
+        }
+        if let Some(path) = &up.secret_access_key_file {
+            up.secret_access_key =
+                Secret::new(read_secret_file("upstream.secret_access_key_file", path)?);
+        }
+        if let Some(v) = env(ENV_UPSTREAM_ACCESS_KEY_ID) {
+            up.access_key_id = v;
+        }
+        if let Some(v) = env(ENV_UPSTREAM_SECRET_ACCESS_KEY) {
+            up.secret_access_key = Secret::new(v);
+        }
+        for (i, c) in self.auth.credentials.iter_mut().enumerate() {
+            if let Some(path) = &c.secret_access_key_file {
+                let key = format!("auth.credentials[{i}].secret_access_key_file");
+                c.secret_access_key = Secret::new(read_secret_file(&key, path)?);
+            }
+            if let Some(name) = &c.secret_access_key_env {
+                let v = env(name).ok_or_else(|| {
+                    invalid(format!(
+                        "key `auth.credentials[{i}].secret_access_key_env`: environment variable {name} is not set"
+                    ))
+                })?;
+                c.secret_access_key = Secret::new(v);
+            }
+        }
+        Ok(())
+    }
+
+    /// The configuration in force, as TOML, with every secret replaced by `<redacted>`.
+    pub fn effective_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let at_least_one = |ok: bool, key: &str| match ok {
+            true => Ok(()),
+            false => Err(invalid(format!("key `{key}` must be at least 1"))),
+        };
+        let up = &self.upstream;
+        if up.endpoint.host.is_empty() {
+            return Err(invalid("missing key `upstream.endpoint`"));
+        }
+        let missing = |key: &str, env: &str| {
+            invalid(format!(
+                "missing key `upstream.{key}` (or set the environment variable {env})"
+            ))
+        };
+        if up.access_key_id.is_empty() {
+            return Err(missing("access_key_id", ENV_UPSTREAM_ACCESS_KEY_ID));
+        }
+        if up.secret_access_key.is_empty() {
+            return Err(missing("secret_access_key", ENV_UPSTREAM_SECRET_ACCESS_KEY));
+        }
+        if up.region.is_empty() {
+            return Err(invalid("key `upstream.region` must not be empty"));
+        }
+        at_least_one(up.timeout.secs() >= 1, "upstream.timeout")?;
+        at_least_one(self.torrent.max_object_size >= 1, "torrent.max_object_size")?;
+        let limits = &self.limits;
+        at_least_one(
+            limits.max_concurrent_generations >= 1,
+            "limits.max_concurrent_generations",
+        )?;
+        at_least_one(limits.fetch_streams >= 1, "limits.fetch_streams")?;
+        if self.server.listen == self.admin.listen {
+            return Err(invalid(
+                "keys `server.listen` and `admin.listen` must differ",
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in self.auth.credentials.iter().enumerate() {
+            if c.access_key_id.is_empty() || c.secret_access_key.is_empty() {
+                return Err(invalid(format!(
+                    "`auth.credentials[{i}]`: access_key_id and secret_access_key must not be empty"
+                )));
+            }
+            if !seen.insert(&c.access_key_id) {
+                return Err(invalid(format!(
+                    "`auth.credentials[{i}]`: access_key_id {:?} is listed twice",
+                    c.access_key_id
+                )));
+            }
+        }
+        let t = &self.torrent;
+        if t.webseed != WebseedMode::None && t.public_base_url.is_none() {
+            return Err(invalid(
+                "key `torrent.public_base_url` is required when `torrent.webseed` is public or presigned",
+            ));
+        }
+        let max_expiry = crate::s3::sigv4::MAX_PRESIGN_EXPIRES;
+        if t.presign_expiry.secs() == 0 || t.presign_expiry.secs() > max_expiry {
+            return Err(invalid(format!(
+                "key `torrent.presign_expiry` must be from 1 to {max_expiry} seconds (7 days)"
+            )));
+        }
+        if t.announce.iter().any(Vec::is_empty) {
+            return Err(invalid("key `torrent.announce`: a tier must not be empty"));
+        }
+        let tr = &self.tracker;
+        if tr.enabled && tr.public_url.is_none() {
+            return Err(invalid(
+                "key `tracker.public_url` is required when `tracker.enabled` is true",
+            ));
+        }
+        if tr.interval.secs() == 0
+            || tr.peer_ttl.secs() < tr.interval.secs()
+            || tr.max_torrents == 0
+            || tr.max_peers_per_torrent == 0
+        {
+            return Err(invalid(
+                "keys `tracker.*`: interval ≥ 1, peer_ttl ≥ interval, max_torrents and max_peers_per_torrent ≥ 1",
+            ));
+        }
+        if self.demo.enabled && !cfg!(feature = "demo") {
+            return Err(invalid(
+                "key `demo.enabled`: this binary was built without the `demo` feature",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

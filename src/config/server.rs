@@ -1,0 +1,80 @@
+//! `[server]`, `[admin]`, `[log]` and `[demo]`: where the sidecar listens and how it reports.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::values::{Domain, Seconds};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// Base domains for virtual-hosted-style requests: `Host: {bucket}.{domain}`.
+    pub domains: Vec<Domain>,
+    /// Worker threads for the proxy; 0 means one per core.
+    pub threads: usize,
+    /// How long in-flight requests get to finish after SIGTERM (Kubernetes sends SIGKILL
+    /// 30 s after SIGTERM by default, so the default leaves room).
+    pub grace_period: Seconds,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            domains: Vec::new(),
+            threads: 0,
+            grace_period: Seconds(25),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `warn,s3torrent=debug`); `RUST_LOG` overrides it.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".to_string(),
+        }
+    }
+}
+
+/// The embedded filesystem-backed S3 backend (cargo feature `demo`), for trying the sidecar
+/// with no external service. It listens on `[upstream] endpoint`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DemoConfig {
+    pub enabled: bool,
+    pub root: Option<PathBuf>,
+}

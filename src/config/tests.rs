@@ -1,0 +1,195 @@
+//! Configuration parsing and validation, end to end from TOML text.
+
+use super::upstream::parse_endpoint;
+use super::*;
+use crate::torrent::PieceLength;
+
+const MINIMAL: &str = r#"
+[upstream]
+endpoint = "http://127.0.0.1:9000"
+access_key_id = "AK"
+secret_access_key = "SK"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, |_| None)
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.admin.listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(c.upstream.region, "us-east-1");
+    assert_eq!(c.torrent.piece_length, PieceLength::Auto);
+    assert_eq!(c.torrent.max_object_size, 5_368_709_120);
+    assert_eq!(c.upstream.endpoint.authority(), "127.0.0.1:9000");
+}
+
+#[test]
+fn shipped_config_is_valid() {
+    let text = include_str!("../../config/s3torrent.toml");
+    parse(text).unwrap();
+}
+
+#[test]
+fn errors_name_the_key_and_line() {
+    let text = format!("{MINIMAL}\n[torrent]\npiece_length = 1000\n");
+    let e = parse(&text).unwrap_err().0;
+    assert!(e.contains("line 8"), "{e}");
+    assert!(e.contains("piece_length"), "{e}");
+
+    let e = parse(&format!("{MINIMAL}\n[server]\nlisten = \"nope\"\n"))
+        .unwrap_err()
+        .0;
+    assert!(e.contains("line 8") && e.contains("listen"), "{e}");
+
+    let e = parse(&format!("{MINIMAL}\n[server]\nlisten_addr = 1\n"))
+        .unwrap_err()
+        .0;
+    assert!(e.contains("unknown field `listen_addr`"), "{e}");
+
+    let e = parse(&MINIMAL.replace("http://", "ftp://")).unwrap_err().0;
+    assert!(e.contains("endpoint") && e.contains("line 3"), "{e}");
+}
+
+#[test]
+fn secrets_from_env_override_and_missing_ones_are_named() {
+    let text = "[upstream]\nendpoint = \"http://h:1\"\n";
+    let e = parse(text).unwrap_err().0;
+    assert!(e.contains("upstream.access_key_id"), "{e}");
+    let c = Config::from_toml(text, |k| Some(format!("from-env-{k}"))).unwrap();
+    assert_eq!(
+        c.upstream.secret_access_key.expose(),
+        format!("from-env-{ENV_UPSTREAM_SECRET_ACCESS_KEY}")
+    );
+}
+
+#[test]
+fn secrets_from_files_and_env() {
+    let dir = std::env::temp_dir().join(format!("s3t-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("sk"), "from-file\n").unwrap();
+    let text = format!(
+        "[upstream]\nendpoint = \"http://h:1\"\naccess_key_id = \"AK\"\nsecret_access_key_file = \"{0}/sk\"\n\
+         [[auth.credentials]]\naccess_key_id = \"C1\"\nsecret_access_key_file = \"{0}/sk\"\n\
+         [[auth.credentials]]\naccess_key_id = \"C2\"\nsecret_access_key_env = \"C2_SECRET\"\n",
+        dir.display()
+    );
+    let env = |k: &str| (k == "C2_SECRET").then(|| "from-env".to_string());
+    let c = Config::from_toml(&text, env).unwrap();
+    assert_eq!(c.upstream.secret_access_key.expose(), "from-file");
+    assert_eq!(
+        c.auth.credentials[0].secret_access_key.expose(),
+        "from-file"
+    );
+    assert_eq!(c.auth.credentials[1].secret_access_key.expose(), "from-env");
+
+    let e = Config::from_toml(&text, |_| None).unwrap_err().0;
+    assert!(
+        e.contains("auth.credentials[1].secret_access_key_env"),
+        "{e}"
+    );
+    let e = parse(&text.replace("/sk", "/missing")).unwrap_err().0;
+    assert!(
+        e.contains("upstream.secret_access_key_file") && e.contains("missing"),
+        "{e}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn endpoint_forms() {
+    assert_eq!(
+        parse_endpoint("https://s3.example.com").unwrap(),
+        Endpoint {
+            tls: true,
+            host: "s3.example.com".into(),
+            port: 443
+        }
+    );
+    assert_eq!(
+        parse_endpoint("https://s3.example.com")
+            .unwrap()
+            .authority(),
+        "s3.example.com"
+    );
+    assert!(parse_endpoint("http://h:9000/prefix").is_err());
+    assert!(parse_endpoint("h:9000").is_err());
+}
+
+#[test]
+fn rejects_bad_domains_trackers_and_duplicate_keys() {
+    assert!(parse(&format!("{MINIMAL}[server]\ndomains = [\"http://x\"]\n")).is_err());
+    assert!(parse(&format!("{MINIMAL}[torrent]\nannounce = [[\"ftp://x\"]]\n")).is_err());
+    assert!(parse(&format!("{MINIMAL}[torrent]\nannounce = [[]]\n")).is_err());
+    let dup = "[[auth.credentials]]\naccess_key_id = \"a\"\nsecret_access_key = \"b\"\n";
+    assert!(parse(&format!("{MINIMAL}{dup}{dup}")).is_err());
+}
+
+#[test]
+fn effective_config_round_trips_and_redacts_secrets() {
+    let c = parse(&format!(
+        "{MINIMAL}[[auth.credentials]]\naccess_key_id = \"a\"\nsecret_access_key = \"hunter2\"\n[torrent]\npiece_length = 65536\nannounce = [[\"udp://t:1\"]]\n"
+    ))
+    .unwrap();
+    let shown = c.effective_toml();
+    assert!(
+        !shown.contains("hunter2") && !shown.contains("\"SK\""),
+        "{shown}"
+    );
+    assert!(shown.contains("<redacted>"));
+    // Everything else reads back as the same configuration.
+    let back = Config::from_toml(&shown, |_| None).unwrap();
+    assert_eq!(back.torrent, c.torrent);
+    assert_eq!(back.upstream.endpoint, c.upstream.endpoint);
+}
+
+#[test]
+fn debug_output_redacts_secrets() {
+    let c = parse(&format!(
+        "{MINIMAL}[[auth.credentials]]\naccess_key_id = \"a\"\nsecret_access_key = \"hunter2\"\n"
+    ))
+    .unwrap();
+    assert!(!format!("{c:?}").contains("hunter2"));
+    assert!(!format!("{c:?}").contains("\"SK\""));
+}
+
+#[test]
+fn urls_and_durations_are_checked_where_they_stand() {
+    let e = parse(&format!(
+        "{MINIMAL}\n[torrent]\nwebseed = \"public\"\npublic_base_url = \"s3.example.com\"\n"
+    ))
+    .unwrap_err()
+    .0;
+    assert!(
+        e.contains("line 9") && e.contains("not an http(s) URL"),
+        "{e}"
+    );
+    let e = parse(&format!(
+        "{MINIMAL}\n[tracker]\nenabled = true\npublic_url = \"/announce\"\n"
+    ))
+    .unwrap_err()
+    .0;
+    assert!(e.contains("line 9") && e.contains("public_url"), "{e}");
+    let e = parse(&format!("{MINIMAL}\n[server]\ngrace_period = \"soon\"\n"))
+        .unwrap_err()
+        .0;
+    assert!(
+        e.contains("line 8") && e.contains("invalid duration"),
+        "{e}"
+    );
+}
+
+#[test]
+fn durations_take_units_and_the_old_timeout_name_still_works() {
+    let c = parse(&format!(
+        "{MINIMAL}timeout_secs = 7\n[server]\ngrace_period = \"1m\"\n[torrent]\npresign_expiry = \"2h\"\n"
+    ))
+    .unwrap();
+    assert_eq!(c.upstream.timeout.secs(), 7);
+    assert_eq!(c.server.grace_period.secs(), 60);
+    assert_eq!(c.torrent.presign_expiry.secs(), 7200);
+    let e = parse(&format!("{MINIMAL}timeout = 0\n")).unwrap_err().0;
+    assert!(e.contains("upstream.timeout"), "{e}");
+}

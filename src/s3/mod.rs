@@ -1,0 +1,16 @@
+//! Everything S3 about the sidecar, independent of torrents: which request names which
+//! object ([`route`], [`object`], [`uri`]), who is asking ([`sigv4`]), how errors are said
+//! ([`error`], [`request_id`]), and how the sidecar itself talks to the backend
+//! ([`upstream`], [`forwarded`]).
+
+pub mod error;
+pub mod forwarded;
+pub mod object;
+pub mod request_id;
+pub mod route;
+pub mod sigv4;
+pub mod upstream;
+pub mod uri;
+
+pub use error::{Code, S3Error};
+pub use object::ObjectRef;

@@ -1,0 +1,108 @@
+//! The `info` dictionary of a single-file torrent, v1, v2 or hybrid; its encoded bytes define
+//! the infohash (SHA-1 for v1, SHA-256 for v2).
+
+use std::collections::BTreeMap;
+
+use super::bencode::Value;
+use super::{FileTree, Format};
+
+/// The `info` dictionary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    pub name: String,
+    pub length: u64,
+    pub piece_length: u64,
+    /// v1: 20-byte SHA-1 per piece; empty in a v2-only torrent.
+    pub pieces: Vec<u8>,
+    /// v2: the file's Merkle root (and its piece layer, which travels outside `info`).
+    pub file_tree: Option<FileTree>,
+    pub private: bool,
+    /// `x-amz-bucket` / `x-amz-key`, as Amazon S3 put them (opt-in: changes the infohash).
+    pub s3_location: Option<(String, String)>,
+}
+
+impl Info {
+    /// The file name a client will save to: the key's last segment, never containing `/`
+    /// and never a path-traversal name.
+    pub fn name_for_key(bucket: &str, key: &str) -> String {
+        let base = key.rsplit('/').find(|s| !s.is_empty()).unwrap_or(bucket);
+        match base {
+            "." | ".." => "_".to_string(),
+            b => b.to_string(),
+        }
+    }
+
+    pub fn format(&self) -> Format {
+        match (self.file_tree.is_some(), self.pieces.is_empty()) {
+            (false, _) => Format::V1,
+            (true, false) => Format::Hybrid,
+            (true, true) => Format::V2,
+        }
+    }
+
+    pub fn to_value(&self) -> Value {
+        let mut d = BTreeMap::new();
+        let format = self.format();
+        if format.has_v1() {
+            d.insert(b"length".to_vec(), Value::Int(self.length as i64));
+            d.insert(b"pieces".to_vec(), Value::bytes(self.pieces.clone()));
+        }
+        if let Some(tree) = &self.file_tree {
+            // A single file: `{name: {"": {length, pieces root}}}`.
+            let mut file = BTreeMap::new();
+            file.insert(b"length".to_vec(), Value::Int(self.length as i64));
+            file.insert(
+                b"pieces root".to_vec(),
+                Value::bytes(tree.pieces_root.to_vec()),
+            );
+            let leaf = BTreeMap::from([(Vec::new(), Value::Dict(file))]);
+            let root = BTreeMap::from([(self.name.as_bytes().to_vec(), Value::Dict(leaf))]);
+            d.insert(b"file tree".to_vec(), Value::Dict(root));
+            d.insert(b"meta version".to_vec(), Value::Int(2));
+        }
+        d.insert(b"name".to_vec(), Value::bytes(self.name.as_bytes()));
+        d.insert(
+            b"piece length".to_vec(),
+            Value::Int(self.piece_length as i64),
+        );
+        if self.private {
+            d.insert(b"private".to_vec(), Value::Int(1));
+        }
+        if let Some((bucket, key)) = &self.s3_location {
+            d.insert(b"x-amz-bucket".to_vec(), Value::bytes(bucket.as_bytes()));
+            d.insert(b"x-amz-key".to_vec(), Value::bytes(key.as_bytes()));
+        }
+        Value::Dict(d)
+    }
+}
+
+#[cfg(test)]
+impl Info {
+    /// A small, valid `info` for tests of the types around it.
+    pub fn fixture() -> Info {
+        Info {
+            name: "a.bin".into(),
+            length: 5,
+            piece_length: 16384,
+            pieces: vec![0xab; 20],
+            file_tree: None,
+            private: false,
+            s3_location: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_come_from_the_last_key_segment() {
+        assert_eq!(Info::name_for_key("b", "dir/sub/file.iso"), "file.iso");
+        assert_eq!(Info::name_for_key("b", "file"), "file");
+        assert_eq!(Info::name_for_key("b", "dir/"), "dir");
+        assert_eq!(Info::name_for_key("b", "///"), "b");
+        assert_eq!(Info::name_for_key("b", "x/.."), "_");
+        assert_eq!(Info::name_for_key("b", "ü ß+%.txt"), "ü ß+%.txt");
+    }
+}
