@@ -2,7 +2,7 @@
 //! ratio of two things measured side by side in the same run (median of rounds, alternating),
 //! because these machines are shared and noisy: absolute times mean little.
 //!
-//! Sections (`BENCH_ONLY=cold,hit,pass,rss,coalesce` to pick; default all):
+//! Sections (`BENCH_ONLY=cold,format,hit,pass,rss,coalesce,swarm` to pick; default all):
 //! - `cold`: cold `?torrent` of a 1 GiB object ÷ plain GET through the sidecar (goal ≤ 1.10),
 //!   and ÷ `mktorrent -t 2` on a page-cached local copy (goal ≤ 1.5);
 //! - `hit`: cache-hit `?torrent` req/s ÷ proxied `HEAD` req/s of the same object (oha; ≥ 0.9);
@@ -10,6 +10,8 @@
 //!   and 1 GiB GET throughput through the sidecar ÷ direct (≥ 0.95);
 //! - `rss`: peak RSS generating a 4 GiB object ÷ a 256 MiB one (≈ 1.0);
 //! - `coalesce`: 100 concurrent cold requests for one object → bytes read upstream ÷ size (1);
+//! - `format`: cold `?torrent` of the same object as a hybrid (v1 + v2) and as a v2 torrent ÷
+//!   as a v1 torrent (goal hybrid ≤ 1.3: SHA-256 block trees on top of SHA-1 pieces);
 //! - `swarm`: 8 libtorrent peers fetch a 256 MiB object with the sidecar's torrent (web seed
 //!   + built-in tracker) → bytes the origin served ÷ object size (goal ≤ 2; plain HTTP: 8).
 //!
@@ -86,8 +88,16 @@ fn upload(bucket: &str, key: &str, file: &Path) {
 
 /// A sidecar with the cache off (every `?torrent` cold) and S3's own size limit.
 fn cold_sidecar(name: &str) -> (u16, u32) {
+    cold_sidecar_of(name, "v1")
+}
+
+/// As [`cold_sidecar`], making torrents of `format`.
+fn cold_sidecar_of(name: &str, format: &str) -> (u16, u32) {
     let s = extra_sidecar_full(name, |c| {
-        let c = c.replace("max_object_size = 67108864", "max_object_size = 5368709120");
+        let c = c.replace(
+            "max_object_size = 67108864",
+            &format!("max_object_size = 5368709120\nformat = \"{format}\""),
+        );
         format!("{c}\n[cache]\nmax_bytes = 0\n")
     });
     (s.port, s.pid)
@@ -141,19 +151,22 @@ fn peak_rss_mib(pid: u32) -> f64 {
 }
 
 fn main() {
-    let only =
-        std::env::var("BENCH_ONLY").unwrap_or_else(|_| "cold,hit,pass,rss,coalesce,swarm".into());
+    let only = std::env::var("BENCH_ONLY")
+        .unwrap_or_else(|_| "cold,format,hit,pass,rss,coalesce,swarm".into());
     let run = |s: &str| only.split(',').any(|o| o.trim() == s);
     let env = env();
     println!("s3torrent benchmark suite (SeaweedFS on loopback; ratios of medians, same run)");
     let size_mib = env_or("BENCH_SIZE_MIB", 1024);
     let big = env.scratch("bench").join("object.bin");
-    if run("cold") || run("pass") {
+    if run("cold") || run("pass") || run("format") {
         write_data(&big, size_mib, 1);
         upload("public", "bench/object.bin", &big);
     }
     if run("cold") {
         bench_cold(&big, size_mib);
+    }
+    if run("format") {
+        bench_format(size_mib);
     }
     if run("hit") {
         bench_hit();
@@ -295,6 +308,35 @@ fn bench_cold(local: &Path, size_mib: usize) {
     } else {
         println!("  mktorrent not installed: that ratio is skipped");
     }
+}
+
+fn bench_format(size_mib: usize) {
+    let rounds = env_or("BENCH_ROUNDS", 5);
+    let url = |format: &str| {
+        let (port, _) = cold_sidecar_of(&format!("bench-format-{format}"), format);
+        format!("http://127.0.0.1:{port}/public/bench/object.bin?torrent")
+    };
+    let (v1_url, hybrid_url, v2_url) = (url("v1"), url("hybrid"), url("v2"));
+    curl_seconds(&v1_url); // warm the backend once, for every side alike
+    let (mut v1, mut hybrid, mut v2) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        v1.push(curl_seconds(&v1_url));
+        hybrid.push(curl_seconds(&hybrid_url));
+        v2.push(curl_seconds(&v2_url));
+    }
+    println!("\n[format] cold ?torrent of a {size_mib} MiB object, {rounds} rounds");
+    for (name, t) in [("v1", &v1), ("hybrid", &hybrid), ("v2", &v2)] {
+        println!(
+            "  {name:<7} {:.3} s  ({:.0} MiB/s)",
+            median(t.clone()),
+            size_mib as f64 / median(t.clone())
+        );
+    }
+    println!(
+        "  ratio hybrid / v1   {:.3}   (goal <= 1.3)",
+        ratios(&hybrid, &v1)
+    );
+    println!("  ratio v2 / v1       {:.3}", ratios(&v2, &v1));
 }
 
 fn bench_hit() {

@@ -1,11 +1,13 @@
 //! Fetch → hash → encode: streams the object from the backend with the sidecar's own
-//! credentials and `If-Match` on the ETag the caller was authorized against, through SHA-1
-//! piece hashing off the async runtime, and encodes the torrent.
+//! credentials and `If-Match` on the ETag the caller was authorized against, through piece
+//! hashing off the async runtime (SHA-1 and/or the BEP 52 SHA-256 block tree, in one pass),
+//! and encodes the torrent.
 //!
 //! Large objects are read as several ranged GETs aligned to piece boundaries, each hashed
 //! on its own blocking thread: pieces are independent, so the ranges' hash lists simply
-//! concatenate. Memory per generation is bounded by `streams × HASH_QUEUE_CHUNKS` chunks
-//! plus 20 bytes per piece, whatever the object's size.
+//! concatenate (the v2 root is then built over the joined piece layer). Memory per
+//! generation is bounded by `streams × HASH_QUEUE_CHUNKS` chunks, one piece's block leaves
+//! per stream, plus 20 + 32 bytes per piece, whatever the object's size.
 
 use std::ops::Range;
 

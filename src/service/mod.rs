@@ -28,8 +28,9 @@ use crate::s3::forwarded::Forwarded;
 use crate::s3::route::TorrentRequest;
 use crate::s3::sigv4::{presign_url, Caller, SigningKey};
 use crate::s3::upstream::Upstream;
+use crate::s3::uri::{encode, encode_path};
 use crate::s3::{ObjectRef, S3Error};
-use crate::torrent::Torrent;
+use crate::torrent::{Format, Info, Torrent};
 use crate::tracker::Tracker;
 
 use authorize::Authorizer;
@@ -199,6 +200,29 @@ impl TorrentService {
         format!("{base}{}", object.path_and_query())
     }
 
+    /// The public web seed as clients of this format use it. libtorrent (2.0.8) gives a v2-only
+    /// single-file torrent a tail pad file, treats it as multi-file and requests
+    /// `{url}/{name}`; so for v2 the URL names the key's folder, with a trailing `/`, whenever
+    /// appending the torrent's name gives the key back (no `versionId`, a name equal to the
+    /// key's last segment). Hybrid and v1 clients take the object's own URL.
+    fn public_webseed_url(&self, object: &ObjectRef) -> String {
+        let exact = self.webseed_url(object);
+        if self.config.torrent.format != Format::V2 || object.version_id.is_some() {
+            return exact;
+        }
+        let (folder, last) = match object.key.rsplit_once('/') {
+            Some((folder, last)) => (Some(folder), last),
+            None => (None, object.key.as_str()),
+        };
+        if Info::name_for_key(&object.bucket, &object.key) != last {
+            return exact;
+        }
+        let base = self.config.torrent.public_base_url.as_ref();
+        let base = base.map_or("", |u| u.as_str()).trim_end_matches('/');
+        let folder = folder.map_or(String::new(), |f| format!("{}/", encode_path(f)));
+        format!("{base}/{}/{folder}", encode(&object.bucket))
+    }
+
     /// One generation per cache key at a time; the result is cached before the flight lands.
     async fn generate_once(
         self: &Arc<Self>,
@@ -268,7 +292,7 @@ impl TorrentService {
             metrics,
             announce: &self.announce,
             url_list: &match self.config.torrent.webseed {
-                WebseedMode::Public => vec![self.webseed_url(object)],
+                WebseedMode::Public => vec![self.public_webseed_url(object)],
                 WebseedMode::None | WebseedMode::Presigned => Vec::new(),
             },
         }

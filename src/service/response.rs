@@ -140,6 +140,62 @@ mod tests {
         );
     }
 
+    fn torrent(file_tree: bool, v1: bool) -> Torrent {
+        let mut info = crate::torrent::Info::fixture();
+        if !v1 {
+            info.pieces.clear();
+        }
+        info.file_tree = file_tree.then(|| crate::torrent::FileTree {
+            pieces_root: [7; 32],
+            piece_layer: Vec::new(),
+        });
+        Torrent::new(info, Default::default(), None)
+    }
+
+    #[test]
+    fn magnet_topics_follow_the_format() {
+        let v1 = torrent(false, true);
+        let m = magnet_link(&v1, &[]);
+        assert!(
+            m.starts_with(&format!(
+                "magnet:?xt=urn:btih:{}&dn=a.bin",
+                hex::encode(v1.info_hash)
+            )),
+            "{m}"
+        );
+        assert!(!m.contains("btmh"), "{m}");
+
+        let hybrid = torrent(true, true);
+        let v2 = hex::encode(hybrid.info_hash_v2.unwrap());
+        let m = magnet_link(&hybrid, &[]);
+        assert!(
+            m.contains("xt=urn:btih:") && m.contains(&format!("&xt=urn:btmh:1220{v2}&")),
+            "{m}"
+        );
+
+        let only = torrent(true, false);
+        let m = magnet_link(&only, &[]);
+        assert!(
+            m.starts_with("magnet:?xt=urn:btmh:1220") && !m.contains("btih"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn swarm_ids_are_the_v1_hash_and_the_truncated_v2_hash() {
+        let hybrid = torrent(true, true);
+        let v2 = hybrid.info_hash_v2.unwrap();
+        assert_eq!(
+            hybrid.swarm_ids(),
+            vec![hybrid.info_hash, v2[..20].try_into().unwrap()]
+        );
+        assert_eq!(
+            torrent(false, true).swarm_ids(),
+            vec![torrent(false, true).info_hash]
+        );
+        assert_eq!(torrent(true, false).swarm_ids().len(), 1);
+    }
+
     #[test]
     fn if_none_match_forms() {
         let etag = "\"abc\"";

@@ -8,7 +8,8 @@ use super::piece_hasher::PieceHashes;
 pub struct FileTree {
     pub pieces_root: Hash,
     /// One 32-byte subtree root per piece, concatenated; empty for a file of one piece,
-    /// whose root says everything (BEP 52 leaves it out of `piece layers`).
+    /// whose root says everything (BEP 52 leaves it out of `piece layers`, which is then an
+    /// empty dictionary).
     pub piece_layer: Vec<u8>,
 }
 

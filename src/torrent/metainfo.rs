@@ -42,15 +42,16 @@ impl Metainfo {
             .then(|| super::merkle::sha256(&info_bytes));
 
         let mut top = BTreeMap::new();
-        if let Some(tree) = info
-            .file_tree
-            .as_ref()
-            .filter(|t| !t.piece_layer.is_empty())
-        {
-            let layers = BTreeMap::from([(
-                tree.pieces_root.to_vec(),
-                Value::bytes(tree.piece_layer.clone()),
-            )]);
+        if let Some(tree) = &info.file_tree {
+            // A file of one piece has no layer entry; the dictionary is still there, empty,
+            // as libtorrent writes it.
+            let mut layers = BTreeMap::new();
+            if !tree.piece_layer.is_empty() {
+                layers.insert(
+                    tree.pieces_root.to_vec(),
+                    Value::bytes(tree.piece_layer.clone()),
+                );
+            }
             top.insert(b"piece layers".to_vec(), Value::Dict(layers));
         }
         if let Some(first) = self.announce.first().and_then(|t| t.first()) {

@@ -22,11 +22,18 @@ fn own_url(config: &str) -> String {
 }
 
 fn webseed_sidecar(name: &str, mode: &str) -> Sidecar {
+    format_webseed_sidecar(name, mode, "v1")
+}
+
+/// A sidecar with web seeds in `mode`, making torrents of `format` (v1, hybrid, v2).
+fn format_webseed_sidecar(name: &str, mode: &str, format: &str) -> Sidecar {
     extra_sidecar_full(name, |c| {
         let base = own_url(&c);
         c.replace(
             "[torrent]\n",
-            &format!("[torrent]\nwebseed = \"{mode}\"\npublic_base_url = \"{base}\"\n"),
+            &format!(
+                "[torrent]\nwebseed = \"{mode}\"\npublic_base_url = \"{base}\"\nformat = \"{format}\"\n"
+            ),
         )
     })
 }
@@ -104,8 +111,18 @@ fn assert_downloaded(path: &Path, data: &[u8], client: &str) {
 
 #[test]
 fn libtorrent_downloads_from_the_web_seed_alone() {
-    let s = webseed_sidecar("ws-lt", "public");
-    let f = fixture("ws-lt", s.port, 3 * 1024 * 1024 + 7, 200);
+    libtorrent_downloads("ws-lt", "v1");
+}
+
+#[test]
+fn libtorrent_downloads_hybrid_and_v2_torrents_from_the_web_seed() {
+    libtorrent_downloads("ws-lt-hybrid", "hybrid");
+    libtorrent_downloads("ws-lt-v2", "v2");
+}
+
+fn libtorrent_downloads(test: &str, format: &str) {
+    let s = format_webseed_sidecar(test, "public", format);
+    let f = fixture(test, s.port, 3 * 1024 * 1024 + 7, 200);
     let save = f.dir.join("lt");
     let out = lt_client(&[
         "download",
@@ -120,8 +137,18 @@ fn libtorrent_downloads_from_the_web_seed_alone() {
 
 #[test]
 fn aria2c_downloads_from_the_web_seed_alone() {
-    let s = webseed_sidecar("ws-aria2", "public");
-    let f = fixture("ws-aria2", s.port, 2 * 1024 * 1024 + 3, 201);
+    aria2c_downloads("ws-aria2", "v1");
+}
+
+/// aria2 has no v2: it takes a hybrid torrent by its v1 half.
+#[test]
+fn aria2c_downloads_a_hybrid_torrent_as_v1() {
+    aria2c_downloads("ws-aria2-hybrid", "hybrid");
+}
+
+fn aria2c_downloads(test: &str, format: &str) {
+    let s = format_webseed_sidecar(test, "public", format);
+    let f = fixture(test, s.port, 2 * 1024 * 1024 + 3, 201);
     let save = f.dir.join("aria2");
     let out = aria2c(&f.torrent, &save);
     assert!(
@@ -286,8 +313,17 @@ fn presigned_web_seed_with_libtorrent_on_the_default_port() {
 
 #[test]
 fn a_corrupted_backend_copy_is_detected_by_the_client() {
-    let s = webseed_sidecar("ws-corrupt", "public");
-    let f = fixture("ws-corrupt", s.port, 1024 * 1024, 204);
+    corrupted_copy_is_detected("ws-corrupt", "v1");
+}
+
+#[test]
+fn a_corrupted_backend_copy_fails_v2_block_hashes() {
+    corrupted_copy_is_detected("ws-corrupt-v2", "v2");
+}
+
+fn corrupted_copy_is_detected(test: &str, format: &str) {
+    let s = format_webseed_sidecar(test, "public", format);
+    let f = fixture(test, s.port, 1024 * 1024, 204);
     // Same length, other bytes: what a bit-rotted or tampered copy looks like to a web seed.
     let mut bad = f.data.clone();
     for b in bad.iter_mut().step_by(4096) {
@@ -450,7 +486,27 @@ fn announce_and_scrape_edge_cases_answer_bencoded_failures() {
 #[test]
 fn qbittorrent_downloads_from_the_web_seed_alone() {
     let s = webseed_sidecar("ws-qbt", "public");
-    let f = fixture("ws-qbt", s.port, 2 * 1024 * 1024 + 9, 207);
+    qbittorrent_downloads(&fixture("ws-qbt", s.port, 2 * 1024 * 1024 + 9, 207));
+}
+
+#[test]
+fn qbittorrent_downloads_a_hybrid_torrent() {
+    let s = format_webseed_sidecar("ws-qbt-hybrid", "public", "hybrid");
+    let f = fixture("ws-qbt-hybrid", s.port, 2 * 1024 * 1024 + 11, 208);
+    let torrent = s3torrent::torrent::bencode::decode(&std::fs::read(&f.torrent).unwrap()).unwrap();
+    assert_eq!(
+        torrent
+            .get("info")
+            .unwrap()
+            .get("meta version")
+            .unwrap()
+            .as_int(),
+        Some(2)
+    );
+    qbittorrent_downloads(&f);
+}
+
+fn qbittorrent_downloads(f: &Fixture) {
     let profile = f.dir.join("qbt-profile");
     let config_dir = profile.join("qBittorrent").join("config");
     std::fs::create_dir_all(&config_dir).unwrap();

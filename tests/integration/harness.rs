@@ -351,7 +351,7 @@ pub fn check_torrent(torrent: &Path, data: &Path) -> Value {
     parse_json(&out, "check_torrent.py")
 }
 
-fn parse_json(out: &Output, what: &str) -> Value {
+pub fn parse_json(out: &Output, what: &str) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
         panic!(

@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod errors;
 mod faults;
+mod formats;
 #[allow(dead_code)]
 mod harness;
 mod hostile;

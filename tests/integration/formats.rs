@@ -1,0 +1,119 @@
+//! BitTorrent v2 and hybrid torrents (BEP 52): byte-identical to libtorrent's own
+//! `create_torrent` for the same bytes, name and piece length, and usable by real clients.
+
+use std::path::Path;
+use std::process::Command;
+
+use s3torrent::torrent::bencode::{self, Value};
+
+use crate::harness::*;
+
+const FORMATS: [&str; 3] = ["v1", "hybrid", "v2"];
+
+/// libtorrent's `info` and `piece layers` (bencoded) for `data` saved as `name`.
+fn libtorrent_create(
+    data: &[u8],
+    name: &str,
+    piece_length: u64,
+    format: &str,
+    dir: &Path,
+) -> (Vec<u8>, Option<Vec<u8>>) {
+    let sub = dir.join(format!("lt-{format}-{piece_length}-{}", data.len()));
+    std::fs::create_dir_all(&sub).unwrap();
+    let file = sub.join(name);
+    std::fs::write(&file, data).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/lt_create.py");
+    let out = Command::new(libtorrent_python())
+        .arg(script)
+        .arg(&file)
+        .arg(piece_length.to_string())
+        .arg(format)
+        .output()
+        .unwrap();
+    let v = parse_json(&out, "lt_create.py");
+    let hex = |k: &str| v[k].as_str().map(|h| hex::decode(h).unwrap());
+    (hex("info").unwrap(), hex("piece_layers"))
+}
+
+/// The sidecar's `info` and `piece layers`, re-encoded by our strict decoder (which accepts
+/// only canonical bencode, so re-encoding is byte-exact).
+fn sidecar_parts(torrent: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    let v = bencode::decode(torrent).expect("canonical bencode");
+    let part = |k: &str| v.get(k).map(Value::encode);
+    (part("info").unwrap(), part("piece layers"))
+}
+
+/// A sidecar making `format` torrents; objects from 1 MiB on are read as 3 piece-aligned
+/// ranged GETs, so the per-range hashes are joined as they are for large objects.
+fn one_format_sidecar(format: &str, piece_length: &str) -> u16 {
+    extra_sidecar(&format!("format-{format}-{piece_length}"), |c| {
+        format!(
+            "{c}format = \"{format}\"\npiece_length = {piece_length}\n\
+             [limits]\nfetch_streams = 3\nparallel_fetch_min_bytes = 1048576\n"
+        )
+    })
+}
+
+#[test]
+fn info_and_piece_layers_are_byte_identical_to_libtorrent() {
+    let env = env();
+    let dir = env.scratch("formats-oracle");
+    // Sizes around block and piece edges, a few MiB (16 KiB pieces, deep trees) and tens of
+    // MiB (64 KiB pieces, several parallel ranged fetches), one with a non-ASCII name.
+    let cases: [(usize, &str); 6] = [
+        (1, "one.bin"),
+        (16_384, "block.bin"),
+        (16_385, "block+1.bin"),
+        (40_000, "three blocks ü.bin"),
+        (3 * 1024 * 1024 + 123, "few-mib.bin"),
+        (40 * 1024 * 1024 + 5, "Grüße 日本.iso"),
+    ];
+    for (size, name) in cases {
+        put_object(
+            "public",
+            &format!("formats/{name}"),
+            &test_data(size, size as u64 + 7),
+            &dir,
+        );
+    }
+    // `auto` (the piece length libtorrent is then given is the one the sidecar chose), and a
+    // fixed piece far larger than the small objects: one piece whose tree is narrower than it.
+    for piece_length in ["\"auto\"", "262144"] {
+        for format in FORMATS {
+            let port = one_format_sidecar(format, piece_length);
+            for (size, name) in cases {
+                let data = test_data(size, size as u64 + 7);
+                let r = request(
+                    port,
+                    "GET",
+                    &format!(
+                        "/public/formats/{}?torrent",
+                        s3torrent::s3::uri::encode_path(name)
+                    ),
+                    &[],
+                );
+                assert_eq!(r.status, 200, "{format} {name}: {}", r.text());
+                let torrent = bencode::decode(&r.body).unwrap();
+                let chosen = torrent
+                    .get("info")
+                    .unwrap()
+                    .get("piece length")
+                    .unwrap()
+                    .as_int()
+                    .unwrap() as u64;
+                let (info, layers) = sidecar_parts(&r.body);
+                let (lt_info, lt_layers) = libtorrent_create(&data, name, chosen, format, &dir);
+                assert!(
+                    info == lt_info,
+                    "{format} {name} (piece {chosen}): info differs\n ours: {}\n  lt: {}",
+                    String::from_utf8_lossy(&info),
+                    String::from_utf8_lossy(&lt_info)
+                );
+                assert_eq!(
+                    layers, lt_layers,
+                    "{format} {name} (piece {chosen}): piece layers differ"
+                );
+            }
+        }
+    }
+}
