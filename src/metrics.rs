@@ -246,7 +246,7 @@ impl CacheMetrics {
 }
 
 pub struct UpstreamMetrics {
-    /// kind: probe (authorization HEAD) | explain (error GET) | fetch (object GET)
+    /// kind: probe (authorization, a one-byte GET as the caller) | fetch (object GET)
     pub requests: IntCounterVec,
     /// kind: connect | timeout | status_5xx | broken_body | changed
     pub errors: IntCounterVec,

@@ -39,7 +39,7 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Ours (torrent requests and errors we answer); pass-through keeps the backend's.
     pub request_id: String,
-    /// `passthrough`, `torrent` or `tracker`: the metrics label and log field.
+    /// `passthrough`, `torrent`, `tracker` or `rejected`: the metrics label and log field.
     pub route: &'static str,
     pub cache: CacheStatus,
     pub bytes_in: u64,
@@ -140,11 +140,22 @@ impl ProxyHttp for S3TorrentProxy {
             }
         }
         let req = session.req_header();
+        // S3 requests are origin-form (`/bucket/key?…`). An absolute-form or other target
+        // would be read one way here and maybe another by the backend: refuse it outright.
+        let uri = &req.uri;
+        if uri.scheme().is_some() || uri.authority().is_some() || !uri.path().starts_with('/') {
+            ctx.route = "rejected";
+            ctx.request_id = new_request_id();
+            let e = S3Error::invalid_request("The request target must be a path (origin-form).");
+            let reply = error_reply(&e, "", &ctx.request_id);
+            write_reply(session, reply, &ctx.request_id).await?;
+            return Ok(true);
+        }
+        let req = session.req_header();
         let host = req
             .headers
             .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| req.uri.host());
+            .and_then(|h| h.to_str().ok());
         let route = route(
             &req.method,
             req.uri.path(),
@@ -237,6 +248,18 @@ impl ProxyHttp for S3TorrentProxy {
             bytes_out = ctx.bytes_out,
             "request"
         );
+    }
+
+    /// What pingora's own error lines say about a request: never the query string, which
+    /// may be a presigned URL's signature (a bearer token).
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+            .unwrap_or_default();
+        format!("{} {}, Host: {host}", req.method, req.uri.path())
     }
 
     /// Failures of pass-through traffic still answer in S3's XML, so SDKs retry them.

@@ -40,10 +40,8 @@ pub struct Upstream {
 /// Why the sidecar is asking the backend (a metrics label).
 #[derive(Debug, Clone, Copy)]
 pub enum Purpose {
-    /// Authorization `HEAD` as the caller.
+    /// Authorization probe (a one-byte `GET`) as the caller.
     Probe,
-    /// One-byte `GET` to learn the backend's error code.
-    Explain,
     /// Object `GET` (or range) as the sidecar.
     Fetch,
 }
@@ -52,7 +50,6 @@ impl Purpose {
     fn label(self) -> &'static str {
         match self {
             Purpose::Probe => "probe",
-            Purpose::Explain => "explain",
             Purpose::Fetch => "fetch",
         }
     }
@@ -112,9 +109,12 @@ impl Upstream {
             .requests
             .with_label_values(&[purpose.label()])
             .inc();
+        // The detail (addresses, error chains) goes to the log; the caller gets a plain
+        // message and the request id.
         let failed = |e: pingora::BError, what: &str| {
             self.count_error(transport_error_kind(&e));
-            unavailable(&format!("{what}: {e}"))
+            tracing::warn!(target: "s3torrent::upstream", purpose = purpose.label(), error = %e, "{what}");
+            unavailable()
         };
         let (mut session, _reused) = self
             .connector
@@ -129,10 +129,7 @@ impl Upstream {
             .read_response_header()
             .await
             .map_err(|e| failed(e, "backend did not answer"))?;
-        let header = session
-            .response_header()
-            .cloned()
-            .ok_or_else(|| unavailable("backend sent no response header"))?;
+        let header = session.response_header().cloned().ok_or_else(unavailable)?;
         if header.status.is_server_error() {
             self.count_error("status_5xx");
         }
@@ -180,11 +177,11 @@ impl Upstream {
             };
             let url = format!("{}{}", endpoint.url(), path);
             let signed = sign_headers(&key, method, &url, &headers, SystemTime::now())
-                .map_err(|e| S3Error::internal(e.to_string()))?;
+                .map_err(|e| internal("signing a backend request failed", e))?;
             headers.extend(signed);
         }
         let mut request = RequestHeader::build(method, path.as_bytes(), Some(headers.len()))
-            .map_err(|e| S3Error::internal(e.to_string()))?;
+            .map_err(|e| internal("building a backend request failed", e))?;
         for (k, v) in headers {
             request.insert_header(k, v).map_err(|_| {
                 S3Error::invalid_request("A header forwarded to the backend has an invalid value.")
@@ -210,7 +207,8 @@ impl UpstreamResponse<'_> {
                 "timeout" => "timeout",
                 _ => "broken_body",
             });
-            S3Error::upstream_broke(format!("the backend broke off the object: {e}"))
+            tracing::warn!(target: "s3torrent::upstream", error = %e, "the backend broke off a body");
+            S3Error::upstream_broke("The backend broke off the object. Please retry.")
         })
     }
 
@@ -249,10 +247,16 @@ fn transport_error_kind(e: &pingora::Error) -> &'static str {
     }
 }
 
-fn unavailable(message: &str) -> S3Error {
-    S3Error::service_unavailable(format!(
-        "{message}. Please retry; the torrent was not generated."
-    ))
+fn unavailable() -> S3Error {
+    S3Error::service_unavailable(
+        "The backend could not be reached. Please retry; the torrent was not generated.",
+    )
+}
+
+/// A fault of our own in building a request; the detail is logged, never sent.
+fn internal(what: &str, e: impl std::fmt::Display) -> S3Error {
+    tracing::error!(target: "s3torrent::upstream", error = %e, "{what}");
+    S3Error::internal("We encountered an internal error. Please try again.")
 }
 
 #[cfg(test)]

@@ -146,6 +146,21 @@ mod tests {
     }
 
     #[test]
+    fn weight_counts_everything_an_entry_holds() {
+        // The encoded bytes, and beside them the piece list and strings kept to re-render.
+        let mut info = crate::torrent::Info::fixture();
+        info.pieces = vec![1; 20 * 1000];
+        let meta = crate::torrent::Metainfo {
+            comment: Some("c".repeat(500)),
+            url_list: vec!["u".repeat(300)],
+            ..Default::default()
+        };
+        let t = Torrent::new(info, meta, Some("Tue, 15 Nov 1994 08:12:31 GMT".into()));
+        let held = t.bytes.len() + t.info.pieces.len() + 500 + 300 + t.etag.len() + 29;
+        assert!(key("k", "e").weight(&t) as usize >= held);
+    }
+
+    #[test]
     fn a_new_etag_is_a_miss() {
         let cache = TorrentCache::new(1 << 20);
         cache.insert(key("a", "\"v1\""), torrent(10));

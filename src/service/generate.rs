@@ -130,9 +130,10 @@ impl Generation<'_> {
         }
         .await;
         drop(tx);
-        let (total, pieces) = hasher
-            .await
-            .map_err(|e| S3Error::internal(format!("hashing failed: {e}")))?;
+        let (total, pieces) = hasher.await.map_err(|e| {
+            tracing::error!(error = %e, "a hashing thread failed");
+            S3Error::internal("We encountered an internal error. Please try again.")
+        })?;
         read?;
         response.finish().await;
         if total != expected {

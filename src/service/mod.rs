@@ -182,7 +182,10 @@ impl TorrentService {
             SystemTime::now(),
             self.config.torrent.presign_expiry.get(),
         )
-        .map_err(|e| S3Error::internal(e.to_string()))?;
+        .map_err(|e| {
+            tracing::error!(error = %e, "presigning a web seed failed");
+            S3Error::internal("We encountered an internal error. Please try again.")
+        })?;
         let webseeds = vec![url];
         let (bytes, etag) = torrent.with_url_list(webseeds.clone());
         Ok(Rendered {

@@ -6,6 +6,8 @@ pub struct ObjectFacts {
     pub etag: String,
     pub length: u64,
     pub last_modified: Option<String>,
+    /// The version the backend served (`x-amz-version-id`), when it keeps versions.
+    pub version_id: Option<String>,
     /// The backend charged the caller (request payer): say so in the response.
     pub request_charged: bool,
 }

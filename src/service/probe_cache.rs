@@ -89,6 +89,7 @@ mod tests {
             etag: etag.into(),
             length: 1,
             last_modified: None,
+            version_id: None,
             request_charged: false,
         }
     }

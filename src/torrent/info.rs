@@ -22,14 +22,47 @@ pub struct Info {
 }
 
 impl Info {
-    /// The file name a client will save to: the key's last segment, never containing `/`
-    /// and never a path-traversal name.
+    /// The file name a client will save to: the key's last non-empty segment (the bucket's
+    /// name for a key of slashes only), made safe to create on Linux, macOS and Windows by
+    /// [`Info::safe_file_name`].
     pub fn name_for_key(bucket: &str, key: &str) -> String {
         let base = key.rsplit('/').find(|s| !s.is_empty()).unwrap_or(bucket);
-        match base {
-            "." | ".." => "_".to_string(),
-            b => b.to_string(),
+        Self::safe_file_name(base)
+    }
+
+    /// A deterministic mapping, documented in the README: control characters and
+    /// `\ / < > : " | ? *` become `_`, as do trailing dots and spaces (so `.` and `..` are
+    /// `_` and `__`); a Windows device name (`CON`, `PRN`, `AUX`, `NUL`, `COM1`–`COM9`,
+    /// `LPT1`–`LPT9`, with any extension, any case) gets a leading `_`; empty becomes `_`.
+    pub fn safe_file_name(raw: &str) -> String {
+        let mut name: String = raw
+            .chars()
+            .map(|c| match c {
+                '\u{0}'..='\u{1f}' | '\u{7f}' => '_',
+                '\\' | '/' | '<' | '>' | ':' | '"' | '|' | '?' | '*' => '_',
+                c => c,
+            })
+            .collect();
+        let kept = name.trim_end_matches(['.', ' ']).len();
+        let trailing = name.len() - kept;
+        name.truncate(kept);
+        name.extend(std::iter::repeat_n('_', trailing));
+        let stem = name
+            .split('.')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        let device = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+            || (stem.len() == 4
+                && (stem.starts_with("COM") || stem.starts_with("LPT"))
+                && matches!(stem.as_bytes()[3], b'1'..=b'9'));
+        if device {
+            name.insert(0, '_');
         }
+        if name.is_empty() {
+            name.push('_');
+        }
+        name
     }
 
     pub fn format(&self) -> Format {
@@ -102,7 +135,31 @@ mod tests {
         assert_eq!(Info::name_for_key("b", "file"), "file");
         assert_eq!(Info::name_for_key("b", "dir/"), "dir");
         assert_eq!(Info::name_for_key("b", "///"), "b");
-        assert_eq!(Info::name_for_key("b", "x/.."), "_");
+        assert_eq!(Info::name_for_key("b", "x/.."), "__");
+        assert_eq!(Info::name_for_key("b", "x/."), "_");
         assert_eq!(Info::name_for_key("b", "ü ß+%.txt"), "ü ß+%.txt");
+    }
+
+    #[test]
+    fn names_are_safe_on_every_os() {
+        let cases = [
+            ("a\u{0}b\u{1f}c\u{7f}", "a_b_c_"),
+            ("back\\slash", "back_slash"),
+            ("w<i>n:d\"o|w?s*", "w_i_n_d_o_w_s_"),
+            ("trailing. .", "trailing___"),
+            ("CON", "_CON"),
+            ("con.txt", "_con.txt"),
+            ("Lpt9.tar.gz", "_Lpt9.tar.gz"),
+            ("COM0", "COM0"),
+            ("CONSOLE", "CONSOLE"),
+            ("nul ", "nul_"),
+            ("", "_"),
+            ("日本.iso", "日本.iso"),
+        ];
+        for (raw, safe) in cases {
+            assert_eq!(Info::safe_file_name(raw), safe, "{raw:?}");
+        }
+        // The bucket-name fallback goes through the same mapping.
+        assert_eq!(Info::name_for_key("aux", "//"), "_aux");
     }
 }

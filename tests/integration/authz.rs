@@ -1,6 +1,7 @@
 //! Who gets a torrent: the backend decides, asked as the caller; signatures are verified
 //! by the sidecar first.
 
+use std::io::Write;
 use std::process::Command;
 use std::time::Duration;
 
@@ -196,4 +197,42 @@ fn host_spoofing_between_buckets_never_yields_a_torrent() {
         (r.status, r.s3_code().as_deref()),
         (403, Some("AccessDenied"))
     );
+}
+
+/// A backend that lets anyone `HEAD` the object but refuses to serve its bytes to anyone but
+/// the sidecar's own key: what S3 does for an SSE-KMS object to a caller without decrypt
+/// permission. SeaweedFS cannot be configured so; a fake stands in.
+fn head_but_not_get_backend() -> u16 {
+    const LEN: usize = 50_000;
+    fake_backend(|head, out| {
+        let sidecar = head.contains(&format!("Credential={}/", ADMIN.0));
+        let ok = format!("HTTP/1.1 200 OK\r\nETag: \"kms\"\r\nContent-Length: {LEN}\r\n\r\n");
+        let reply = if head.starts_with("HEAD") {
+            ok.into_bytes()
+        } else if sidecar {
+            let mut r = ok.into_bytes();
+            r.extend_from_slice(&test_data(LEN, 9));
+            r
+        } else {
+            let body = "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+            format!(
+                "HTTP/1.1 403 Forbidden\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        };
+        out.write_all(&reply).is_ok()
+    })
+}
+
+#[test]
+fn read_means_get_not_head() {
+    let fake = head_but_not_get_backend();
+    let port = extra_sidecar("head-not-get", |c| {
+        let live = format!("http://127.0.0.1:{}", env().s3_port);
+        c.replace(&live, &format!("http://127.0.0.1:{fake}"))
+    });
+    let r = request(port, "GET", "/b/kms.bin?torrent", &[]);
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert_eq!(r.s3_code().as_deref(), Some("AccessDenied"));
 }

@@ -1,5 +1,7 @@
 //! Cache, single-flight and parallel fetch, counted with SeaweedFS's own per-bucket byte
-//! counters (an independent witness of what the sidecar read).
+//! counters (an independent witness of what the sidecar read). Every `?torrent` request
+//! reads `PROBE_BYTES` as its READ check (a one-byte GET as the caller); the object itself
+//! is read only by generations.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -21,14 +23,18 @@ fn a_cache_hit_never_touches_the_object_bytes() {
     let after_miss = bucket_bytes_sent("cache");
     assert_eq!(
         after_miss - before,
-        data.len() as u64,
+        data.len() as u64 + PROBE_BYTES,
         "a miss reads the object once"
     );
     for _ in 0..3 {
         let again = request(env.port, "GET", "/cache/hit.bin?torrent", &[]);
         assert_eq!(again.body, first.body);
     }
-    assert_eq!(bucket_bytes_sent("cache"), after_miss, "hits read nothing");
+    assert_eq!(
+        bucket_bytes_sent("cache") - after_miss,
+        3 * PROBE_BYTES,
+        "hits read nothing but their READ checks"
+    );
 }
 
 #[test]
@@ -54,13 +60,13 @@ fn eviction_is_by_bytes() {
         f();
         bucket_bytes_sent("evict") - before
     };
-    let mib = 1024 * 1024;
-    assert_eq!(read(&|| get(0)), mib);
-    assert_eq!(read(&|| get(1)), mib);
-    assert_eq!(read(&|| get(0)), 0, "0 is cached (and now most recent)");
-    assert_eq!(read(&|| get(2)), mib, "2 evicts the least recent, 1");
-    assert_eq!(read(&|| get(0)), 0, "0 survived");
-    assert_eq!(read(&|| get(1)), mib, "1 was evicted");
+    let (miss, hit) = (1024 * 1024 + PROBE_BYTES, PROBE_BYTES);
+    assert_eq!(read(&|| get(0)), miss);
+    assert_eq!(read(&|| get(1)), miss);
+    assert_eq!(read(&|| get(0)), hit, "0 is cached (and now most recent)");
+    assert_eq!(read(&|| get(2)), miss, "2 evicts the least recent, 1");
+    assert_eq!(read(&|| get(0)), hit, "0 survived");
+    assert_eq!(read(&|| get(1)), miss, "1 was evicted");
 }
 
 #[test]
@@ -88,8 +94,8 @@ fn concurrent_cold_requests_read_the_object_once() {
     );
     assert_eq!(
         bucket_bytes_sent("flight") - before,
-        data.len() as u64,
-        "exactly one upstream read"
+        data.len() as u64 + 20 * PROBE_BYTES,
+        "exactly one upstream read of the object"
     );
 }
 
@@ -111,7 +117,7 @@ fn a_waiter_that_disconnects_cancels_nothing() {
     assert_eq!(r.status, 200);
     assert_eq!(
         bucket_bytes_sent("gone") - before,
-        data.len() as u64,
+        data.len() as u64 + 2 * PROBE_BYTES,
         "the second caller joined the first generation (or hit its cached result)"
     );
 }
@@ -136,7 +142,7 @@ fn parallel_ranged_fetch_gives_the_same_torrent() {
     assert_eq!(a.body, b.body);
     assert_eq!(
         bucket_bytes_sent("par") - before,
-        2 * data.len() as u64,
+        2 * (data.len() as u64 + PROBE_BYTES),
         "ranges do not overlap"
     );
     let t = dir.join("par.torrent");
@@ -147,12 +153,15 @@ fn parallel_ranged_fetch_gives_the_same_torrent() {
     assert_eq!(check["bad_pieces"], serde_json::json!([]), "{check}");
 }
 
-/// A backend that answers HEAD, then stalls a GET briefly and breaks it off: a failure that
-/// lands while several callers wait on one generation.
+/// A backend that answers READ checks, then stalls each object GET briefly and breaks it
+/// off: a failure that lands while several callers wait on one generation.
 fn failing_backend() -> (u16, Arc<AtomicUsize>) {
     let gets = Arc::new(AtomicUsize::new(0));
     let counter = gets.clone();
     let port = fake_backend(move |line, out| {
+        if is_probe(line) {
+            return out.write_all(&probe_answer("\"f\"", 1_000_000)).is_ok();
+        }
         let head = "HTTP/1.1 200 OK\r\nETag: \"f\"\r\nContent-Length: 1000000\r\n\r\n";
         let _ = out.write_all(head.as_bytes());
         if !line.starts_with("GET") {

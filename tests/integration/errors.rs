@@ -206,12 +206,15 @@ fn unreachable_backend_is_503_for_torrents_and_pass_through() {
     );
 }
 
-/// A backend that answers HEAD correctly but breaks every GET off after 5000 of 100000
-/// bytes: no real server can be made to do that on demand.
+/// A backend that answers READ checks correctly but breaks every object GET off after 5000
+/// of 100000 bytes: no real server can be made to do that on demand.
 fn short_body_backend() -> (u16, Arc<AtomicUsize>) {
     let gets = Arc::new(AtomicUsize::new(0));
     let counter = gets.clone();
     let port = fake_backend(move |line, out| {
+        if is_probe(line) {
+            return out.write_all(&probe_answer("\"fake\"", 100_000)).is_ok();
+        }
         let head = "HTTP/1.1 200 OK\r\nETag: \"fake\"\r\nContent-Length: 100000\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\n";
         let _ = out.write_all(head.as_bytes());
         if !line.starts_with("GET") {

@@ -378,6 +378,9 @@ pub fn test_data(size: usize, seed: u64) -> Vec<u8> {
 
 /// Body bytes SeaweedFS has sent from `bucket` so far (HEAD requests count zero). Tests
 /// that count use a bucket of their own: tests run concurrently.
+/// What the sidecar's READ check reads of an object: one byte (`Range: bytes=0-0`).
+pub const PROBE_BYTES: u64 = 1;
+
 pub fn bucket_bytes_sent(bucket: &str) -> u64 {
     let r = request(env().weed_metrics_port, "GET", "/metrics", &[]);
     let needle = format!("SeaweedFS_s3_bucket_traffic_sent_bytes_total{{bucket=\"{bucket}\"}} ");
@@ -502,8 +505,9 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
 }
 
 /// A fake backend on an ephemeral port, for faults no real server produces on demand. For
-/// each request on each connection, `handler` gets the request line and the stream, writes
-/// the response, and says whether the connection stays open.
+/// each request on each connection, `handler` gets the request head (request line first,
+/// then the header lines) and the stream, writes the response, and says whether the
+/// connection stays open.
 pub fn fake_backend(handler: impl Fn(&str, &mut TcpStream) -> bool + Send + Sync + 'static) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -527,16 +531,37 @@ pub fn fake_backend(handler: impl Fn(&str, &mut TcpStream) -> bool + Send + Sync
 
 /// Reads one request line and its headers; `None` at EOF.
 fn read_request_head(reader: &mut impl std::io::BufRead) -> Option<String> {
-    let mut line = String::new();
-    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+    let mut head = String::new();
+    if reader.read_line(&mut head).unwrap_or(0) == 0 {
         return None;
     }
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-            return Some(line);
+            return Some(head);
         }
+        head.push_str(&h);
     }
+}
+
+/// Whether a request head (request line first) is the sidecar's READ check: a GET of the
+/// object's first byte.
+pub fn is_probe(head: &str) -> bool {
+    head.starts_with("GET")
+        && head
+            .to_ascii_lowercase()
+            .contains("\r\nrange: bytes=0-0\r\n")
+}
+
+/// A fake backend's answer to the READ check, as a real server gives it: 206, byte 0.
+pub fn probe_answer(etag: &str, len: usize) -> Vec<u8> {
+    let mut answer = format!(
+        "HTTP/1.1 206 Partial Content\r\nETag: {etag}\r\nContent-Range: bytes 0-0/{len}\r\n\
+         Content-Length: 1\r\nLast-Modified: Sat, 21 Nov 2026 10:00:00 GMT\r\n\r\n"
+    )
+    .into_bytes();
+    answer.push(0);
+    answer
 }
 
 /// Headers for a request signed with SigV4 by `aws-sigv4` as `creds`, for `host` and `target`

@@ -179,6 +179,9 @@ fn a_real_prometheus_scrapes_the_sidecar() {
 fn slow_backend() -> u16 {
     const LEN: usize = 2 * 1024 * 1024;
     fake_backend(|line, out| {
+        if is_probe(line) {
+            return out.write_all(&probe_answer("\"slow\"", LEN)).is_ok();
+        }
         let head = format!("HTTP/1.1 200 OK\r\nETag: \"slow\"\r\nContent-Length: {LEN}\r\n\r\n");
         if out.write_all(head.as_bytes()).is_err() {
             return false;
