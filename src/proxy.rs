@@ -85,7 +85,7 @@ impl S3TorrentProxy {
             query: req.uri.query(),
             headers: &req.headers,
         })?;
-        let forwarded = Forwarded::from_headers(&req.headers);
+        let forwarded = Forwarded::from_headers(&req.headers).covered_by(&caller);
         let if_none_match = req
             .headers
             .get("if-none-match")

@@ -26,7 +26,8 @@ pub struct TorrentConfig {
     /// Base of web-seed URLs: `{public_base_url}/{bucket}/{key}` (path-style), e.g. the
     /// sidecar's public address. Required for `public` and `presigned`.
     pub public_base_url: Option<HttpUrl>,
-    /// How long a presigned web-seed URL stays valid (SigV4 allows at most 7 days).
+    /// How long a presigned web-seed URL stays valid (SigV4 allows at most 7 days); never
+    /// longer than the caller's own presigned `?torrent` URL.
     pub presign_expiry: Seconds,
 }
 
@@ -42,7 +43,7 @@ impl Default for TorrentConfig {
             comment: None,
             webseed: WebseedMode::None,
             public_base_url: None,
-            presign_expiry: Seconds(24 * 3600),
+            presign_expiry: Seconds(3600),
         }
     }
 }

@@ -4,6 +4,8 @@
 
 use http::HeaderMap;
 
+use super::sigv4::Caller;
+
 /// The headers that are forwarded, lower-case.
 pub const NAMES: [&str; 2] = ["x-amz-request-payer", "x-amz-expected-bucket-owner"];
 
@@ -23,6 +25,17 @@ impl Forwarded {
         )
     }
 
+    /// Only what the caller's own signature covered: the sidecar re-signs these as the
+    /// caller, and must not vouch for a header someone else added on the way.
+    pub fn covered_by(self, caller: &Caller) -> Self {
+        Forwarded(
+            self.0
+                .into_iter()
+                .filter(|(n, _)| caller.covers(n))
+                .collect(),
+        )
+    }
+
     pub fn pairs(&self) -> Vec<(&str, &str)> {
         self.0.iter().map(|(k, v)| (*k, v.as_str())).collect()
     }
@@ -31,6 +44,26 @@ impl Forwarded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsigned_headers_of_a_signed_caller_stay_behind() {
+        let mut h = HeaderMap::new();
+        h.insert("x-amz-request-payer", "requester".parse().unwrap());
+        h.insert(
+            "x-amz-expected-bucket-owner",
+            "123456789012".parse().unwrap(),
+        );
+        let caller = Caller::Signed {
+            access_key_id: "A".into(),
+            secret_access_key: crate::config::Secret::new("s"),
+            signed_headers: vec!["host".into(), "x-amz-request-payer".into()],
+            valid_until: None,
+        };
+        let f = Forwarded::from_headers(&h).covered_by(&caller);
+        assert_eq!(f.pairs(), vec![("x-amz-request-payer", "requester")]);
+        let anonymous = Forwarded::from_headers(&h).covered_by(&Caller::Anonymous);
+        assert_eq!(anonymous.pairs().len(), 2);
+    }
 
     #[test]
     fn only_the_named_headers_travel() {

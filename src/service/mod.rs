@@ -155,13 +155,21 @@ impl TorrentService {
                 tracker.register(id);
             }
         }
-        let rendered = self.render(object, &torrent)?;
+        let rendered = self.render(object, &torrent, caller, &facts)?;
         Ok(reply(object, &torrent, rendered, &facts, if_none_match))
     }
 
     /// This response's bytes: a presigned web seed is signed now, for this response only, so
-    /// a cached torrent never carries an expired URL.
-    fn render(&self, object: &ObjectRef, torrent: &Torrent) -> Result<Rendered, S3Error> {
+    /// a cached torrent never carries an expired URL. It never outlives the caller's own
+    /// grant (a presigned `?torrent` URL's remaining validity), and it names the version the
+    /// caller was authorized for, so it can never serve other bytes.
+    fn render(
+        &self,
+        object: &ObjectRef,
+        torrent: &Torrent,
+        caller: &Caller,
+        facts: &ObjectFacts,
+    ) -> Result<Rendered, S3Error> {
         if self.config.torrent.webseed != WebseedMode::Presigned {
             return Ok(Rendered {
                 bytes: torrent.bytes.clone(),
@@ -175,17 +183,25 @@ impl TorrentService {
             secret_access_key: up.secret_access_key.expose(),
             region: &up.region,
         };
-        let url = presign_url(
-            &key,
-            "GET",
-            &self.webseed_url(object),
-            SystemTime::now(),
-            self.config.torrent.presign_expiry.get(),
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "presigning a web seed failed");
-            S3Error::internal("We encountered an internal error. Please try again.")
-        })?;
+        let now = SystemTime::now();
+        let mut expiry = self.config.torrent.presign_expiry.get();
+        if let Caller::Signed {
+            valid_until: Some(until),
+            ..
+        } = caller
+        {
+            let remaining = until.duration_since(now).unwrap_or_default();
+            expiry = expiry.min(remaining).max(std::time::Duration::from_secs(1));
+        }
+        let pinned = ObjectRef {
+            version_id: object.version_id.clone().or(facts.version_id.clone()),
+            ..object.clone()
+        };
+        let url =
+            presign_url(&key, "GET", &self.webseed_url(&pinned), now, expiry).map_err(|e| {
+                tracing::error!(error = %e, "presigning a web seed failed");
+                S3Error::internal("We encountered an internal error. Please try again.")
+            })?;
         let webseeds = vec![url];
         let (bytes, etag) = torrent.with_url_list(webseeds.clone());
         Ok(Rendered {

@@ -109,6 +109,8 @@ mod tests {
         let alice = Caller::Signed {
             access_key_id: "ALICE".into(),
             secret_access_key: Secret::new("s"),
+            signed_headers: vec!["host".into(), "x-amz-request-payer".into()],
+            valid_until: None,
         };
         let key = ProbeKey::new(&object(), &alice, &Forwarded::default());
         cache.put(key.clone(), facts("\"1\""), t0);

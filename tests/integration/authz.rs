@@ -236,3 +236,53 @@ fn read_means_get_not_head() {
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(r.s3_code().as_deref(), Some("AccessDenied"));
 }
+
+#[test]
+fn forwarded_headers_travel_only_when_the_caller_signed_them() {
+    const LEN: usize = 20_000;
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = heads.clone();
+    let fake = fake_backend(move |head, out| {
+        seen.lock().unwrap().push(head.to_ascii_lowercase());
+        if is_probe(head) {
+            return out.write_all(&probe_answer("\"fw\"", LEN)).is_ok();
+        }
+        let mut r = format!("HTTP/1.1 200 OK\r\nETag: \"fw\"\r\nContent-Length: {LEN}\r\n\r\n")
+            .into_bytes();
+        r.extend_from_slice(&test_data(LEN, 3));
+        out.write_all(&r).is_ok()
+    });
+    let port = extra_sidecar("forwarded-signed", |c| {
+        let live = format!("http://127.0.0.1:{}", env().s3_port);
+        c.replace(&live, &format!("http://127.0.0.1:{fake}"))
+    });
+    let host = format!("127.0.0.1:{port}");
+    let target = "/b/fw.bin?torrent";
+    let payer = ("x-amz-request-payer", "requester");
+    let mut headers = signed_headers_with(
+        READER,
+        "GET",
+        &host,
+        target,
+        None,
+        &[payer],
+        std::time::SystemTime::now(),
+    );
+    // Added on the way, after the caller signed: not theirs to vouch for.
+    headers.push(("x-amz-expected-bucket-owner".into(), "111111111111".into()));
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let r = request(port, "GET", target, &refs);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let heads = heads.lock().unwrap();
+    assert!(heads.len() >= 2, "a probe and a fetch: {heads:?}");
+    for head in heads.iter() {
+        assert!(
+            head.contains("\r\nx-amz-request-payer: requester\r\n"),
+            "{head}"
+        );
+        assert!(!head.contains("x-amz-expected-bucket-owner"), "{head}");
+    }
+}

@@ -546,3 +546,64 @@ fn qbittorrent_downloads(f: &Fixture) {
     assert_eq!(state[0]["progress"].as_f64(), Some(1.0), "{state}");
     assert_downloaded(&save.join(&f.name), &f.data, "qbittorrent-nox");
 }
+
+/// The web seed's URL in a torrent, and its `X-Amz-Expires`.
+fn webseed_of(torrent: &[u8]) -> (String, u64) {
+    let v = s3torrent::torrent::bencode::decode(torrent).unwrap();
+    let list = v.get("url-list").expect("url-list");
+    let url = match list {
+        s3torrent::torrent::bencode::Value::List(items) => {
+            String::from_utf8(items[0].as_bytes().unwrap().to_vec()).unwrap()
+        }
+        other => String::from_utf8(other.as_bytes().unwrap().to_vec()).unwrap(),
+    };
+    let expires = url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("X-Amz-Expires="))
+        .expect("X-Amz-Expires")
+        .parse()
+        .unwrap();
+    (url, expires)
+}
+
+#[test]
+fn a_presigned_web_seed_never_outlives_the_callers_grant_and_names_the_version() {
+    let env = env();
+    let s = webseed_sidecar("ws-grant", "presigned");
+    let dir = env.scratch("ws-grant");
+    put_object("private", "bt/grant.bin", &test_data(40_000, 209), &dir);
+    let base = format!("http://127.0.0.1:{}", s.port);
+
+    // A caller whose own presigned ?torrent URL lives 120 s gets a web seed of at most that.
+    let url = s3client(
+        &base,
+        READER,
+        &["presign-torrent", "private", "bt/grant.bin", "120"],
+    )["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = request(s.port, "GET", url.trim_start_matches(&base), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (_, expires) = webseed_of(&r.body);
+    assert!((1..=120).contains(&expires), "X-Amz-Expires={expires}");
+
+    // A header-signed caller gets the configured lifetime (1 hour by default).
+    let header_signed = presigned_torrent_of(&base, &dir, "private", "bt/grant.bin");
+    assert_eq!(webseed_of(&header_signed).1, 3600);
+
+    // In a versioned bucket the web seed names the version the caller was authorized for.
+    let v1 = put_object("versioned", "grant.bin", &test_data(30_000, 210), &dir);
+    let v2 = put_object("versioned", "grant.bin", &test_data(30_000, 211), &dir);
+    let version = v2["version_id"].as_str().expect("a version id");
+    assert_ne!(Some(version), v1["version_id"].as_str());
+    let (url, _) = webseed_of(&presigned_torrent_of(&base, &dir, "versioned", "grant.bin"));
+    assert!(url.contains(&format!("versionId={version}")), "{url}");
+}
+
+fn presigned_torrent_of(base: &str, dir: &Path, bucket: &str, key: &str) -> Vec<u8> {
+    let t = dir.join(format!("{bucket}-{}.torrent", key.replace('/', "_")));
+    let out = s3client(base, READER, &["torrent", bucket, key, t.to_str().unwrap()]);
+    assert_eq!(out["status"], 200, "{out}");
+    std::fs::read(t).unwrap()
+}

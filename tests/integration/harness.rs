@@ -567,18 +567,32 @@ pub fn probe_answer(etag: &str, len: usize) -> Vec<u8> {
 /// Headers for a request signed with SigV4 by `aws-sigv4` as `creds`, for `host` and `target`
 /// (path and query, already encoded), with the body's SHA-256 (empty body by default).
 pub fn signed_headers(
-    (ak, sk): (&str, &str),
+    creds: (&str, &str),
     method: &str,
     host: &str,
     target: &str,
     payload_hash: Option<&str>,
     time: std::time::SystemTime,
 ) -> Vec<(String, String)> {
+    signed_headers_with(creds, method, host, target, payload_hash, &[], time)
+}
+
+/// As [`signed_headers`], with `extra` headers covered by the signature too.
+pub fn signed_headers_with(
+    (ak, sk): (&str, &str),
+    method: &str,
+    host: &str,
+    target: &str,
+    payload_hash: Option<&str>,
+    extra: &[(&str, &str)],
+    time: std::time::SystemTime,
+) -> Vec<(String, String)> {
     let hash = payload_hash.unwrap_or(s3torrent::s3::sigv4::EMPTY_SHA256);
-    let headers = vec![
+    let mut headers = vec![
         ("host".to_string(), host.to_string()),
         ("x-amz-content-sha256".to_string(), hash.to_string()),
     ];
+    headers.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let key = s3torrent::s3::sigv4::SigningKey {
         access_key_id: ak,
         secret_access_key: sk,

@@ -8,7 +8,7 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 
 use super::*;
-use crate::config::{Credential, Secret};
+use crate::config::Credential;
 use crate::s3::uri::query_pairs;
 use crate::s3::S3Error;
 
@@ -238,12 +238,22 @@ fn accepts_what_aws_sigv4_signs_for_awkward_keys() {
             let req = signed_by_aws_sigv4(path, query, "127.0.0.1:8080", now);
             let caller = verify_with_payload(&verifier_at(&creds, now), &req, None)
                 .unwrap_or_else(|e| panic!("{path}{query}: {e}"));
+            let Caller::Signed {
+                access_key_id,
+                secret_access_key,
+                signed_headers,
+                ..
+            } = caller
+            else {
+                panic!("{path}{query}: anonymous");
+            };
             assert_eq!(
-                caller,
-                Caller::Signed {
-                    access_key_id: AK.into(),
-                    secret_access_key: Secret::new(SK)
-                }
+                (access_key_id.as_str(), secret_access_key.expose()),
+                (AK, SK)
+            );
+            assert!(
+                signed_headers.iter().any(|h| h == "host"),
+                "{signed_headers:?}"
             );
         }
     }

@@ -27,7 +27,22 @@ pub enum Caller {
     Signed {
         access_key_id: String,
         secret_access_key: Secret,
+        /// Lower-case names of the headers the signature covers.
+        signed_headers: Vec<String>,
+        /// A presigned URL's end of validity; `None` for a header-signed request.
+        valid_until: Option<SystemTime>,
     },
+}
+
+impl Caller {
+    /// Whether the caller's signature vouches for this header (anonymous callers sign
+    /// nothing, so nothing they send needs vouching for).
+    pub fn covers(&self, header: &str) -> bool {
+        match self {
+            Caller::Anonymous => true,
+            Caller::Signed { signed_headers, .. } => signed_headers.iter().any(|h| h == header),
+        }
+    }
 }
 
 /// The parts of a request the signature covers.
@@ -127,6 +142,8 @@ impl Verifier<'_> {
         Ok(Caller::Signed {
             access_key_id: credential.access_key_id.clone(),
             secret_access_key: credential.secret_access_key.clone(),
+            signed_headers: sig.signed_headers.clone(),
+            valid_until: sig.expires.map(|secs| sig.time + Duration::from_secs(secs)),
         })
     }
 
