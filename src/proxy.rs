@@ -7,13 +7,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::s3::client_addr::forwarded_for;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::request_id::new_request_id;
 use crate::s3::route::{route, Route, TorrentRequest};
@@ -85,7 +86,10 @@ impl S3TorrentProxy {
             query: req.uri.query(),
             headers: &req.headers,
         })?;
-        let forwarded = Forwarded::from_headers(&req.headers).covered_by(&caller);
+        let (xff, fwd) = self.client_headers(session);
+        let forwarded = Forwarded::from_headers(&req.headers)
+            .covered_by(&caller)
+            .with_client(xff, fwd);
         let if_none_match = req
             .headers
             .get("if-none-match")
@@ -94,6 +98,24 @@ impl S3TorrentProxy {
             .handle(&request, &caller, &forwarded, if_none_match, cache)
             .await
     }
+
+    /// `X-Forwarded-For` and `Forwarded` for the backend: the peer, or behind a trusted
+    /// proxy the chain it reports.
+    fn client_headers(&self, session: &Session) -> (String, String) {
+        forwarded_for(
+            peer_ip(session),
+            &session.req_header().headers,
+            &self.config.server.trusted_proxies,
+        )
+    }
+}
+
+fn peer_ip(session: &Session) -> std::net::IpAddr {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
 }
 
 #[async_trait]
@@ -119,14 +141,7 @@ impl ProxyHttp for S3TorrentProxy {
                 ctx.route = "tracker";
                 let query = req.uri.query().unwrap_or("");
                 let body = match endpoint {
-                    TrackerEndpoint::Announce => {
-                        let ip = session
-                            .client_addr()
-                            .and_then(|a| a.as_inet())
-                            .map(|a| a.ip())
-                            .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
-                        tracker.announce(query, ip)
-                    }
+                    TrackerEndpoint::Announce => tracker.announce(query, peer_ip(session)),
                     TrackerEndpoint::Scrape => tracker.scrape(query),
                 };
                 let reply = Reply {
@@ -184,6 +199,19 @@ impl ProxyHttp for S3TorrentProxy {
         _ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         Ok(Box::new(self.peer.clone()))
+    }
+
+    /// The backend learns who the client is from the sidecar, never from the client.
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (xff, fwd) = self.client_headers(session);
+        upstream_request.insert_header("x-forwarded-for", xff)?;
+        upstream_request.insert_header("forwarded", fwd)?;
+        Ok(())
     }
 
     async fn request_body_filter(

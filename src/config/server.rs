@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::s3::client_addr::Cidr;
+
 use super::values::{Domain, Seconds};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -15,6 +17,9 @@ pub struct ServerConfig {
     pub domains: Vec<Domain>,
     /// Worker threads for the proxy; 0 means one per core.
     pub threads: usize,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` are believed and extended (a load
+    /// balancer in front); from anyone else those headers are replaced by the peer address.
+    pub trusted_proxies: Vec<Cidr>,
     /// How long in-flight requests get to finish after SIGTERM (Kubernetes sends SIGKILL
     /// 30 s after SIGTERM by default, so the default leaves room).
     pub grace_period: Seconds,
@@ -26,6 +31,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             domains: Vec::new(),
             threads: 0,
+            trusted_proxies: Vec::new(),
             grace_period: Seconds(25),
         }
     }

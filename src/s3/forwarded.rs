@@ -1,6 +1,7 @@
 //! Caller request headers that travel with the sidecar's own requests on the caller's behalf
 //! (the probe as the caller, the fetch as the sidecar), so the backend applies the same
-//! request-payer and bucket-owner rules it would have applied to the caller.
+//! request-payer and bucket-owner rules it would have applied to the caller; and, on the
+//! probe, the client's address (`client_addr`), for `aws:SourceIp`-style policies.
 
 use http::HeaderMap;
 
@@ -10,34 +11,52 @@ use super::sigv4::Caller;
 pub const NAMES: [&str; 2] = ["x-amz-request-payer", "x-amz-expected-bucket-owner"];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Forwarded(Vec<(&'static str, String)>);
+pub struct Forwarded {
+    caller: Vec<(&'static str, String)>,
+    /// `X-Forwarded-For` and `Forwarded` naming the client, for requests made as the caller.
+    client: Vec<(&'static str, String)>,
+}
 
 impl Forwarded {
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        Forwarded(
-            NAMES
-                .iter()
-                .filter_map(|&name| {
-                    let value = headers.get(name)?.to_str().ok()?;
-                    Some((name, value.to_string()))
-                })
-                .collect(),
-        )
+        let caller = NAMES
+            .iter()
+            .filter_map(|&name| {
+                let value = headers.get(name)?.to_str().ok()?;
+                Some((name, value.to_string()))
+            })
+            .collect();
+        Forwarded {
+            caller,
+            client: Vec::new(),
+        }
     }
 
     /// Only what the caller's own signature covered: the sidecar re-signs these as the
     /// caller, and must not vouch for a header someone else added on the way.
-    pub fn covered_by(self, caller: &Caller) -> Self {
-        Forwarded(
-            self.0
-                .into_iter()
-                .filter(|(n, _)| caller.covers(n))
-                .collect(),
-        )
+    pub fn covered_by(mut self, caller: &Caller) -> Self {
+        self.caller.retain(|(n, _)| caller.covers(n));
+        self
     }
 
+    /// Names the client (see `client_addr`) on the requests made as the caller.
+    pub fn with_client(mut self, x_forwarded_for: String, forwarded: String) -> Self {
+        self.client = vec![
+            ("x-forwarded-for", x_forwarded_for),
+            ("forwarded", forwarded),
+        ];
+        self
+    }
+
+    /// The caller's headers: for the sidecar's own fetch, which serves every waiter.
     pub fn pairs(&self) -> Vec<(&str, &str)> {
-        self.0.iter().map(|(k, v)| (*k, v.as_str())).collect()
+        self.caller.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    /// The caller's headers and the client's address: for the READ check made as the caller.
+    pub fn probe_pairs(&self) -> Vec<(&str, &str)> {
+        let client = self.client.iter().map(|(k, v)| (*k, v.as_str()));
+        self.pairs().into_iter().chain(client).collect()
     }
 }
 

@@ -3,6 +3,7 @@
 //! ([`error`], [`request_id`]), and how the sidecar itself talks to the backend
 //! ([`upstream`], [`forwarded`]).
 
+pub mod client_addr;
 pub mod error;
 pub mod forwarded;
 pub mod object;

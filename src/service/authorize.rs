@@ -51,7 +51,7 @@ impl Authorizer<'_> {
         if let Some(facts) = self.probes.get(&probe_key, now) {
             return Ok(facts);
         }
-        let mut headers = forwarded.pairs();
+        let mut headers = forwarded.probe_pairs();
         headers.push(("range", "bytes=0-0"));
         let probe = self
             .upstream

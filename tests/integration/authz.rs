@@ -237,12 +237,13 @@ fn read_means_get_not_head() {
     assert_eq!(r.s3_code().as_deref(), Some("AccessDenied"));
 }
 
-#[test]
-fn forwarded_headers_travel_only_when_the_caller_signed_them() {
+/// A backend that serves one object (`LEN` bytes) for any path and records every request
+/// head it receives, lower-cased: to see what the sidecar tells the backend.
+fn recording_backend() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     const LEN: usize = 20_000;
     let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let seen = heads.clone();
-    let fake = fake_backend(move |head, out| {
+    let port = fake_backend(move |head, out| {
         seen.lock().unwrap().push(head.to_ascii_lowercase());
         if is_probe(head) {
             return out.write_all(&probe_answer("\"fw\"", LEN)).is_ok();
@@ -252,10 +253,21 @@ fn forwarded_headers_travel_only_when_the_caller_signed_them() {
         r.extend_from_slice(&test_data(LEN, 3));
         out.write_all(&r).is_ok()
     });
-    let port = extra_sidecar("forwarded-signed", |c| {
+    (port, heads)
+}
+
+fn sidecar_on(name: &str, backend: u16, extra: &str) -> u16 {
+    extra_sidecar(name, |c| {
         let live = format!("http://127.0.0.1:{}", env().s3_port);
-        c.replace(&live, &format!("http://127.0.0.1:{fake}"))
-    });
+        let c = c.replace(&live, &format!("http://127.0.0.1:{backend}"));
+        c.replace("[server]\n", &format!("[server]\n{extra}"))
+    })
+}
+
+#[test]
+fn forwarded_headers_travel_only_when_the_caller_signed_them() {
+    let (fake, heads) = recording_backend();
+    let port = sidecar_on("forwarded-signed", fake, "");
     let host = format!("127.0.0.1:{port}");
     let target = "/b/fw.bin?torrent";
     let payer = ("x-amz-request-payer", "requester");
@@ -285,4 +297,47 @@ fn forwarded_headers_travel_only_when_the_caller_signed_them() {
         );
         assert!(!head.contains("x-amz-expected-bucket-owner"), "{head}");
     }
+}
+
+/// The `x-forwarded-for` and `forwarded` values of each recorded request head.
+fn client_headers(heads: &[String]) -> Vec<(String, String)> {
+    let value = |head: &str, name: &str| {
+        head.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or("<none>")
+            .trim()
+            .to_string()
+    };
+    heads
+        .iter()
+        .map(|h| (value(h, "x-forwarded-for"), value(h, "forwarded")))
+        .collect()
+}
+
+#[test]
+fn the_backend_learns_the_client_address_from_the_sidecar_not_the_client() {
+    let spoof = [("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")];
+    // Pass-through and the READ check alike; the sidecar's own fetch names nobody.
+    let (fake, heads) = recording_backend();
+    let port = sidecar_on("xff-untrusted", fake, "");
+    assert_eq!(request(port, "GET", "/b/plain.bin", &spoof).status, 200);
+    assert_eq!(request(port, "GET", "/b/t.bin?torrent", &spoof).status, 200);
+    let seen = client_headers(&heads.lock().unwrap());
+    let direct = ("127.0.0.1".to_string(), "for=127.0.0.1".to_string());
+    assert_eq!(seen[0], direct, "pass-through");
+    assert_eq!(seen[1], direct, "READ check");
+    assert_eq!(seen[2], ("<none>".into(), "<none>".into()), "fetch");
+
+    // Behind a trusted proxy, its chain is kept and extended.
+    let (fake, heads) = recording_backend();
+    let port = sidecar_on("xff-trusted", fake, "trusted_proxies = [\"127.0.0.0/8\"]\n");
+    assert_eq!(request(port, "GET", "/b/plain.bin", &spoof).status, 200);
+    let seen = client_headers(&heads.lock().unwrap());
+    assert_eq!(
+        seen[0],
+        (
+            "6.6.6.6, 127.0.0.1".to_string(),
+            "for=6.6.6.6, for=127.0.0.1".to_string()
+        )
+    );
 }

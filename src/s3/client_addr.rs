@@ -1,0 +1,136 @@
+//! Who the client is, as the backend should be told: the peer address, or — only behind a
+//! configured trusted proxy — the chain that proxy reports. A client never gets to claim an
+//! address of its own choosing in `X-Forwarded-For` or `Forwarded`.
+
+use std::net::IpAddr;
+
+use http::HeaderMap;
+use serde::{Deserialize, Serialize};
+
+/// An address block such as `10.0.0.0/8` or `::1/128` (a bare address is `/32` or `/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Cidr {
+    net: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let bad = || format!("invalid address block {s:?}: expected e.g. \"10.0.0.0/8\"");
+        let (ip, bits) = match s.split_once('/') {
+            Some((ip, bits)) => (ip, Some(bits)),
+            None => (s, None),
+        };
+        let net: IpAddr = ip.trim().parse().map_err(|_| bad())?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            Some(b) => b
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|b| *b <= max)
+                .ok_or_else(bad)?,
+            None => max,
+        };
+        Ok(Cidr { net, bits })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let prefix = |a: u128, b: u128, width: u8| {
+            let shift = u32::from(width - self.bits);
+            self.bits == 0 || (a >> shift) == (b >> shift)
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(i)) => prefix(u32::from(n).into(), u32::from(i).into(), 32),
+            (IpAddr::V6(n), IpAddr::V6(i)) => prefix(u128::from(n), u128::from(i), 128),
+            _ => false,
+        }
+    }
+}
+
+impl TryFrom<String> for Cidr {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        Cidr::parse(&s)
+    }
+}
+
+impl From<Cidr> for String {
+    fn from(c: Cidr) -> String {
+        c.to_string()
+    }
+}
+
+impl std::fmt::Display for Cidr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.net, self.bits)
+    }
+}
+
+/// The `X-Forwarded-For` and `Forwarded` values to send upstream for a request from `peer`.
+pub fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> (String, String) {
+    let node = match peer {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("\"[{ip}]\""),
+    };
+    if !trusted.iter().any(|c| c.contains(peer)) {
+        return (peer.to_string(), format!("for={node}"));
+    }
+    let joined = |name: &str, sep: &str| {
+        let prior: Vec<&str> = headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        (!prior.is_empty()).then(|| prior.join(sep))
+    };
+    let xff = match joined("x-forwarded-for", ", ") {
+        Some(prior) => format!("{prior}, {peer}"),
+        None => peer.to_string(),
+    };
+    let fwd = match joined("forwarded", ", ") {
+        Some(prior) => format!("{prior}, for={node}"),
+        None => format!("for={node}"),
+    };
+    (xff, fwd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn blocks_contain_what_they_should() {
+        let ten = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(ten.contains(ip("10.1.2.3")));
+        assert!(!ten.contains(ip("11.0.0.1")));
+        assert!(!ten.contains(ip("::1")));
+        assert!(Cidr::parse("::1").unwrap().contains(ip("::1")));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains(ip("8.8.8.8")));
+        assert!(Cidr::parse("127.0.0.1").unwrap().contains(ip("127.0.0.1")));
+        for bad in ["10.0.0.0/33", "x/8", "10.0.0.0/-1", ""] {
+            assert!(Cidr::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn untrusted_clients_cannot_choose_their_address() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.insert("forwarded", "for=6.6.6.6".parse().unwrap());
+        let (xff, fwd) = forwarded_for(ip("192.0.2.7"), &h, &[]);
+        assert_eq!((xff.as_str(), fwd.as_str()), ("192.0.2.7", "for=192.0.2.7"));
+        let trusted = [Cidr::parse("192.0.2.0/24").unwrap()];
+        let (xff, fwd) = forwarded_for(ip("192.0.2.7"), &h, &trusted);
+        assert_eq!(xff, "6.6.6.6, 192.0.2.7");
+        assert_eq!(fwd, "for=6.6.6.6, for=192.0.2.7");
+        let (_, fwd) = forwarded_for(ip("::1"), &HeaderMap::new(), &[]);
+        assert_eq!(fwd, "for=\"[::1]\"");
+    }
+}
