@@ -60,6 +60,7 @@ const SK: &str = "fuzz/secret+key";
 
 fn verifier(credentials: &[Credential], now: SystemTime) -> Verifier<'_> {
     Verifier {
+        bucket_in_host: None,
         credentials,
         region: "us-east-1",
         service: "s3",

@@ -75,6 +75,9 @@ impl S3TorrentProxy {
     ) -> Result<Reply, S3Error> {
         let req = session.req_header();
         let verifier = Verifier {
+            bucket_in_host: request
+                .virtual_hosted
+                .then_some(request.object.bucket.as_str()),
             credentials: &self.config.auth.credentials,
             region: &self.config.upstream.region,
             service: "s3",

@@ -1,5 +1,5 @@
 //! Everything S3 about the sidecar, independent of torrents: which request names which
-//! object ([`route`], [`object`], [`uri`]), who is asking ([`sigv4`]), how errors are said
+//! object ([`route`], [`object`], [`uri`]), who is asking ([`sigv4`], [`sigv2`]), how errors are said
 //! ([`error`], [`request_id`]), and how the sidecar itself talks to the backend
 //! ([`upstream`], [`forwarded`]).
 
@@ -9,6 +9,7 @@ pub mod forwarded;
 pub mod object;
 pub mod request_id;
 pub mod route;
+pub mod sigv2;
 pub mod sigv4;
 pub mod upstream;
 pub mod uri;

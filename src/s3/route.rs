@@ -23,6 +23,8 @@ pub enum Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TorrentRequest {
     pub object: ObjectRef,
+    /// The bucket came from a virtual-hosted `Host` (SigV2 signs it in front of the path).
+    pub virtual_hosted: bool,
 }
 
 pub fn route(
@@ -78,7 +80,8 @@ fn route_torrent(
         .filter(|v| !v.is_empty());
 
     let raw_path = path.strip_prefix('/').ok_or_else(S3Error::invalid_uri)?;
-    let (raw_bucket, raw_key) = match virtual_host_bucket(host, domains) {
+    let vhost = virtual_host_bucket(host, domains);
+    let (raw_bucket, raw_key) = match vhost {
         Some(bucket) => (bucket, raw_path),
         None => raw_path.split_once('/').unwrap_or((raw_path, "")),
     };
@@ -98,6 +101,7 @@ fn route_torrent(
             key,
             version_id,
         },
+        virtual_hosted: vhost.is_some(),
     }))
 }
 
@@ -134,12 +138,17 @@ mod tests {
     }
 
     fn torrent(bucket: &str, key: &str, version: Option<&str>) -> Route {
+        torrent_in(bucket, key, version, false)
+    }
+
+    fn torrent_in(bucket: &str, key: &str, version: Option<&str>, vhost: bool) -> Route {
         Route::Torrent(TorrentRequest {
             object: ObjectRef {
                 bucket: bucket.into(),
                 key: key.into(),
                 version_id: version.map(Into::into),
             },
+            virtual_hosted: vhost,
         })
     }
 
@@ -170,11 +179,11 @@ mod tests {
                 Some("torrent"),
                 "my.bucket.s3.example.com:8080"
             ),
-            torrent("my.bucket", "dir/k", None)
+            torrent_in("my.bucket", "dir/k", None, true)
         );
         assert_eq!(
             r(Method::GET, "/dir/k", Some("torrent"), "B.S3.EXAMPLE.COM"),
-            torrent("B", "dir/k", None)
+            torrent_in("B", "dir/k", None, true)
         );
         // The base domain itself is path-style.
         assert_eq!(

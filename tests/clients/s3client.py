@@ -6,6 +6,7 @@ Errors from S3 are printed as {"error": {"status", "code", "message", "request_i
 so the Rust test can assert on them.
 """
 import json
+import os
 import sys
 
 import boto3
@@ -14,19 +15,24 @@ from botocore.config import Config
 
 
 def client(endpoint, ak, sk):
+    # S3CLIENT_SIGNATURE: "s3v4" (default), "s3" (SigV2 headers), or "default": no
+    # signature_version given, as most users write it (boto3 then presigns with SigV2).
+    signature = os.environ.get("S3CLIENT_SIGNATURE", "s3v4")
+    options = dict(
+        s3={"addressing_style": "path"},
+        retries={"max_attempts": 1},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    if signature != "default":
+        options["signature_version"] = signature
     return boto3.client(
         "s3",
         endpoint_url=endpoint,
         aws_access_key_id=ak,
         aws_secret_access_key=sk,
         region_name="us-east-1",
-        config=Config(
-            s3={"addressing_style": "path"},
-            signature_version="s3v4",
-            retries={"max_attempts": 1},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
+        config=Config(**options),
     )
 
 

@@ -341,3 +341,73 @@ fn the_backend_learns_the_client_address_from_the_sidecar_not_the_client() {
         )
     );
 }
+
+/// SigV2, as boto3 sends it: its default presigned URLs (`?AWSAccessKeyId=…&Signature=…`)
+/// and `signature_version="s3"` (`Authorization: AWS …`).
+#[test]
+fn sigv2_callers_as_boto3_signs_them() {
+    let env = env();
+    let dir = env.scratch("sigv2");
+    let data = test_data(30_000, 44);
+    put_object("private", "sigv2/x.bin", &data, &dir);
+    let base = env.sidecar_url();
+    let presign = |creds, key: &str, expires: &str| {
+        let out = s3client_signing(
+            &base,
+            creds,
+            "default",
+            &["presign-torrent", "private", key, expires],
+        );
+        let url = out["url"].as_str().unwrap().to_string();
+        assert!(
+            url.contains("AWSAccessKeyId="),
+            "boto3 presigned with SigV2: {url}"
+        );
+        url.trim_start_matches(&base).to_string()
+    };
+    let get = |target: &str| request(env.port, "GET", target, &[]);
+
+    // Query form: a reader gets the torrent; its bytes describe the object.
+    let r = get(&presign(READER, "sigv2/x.bin", "300"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let t = dir.join("v2.torrent");
+    std::fs::write(&t, &r.body).unwrap();
+    let file = dir.join("x.bin");
+    std::fs::write(&file, &data).unwrap();
+    assert_eq!(
+        check_torrent(&t, &file)["bad_pieces"],
+        serde_json::json!([])
+    );
+
+    // Tampered (another key), expired, unknown key, no READ.
+    let tampered = presign(READER, "sigv2/x.bin", "300").replace("x.bin", "y.bin");
+    let code = |r: Response| (r.status, r.s3_code().unwrap_or_default());
+    assert_eq!(code(get(&tampered)), (403, "SignatureDoesNotMatch".into()));
+    let short = presign(READER, "sigv2/x.bin", "1");
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(code(get(&short)), (403, "AccessDenied".into()));
+    let unknown = presign(("NOBODY", "x"), "sigv2/x.bin", "300");
+    assert_eq!(code(get(&unknown)), (403, "InvalidAccessKeyId".into()));
+    assert_eq!(
+        code(get(&presign(NOREAD, "sigv2/x.bin", "300"))),
+        (403, "AccessDenied".into())
+    );
+
+    // Header form: boto3 with signature_version="s3".
+    let out = dir.join("header.torrent");
+    let r = s3client_signing(
+        &base,
+        READER,
+        "s3",
+        &["torrent", "private", "sigv2/x.bin", out.to_str().unwrap()],
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&t).unwrap());
+    let r = s3client_signing(
+        &base,
+        NOREAD,
+        "s3",
+        &["torrent", "private", "sigv2/x.bin", out.to_str().unwrap()],
+    );
+    assert_eq!(r["error"]["code"], "AccessDenied", "{r}");
+}

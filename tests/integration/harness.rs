@@ -324,13 +324,25 @@ pub fn start_sidecar(config: &Path, log: &Path, port: u16) -> u32 {
 }
 
 /// Runs the boto3 helper and returns its JSON answer.
-pub fn s3client(endpoint: &str, (ak, sk): (&str, &str), args: &[&str]) -> Value {
+pub fn s3client(endpoint: &str, creds: (&str, &str), args: &[&str]) -> Value {
+    s3client_signing(endpoint, creds, "s3v4", args)
+}
+
+/// As [`s3client`], with boto3's `signature_version`: `s3v4`, `s3` (SigV2 headers), or
+/// `default` (none given: boto3 then presigns with SigV2).
+pub fn s3client_signing(
+    endpoint: &str,
+    (ak, sk): (&str, &str),
+    signature: &str,
+    args: &[&str],
+) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/s3client.py");
     let out = Command::new("python3")
         .arg(script)
         .args([endpoint, ak, sk])
         .args(args)
         .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("S3CLIENT_SIGNATURE", signature)
         .output()
         .expect("python3 with boto3");
     parse_json(&out, "s3client.py")

@@ -99,6 +99,7 @@ fn aws_sigv4_test_suite() {
         .unwrap()
         .into();
         let verifier = Verifier {
+            bucket_in_host: None,
             credentials: &creds,
             region: ctx["region"].as_str().unwrap(),
             service: ctx["service"].as_str().unwrap(),
@@ -116,6 +117,7 @@ fn aws_sigv4_test_suite() {
             // The same request with one byte of the secret changed must fail.
             let wrong = [credential(&creds[0].access_key_id, "wrong-secret")];
             let v2 = Verifier {
+                bucket_in_host: None,
                 credentials: &wrong,
                 ..verifier
             };
@@ -131,6 +133,7 @@ const DOC_SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 
 fn doc_verifier<'a>(creds: &'a [Credential], now: &str) -> Verifier<'a> {
     Verifier {
+        bucket_in_host: None,
         credentials: creds,
         region: "us-east-1",
         service: "s3",
@@ -213,6 +216,7 @@ fn signed_by_aws_sigv4(key_path: &str, query: &str, host: &str, time: SystemTime
 
 fn verifier_at(creds: &[Credential], now: SystemTime) -> Verifier<'_> {
     Verifier {
+        bucket_in_host: None,
         credentials: creds,
         region: "us-east-1",
         service: "s3",

@@ -46,6 +46,7 @@ impl Caller {
 }
 
 /// The parts of a request the signature covers.
+#[derive(Clone, Copy)]
 pub struct SignedRequest<'a> {
     pub method: &'a str,
     /// The path exactly as received (still percent-encoded).
@@ -59,11 +60,18 @@ pub struct Verifier<'a> {
     pub region: &'a str,
     pub service: &'a str,
     pub now: SystemTime,
+    /// The bucket named by a virtual-hosted `Host` (SigV2 signs it as part of the path).
+    pub bucket_in_host: Option<&'a str>,
 }
 
 impl Verifier<'_> {
-    /// Returns the caller, or the S3 error a real S3 would give for this signature.
+    /// Returns the caller, or the S3 error a real S3 would give for this signature: SigV4,
+    /// or SigV2 (`crate::s3::sigv2`) for the clients that still send it.
     pub fn authenticate(&self, req: &SignedRequest<'_>) -> Result<Caller, S3Error> {
+        let v4_presigned = req.query.is_some_and(|q| q.contains("X-Amz-Algorithm="));
+        if crate::s3::sigv2::is_sigv2(req.headers, req.query) && !v4_presigned {
+            return crate::s3::sigv2::verify(self.credentials, self.now, req, self.bucket_in_host);
+        }
         let pairs = match req.query {
             Some(q) => query_pairs(q).map_err(|_| S3Error::invalid_uri())?,
             None => Vec::new(),
