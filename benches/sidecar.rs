@@ -207,7 +207,7 @@ fn bench_swarm() {
                     "[torrent]\nwebseed = \"public\"\npublic_base_url = \"http://{listen}\"\n"
                 ),
             );
-        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"http://{listen}/announce\"\ninterval = 5\npeer_ttl = 60\n")
+        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"http://{listen}/_s3torrent/announce\"\ninterval = 5\npeer_ttl = 60\n")
     });
     let r = request(s.port, "GET", "/evict/bench/swarm.bin?torrent", &[]);
     assert_eq!(r.status, 200);

@@ -13,6 +13,7 @@ pub struct Metrics {
     pub generation: GenerationMetrics,
     pub cache: CacheMetrics,
     pub upstream: UpstreamMetrics,
+    pub tracker: TrackerMetrics,
 }
 
 impl Metrics {
@@ -23,6 +24,7 @@ impl Metrics {
             generation: GenerationMetrics::register(&registry),
             cache: CacheMetrics::register(&registry),
             upstream: UpstreamMetrics::register(&registry),
+            tracker: TrackerMetrics::register(&registry),
             registry,
         }
     }
@@ -204,6 +206,22 @@ impl GenerationMetrics {
                 registry,
                 "s3torrent_generation_rejected_total",
                 "Requests refused with 503 SlowDown because too many generations were admitted.",
+            ),
+        }
+    }
+}
+
+pub struct TrackerMetrics {
+    pub peers: IntGauge,
+}
+
+impl TrackerMetrics {
+    fn register(registry: &Registry) -> Self {
+        TrackerMetrics {
+            peers: gauge(
+                registry,
+                "s3torrent_tracker_peers",
+                "Peers the built-in tracker holds, in all torrents (bounded by tracker.max_peers).",
             ),
         }
     }

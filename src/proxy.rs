@@ -17,7 +17,7 @@ use crate::metrics::Metrics;
 use crate::s3::client_addr::forwarded_for;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::request_id::new_request_id;
-use crate::s3::route::{route, Route, TorrentRequest};
+use crate::s3::route::{is_virtual_hosted, route, Route, TorrentRequest};
 use crate::s3::sigv4::{SignedRequest, Verifier};
 use crate::s3::upstream::backend_peer;
 use crate::s3::{Code, S3Error};
@@ -138,11 +138,28 @@ impl ProxyHttp for S3TorrentProxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        let req = session.req_header();
+        // S3 requests are origin-form (`/bucket/key?…`). An absolute-form or other target
+        // would be read one way here and maybe another by the backend: refuse it outright.
+        let uri = &req.uri;
+        if uri.scheme().is_some() || uri.authority().is_some() || !uri.path().starts_with('/') {
+            ctx.route = "rejected";
+            ctx.request_id = new_request_id();
+            let e = S3Error::invalid_request("The request target must be a path (origin-form).");
+            let reply = error_reply(&e, "", &ctx.request_id);
+            write_reply(session, reply, &ctx.request_id).await?;
+            return Ok(true);
+        }
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let domains = &self.config.server.domains;
         if let Some(tracker) = &self.tracker {
-            let req = session.req_header();
-            if let Some(endpoint) = crate::tracker::endpoint(req.uri.path()) {
+            let vhost = is_virtual_hosted(host, domains);
+            if let Some(endpoint) = crate::tracker::endpoint(&req.method, uri.path(), vhost) {
                 ctx.route = "tracker";
-                let query = req.uri.query().unwrap_or("");
+                let query = uri.query().unwrap_or("");
                 let body = match endpoint {
                     TrackerEndpoint::Announce => tracker.announce(query, peer_ip(session)),
                     TrackerEndpoint::Scrape => tracker.scrape(query),
@@ -157,30 +174,7 @@ impl ProxyHttp for S3TorrentProxy {
                 return Ok(true);
             }
         }
-        let req = session.req_header();
-        // S3 requests are origin-form (`/bucket/key?…`). An absolute-form or other target
-        // would be read one way here and maybe another by the backend: refuse it outright.
-        let uri = &req.uri;
-        if uri.scheme().is_some() || uri.authority().is_some() || !uri.path().starts_with('/') {
-            ctx.route = "rejected";
-            ctx.request_id = new_request_id();
-            let e = S3Error::invalid_request("The request target must be a path (origin-form).");
-            let reply = error_reply(&e, "", &ctx.request_id);
-            write_reply(session, reply, &ctx.request_id).await?;
-            return Ok(true);
-        }
-        let req = session.req_header();
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok());
-        let route = route(
-            &req.method,
-            req.uri.path(),
-            req.uri.query(),
-            host,
-            &self.config.server.domains,
-        );
+        let route = route(&req.method, uri.path(), uri.query(), host, domains);
         let result = match route {
             Route::PassThrough => return Ok(false),
             Route::Reject(e) => Err(e),

@@ -56,10 +56,10 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
     let readiness = Arc::new(Readiness::new(config.upstream.endpoint.clone()));
     let in_flight = Arc::new(InFlight::default());
     let drained = Arc::new(Drained::default());
-    let tracker = config
-        .tracker
-        .enabled
-        .then(|| Arc::new(Tracker::new(config.tracker.clone())));
+    let tracker = config.tracker.enabled.then(|| {
+        let tracker = Tracker::new(config.tracker.clone());
+        Arc::new(tracker.reporting_to(metrics.tracker.peers.clone()))
+    });
     let torrents = Arc::new(TorrentService::new(
         config.clone(),
         metrics.clone(),

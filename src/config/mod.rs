@@ -206,13 +206,24 @@ impl Config {
                 "key `tracker.public_url` is required when `tracker.enabled` is true",
             ));
         }
+        let announce = crate::tracker::ANNOUNCE_PATH;
+        if let Some(url) = &tr.public_url {
+            let uri = url.as_str().parse::<http::Uri>().ok();
+            if uri.as_ref().map(|u| u.path()) != Some(announce) {
+                return Err(invalid(format!(
+                    "key `tracker.public_url`: the path must be {announce} (a path no S3 bucket can take), e.g. \"http://s3.example.com{announce}\""
+                )));
+            }
+        }
         if tr.interval.secs() == 0
             || tr.peer_ttl.secs() < tr.interval.secs()
             || tr.max_torrents == 0
+            || tr.max_peers == 0
             || tr.max_peers_per_torrent == 0
+            || tr.max_peers_per_address == 0
         {
             return Err(invalid(
-                "keys `tracker.*`: interval ≥ 1, peer_ttl ≥ interval, max_torrents and max_peers_per_torrent ≥ 1",
+                "keys `tracker.*`: interval ≥ 1, peer_ttl ≥ interval, max_torrents, max_peers, max_peers_per_torrent and max_peers_per_address ≥ 1",
             ));
         }
         if self.demo.enabled && !cfg!(feature = "demo") {

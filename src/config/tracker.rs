@@ -8,15 +8,21 @@ use super::values::{HttpUrl, Seconds};
 #[serde(default, deny_unknown_fields)]
 pub struct TrackerConfig {
     pub enabled: bool,
-    /// The announce URL peers use, e.g. `http://s3.example.com/announce`; the torrent's
-    /// first tier. Required when enabled.
+    /// The announce URL peers use, e.g. `http://s3.example.com/_s3torrent/announce` (that
+    /// path, which no S3 bucket can take); the torrent's first tier. Required when enabled.
     pub public_url: Option<HttpUrl>,
     /// How long peers are told to wait between announces.
     pub interval: Seconds,
     /// How long after its last announce a peer is forgotten.
     pub peer_ttl: Seconds,
+    /// Bounds on what the tracker holds. With the defaults the worst case is about 10,000
+    /// torrents × ~200 bytes + 100,000 peers × ~150 bytes ≈ 17 MiB.
     pub max_torrents: usize,
+    /// Peers in all torrents together.
+    pub max_peers: usize,
     pub max_peers_per_torrent: usize,
+    /// Peers from one IP address in one torrent (a flood from one host stays small).
+    pub max_peers_per_address: usize,
     pub max_numwant: usize,
 }
 
@@ -27,8 +33,10 @@ impl Default for TrackerConfig {
             public_url: None,
             interval: Seconds(900),
             peer_ttl: Seconds(2 * 900 + 60),
-            max_torrents: 100_000,
+            max_torrents: 10_000,
+            max_peers: 100_000,
             max_peers_per_torrent: 1000,
+            max_peers_per_address: 16,
             max_numwant: 200,
         }
     }

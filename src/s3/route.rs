@@ -105,6 +105,11 @@ fn route_torrent(
     }))
 }
 
+/// Whether `Host` names a bucket under one of the configured base domains.
+pub fn is_virtual_hosted(host: Option<&str>, domains: &[Domain]) -> bool {
+    virtual_host_bucket(host, domains).is_some()
+}
+
 /// `Host: {bucket}.{domain}` → `bucket`, for one of the configured base domains.
 fn virtual_host_bucket<'a>(host: Option<&'a str>, domains: &[Domain]) -> Option<&'a str> {
     let host = strip_port(host?);

@@ -1,16 +1,18 @@
 //! The built-in BitTorrent tracker (`[tracker] enabled`): BEP 3 announce with BEP 23 compact
-//! peers and BEP 7 `peers6`, and scrape, on the main listener at `/announce` and `/scrape`.
+//! peers and BEP 7 `peers6`, and scrape, on the main listener at `/_s3torrent/announce` and
+//! `/_s3torrent/scrape`: paths no S3 request can take, so the tracker never answers for S3.
 //!
 //! It is not an open tracker: only infohashes this sidecar generated are tracked (a torrent
 //! generation registers its infohash). Memory is bounded: at most `max_torrents` infohashes
-//! (least recently announced go first) and `max_peers_per_torrent` peers each; peers that have
-//! not announced for `peer_ttl` seconds are dropped.
+//! (least recently announced go first), `max_peers` peers in all, `max_peers_per_torrent` in
+//! one torrent and `max_peers_per_address` from one address in one torrent; peers that have
+//! not announced for `peer_ttl` are dropped.
 
 mod announce;
 mod swarm;
 
 use announce::{parse_announce, parse_scrape};
-use swarm::Swarms;
+use swarm::{Limits, Swarms};
 
 use std::net::IpAddr;
 use std::time::Instant;
@@ -21,14 +23,27 @@ use crate::torrent::bencode::Value;
 pub struct Tracker {
     config: TrackerConfig,
     swarms: Swarms,
+    /// Reports how many peers are held, when a metrics gauge is attached.
+    peers_gauge: Option<prometheus::IntGauge>,
 }
 
 impl Tracker {
     pub fn new(config: TrackerConfig) -> Tracker {
         Tracker {
-            swarms: Swarms::new(config.max_torrents, config.max_peers_per_torrent),
+            swarms: Swarms::new(Limits {
+                torrents: config.max_torrents,
+                peers: config.max_peers,
+                peers_per_torrent: config.max_peers_per_torrent,
+                peers_per_address: config.max_peers_per_address,
+            }),
+            peers_gauge: None,
             config,
         }
+    }
+
+    pub fn reporting_to(mut self, peers: prometheus::IntGauge) -> Tracker {
+        self.peers_gauge = Some(peers);
+        self
     }
 
     /// Called for every torrent the sidecar serves: from then on peers may announce it.
@@ -45,7 +60,11 @@ impl Tracker {
         let now = Instant::now();
         let ttl = self.config.peer_ttl.get();
         let numwant = a.numwant.unwrap_or(50).min(self.config.max_numwant);
-        let Some(view) = self.swarms.announce(&a, peer_ip, numwant, now, ttl) else {
+        let view = self.swarms.announce(&a, peer_ip, numwant, now, ttl);
+        if let Some(gauge) = &self.peers_gauge {
+            gauge.set(self.swarms.peer_count() as i64);
+        }
+        let Some(view) = view else {
             return failure(
                 "unregistered torrent: this tracker only tracks torrents its sidecar generated",
             );
@@ -111,13 +130,24 @@ fn failure(reason: &str) -> Vec<u8> {
     Value::Dict(d).encode()
 }
 
-/// Which tracker endpoint a path names, when the tracker is enabled. A bucket named
-/// `announce` or `scrape` is then unreachable path-style for bucket-level calls; its objects
-/// (`/announce/key`) still pass through.
-pub fn endpoint(path: &str) -> Option<TrackerEndpoint> {
+/// Where the tracker answers: under `/_s3torrent/`, which no S3 request can name path-style
+/// (bucket names begin with a letter or digit).
+pub const ANNOUNCE_PATH: &str = "/_s3torrent/announce";
+pub const SCRAPE_PATH: &str = "/_s3torrent/scrape";
+
+/// Which tracker endpoint a request names, if any: only a `GET` of one of the two paths, and
+/// never on a virtual-hosted `Host`, where `/_s3torrent/announce` is an ordinary key.
+pub fn endpoint(
+    method: &http::Method,
+    path: &str,
+    virtual_hosted: bool,
+) -> Option<TrackerEndpoint> {
+    if method != http::Method::GET || virtual_hosted {
+        return None;
+    }
     match path {
-        "/announce" => Some(TrackerEndpoint::Announce),
-        "/scrape" => Some(TrackerEndpoint::Scrape),
+        ANNOUNCE_PATH => Some(TrackerEndpoint::Announce),
+        SCRAPE_PATH => Some(TrackerEndpoint::Scrape),
         _ => None,
     }
 }

@@ -1,4 +1,6 @@
-//! Peers per infohash, bounded in both dimensions and expired lazily.
+//! Peers per infohash, bounded three ways — torrents, peers in all, peers per address in one
+//! torrent — and expired lazily. A peer id belongs to the address that registered it: only
+//! that address may update it or stop it.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -24,14 +26,21 @@ struct Swarm {
 }
 
 impl Swarm {
-    fn expire(&mut self, now: Instant, ttl: Duration) {
+    /// Drops silent peers; returns how many.
+    fn expire(&mut self, now: Instant, ttl: Duration) -> usize {
+        let before = self.peers.len();
         self.peers
             .retain(|_, p| now.duration_since(p.last_seen) < ttl);
+        before - self.peers.len()
     }
 
     fn counts(&self) -> (usize, usize) {
         let seeders = self.peers.values().filter(|p| p.seeder).count();
         (seeders, self.peers.len() - seeders)
+    }
+
+    fn from_address(&self, ip: IpAddr) -> usize {
+        self.peers.values().filter(|p| p.ip == ip).count()
     }
 }
 
@@ -50,29 +59,49 @@ pub struct Stats {
     pub completed: u64,
 }
 
+/// How many of what the tracker keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub torrents: usize,
+    pub peers: usize,
+    pub peers_per_torrent: usize,
+    pub peers_per_address: usize,
+}
+
+struct State {
+    torrents: LruCache<[u8; 20], Swarm>,
+    /// Peers in all torrents.
+    peers: usize,
+}
+
 pub struct Swarms {
-    max_peers: usize,
-    torrents: Mutex<LruCache<[u8; 20], Swarm>>,
+    limits: Limits,
+    state: Mutex<State>,
 }
 
 impl Swarms {
-    pub fn new(max_torrents: usize, max_peers: usize) -> Swarms {
+    pub fn new(limits: Limits) -> Swarms {
         Swarms {
-            max_peers,
-            torrents: Mutex::new(LruCache::new(
-                NonZeroUsize::new(max_torrents).unwrap_or(NonZeroUsize::MIN),
-            )),
+            limits,
+            state: Mutex::new(State {
+                torrents: LruCache::new(
+                    NonZeroUsize::new(limits.torrents).unwrap_or(NonZeroUsize::MIN),
+                ),
+                peers: 0,
+            }),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<[u8; 20], Swarm>> {
-        self.torrents.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn register(&self, info_hash: [u8; 20]) {
-        let mut torrents = self.lock();
-        if torrents.get(&info_hash).is_none() {
-            torrents.put(info_hash, Swarm::default());
+        let mut state = self.lock();
+        if state.torrents.get(&info_hash).is_none() {
+            if let Some((_, evicted)) = state.torrents.push(info_hash, Swarm::default()) {
+                state.peers -= evicted.peers.len();
+            }
         }
     }
 
@@ -85,31 +114,42 @@ impl Swarms {
         now: Instant,
         ttl: Duration,
     ) -> Option<View> {
-        let mut torrents = self.lock();
-        let swarm = torrents.get_mut(&a.info_hash)?;
-        swarm.expire(now, ttl);
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let swarm = state.torrents.get_mut(&a.info_hash)?;
+        state.peers -= swarm.expire(now, ttl);
         let seeder = a.left == 0;
+        // A peer id is its registering address's: others can neither move nor stop it.
+        let owner = swarm.peers.get(&a.peer_id).map(|p| p.ip);
+        let own = owner.is_none_or(|o| o == ip);
         match a.event {
-            Event::Stopped => {
-                swarm.peers.remove(&a.peer_id);
+            Event::Stopped if own => {
+                if swarm.peers.remove(&a.peer_id).is_some() {
+                    state.peers -= 1;
+                }
             }
+            Event::Stopped => {}
+            _ if !own => {}
             event => {
                 let was_seeder = swarm.peers.get(&a.peer_id).is_some_and(|p| p.seeder);
                 if event == Event::Completed && !was_seeder {
                     swarm.completed += 1;
                 }
-                let known = swarm.peers.contains_key(&a.peer_id);
-                // A full swarm still answers; it just does not grow.
-                if known || swarm.peers.len() < self.max_peers {
-                    swarm.peers.insert(
-                        a.peer_id,
-                        Peer {
-                            ip,
-                            port: a.port,
-                            seeder,
-                            last_seen: now,
-                        },
-                    );
+                let known = owner.is_some();
+                // A full swarm (or tracker, or address) still answers; it just does not grow.
+                let room = state.peers < self.limits.peers
+                    && swarm.peers.len() < self.limits.peers_per_torrent
+                    && swarm.from_address(ip) < self.limits.peers_per_address;
+                if known || room {
+                    let peer = Peer {
+                        ip,
+                        port: a.port,
+                        seeder,
+                        last_seen: now,
+                    };
+                    if swarm.peers.insert(a.peer_id, peer).is_none() {
+                        state.peers += 1;
+                    }
                 }
             }
         }
@@ -143,15 +183,21 @@ impl Swarms {
     }
 
     pub fn stats(&self, info_hash: &[u8; 20], now: Instant, ttl: Duration) -> Option<Stats> {
-        let mut torrents = self.lock();
-        let swarm = torrents.peek_mut(info_hash)?;
-        swarm.expire(now, ttl);
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let swarm = state.torrents.peek_mut(info_hash)?;
+        state.peers -= swarm.expire(now, ttl);
         let (seeders, leechers) = swarm.counts();
         Some(Stats {
             seeders,
             leechers,
             completed: swarm.completed,
         })
+    }
+
+    /// Peers held in all torrents.
+    pub fn peer_count(&self) -> usize {
+        self.lock().peers
     }
 }
 
@@ -173,9 +219,18 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(60);
 
+    fn swarms(torrents: usize, peers_per_torrent: usize) -> Swarms {
+        Swarms::new(Limits {
+            torrents,
+            peers: 1000,
+            peers_per_torrent,
+            peers_per_address: 100,
+        })
+    }
+
     #[test]
     fn unknown_torrents_are_not_tracked() {
-        let s = Swarms::new(10, 10);
+        let s = swarms(10, 10);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         assert!(s
             .announce(&announce(1, 5, Event::Started), ip, 50, Instant::now(), TTL)
@@ -184,7 +239,7 @@ mod tests {
 
     #[test]
     fn peers_see_each_other_compactly_v4_and_v6() {
-        let s = Swarms::new(10, 10);
+        let s = swarms(10, 10);
         s.register([7; 20]);
         let now = Instant::now();
         let v4: IpAddr = "127.0.0.2".parse().unwrap();
@@ -209,7 +264,7 @@ mod tests {
 
     #[test]
     fn stopped_completed_expiry_and_caps() {
-        let s = Swarms::new(10, 2);
+        let s = swarms(10, 2);
         s.register([7; 20]);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let t0 = Instant::now();
@@ -234,12 +289,72 @@ mod tests {
 
     #[test]
     fn torrent_count_is_bounded() {
-        let s = Swarms::new(2, 10);
+        let s = swarms(2, 10);
         for i in 0..5u8 {
             s.register([i; 20]);
         }
         let now = Instant::now();
         assert!(s.stats(&[0; 20], now, TTL).is_none(), "oldest aged out");
         assert!(s.stats(&[4; 20], now, TTL).is_some());
+    }
+
+    #[test]
+    fn peers_in_all_and_per_address_are_capped() {
+        let s = Swarms::new(Limits {
+            torrents: 10,
+            peers: 3,
+            peers_per_torrent: 100,
+            peers_per_address: 2,
+        });
+        let now = Instant::now();
+        for t in 0..2u8 {
+            s.register([t; 20]);
+        }
+        let from = |t: u8, peer: u8, ip: &str| {
+            let mut a = announce(peer, 10, Event::Started);
+            a.info_hash = [t; 20];
+            s.announce(&a, ip.parse().unwrap(), 50, now, TTL).unwrap();
+        };
+        for peer in 1..=5 {
+            from(0, peer, "10.0.0.1");
+        }
+        assert_eq!(s.peer_count(), 2, "two per address in one torrent");
+        from(0, 6, "10.0.0.2");
+        from(1, 7, "10.0.0.3");
+        assert_eq!(s.peer_count(), 3, "three in all");
+        s.register([2; 20]);
+        for t in 3..12u8 {
+            s.register([t; 20]);
+        }
+        assert_eq!(s.peer_count(), 0, "evicted torrents take their peers along");
+    }
+
+    #[test]
+    fn a_peer_id_belongs_to_the_address_that_registered_it() {
+        let s = swarms(10, 10);
+        s.register([7; 20]);
+        let now = Instant::now();
+        let (owner, other): (IpAddr, IpAddr) =
+            ("10.0.0.1".parse().unwrap(), "10.6.6.6".parse().unwrap());
+        s.announce(&announce(1, 10, Event::Started), owner, 50, now, TTL)
+            .unwrap();
+        // Someone else can neither stop it nor move it to their address.
+        s.announce(&announce(1, 10, Event::Stopped), other, 50, now, TTL)
+            .unwrap();
+        let moved = s
+            .announce(&announce(1, 10, Event::None), other, 50, now, TTL)
+            .unwrap();
+        assert_eq!(moved.leechers, 1);
+        let seen = s
+            .announce(&announce(2, 10, Event::Started), owner, 50, now, TTL)
+            .unwrap();
+        assert_eq!(seen.peers[0].1, owner, "still at its own address");
+        s.announce(&announce(1, 10, Event::Stopped), owner, 50, now, TTL)
+            .unwrap();
+        assert_eq!(
+            s.stats(&[7; 20], now, TTL).unwrap().leechers,
+            1,
+            "its owner can stop it"
+        );
     }
 }

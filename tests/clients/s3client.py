@@ -59,6 +59,9 @@ def run(s3, cmd, args):
     if cmd == "mkbucket":
         s3.create_bucket(Bucket=args[0])
         return {}
+    if cmd == "list":
+        r = s3.list_objects_v2(Bucket=args[0])
+        return {"keys": [o["Key"] for o in r.get("Contents", [])]}
     if cmd == "versioning":
         s3.put_bucket_versioning(
             Bucket=args[0], VersioningConfiguration={"Status": "Enabled"}

@@ -379,7 +379,7 @@ fn magnet_link_names_infohash_trackers_and_web_seed() {
 fn tracker_sidecar(name: &str) -> Sidecar {
     extra_sidecar_full(name, |c| {
         let base = own_url(&c);
-        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"{base}/announce\"\ninterval = 2\npeer_ttl = 30\n")
+        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"{base}/_s3torrent/announce\"\ninterval = 2\npeer_ttl = 30\n")
     })
 }
 
@@ -416,7 +416,12 @@ fn libtorrent_peers_find_each_other_through_the_built_in_tracker() {
     let raw: String = (0..20)
         .map(|i| format!("%{}", &hash[2 * i..2 * i + 2]))
         .collect();
-    let r = request(s.port, "GET", &format!("/scrape?info_hash={raw}"), &[]);
+    let r = request(
+        s.port,
+        "GET",
+        &format!("/_s3torrent/scrape?info_hash={raw}"),
+        &[],
+    );
     let v = s3torrent::torrent::bencode::decode(&r.body).unwrap();
     let stats = v
         .get("files")
@@ -453,13 +458,13 @@ fn announce_and_scrape_edge_cases_answer_bencoded_failures() {
     };
     let hash = "%01".repeat(20);
     let peer = "-XX0001-000000000000";
-    let base = format!("/announce?info_hash={hash}&peer_id={peer}&port=6881&left=10");
+    let base = format!("/_s3torrent/announce?info_hash={hash}&peer_id={peer}&port=6881&left=10");
     assert!(failure(&base).starts_with("unregistered torrent"));
     assert_eq!(
         failure(&base.replace(&hash, "%01%02")),
         "invalid info_hash: must be 20 bytes"
     );
-    assert_eq!(failure("/announce"), "missing info_hash");
+    assert_eq!(failure("/_s3torrent/announce"), "missing info_hash");
     assert_eq!(failure(&base.replace("&port=6881", "")), "missing port");
     assert_eq!(
         failure(&base.replace(peer, "x")),
@@ -467,11 +472,16 @@ fn announce_and_scrape_edge_cases_answer_bencoded_failures() {
     );
     assert_eq!(failure(&format!("{base}&event=exploded")), "invalid event");
     assert_eq!(
-        failure("/scrape?info_hash=%01"),
+        failure("/_s3torrent/scrape?info_hash=%01"),
         "invalid info_hash: must be 20 bytes"
     );
     // An unknown infohash in a scrape is simply absent.
-    let r = request(s.port, "GET", &format!("/scrape?info_hash={hash}"), &[]);
+    let r = request(
+        s.port,
+        "GET",
+        &format!("/_s3torrent/scrape?info_hash={hash}"),
+        &[],
+    );
     assert_eq!(r.body, b"d5:filesdee");
     // The tracker claims only its two paths: objects under a bucket named `announce` pass
     // through to the backend, which answers as it would directly.
@@ -606,4 +616,209 @@ fn presigned_torrent_of(base: &str, dir: &Path, bucket: &str, key: &str) -> Vec<
     let out = s3client(base, READER, &["torrent", bucket, key, t.to_str().unwrap()]);
     assert_eq!(out["status"], 200, "{out}");
     std::fs::read(t).unwrap()
+}
+
+/// A signed request as `ADMIN` with `host`, through the sidecar at `port`.
+fn signed_as_admin(port: u16, method: &str, host: &str, target: &str, body: &[u8]) -> Response {
+    use sha2::{Digest, Sha256};
+    let hash = hex::encode(Sha256::digest(body));
+    let headers = signed_headers(
+        ADMIN,
+        method,
+        host,
+        target,
+        Some(&hash),
+        std::time::SystemTime::now(),
+    );
+    let refs: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    request_with_body(port, method, target, &refs, body)
+}
+
+#[test]
+fn buckets_named_announce_and_scrape_stay_s3_buckets_while_the_tracker_answers() {
+    let s = tracker_sidecar("tracker-shadow");
+    let base = format!("http://127.0.0.1:{}", s.port);
+    let dir = env().scratch("tracker-shadow");
+    let data = test_data(5000, 212);
+    let file = dir.join("k.bin");
+    std::fs::write(&file, &data).unwrap();
+    for bucket in ["announce", "scrape"] {
+        // Path-style, with boto3: create, write, list, read.
+        let made = s3client(&base, ADMIN, &["mkbucket", bucket]);
+        assert!(made.get("error").is_none(), "{bucket}: {made}");
+        let put = s3client(
+            &base,
+            ADMIN,
+            &["put", bucket, "k.bin", file.to_str().unwrap()],
+        );
+        assert!(put.get("error").is_none(), "{bucket}: {put}");
+        let listed = s3client(&base, ADMIN, &["list", bucket]);
+        assert_eq!(listed["keys"], serde_json::json!(["k.bin"]), "{bucket}");
+        let back = dir.join(format!("{bucket}.back"));
+        s3client(
+            &base,
+            ADMIN,
+            &["get", bucket, "k.bin", back.to_str().unwrap()],
+        );
+        assert_eq!(std::fs::read(&back).unwrap(), data, "{bucket}");
+
+        // Virtual-hosted style: `{bucket}.s3.test`, where `/_s3torrent/announce` is a key too.
+        let host = format!("{bucket}.{DOMAIN}:{}", s.port);
+        for key in ["v.bin", "_s3torrent/announce"] {
+            let target = format!("/{key}");
+            let put = signed_as_admin(s.port, "PUT", &host, &target, b"virtual");
+            assert_eq!(put.status, 200, "{bucket} PUT {key}: {}", put.text());
+            let get = signed_as_admin(s.port, "GET", &host, &target, b"");
+            assert_eq!(
+                (get.status, get.body.as_slice()),
+                (200, &b"virtual"[..]),
+                "{bucket} GET {key}"
+            );
+        }
+        let list = signed_as_admin(s.port, "GET", &host, "/?list-type=2", b"");
+        assert_eq!(list.status, 200, "{}", list.text());
+        assert!(list.text().contains("<Key>v.bin</Key>"), "{}", list.text());
+    }
+
+    // The tracker still answers at the URL the torrents name.
+    put_object("public", "bt/shadow.bin", &data, &dir);
+    let r = request(s.port, "GET", "/public/bt/shadow.bin?torrent", &[]);
+    let torrent = s3torrent::torrent::bencode::decode(&r.body).unwrap();
+    let announce = String::from_utf8(
+        torrent
+            .get("announce")
+            .unwrap()
+            .as_bytes()
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    let path = announce.trim_start_matches(&base);
+    assert_eq!(path, "/_s3torrent/announce");
+    let hash: String = torrent_info_hash(&r.body)
+        .iter()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    let query = format!("{path}?info_hash={hash}&peer_id=-XX0001-000000000000&port=6881&left=10");
+    let answer =
+        s3torrent::torrent::bencode::decode(&request(s.port, "GET", &query, &[]).body).unwrap();
+    assert!(answer.get("interval").is_some(), "a tracker answer");
+}
+
+fn torrent_info_hash(torrent: &[u8]) -> [u8; 20] {
+    use sha1::{Digest, Sha1};
+    let v = s3torrent::torrent::bencode::decode(torrent).unwrap();
+    Sha1::digest(v.get("info").unwrap().encode()).into()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// One announce from `source` (an address in 127.0.0.0/8), answered or not.
+async fn announce_from(source: std::net::Ipv4Addr, port: u16, target: String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(socket) = tokio::net::TcpSocket::new_v4() else {
+        return;
+    };
+    if socket.bind((source, 0).into()).is_err() {
+        return;
+    }
+    let Ok(mut s) = socket.connect(([127, 0, 0, 1], port).into()).await else {
+        return;
+    };
+    let req = format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).await.is_ok() {
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink).await;
+    }
+}
+
+#[test]
+fn an_announce_flood_stays_within_the_tracker_bounds() {
+    const PEERS: usize = 3000;
+    const FLOOD: usize = 20_000;
+    let s = extra_sidecar_full("tracker-flood", |c| {
+        let base = own_url(&c);
+        format!(
+            "{c}\n[tracker]\nenabled = true\npublic_url = \"{base}/_s3torrent/announce\"\n\
+             max_peers = {PEERS}\nmax_peers_per_address = 2\n"
+        )
+    });
+    let dir = env().scratch("tracker-flood");
+    let hashes: Vec<String> = (0..4)
+        .map(|i| {
+            let key = format!("bt/flood-{i}.bin");
+            put_object("public", &key, &test_data(1000 + i, 300 + i as u64), &dir);
+            let r = request(s.port, "GET", &format!("/public/{key}?torrent"), &[]);
+            assert_eq!(r.status, 200);
+            torrent_info_hash(&r.body)
+                .iter()
+                .map(|b| format!("%{b:02X}"))
+                .collect()
+        })
+        .collect();
+    let before = rss_kib(s.pid);
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut batch = tokio::task::JoinSet::new();
+        for i in 0..FLOOD {
+            // Every announce a new peer, from one of 20,000 loopback addresses.
+            let source = std::net::Ipv4Addr::new(127, 1 + (i / 60_000) as u8, (i / 250 % 240) as u8, (i % 250 + 1) as u8);
+            let target = format!(
+                "/_s3torrent/announce?info_hash={}&peer_id=-FL0001-{i:012}&port={}&left=5&compact=1",
+                hashes[i % hashes.len()],
+                1024 + i % 60_000,
+            );
+            batch.spawn(announce_from(source, s.port, target));
+            if batch.len() >= 64 {
+                batch.join_next().await;
+            }
+        }
+        while batch.join_next().await.is_some() {}
+    });
+    let flood_secs = started.elapsed().as_secs_f64();
+    let metrics = request(s.admin_port, "GET", "/metrics", &[]).text();
+    let held: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("s3torrent_tracker_peers "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the tracker peers gauge");
+    assert_eq!(
+        held, PEERS,
+        "{FLOOD} announces in {flood_secs:.1} s: the global cap holds"
+    );
+    // Scrape agrees, torrent by torrent.
+    let total: i64 = hashes
+        .iter()
+        .map(|h| {
+            let r = request(
+                s.port,
+                "GET",
+                &format!("/_s3torrent/scrape?info_hash={h}"),
+                &[],
+            );
+            let v = s3torrent::torrent::bencode::decode(&r.body).unwrap();
+            let files = v.get("files").unwrap().as_dict().unwrap();
+            let f = files.values().next().unwrap();
+            f.get("incomplete").unwrap().as_int().unwrap()
+                + f.get("complete").unwrap().as_int().unwrap()
+        })
+        .sum();
+    assert_eq!(total as usize, PEERS);
+    // Memory: a few hundred bytes a peer, far inside the documented worst case.
+    let grown_mib = rss_kib(s.pid).saturating_sub(before) as f64 / 1024.0;
+    assert!(grown_mib < 16.0, "RSS grew {grown_mib:.1} MiB");
 }

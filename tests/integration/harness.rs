@@ -207,6 +207,8 @@ fn start_seaweed(dir: &Path) -> (u16, u16) {
         .arg(format!("-filer.port={}", p[4]))
         .arg(format!("-filer.port.grpc={}", p[5]))
         .arg(format!("-s3.port={}", p[6]))
+        // Virtual-hosted style for `{bucket}.s3.test`, the sidecar's configured domain.
+        .arg(format!("-s3.domainName={DOMAIN}"))
         .arg(format!("-s3.port.grpc={}", p[7]))
         .arg(format!("-admin.port={}", p[8]))
         .arg(format!("-admin.port.grpc={}", p[9]))
