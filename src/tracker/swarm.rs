@@ -39,7 +39,7 @@ impl Swarm {
         (seeders, self.peers.len() - seeders)
     }
 
-    fn from_address(&self, ip: IpAddr) -> usize {
+    fn peers_at(&self, ip: IpAddr) -> usize {
         self.peers.values().filter(|p| p.ip == ip).count()
     }
 }
@@ -139,7 +139,7 @@ impl Swarms {
                 // A full swarm (or tracker, or address) still answers; it just does not grow.
                 let room = state.peers < self.limits.peers
                     && swarm.peers.len() < self.limits.peers_per_torrent
-                    && swarm.from_address(ip) < self.limits.peers_per_address;
+                    && swarm.peers_at(ip) < self.limits.peers_per_address;
                 if known || room {
                     let peer = Peer {
                         ip,
