@@ -96,6 +96,22 @@ struct DemoAccess;
 #[async_trait]
 impl S3Access for DemoAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> s3s::S3Result<()> {
+        // s3s-fs stores `bucket/key` as a file path under its root, resolving `..`: a key
+        // such as `../private/k` would reach into another bucket. S3 allows such keys; this
+        // file-backed demo cannot store them safely, so it refuses them.
+        if let s3s::path::S3Path::Object { key, .. } = cx.s3_path() {
+            let unsafe_key = key.starts_with('/')
+                || key.contains('\\')
+                || key
+                    .split('/')
+                    .any(|segment| segment == "." || segment == "..");
+            if unsafe_key {
+                return Err(s3s::s3_error!(
+                    InvalidArgument,
+                    "The demo backend does not accept keys with '.' or '..' segments, a leading '/' or a backslash."
+                ));
+            }
+        }
         let public_read = matches!(cx.s3_op().name(), "GetObject" | "HeadObject")
             && cx.s3_path().get_bucket_name() == Some(PUBLIC_BUCKET);
         if cx.credentials().is_some() || public_read {

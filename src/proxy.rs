@@ -141,8 +141,10 @@ impl ProxyHttp for S3TorrentProxy {
         let req = session.req_header();
         // S3 requests are origin-form (`/bucket/key?…`). An absolute-form or other target
         // would be read one way here and maybe another by the backend: refuse it outright.
+        // (pingora normalizes `uri` — `http://h/b/k` loses its scheme, `b/k` becomes `/` —
+        // so the raw target is what tells.)
         let uri = &req.uri;
-        if uri.scheme().is_some() || uri.authority().is_some() || !uri.path().starts_with('/') {
+        if req.raw_path().first() != Some(&b'/') || uri.scheme().is_some() {
             ctx.route = "rejected";
             ctx.request_id = new_request_id();
             let e = S3Error::invalid_request("The request target must be a path (origin-form).");

@@ -110,6 +110,12 @@ def run(s3, cmd, args):
             f.write(r["Body"].read())
         h = r["ResponseMetadata"]["HTTPHeaders"]
         return {"status": r["ResponseMetadata"]["HTTPStatusCode"], "headers": h}
+    if cmd == "presign-get":
+        bucket, key, expires = args
+        url = s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(expires)
+        )
+        return {"url": url}
     if cmd == "presign-torrent":
         bucket, key, expires = args
         url = s3.generate_presigned_url(

@@ -237,33 +237,6 @@ fn read_means_get_not_head() {
     assert_eq!(r.s3_code().as_deref(), Some("AccessDenied"));
 }
 
-/// A backend that serves one object (`LEN` bytes) for any path and records every request
-/// head it receives, lower-cased: to see what the sidecar tells the backend.
-fn recording_backend() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    const LEN: usize = 20_000;
-    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-    let seen = heads.clone();
-    let port = fake_backend(move |head, out| {
-        seen.lock().unwrap().push(head.to_ascii_lowercase());
-        if is_probe(head) {
-            return out.write_all(&probe_answer("\"fw\"", LEN)).is_ok();
-        }
-        let mut r = format!("HTTP/1.1 200 OK\r\nETag: \"fw\"\r\nContent-Length: {LEN}\r\n\r\n")
-            .into_bytes();
-        r.extend_from_slice(&test_data(LEN, 3));
-        out.write_all(&r).is_ok()
-    });
-    (port, heads)
-}
-
-fn sidecar_on(name: &str, backend: u16, extra: &str) -> u16 {
-    extra_sidecar(name, |c| {
-        let live = format!("http://127.0.0.1:{}", env().s3_port);
-        let c = c.replace(&live, &format!("http://127.0.0.1:{backend}"));
-        c.replace("[server]\n", &format!("[server]\n{extra}"))
-    })
-}
-
 #[test]
 fn forwarded_headers_travel_only_when_the_caller_signed_them() {
     let (fake, heads) = recording_backend();

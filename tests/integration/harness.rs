@@ -283,6 +283,8 @@ pub struct Sidecar {
     pub port: u16,
     pub admin_port: u16,
     pub pid: u32,
+    /// Where it logs (stderr).
+    pub log: PathBuf,
 }
 
 /// Another sidecar on the same backend with a tweaked configuration (limits, endpoints);
@@ -292,6 +294,11 @@ pub fn extra_sidecar(name: &str, tweak: impl Fn(String) -> String) -> u16 {
 }
 
 pub fn extra_sidecar_full(name: &str, tweak: impl Fn(String) -> String) -> Sidecar {
+    extra_sidecar_logging(name, tweak, "warn")
+}
+
+/// As [`extra_sidecar_full`], logging at `level` to `Sidecar::log`.
+pub fn extra_sidecar_logging(name: &str, tweak: impl Fn(String) -> String, level: &str) -> Sidecar {
     let env = env();
     let [port, admin_port] = free_ports(2)[..] else {
         unreachable!()
@@ -303,19 +310,26 @@ pub fn extra_sidecar_full(name: &str, tweak: impl Fn(String) -> String) -> Sidec
         tweak(sidecar_config(env.s3_port, port, admin_port)),
     )
     .unwrap();
-    let pid = start_sidecar(&config, &dir.join("sidecar.log"), port);
+    let log = dir.join("sidecar.log");
+    let pid = start_sidecar_logging(&config, &log, port, level);
     Sidecar {
         port,
         admin_port,
         pid,
+        log: log.with_extension("err"),
     }
 }
 
 pub fn start_sidecar(config: &Path, log: &Path, port: u16) -> u32 {
+    start_sidecar_logging(config, log, port, "warn")
+}
+
+/// As [`start_sidecar`], logging at `level` (to `log` with extension `err`).
+pub fn start_sidecar_logging(config: &Path, log: &Path, port: u16, level: &str) -> u32 {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3torrent"));
     cmd.arg("--config")
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .stdout(std::fs::File::create(log).unwrap())
         .stderr(std::fs::File::create(log.with_extension("err")).unwrap());
     let child = spawn_guarded(cmd);
@@ -678,4 +692,31 @@ pub fn put_object(bucket: &str, key: &str, data: &[u8], scratch: &Path) -> Value
     );
     assert!(out.get("error").is_none(), "put {bucket}/{key}: {out}");
     out
+}
+
+/// A backend that serves one object (`LEN` bytes) for any path and records every request
+/// head it receives, lower-cased: to see what the sidecar tells the backend.
+pub fn recording_backend() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    const LEN: usize = 20_000;
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = heads.clone();
+    let port = fake_backend(move |head, out| {
+        seen.lock().unwrap().push(head.to_ascii_lowercase());
+        if is_probe(head) {
+            return std::io::Write::write_all(out, &probe_answer("\"fw\"", LEN)).is_ok();
+        }
+        let mut r = format!("HTTP/1.1 200 OK\r\nETag: \"fw\"\r\nContent-Length: {LEN}\r\n\r\n")
+            .into_bytes();
+        r.extend_from_slice(&test_data(LEN, 3));
+        std::io::Write::write_all(out, &r).is_ok()
+    });
+    (port, heads)
+}
+
+pub fn sidecar_on(name: &str, backend: u16, extra: &str) -> u16 {
+    extra_sidecar(name, |c| {
+        let live = format!("http://127.0.0.1:{}", env().s3_port);
+        let c = c.replace(&live, &format!("http://127.0.0.1:{backend}"));
+        c.replace("[server]\n", &format!("[server]\n{extra}"))
+    })
 }

@@ -131,3 +131,132 @@ fn slowloris_does_not_starve_other_clients() {
     );
     drop(idle);
 }
+
+/// Request targets that are not origin-form are refused and never reach the backend.
+#[test]
+fn only_origin_form_targets_are_served() {
+    let (fake, heads) = recording_backend();
+    let port = sidecar_on("origin-form", fake, "");
+    let targets = [
+        "b/k?torrent".to_string(),
+        format!("http://127.0.0.1:{fake}/b/k?torrent"),
+        format!("http://127.0.0.1:{fake}/b/k"),
+        "*".to_string(),
+    ];
+    for target in &targets {
+        let statuses = raw(
+            port,
+            format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+        );
+        assert_4xx(&statuses, target);
+        assert_eq!(statuses[0], 400, "{target}");
+    }
+    assert!(
+        heads.lock().unwrap().is_empty(),
+        "forwarded: {:?}",
+        heads.lock().unwrap()
+    );
+    still_serving(port);
+}
+
+/// A sidecar whose backend is down, logging at the default level to a file.
+fn down_backend_sidecar(name: &str) -> (u16, std::path::PathBuf) {
+    let dir = env().scratch(name);
+    let [port, admin, dead] = free_ports(3)[..] else {
+        unreachable!()
+    };
+    let config = dir.join("s3torrent.toml");
+    let text = sidecar_config(dead, port, admin);
+    std::fs::write(&config, text).unwrap();
+    let log = dir.join("sidecar.log");
+    start_sidecar_logging(&config, &log, port, "info");
+    (port, log.with_extension("err"))
+}
+
+#[test]
+fn error_bodies_name_no_backend_address_or_internal_chain() {
+    let (port, _) = down_backend_sidecar("no-internals");
+    for target in ["/b/k?torrent", "/b/k"] {
+        let r = request(port, "GET", target, &[]);
+        assert_eq!(r.status, 503, "{target}: {}", r.text());
+        let body = r.text();
+        for leak in ["127.0.0.1", "ConnectRefused", "context", "Fail to", "addr"] {
+            assert!(!body.contains(leak), "{target}: {leak} in {body}");
+        }
+        assert!(body.contains("<RequestId>"), "{body}");
+    }
+}
+
+#[test]
+fn no_log_line_carries_a_presigned_credential() {
+    let env = env();
+    let (down, log) = down_backend_sidecar("log-secrets");
+    let live = extra_sidecar_logging("log-secrets-live", |c| c, "info");
+    let dir = env.scratch("log-secrets");
+    put_object(
+        "private",
+        "logs/big.bin",
+        &test_data(8 * 1024 * 1024, 77),
+        &dir,
+    );
+    let presigned = |port: u16, signature: &str, cmd: &str| {
+        let base = format!("http://127.0.0.1:{port}");
+        let out = s3client_signing(
+            &base,
+            READER,
+            signature,
+            &[cmd, "private", "logs/big.bin", "300"],
+        );
+        out["url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches(&base)
+            .to_string()
+    };
+    for (signature, form) in [("s3v4", "X-Amz-Signature="), ("default", "Signature=")] {
+        for cmd in ["presign-torrent", "presign-get"] {
+            // Backend down: pingora's and our own failure paths.
+            let target = presigned(down, signature, cmd);
+            assert!(target.contains(form), "{target}");
+            assert_eq!(request(down, "GET", &target, &[]).status, 503, "{target}");
+            // A bad signature.
+            let tampered = target.replace("logs/big.bin", "logs/other.bin");
+            assert!(request(live.port, "GET", &tampered, &[]).status >= 400);
+        }
+        // A client that hangs up mid-body on a live backend.
+        let target = presigned(live.port, signature, "presign-get");
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", live.port)).unwrap();
+        s.write_all(
+            format!(
+                "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+                live.port
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut first = [0u8; 4096];
+        let _ = s.read(&mut first);
+        drop(s);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut lines = 0;
+    for file in [log, live.log.clone()] {
+        let text = std::fs::read_to_string(&file).unwrap();
+        lines += text.lines().count();
+        for needle in [
+            "X-Amz-Signature",
+            "X-Amz-Credential",
+            "Signature=",
+            "AWSAccessKeyId=",
+        ] {
+            let hit = text.lines().find(|l| l.contains(needle));
+            assert!(hit.is_none(), "{}: {needle} in {hit:?}", file.display());
+        }
+    }
+    let down_log = std::fs::read_to_string(env.scratch("log-secrets").join("sidecar.err")).unwrap();
+    assert!(
+        down_log.contains("Fail to proxy"),
+        "pingora's failure path was exercised"
+    );
+    assert!(lines > 10, "the logs were written ({lines} lines)");
+}

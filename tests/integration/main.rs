@@ -5,6 +5,7 @@ mod authz;
 mod bittorrent;
 mod cache;
 mod cli;
+mod demo;
 mod errors;
 mod faults;
 mod formats;

@@ -302,3 +302,33 @@ fn longest_key_s3_allows() {
     let (check, _) = curl_torrent(env.port, "public", &key, &data, &dir);
     assert_eq!(check["name"], "e".repeat(19));
 }
+
+#[test]
+fn names_are_safe_to_create_on_every_os() {
+    let env = env();
+    let dir = env.scratch("safe-names");
+    let cases = [
+        ("names/CON.txt", "_CON.txt"),
+        ("names/a:b*c?d|e<f>g\"h\\i.bin", "a_b_c_d_e_f_g_h_i.bin"),
+        ("names/trailing. ", "trailing__"),
+        ("names/ctl\u{1}\u{7f}.bin", "ctl__.bin"),
+    ];
+    for (i, (key, name)) in cases.iter().enumerate() {
+        let data = test_data(3000 + i, 60 + i as u64);
+        put_object("public", key, &data, &dir);
+        let (check, _) = curl_torrent(env.port, "public", key, &data, &dir);
+        assert_eq!(check["name"], *name, "{key:?}");
+        let target = format!("/public/{}?torrent", encode_path(key));
+        let r = request(env.port, "HEAD", &target, &[]);
+        let disposition = r.header("content-disposition").unwrap();
+        assert!(
+            disposition.contains(&format!("filename=\"{name}.torrent\"")),
+            "{disposition}"
+        );
+        let link = r.header("link").unwrap();
+        assert!(
+            link.contains(&format!("&dn={}", encode_path(name).replace('/', "%2F"))),
+            "{link}"
+        );
+    }
+}
