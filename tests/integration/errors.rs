@@ -141,7 +141,15 @@ fn malformed_requests_get_4xx() {
         "/public/k?torrent",
         &[("Authorization", "AWS AKID:c2lnbmF0dXJl")],
     );
-    assert_s3_error(&v2, 400, "InvalidRequest");
+    // SigV2 is verified now; without a Date it is refused as S3 refuses it.
+    assert_s3_error(&v2, 403, "AccessDenied");
+    let malformed = request(
+        env.port,
+        "GET",
+        "/public/k?torrent",
+        &[("Authorization", "AWS no-colon")],
+    );
+    assert_s3_error(&malformed, 400, "InvalidArgument");
 }
 
 #[test]

@@ -140,7 +140,8 @@ fn awkward_keys_spaces_utf8_plus_percent_slashes() {
         let data = test_data(20_000 + i, 100 + i as u64);
         put_object("public", key, &data, &dir);
         let (check, _) = curl_torrent(env.port, "public", key, &data, &dir);
-        let basename = key.rsplit('/').next().unwrap();
+        // `*` cannot be in a Windows file name: it becomes `_` (see names_are_safe_…).
+        let basename = key.rsplit('/').next().unwrap().replace('*', "_");
         assert_eq!(check["name"], basename, "{key}");
     }
     // `%2F` in the path is a slash in the key.
