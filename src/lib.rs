@@ -19,6 +19,8 @@
 //! - [`torrent`] — the format: `bencode`, `Info`, `Metainfo`, `PieceHasher`, `PieceLength`,
 //!   and the generated `Torrent` as served.
 //! - [`tracker`] — the built-in BitTorrent tracker.
+//! - [`seeder`] — the sidecar as a BitTorrent seed: peer wire, `ut_metadata`, super-seeding,
+//!   piece data from the backend.
 //!
 //! Around it:
 //!
@@ -42,6 +44,7 @@ pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod proxy;
 pub mod s3;
+pub mod seeder;
 pub mod server;
 pub(crate) mod service;
 pub(crate) mod shutdown;

@@ -14,6 +14,7 @@ pub struct Metrics {
     pub cache: CacheMetrics,
     pub upstream: UpstreamMetrics,
     pub tracker: TrackerMetrics,
+    pub seeder: std::sync::Arc<SeederMetrics>,
 }
 
 impl Metrics {
@@ -25,6 +26,7 @@ impl Metrics {
             cache: CacheMetrics::register(&registry),
             upstream: UpstreamMetrics::register(&registry),
             tracker: TrackerMetrics::register(&registry),
+            seeder: std::sync::Arc::new(SeederMetrics::register(&registry)),
             registry,
         }
     }
@@ -211,6 +213,52 @@ impl GenerationMetrics {
     }
 }
 
+pub struct SeederMetrics {
+    pub peers: IntGauge,
+    pub uploaded_bytes: IntCounter,
+    pub pieces_served: IntCounter,
+    pub backend_bytes: IntCounter,
+    pub piece_cache_hits: IntCounter,
+    pub webseed_deferred: IntCounter,
+}
+
+impl SeederMetrics {
+    fn register(registry: &Registry) -> Self {
+        SeederMetrics {
+            peers: gauge(
+                registry,
+                "s3torrent_seeder_peers",
+                "Peers connected to the seeder.",
+            ),
+            uploaded_bytes: counter(
+                registry,
+                "s3torrent_seeder_uploaded_bytes_total",
+                "Block bytes the seeder sent to peers.",
+            ),
+            pieces_served: counter(
+                registry,
+                "s3torrent_seeder_pieces_served_total",
+                "Whole pieces the seeder finished sending to a peer.",
+            ),
+            backend_bytes: counter(
+                registry,
+                "s3torrent_seeder_backend_bytes_total",
+                "Object bytes the seeder read from the backend.",
+            ),
+            piece_cache_hits: counter(
+                registry,
+                "s3torrent_seeder_piece_cache_hits_total",
+                "Piece reads served from the seeder's piece cache.",
+            ),
+            webseed_deferred: counter(
+                registry,
+                "s3torrent_seeder_webseed_deferred_total",
+                "Web-seed range requests answered 503 so the client takes from the swarm.",
+            ),
+        }
+    }
+}
+
 pub struct TrackerMetrics {
     pub peers: IntGauge,
 }
@@ -264,7 +312,7 @@ impl CacheMetrics {
 }
 
 pub struct UpstreamMetrics {
-    /// kind: probe (authorization, a one-byte GET as the caller) | fetch (object GET)
+    /// kind: probe (authorization, a one-byte GET as the caller) | fetch (object GET) | seed (a piece for the seeder)
     pub requests: IntCounterVec,
     /// kind: connect | timeout | status_5xx | broken_body | changed
     pub errors: IntCounterVec,

@@ -21,6 +21,7 @@ use crate::s3::route::{is_virtual_hosted, route, Route, TorrentRequest};
 use crate::s3::sigv4::{SignedRequest, Verifier};
 use crate::s3::upstream::backend_peer;
 use crate::s3::{Code, S3Error};
+use crate::seeder::{Seeder, WebseedTicket};
 use crate::service::response::Reply;
 use crate::service::{CacheStatus, TorrentService};
 use crate::shutdown::{InFlight, InFlightGuard};
@@ -32,6 +33,7 @@ pub struct S3TorrentProxy {
     metrics: Arc<Metrics>,
     in_flight: Arc<InFlight>,
     tracker: Option<Arc<Tracker>>,
+    seeder: Option<Arc<Seeder>>,
     peer: HttpPeer,
 }
 
@@ -45,6 +47,8 @@ pub struct RequestCtx {
     pub cache: CacheStatus,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Holds a web-seed slot for a seeded object until the response ends.
+    _webseed: Option<WebseedTicket>,
     _in_flight: InFlightGuard,
 }
 
@@ -55,6 +59,7 @@ impl S3TorrentProxy {
         metrics: Arc<Metrics>,
         in_flight: Arc<InFlight>,
         tracker: Option<Arc<Tracker>>,
+        seeder: Option<Arc<Seeder>>,
     ) -> Self {
         let peer = backend_peer(&config.upstream.endpoint, config.upstream.timeout.get());
         S3TorrentProxy {
@@ -63,6 +68,7 @@ impl S3TorrentProxy {
             metrics,
             in_flight,
             tracker,
+            seeder,
             peer,
         }
     }
@@ -113,6 +119,40 @@ impl S3TorrentProxy {
     }
 }
 
+/// Web-seed shaping: an unsigned ranged GET (what BitTorrent clients send to a web seed) of
+/// an object the seeder seeds takes one of `webseed_concurrency` slots for that object, or is
+/// told to come back later, so late joiners take from the swarm instead of the origin.
+fn shape_webseed(
+    seeder: &Seeder,
+    req: &RequestHeader,
+    domains: &[crate::config::Domain],
+    ctx: &mut RequestCtx,
+) -> Option<S3Error> {
+    let host = req
+        .headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok());
+    let signed = req.headers.contains_key(http::header::AUTHORIZATION);
+    if req.method != http::Method::GET
+        || !req.headers.contains_key(http::header::RANGE)
+        || signed
+        || is_virtual_hosted(host, domains)
+    {
+        return None;
+    }
+    let path = req.uri.path().strip_prefix('/')?;
+    let (bucket, key) = path.split_once('/')?;
+    let bucket = crate::s3::uri::decode_utf8(bucket).ok()?;
+    let key = crate::s3::uri::decode_utf8(key).ok()?;
+    match seeder.admit_webseed(&bucket, &key) {
+        Some(ticket) => {
+            ctx._webseed = ticket;
+            None
+        }
+        None => Some(S3Error::slow_down().with_status(503)),
+    }
+}
+
 fn peer_ip(session: &Session) -> std::net::IpAddr {
     session
         .client_addr()
@@ -133,6 +173,7 @@ impl ProxyHttp for S3TorrentProxy {
             cache: CacheStatus::None,
             bytes_in: 0,
             bytes_out: 0,
+            _webseed: None,
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -178,7 +219,19 @@ impl ProxyHttp for S3TorrentProxy {
         }
         let route = route(&req.method, uri.path(), uri.query(), host, domains);
         let result = match route {
-            Route::PassThrough => return Ok(false),
+            Route::PassThrough => {
+                if let Some(seeder) = &self.seeder {
+                    if let Some(e) = shape_webseed(seeder, session.req_header(), domains, ctx) {
+                        ctx.route = "webseed";
+                        ctx.request_id = new_request_id();
+                        let reply =
+                            error_reply(&e, session.req_header().uri.path(), &ctx.request_id);
+                        write_reply(session, reply, &ctx.request_id).await?;
+                        return Ok(true);
+                    }
+                }
+                return Ok(false);
+            }
             Route::Reject(e) => Err(e),
             Route::Torrent(t) => self.torrent_reply(session, t, &mut ctx.cache).await,
         };

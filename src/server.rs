@@ -12,6 +12,8 @@ use crate::admin::{AdminApp, Readiness};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::proxy::S3TorrentProxy;
+use crate::s3::upstream::Upstream;
+use crate::seeder::{Seeder, SeederService};
 use crate::service::TorrentService;
 use crate::shutdown::{Drain, Drained, InFlight};
 use crate::tracker::Tracker;
@@ -60,10 +62,22 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
         let tracker = Tracker::new(config.tracker.clone());
         Arc::new(tracker.reporting_to(metrics.tracker.peers.clone()))
     });
+    let upstream = Arc::new(Upstream::new(&config.upstream, metrics.clone()));
+    let seeder = match config.seeder.enabled {
+        true => Some(Arc::new(Seeder::bind(
+            &config.seeder,
+            upstream.clone(),
+            metrics.seeder.clone(),
+            tracker.clone(),
+        )?)),
+        false => None,
+    };
     let torrents = Arc::new(TorrentService::new(
         config.clone(),
         metrics.clone(),
+        upstream,
         tracker.clone(),
+        seeder.clone(),
     ));
     let mut proxy = http_proxy_service_with_name(
         &server.configuration,
@@ -73,6 +87,7 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
             metrics.clone(),
             in_flight.clone(),
             tracker,
+            seeder.clone(),
         ),
         "s3torrent proxy",
     );
@@ -97,6 +112,13 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
             grace_period: config.server.grace_period.get(),
         },
     ));
+
+    if let Some(seeder) = seeder {
+        server.add_service(pingora::services::background::background_service(
+            "seeder",
+            SeederService(seeder),
+        ));
+    }
 
     #[cfg(feature = "demo")]
     if config.demo.enabled {

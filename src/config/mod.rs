@@ -7,6 +7,7 @@
 
 mod auth;
 mod limits;
+mod seeder;
 mod server;
 mod torrent;
 mod tracker;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::{AuthConfig, Credential, Secret};
 pub use limits::{CacheConfig, LimitsConfig};
+pub use seeder::{SeedObjects, SeederConfig};
 pub use server::{AdminConfig, DemoConfig, LogConfig, LogFormat, ServerConfig};
 pub use torrent::{TorrentConfig, WebseedMode};
 pub use tracker::TrackerConfig;
@@ -49,6 +51,8 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub tracker: TrackerConfig,
+    #[serde(default)]
+    pub seeder: SeederConfig,
     #[serde(default)]
     pub demo: DemoConfig,
 }
@@ -225,6 +229,25 @@ impl Config {
             return Err(invalid(
                 "keys `tracker.*`: interval ≥ 1, peer_ttl ≥ interval, max_torrents, max_peers, max_peers_per_torrent and max_peers_per_address ≥ 1",
             ));
+        }
+        let sd = &self.seeder;
+        if sd.enabled {
+            at_least_one(sd.max_peers >= 1, "seeder.max_peers")?;
+            at_least_one(sd.max_unchoked >= 1, "seeder.max_unchoked")?;
+            let addr = sd.public_addr();
+            let port = addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<u16>().ok());
+            if port.is_none_or(|p| p == 0) {
+                return Err(invalid(format!(
+                    "key `seeder.public_addr`: {addr:?} is not host:port"
+                )));
+            }
+            if sd.listen == self.server.listen || sd.listen == self.admin.listen {
+                return Err(invalid(
+                    "key `seeder.listen` must differ from the other listeners",
+                ));
+            }
         }
         if self.demo.enabled && !cfg!(feature = "demo") {
             return Err(invalid(

@@ -44,6 +44,8 @@ pub enum Purpose {
     Probe,
     /// Object `GET` (or range) as the sidecar.
     Fetch,
+    /// One piece for the seeder, as the sidecar.
+    Seed,
 }
 
 impl Purpose {
@@ -51,6 +53,7 @@ impl Purpose {
         match self {
             Purpose::Probe => "probe",
             Purpose::Fetch => "fetch",
+            Purpose::Seed => "seed",
         }
     }
 }

@@ -11,7 +11,7 @@
 
 mod authorize;
 mod cache;
-mod flight;
+pub(crate) mod flight;
 mod generate;
 mod object_facts;
 mod probe_cache;
@@ -22,7 +22,7 @@ use std::time::SystemTime;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{Config, WebseedMode};
+use crate::config::{Config, SeedObjects, WebseedMode};
 use crate::metrics::Metrics;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::route::TorrentRequest;
@@ -30,6 +30,7 @@ use crate::s3::sigv4::{presign_url, Caller, SigningKey};
 use crate::s3::upstream::Upstream;
 use crate::s3::uri::{encode, encode_path};
 use crate::s3::{ObjectRef, S3Error};
+use crate::seeder::Seeder;
 use crate::torrent::{Format, Info, Torrent};
 use crate::tracker::Tracker;
 
@@ -68,9 +69,10 @@ pub struct TorrentService {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     tracker: Option<Arc<Tracker>>,
+    seeder: Option<Arc<Seeder>>,
     /// Tracker tiers for every torrent: the built-in tracker first, then `[torrent] announce`.
     announce: Vec<Vec<String>>,
-    upstream: Upstream,
+    upstream: Arc<Upstream>,
     cache: TorrentCache,
     probes: ProbeCache,
     flights: Arc<SingleFlight<CacheKey, Arc<Torrent>>>,
@@ -81,7 +83,13 @@ pub struct TorrentService {
 }
 
 impl TorrentService {
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, tracker: Option<Arc<Tracker>>) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        upstream: Arc<Upstream>,
+        tracker: Option<Arc<Tracker>>,
+        seeder: Option<Arc<Seeder>>,
+    ) -> Self {
         let builtin = tracker
             .as_ref()
             .and(config.tracker.public_url.as_ref())
@@ -99,8 +107,9 @@ impl TorrentService {
         let limits = &config.limits;
         TorrentService {
             tracker,
+            seeder,
             announce,
-            upstream: Upstream::new(&config.upstream, metrics.clone()),
+            upstream,
             metrics,
             cache: TorrentCache::new(config.cache.max_bytes),
             probes: ProbeCache::new(config.cache.revalidate_after.get()),
@@ -155,8 +164,46 @@ impl TorrentService {
                 tracker.register(id);
             }
         }
+        self.offer_to_seeder(object, &torrent, &facts, caller);
         let rendered = self.render(object, &torrent, caller, &facts)?;
         Ok(reply(object, &torrent, rendered, &facts, if_none_match))
+    }
+
+    /// Hands the torrent to the seeder: always with `objects = "all"`; with `"public"` only
+    /// if an anonymous caller may read the object (this caller, or an anonymous check made
+    /// in the background for a signed one).
+    fn offer_to_seeder(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        torrent: &Arc<Torrent>,
+        facts: &ObjectFacts,
+        caller: &Caller,
+    ) {
+        let Some(seeder) = self.seeder.clone() else {
+            return;
+        };
+        let pinned = ObjectRef {
+            version_id: object.version_id.clone().or(facts.version_id.clone()),
+            ..object.clone()
+        };
+        let public_only = seeder.config().objects == SeedObjects::Public;
+        if !public_only || *caller == Caller::Anonymous {
+            seeder.offer(torrent, &pinned, &facts.etag);
+            return;
+        }
+        let (service, torrent, etag) = (self.clone(), torrent.clone(), facts.etag.clone());
+        tokio::spawn(async move {
+            let authorizer = Authorizer {
+                upstream: &service.upstream,
+                probes: &service.probes,
+            };
+            let anonymous = authorizer
+                .authorize(&pinned, &Caller::Anonymous, &Forwarded::default())
+                .await;
+            if anonymous.is_ok_and(|f| f.etag == etag) {
+                seeder.offer(&torrent, &pinned, &etag);
+            }
+        });
     }
 
     /// This response's bytes: a presigned web seed is signed now, for this response only, so
@@ -174,7 +221,7 @@ impl TorrentService {
             return Ok(Rendered {
                 bytes: torrent.bytes.clone(),
                 etag: torrent.etag.clone(),
-                magnet: magnet_link(torrent, &torrent.meta.url_list),
+                magnet: magnet_link(torrent, &torrent.meta.url_list, self.seed_addr(torrent)),
             });
         }
         let up = &self.config.upstream;
@@ -207,8 +254,14 @@ impl TorrentService {
         Ok(Rendered {
             bytes,
             etag,
-            magnet: magnet_link(torrent, &webseeds),
+            magnet: magnet_link(torrent, &webseeds, self.seed_addr(torrent)),
         })
+    }
+
+    /// Where the seeder takes peers for this torrent (magnet `x.pe`), when it seeds it.
+    fn seed_addr(&self, torrent: &Torrent) -> Option<String> {
+        let seeder = self.seeder.as_ref()?;
+        torrent.info.format().has_v1().then(|| seeder.public_addr())
     }
 
     /// `{public_base_url}/{bucket}/{key}`, path-style, without a trailing `/` (so clients use

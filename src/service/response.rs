@@ -62,7 +62,7 @@ pub fn reply(
 
 /// `magnet:?xt=urn:btih:…&dn=…&tr=…&ws=…` (BEP 9, with BEP 19 web seeds); v2 and hybrid
 /// torrents are named by `xt=urn:btmh:1220…` (a SHA-256 multihash, BEP 52), hybrid by both.
-pub fn magnet_link(torrent: &Torrent, webseeds: &[String]) -> String {
+pub fn magnet_link(torrent: &Torrent, webseeds: &[String], peer: Option<String>) -> String {
     let mut topics = Vec::new();
     if torrent.info.format().has_v1() {
         topics.push(format!("xt=urn:btih:{}", hex::encode(torrent.info_hash)));
@@ -82,6 +82,11 @@ pub fn magnet_link(torrent: &Torrent, webseeds: &[String]) -> String {
     for ws in webseeds {
         m.push_str("&ws=");
         m.push_str(&encode(ws));
+    }
+    // A peer to dial directly: the sidecar's own seeder.
+    if let Some(peer) = peer {
+        m.push_str("&x.pe=");
+        m.push_str(&encode(&peer));
     }
     m
 }
@@ -156,7 +161,7 @@ mod tests {
     #[test]
     fn magnet_topics_follow_the_format() {
         let v1 = torrent(false, true);
-        let m = magnet_link(&v1, &[]);
+        let m = magnet_link(&v1, &[], None);
         assert!(
             m.starts_with(&format!(
                 "magnet:?xt=urn:btih:{}&dn=a.bin",
@@ -168,14 +173,14 @@ mod tests {
 
         let hybrid = torrent(true, true);
         let v2 = hex::encode(hybrid.info_hash_v2.unwrap());
-        let m = magnet_link(&hybrid, &[]);
+        let m = magnet_link(&hybrid, &[], Some("127.0.0.1:6881".into()));
         assert!(
             m.contains("xt=urn:btih:") && m.contains(&format!("&xt=urn:btmh:1220{v2}&")),
             "{m}"
         );
 
         let only = torrent(true, false);
-        let m = magnet_link(&only, &[]);
+        let m = magnet_link(&only, &[], None);
         assert!(
             m.starts_with("magnet:?xt=urn:btmh:1220") && !m.contains("btih"),
             "{m}"

@@ -46,6 +46,11 @@ impl Tracker {
         self
     }
 
+    /// The sidecar's seeder seeds this (registered) torrent at `addr`.
+    pub fn add_seed(&self, info_hash: [u8; 20], addr: std::net::SocketAddr) {
+        self.swarms.add_seed(info_hash, addr.ip(), addr.port());
+    }
+
     /// Called for every torrent the sidecar serves: from then on peers may announce it.
     pub fn register(&self, info_hash: [u8; 20]) {
         self.swarms.register(info_hash);

@@ -23,6 +23,8 @@ struct Peer {
 struct Swarm {
     peers: HashMap<[u8; 20], Peer>,
     completed: u64,
+    /// The sidecar's own seeder, when it seeds this torrent: always listed, first.
+    seed: Option<(IpAddr, u16)>,
 }
 
 impl Swarm {
@@ -36,7 +38,10 @@ impl Swarm {
 
     fn counts(&self) -> (usize, usize) {
         let seeders = self.peers.values().filter(|p| p.seeder).count();
-        (seeders, self.peers.len() - seeders)
+        (
+            seeders + usize::from(self.seed.is_some()),
+            self.peers.len() - seeders,
+        )
     }
 
     fn peers_at(&self, ip: IpAddr) -> usize {
@@ -161,23 +166,28 @@ impl Swarms {
             compact_v6: Vec::new(),
             peers: Vec::new(),
         };
+        // The seed first, for leechers; then other peers (seeders need only leechers).
+        let seed = swarm
+            .seed
+            .filter(|_| !seeder)
+            .map(|(ip, port)| (*b"-S3T0100-seed0000000", ip, port));
         let others = swarm
             .peers
             .iter()
             .filter(|(id, p)| **id != a.peer_id && !(seeder && p.seeder))
-            .take(numwant);
-        for (id, p) in others {
-            match p.ip {
+            .map(|(id, p)| (*id, p.ip, p.port));
+        for (id, ip, port) in seed.into_iter().chain(others).take(numwant) {
+            match ip {
                 IpAddr::V4(v4) => {
                     view.compact_v4.extend_from_slice(&v4.octets());
-                    view.compact_v4.extend_from_slice(&p.port.to_be_bytes());
+                    view.compact_v4.extend_from_slice(&port.to_be_bytes());
                 }
                 IpAddr::V6(v6) => {
                     view.compact_v6.extend_from_slice(&v6.octets());
-                    view.compact_v6.extend_from_slice(&p.port.to_be_bytes());
+                    view.compact_v6.extend_from_slice(&port.to_be_bytes());
                 }
             }
-            view.peers.push((*id, p.ip, p.port));
+            view.peers.push((id, ip, port));
         }
         Some(view)
     }
@@ -193,6 +203,13 @@ impl Swarms {
             leechers,
             completed: swarm.completed,
         })
+    }
+
+    /// Lists the sidecar's own seeder in a registered torrent's swarm.
+    pub fn add_seed(&self, info_hash: [u8; 20], ip: IpAddr, port: u16) {
+        if let Some(swarm) = self.lock().torrents.get_mut(&info_hash) {
+            swarm.seed = Some((ip, port));
+        }
     }
 
     /// Peers held in all torrents.

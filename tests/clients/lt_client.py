@@ -2,7 +2,7 @@
 """python3-libtorrent client for the integration tests (Debian's python3-libtorrent 2.0).
 DHT, LSD, UPnP and NAT-PMP are off; everything stays on 127.0.0.1. Prints one JSON object.
 
-  lt_client.py download TORRENT SAVE_DIR TIMEOUT
+  lt_client.py download TORRENT|MAGNET SAVE_DIR TIMEOUT
       fetch with whatever the torrent offers (web seed, tracker peers); report completion
       and hash failures (a corrupted source is detected, not written as good data)
   lt_client.py swarm TORRENT WORKDIR LEECHERS TIMEOUT [SEED_DATA]
@@ -38,8 +38,12 @@ def session():
 
 
 def add(ses, torrent, save_path):
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(torrent)
+    # A magnet link (metadata then comes from peers, BEP 9) or a .torrent file.
+    if torrent.startswith("magnet:"):
+        atp = lt.parse_magnet_uri(torrent)
+    else:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
     return ses.add_torrent(atp)
 

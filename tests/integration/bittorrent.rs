@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::harness::*;
 
 /// `http://127.0.0.1:{port}` of the sidecar a generated config text describes.
-fn own_url(config: &str) -> String {
+pub(crate) fn own_url(config: &str) -> String {
     let listen = config
         .lines()
         .find_map(|l| l.strip_prefix("listen = \""))
@@ -39,7 +39,7 @@ fn format_webseed_sidecar(name: &str, mode: &str, format: &str) -> Sidecar {
 }
 
 /// aria2c with DHT, LPD and PEX off; `--bt-stop-timeout` because a bad piece hangs it.
-fn aria2c(torrent: &Path, save: &Path) -> std::process::Output {
+pub(crate) fn aria2c(torrent: &Path, save: &Path) -> std::process::Output {
     Command::new("timeout")
         .args(["90", "aria2c", "--enable-dht=false", "--enable-dht6=false"])
         .args([
@@ -59,7 +59,7 @@ fn aria2c(torrent: &Path, save: &Path) -> std::process::Output {
         .expect("aria2c")
 }
 
-fn lt_client(args: &[&str]) -> Value {
+pub(crate) fn lt_client(args: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/lt_client.py");
     let out = Command::new(libtorrent_python())
         .arg(script)
@@ -75,15 +75,15 @@ fn lt_client(args: &[&str]) -> Value {
     })
 }
 
-struct Fixture {
-    dir: PathBuf,
-    data: Vec<u8>,
-    torrent: PathBuf,
-    name: String,
+pub(crate) struct Fixture {
+    pub dir: PathBuf,
+    pub data: Vec<u8>,
+    pub torrent: PathBuf,
+    pub name: String,
 }
 
 /// Uploads an object to the public bucket and fetches its torrent anonymously from `port`.
-fn fixture(test: &str, port: u16, size: usize, seed: u64) -> Fixture {
+pub(crate) fn fixture(test: &str, port: u16, size: usize, seed: u64) -> Fixture {
     let dir = env().scratch(test);
     let data = test_data(size, seed);
     let name = format!("{test}.bin");
@@ -101,7 +101,7 @@ fn fixture(test: &str, port: u16, size: usize, seed: u64) -> Fixture {
     }
 }
 
-fn assert_downloaded(path: &Path, data: &[u8], client: &str) {
+pub(crate) fn assert_downloaded(path: &Path, data: &[u8], client: &str) {
     let got = std::fs::read(path).unwrap_or_else(|e| panic!("{client}: {}: {e}", path.display()));
     assert!(
         got == data,
@@ -516,7 +516,7 @@ fn qbittorrent_downloads_a_hybrid_torrent() {
     qbittorrent_downloads(&f);
 }
 
-fn qbittorrent_downloads(f: &Fixture) {
+pub(crate) fn qbittorrent_downloads(f: &Fixture) {
     let profile = f.dir.join("qbt-profile");
     let config_dir = profile.join("qBittorrent").join("config");
     std::fs::create_dir_all(&config_dir).unwrap();
@@ -708,7 +708,7 @@ fn buckets_named_announce_and_scrape_stay_s3_buckets_while_the_tracker_answers()
     assert!(answer.get("interval").is_some(), "a tracker answer");
 }
 
-fn torrent_info_hash(torrent: &[u8]) -> [u8; 20] {
+pub(crate) fn torrent_info_hash(torrent: &[u8]) -> [u8; 20] {
     use sha1::{Digest, Sha1};
     let v = s3torrent::torrent::bencode::decode(torrent).unwrap();
     Sha1::digest(v.get("info").unwrap().encode()).into()

@@ -14,4 +14,5 @@ mod harness;
 mod hostile;
 mod ops;
 mod passthrough;
+mod seeder;
 mod torrents;

@@ -1,0 +1,61 @@
+//! `[seeder]`: the sidecar as a BitTorrent peer that seeds the torrents it generates.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SeederConfig {
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// The `host:port` peers should dial (the tracker hands it out, magnet links carry it as
+    /// `x.pe`); default: `listen`.
+    pub public_addr: Option<String>,
+    /// Peer connections at once; more are refused.
+    pub max_peers: usize,
+    /// Peers unchoked at once; the others wait their turn (rotated every few seconds).
+    pub max_unchoked: usize,
+    /// Bytes of piece data kept in memory (LRU).
+    pub piece_cache_bytes: u64,
+    /// Upload limit in bytes per second for all peers together; 0: none.
+    pub upload_rate: u64,
+    /// Which objects are seeded: `public` (an anonymous caller may read them: knowing an
+    /// infohash is weaker than a signature) or `all` that this sidecar made torrents for.
+    pub objects: SeedObjects,
+    /// Range requests to the web seed of one seeded object at once; more get 503 SlowDown
+    /// with Retry-After, steering late joiners to the swarm. 0: no limit.
+    pub webseed_concurrency: usize,
+}
+
+impl Default for SeederConfig {
+    fn default() -> Self {
+        SeederConfig {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            public_addr: None,
+            max_peers: 200,
+            max_unchoked: 16,
+            piece_cache_bytes: 64 * 1024 * 1024,
+            upload_rate: 0,
+            objects: SeedObjects::Public,
+            webseed_concurrency: 2,
+        }
+    }
+}
+
+impl SeederConfig {
+    pub fn public_addr(&self) -> String {
+        self.public_addr
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SeedObjects {
+    #[default]
+    Public,
+    All,
+}

@@ -1,0 +1,280 @@
+//! The sidecar as a BitTorrent seed (`[seeder] enabled`), as Amazon S3 once was: it seeds the
+//! torrents it makes, reading piece data from the backend, so a crowd costs the origin about
+//! one copy and peers trade the rest.
+//!
+//! - [`wire`] — the peer wire format (BEP 3, 6, 10), strict and bounded.
+//! - [`peer`] — one connection: handshake, `ut_metadata` (BEP 9), requests, unchoke rotation.
+//! - [`torrents`] — what is seeded, and which piece to reveal to whom (super-seeding).
+//! - [`pieces`] — piece data from the backend: `If-Match`, verified, cached, single-flight.
+//! - [`bitset`] — a peer's pieces.
+//!
+//! Trust: knowing an infohash is weaker than a signature, so by default (`objects =
+//! "public"`) only objects an anonymous caller may read are seeded.
+
+mod bitset;
+mod peer;
+mod pieces;
+mod torrents;
+pub mod wire;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::Semaphore;
+
+use crate::config::SeederConfig;
+use crate::metrics::SeederMetrics;
+use crate::s3::upstream::Upstream;
+use crate::s3::ObjectRef;
+use crate::torrent::Torrent;
+use crate::tracker::Tracker;
+
+use pieces::PieceStore;
+use torrents::{Registry, SeedTorrent};
+
+pub struct Seeder {
+    config: SeederConfig,
+    registry: Registry,
+    pieces: Arc<PieceStore>,
+    metrics: Arc<SeederMetrics>,
+    tracker: Option<Arc<Tracker>>,
+    unchoke_slots: Arc<Semaphore>,
+    waiting: AtomicIsize,
+    limiter: RateLimiter,
+    peer_id: [u8; 20],
+    /// Bound before the server starts, so a port clash is reported before anything runs.
+    listener: Mutex<Option<std::net::TcpListener>>,
+    /// The seeder's address as peers dial it, for the tracker and magnet links.
+    public_addr: Option<SocketAddr>,
+    webseeds: WebseedGate,
+}
+
+impl Seeder {
+    pub fn bind(
+        config: &SeederConfig,
+        upstream: Arc<Upstream>,
+        metrics: Arc<SeederMetrics>,
+        tracker: Option<Arc<Tracker>>,
+    ) -> std::io::Result<Seeder> {
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        listener.set_nonblocking(true)?;
+        let mut peer_id = *b"-S3T0100-000000000000";
+        rand::Rng::fill(&mut rand::thread_rng(), &mut peer_id[8..]);
+        let public_addr = std::net::ToSocketAddrs::to_socket_addrs(&config.public_addr())
+            .ok()
+            .and_then(|mut a| a.next());
+        Ok(Seeder {
+            registry: Registry::new(),
+            pieces: Arc::new(PieceStore::new(
+                upstream,
+                config.piece_cache_bytes,
+                metrics.clone(),
+            )),
+            metrics,
+            tracker,
+            unchoke_slots: Arc::new(Semaphore::new(config.max_unchoked)),
+            waiting: AtomicIsize::new(0),
+            limiter: RateLimiter::new(config.upload_rate),
+            peer_id: peer_id[..20].try_into().expect("20 bytes"),
+            listener: Mutex::new(Some(listener)),
+            public_addr,
+            webseeds: WebseedGate::new(config.webseed_concurrency),
+            config: config.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &SeederConfig {
+        &self.config
+    }
+
+    /// Seeds a torrent this sidecar served for `object` at `etag`; v2-only torrents are not
+    /// seeded (their peers expect BEP 52 hash exchange).
+    pub fn offer(&self, torrent: &Torrent, object: &ObjectRef, etag: &str) {
+        if !torrent.info.format().has_v1() {
+            return;
+        }
+        let seed = SeedTorrent::new(
+            torrent.info_hash,
+            object.clone(),
+            etag.to_string(),
+            torrent.info.length,
+            torrent.info.piece_length,
+            torrent.info.pieces.clone(),
+            Bytes::from(torrent.info.to_value().encode()),
+        );
+        if self.registry.insert(seed) {
+            if let (Some(tracker), Some(addr)) = (&self.tracker, self.public_addr) {
+                tracker.add_seed(torrent.info_hash, addr);
+            }
+        }
+    }
+
+    /// `x.pe` for magnet links: where this seeder takes connections.
+    pub fn public_addr(&self) -> String {
+        self.config.public_addr()
+    }
+
+    /// A web-seed range request for `bucket/key` may go ahead (`Some`, held until the
+    /// response ends) or should wait (`None`: answer 503 with Retry-After) because the
+    /// object is seeded and enough range requests for it are under way.
+    pub fn admit_webseed(&self, bucket: &str, key: &str) -> Option<Option<WebseedTicket>> {
+        if !self.registry.seeds_object(bucket, key) {
+            return Some(None);
+        }
+        match self.webseeds.enter(bucket, key) {
+            Some(ticket) => Some(Some(ticket)),
+            None => {
+                self.metrics.webseed_deferred.inc();
+                None
+            }
+        }
+    }
+
+    fn waiting_for_slot(&self, delta: isize) {
+        self.waiting.fetch_add(delta, Ordering::SeqCst);
+    }
+
+    fn peers_waiting(&self) -> isize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    async fn accept_loop(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        mut shutdown: ShutdownWatch,
+    ) {
+        let connected = Arc::new(AtomicUsize::new(0));
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(_) => continue,
+                },
+                _ = shutdown.changed() => return,
+            };
+            if connected.load(Ordering::SeqCst) >= self.config.max_peers {
+                continue; // dropped: the peer tries elsewhere
+            }
+            connected.fetch_add(1, Ordering::SeqCst);
+            self.metrics.peers.inc();
+            let (seeder, count) = (self.clone(), connected.clone());
+            tokio::spawn(async move {
+                let _ = stream.set_nodelay(true);
+                if let Err(e) = peer::serve(stream, seeder.clone()).await {
+                    tracing::debug!(target: "s3torrent::seeder", error = %e, "peer closed");
+                }
+                count.fetch_sub(1, Ordering::SeqCst);
+                seeder.metrics.peers.dec();
+            });
+        }
+    }
+}
+
+/// The seeder as a pingora background service, on its own listener.
+pub struct SeederService(pub Arc<Seeder>);
+
+#[async_trait]
+impl BackgroundService for SeederService {
+    async fn start(&self, shutdown: ShutdownWatch) {
+        let Some(listener) = self
+            .0
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        else {
+            return;
+        };
+        match tokio::net::TcpListener::from_std(listener) {
+            Ok(listener) => self.0.clone().accept_loop(listener, shutdown).await,
+            Err(e) => tracing::error!(target: "s3torrent::seeder", error = %e, "cannot listen"),
+        }
+    }
+}
+
+/// A token bucket for `upload_rate` (bytes/s) over all peers; 0 is no limit.
+struct RateLimiter {
+    rate: u64,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    fn new(rate: u64) -> Self {
+        RateLimiter {
+            rate,
+            state: Mutex::new((rate as f64, Instant::now())),
+        }
+    }
+
+    async fn take(&self, bytes: u32) {
+        if self.rate == 0 {
+            return;
+        }
+        let wait = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let (tokens, at) = &mut *state;
+            let now = Instant::now();
+            let rate = self.rate as f64;
+            *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(rate);
+            *at = now;
+            *tokens -= f64::from(bytes);
+            (*tokens < 0.0).then(|| Duration::from_secs_f64(-*tokens / rate))
+        };
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Range requests in flight per seeded object, for web-seed shaping.
+struct WebseedGate {
+    limit: usize,
+    in_flight: Arc<Mutex<std::collections::HashMap<(String, String), usize>>>,
+}
+
+/// Held for the life of one admitted web-seed request.
+pub struct WebseedTicket {
+    object: (String, String),
+    in_flight: Arc<Mutex<std::collections::HashMap<(String, String), usize>>>,
+}
+
+impl WebseedGate {
+    fn new(limit: usize) -> Self {
+        WebseedGate {
+            limit,
+            in_flight: Arc::default(),
+        }
+    }
+
+    fn enter(&self, bucket: &str, key: &str) -> Option<WebseedTicket> {
+        let object = (bucket.to_string(), key.to_string());
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let count = map.entry(object.clone()).or_default();
+        if self.limit != 0 && *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(WebseedTicket {
+            object,
+            in_flight: self.in_flight.clone(),
+        })
+    }
+}
+
+impl Drop for WebseedTicket {
+    fn drop(&mut self) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = map.get_mut(&self.object) {
+            *count -= 1;
+            if *count == 0 {
+                map.remove(&self.object);
+            }
+        }
+    }
+}

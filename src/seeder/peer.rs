@@ -1,0 +1,426 @@
+//! One peer connection: handshake, then the BEP 3 message loop with BEP 6 (have-none,
+//! reject) and BEP 10/9 (`ut_metadata`, so a magnet link suffices). Pieces are revealed with
+//! `have` one at a time (see `torrents`); requests are queued (bounded) and answered from the
+//! piece store while the peer is unchoked. Anything malformed or out of range closes this
+//! connection and nothing else.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::torrent::bencode::{self, Value};
+
+use super::bitset::BitSet;
+use super::torrents::SeedTorrent;
+use super::wire::{Block, Handshake, Message, EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN, MAX_BLOCK};
+use super::Seeder;
+
+/// Requests a peer may have queued with us; more is a flood.
+const MAX_QUEUE: usize = 256;
+/// Pieces shown to a peer ahead of what it has fetched.
+const REVEAL_AHEAD: u32 = 4;
+/// BEP 9 metadata pieces are 16 KiB.
+const METADATA_PIECE: usize = 16 * 1024;
+/// Our id for `ut_metadata` in the extension handshake.
+const UT_METADATA: u8 = 1;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(180);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+const KEEPALIVE: Duration = Duration::from_secs(90);
+const TICK: Duration = Duration::from_secs(2);
+/// An unchoked peer keeps its slot at least this long before a waiting peer may take it.
+const UNCHOKE_TERM: Duration = Duration::from_secs(20);
+
+#[derive(Debug)]
+pub enum PeerError {
+    Io(std::io::Error),
+    Timeout,
+    Protocol(&'static str),
+}
+
+impl std::fmt::Display for PeerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PeerError::Io(e) => write!(f, "i/o: {e}"),
+            PeerError::Timeout => f.write_str("timed out"),
+            PeerError::Protocol(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<std::io::Error> for PeerError {
+    fn from(e: std::io::Error) -> Self {
+        PeerError::Io(e)
+    }
+}
+
+pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), PeerError> {
+    let mut theirs = [0u8; HANDSHAKE_LEN];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut theirs))
+        .await
+        .map_err(|_| PeerError::Timeout)??;
+    let theirs =
+        Handshake::parse(&theirs).ok_or(PeerError::Protocol("not a BitTorrent handshake"))?;
+    let torrent = seeder
+        .registry
+        .get(&theirs.info_hash)
+        .ok_or(PeerError::Protocol("a torrent this seeder does not have"))?;
+    let mut reserved = [0u8; 8];
+    reserved[EXTENSION_BIT.0] |= EXTENSION_BIT.1;
+    reserved[FAST_BIT.0] |= FAST_BIT.1;
+    let ours = Handshake {
+        reserved,
+        info_hash: torrent.info_hash,
+        peer_id: seeder.peer_id,
+    };
+    stream.write_all(&ours.encode()).await?;
+    let (mut reader, writer) = stream.into_split();
+    let n = torrent.num_pieces();
+    let mut peer = Peer {
+        seeder,
+        torrent,
+        writer,
+        out: BytesMut::new(),
+        fast: theirs.has(FAST_BIT),
+        their_metadata_id: None,
+        has: BitSet::new(n),
+        shown: BitSet::new(n),
+        sent: HashMap::new(),
+        queue: VecDeque::new(),
+        interested: false,
+        slot: None,
+        unchoked_at: Instant::now(),
+        waiting: false,
+        salt: u32::from_be_bytes(theirs.peer_id[16..20].try_into().expect("4 bytes")),
+        last_heard: Instant::now(),
+        last_sent: Instant::now(),
+    };
+    if theirs.has(EXTENSION_BIT) {
+        peer.send(&Message::Extended(0, peer.extension_handshake()))?;
+    }
+    if peer.fast {
+        peer.send(&Message::HaveNone)?;
+    }
+    for _ in 0..REVEAL_AHEAD {
+        peer.reveal_next()?;
+    }
+    peer.flush().await?;
+    let result = peer.run(&mut reader).await;
+    peer.stop_waiting();
+    result
+}
+
+struct Peer {
+    seeder: Arc<Seeder>,
+    torrent: Arc<SeedTorrent>,
+    writer: OwnedWriteHalf,
+    /// Encoded messages not yet written.
+    out: BytesMut,
+    fast: bool,
+    their_metadata_id: Option<u8>,
+    /// Pieces the peer says it has.
+    has: BitSet,
+    /// Pieces we showed it (`have`).
+    shown: BitSet,
+    /// Bytes sent of each piece in progress, to know when a piece has left whole.
+    sent: HashMap<u32, u32>,
+    queue: VecDeque<Block>,
+    interested: bool,
+    /// An unchoke slot, while unchoked.
+    slot: Option<OwnedSemaphorePermit>,
+    unchoked_at: Instant,
+    /// Interested and choked: counted among the peers waiting for a slot.
+    waiting: bool,
+    salt: u32,
+    last_heard: Instant,
+    last_sent: Instant,
+}
+
+impl Peer {
+    async fn run(&mut self, reader: &mut tokio::net::tcp::OwnedReadHalf) -> Result<(), PeerError> {
+        let mut inbox = BytesMut::with_capacity(64 * 1024);
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            if self.torrent.is_retired() {
+                return Err(PeerError::Protocol("the object changed; torrent retired"));
+            }
+            let serving = self.slot.is_some() && !self.queue.is_empty();
+            tokio::select! {
+                biased;
+                read = reader.read_buf(&mut inbox) => {
+                    if read? == 0 {
+                        return Ok(());
+                    }
+                    self.last_heard = Instant::now();
+                    while let Some(message) = Message::decode(&mut inbox)
+                        .map_err(|_| PeerError::Protocol("malformed message"))?
+                    {
+                        self.handle(message)?;
+                    }
+                }
+                _ = tick.tick() => self.on_tick()?,
+                _ = std::future::ready(()), if serving => self.serve_one().await?,
+            }
+            self.flush().await?;
+        }
+    }
+
+    fn send(&mut self, message: &Message) -> Result<(), PeerError> {
+        message.encode(&mut self.out);
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), PeerError> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        let bytes = self.out.split().freeze();
+        tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_all(&bytes))
+            .await
+            .map_err(|_| PeerError::Timeout)??;
+        self.last_sent = Instant::now();
+        Ok(())
+    }
+
+    fn handle(&mut self, message: Message) -> Result<(), PeerError> {
+        let n = self.torrent.num_pieces();
+        match message {
+            Message::Interested => {
+                self.interested = true;
+                self.try_unchoke()?;
+            }
+            Message::NotInterested => {
+                self.interested = false;
+                self.stop_waiting();
+                self.choke()?;
+            }
+            Message::Request(block) => self.enqueue(block)?,
+            Message::Cancel(block) => self.queue.retain(|b| *b != block),
+            Message::Have(index) => {
+                if index >= n {
+                    return Err(PeerError::Protocol("have out of range"));
+                }
+                self.learn_has(index)?;
+            }
+            Message::Bitfield(bits) => {
+                let has =
+                    BitSet::from_bitfield(&bits, n).ok_or(PeerError::Protocol("bad bitfield"))?;
+                for i in (0..n).filter(|&i| has.get(i)) {
+                    self.learn_has(i)?;
+                }
+            }
+            Message::HaveAll => {
+                for i in 0..n {
+                    self.has.set(i);
+                }
+            }
+            Message::Extended(0, payload) => {
+                self.their_metadata_id = bencode::decode(&payload).ok().and_then(|v| {
+                    let id = v.get("m")?.get("ut_metadata")?.as_int()?;
+                    u8::try_from(id).ok().filter(|id| *id != 0)
+                });
+            }
+            Message::Extended(UT_METADATA, payload) => self.metadata_request(&payload)?,
+            // A seed needs nothing from peers: pieces, chokes, ports and unknown extension
+            // messages are ignored.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn enqueue(&mut self, block: Block) -> Result<(), PeerError> {
+        let n = self.torrent.num_pieces();
+        let fits = block.index < n
+            && block.length > 0
+            && block.length <= MAX_BLOCK
+            && u64::from(block.begin) + u64::from(block.length)
+                <= u64::from(self.torrent.piece_size(block.index));
+        if !fits {
+            return Err(PeerError::Protocol("request out of range"));
+        }
+        if self.slot.is_none() {
+            // Choked: BEP 6 says reject; without it the request is simply dropped.
+            return match self.fast {
+                true => self.send(&Message::Reject(block)),
+                false => Ok(()),
+            };
+        }
+        if self.queue.len() >= MAX_QUEUE {
+            return Err(PeerError::Protocol("request flood"));
+        }
+        self.queue.push_back(block);
+        Ok(())
+    }
+
+    async fn serve_one(&mut self) -> Result<(), PeerError> {
+        let Some(block) = self.queue.pop_front() else {
+            return Ok(());
+        };
+        let piece = self
+            .seeder
+            .pieces
+            .piece(&self.torrent, block.index)
+            .await
+            .map_err(|_| PeerError::Protocol("piece unavailable"))?;
+        let (begin, end) = (block.begin as usize, (block.begin + block.length) as usize);
+        self.seeder.limiter.take(block.length).await;
+        self.send(&Message::Piece {
+            index: block.index,
+            begin: block.begin,
+            data: piece.slice(begin..end),
+        })?;
+        let metrics = &self.seeder.metrics;
+        metrics.uploaded_bytes.inc_by(u64::from(block.length));
+        let sent = self.sent.entry(block.index).or_default();
+        *sent += block.length;
+        if *sent >= self.torrent.piece_size(block.index) {
+            self.sent.remove(&block.index);
+            self.torrent.note_uploaded(block.index);
+            metrics.pieces_served.inc();
+            self.reveal_next()?;
+        }
+        Ok(())
+    }
+
+    fn learn_has(&mut self, index: u32) -> Result<(), PeerError> {
+        if self.has.get(index) {
+            return Ok(());
+        }
+        self.has.set(index);
+        self.torrent.note_seen(index);
+        // It got a piece we showed it from someone else: show another.
+        if self.shown.get(index) {
+            self.reveal_next()?;
+        }
+        Ok(())
+    }
+
+    fn reveal_next(&mut self) -> Result<(), PeerError> {
+        if let Some(i) = self.torrent.pick_reveal(&self.has, &self.shown, self.salt) {
+            self.shown.set(i);
+            self.send(&Message::Have(i))?;
+        }
+        Ok(())
+    }
+
+    fn try_unchoke(&mut self) -> Result<(), PeerError> {
+        if self.slot.is_some() || !self.interested {
+            return Ok(());
+        }
+        match self.seeder.unchoke_slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.stop_waiting();
+                self.slot = Some(permit);
+                self.unchoked_at = Instant::now();
+                self.send(&Message::Unchoke)
+            }
+            Err(_) => {
+                if !self.waiting {
+                    self.waiting = true;
+                    self.seeder.waiting_for_slot(1);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn choke(&mut self) -> Result<(), PeerError> {
+        if self.slot.take().is_none() {
+            return Ok(());
+        }
+        self.send(&Message::Choke)?;
+        // Queued requests die with the unchoke; BEP 6 peers are told so.
+        for block in std::mem::take(&mut self.queue) {
+            if self.fast {
+                self.send(&Message::Reject(block))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn stop_waiting(&mut self) {
+        if self.waiting {
+            self.waiting = false;
+            self.seeder.waiting_for_slot(-1);
+        }
+    }
+
+    /// Keep-alive, idle timeout, and unchoke rotation: a peer that has had its slot for a
+    /// term gives it up while others wait, and waiting peers try for a free one.
+    fn on_tick(&mut self) -> Result<(), PeerError> {
+        if self.last_heard.elapsed() > IDLE_TIMEOUT {
+            return Err(PeerError::Timeout);
+        }
+        if self.last_sent.elapsed() > KEEPALIVE {
+            self.send(&Message::KeepAlive)?;
+        }
+        let others_wait = self.seeder.peers_waiting() > 0;
+        if self.slot.is_some() && others_wait && self.unchoked_at.elapsed() > UNCHOKE_TERM {
+            self.choke()?;
+            // Back in line behind the ones already waiting.
+            if self.interested && !self.waiting {
+                self.waiting = true;
+                self.seeder.waiting_for_slot(1);
+            }
+            return Ok(());
+        }
+        self.try_unchoke()
+    }
+
+    fn extension_handshake(&self) -> Bytes {
+        let mut m = BTreeMap::new();
+        m.insert(b"ut_metadata".to_vec(), Value::Int(i64::from(UT_METADATA)));
+        let mut d = BTreeMap::new();
+        d.insert(b"m".to_vec(), Value::Dict(m));
+        d.insert(
+            b"metadata_size".to_vec(),
+            Value::Int(self.torrent.info.len() as i64),
+        );
+        d.insert(b"reqq".to_vec(), Value::Int(MAX_QUEUE as i64));
+        d.insert(
+            b"v".to_vec(),
+            Value::bytes(concat!("s3torrent/", env!("CARGO_PKG_VERSION"))),
+        );
+        Bytes::from(Value::Dict(d).encode())
+    }
+
+    /// BEP 9: `{msg_type: 0, piece: n}` gets the piece of `info`, or a reject.
+    fn metadata_request(&mut self, payload: &[u8]) -> Result<(), PeerError> {
+        let Some(their_id) = self.their_metadata_id else {
+            return Ok(());
+        };
+        let request =
+            bencode::decode(payload).map_err(|_| PeerError::Protocol("bad ut_metadata"))?;
+        let kind = request.get("msg_type").and_then(Value::as_int);
+        let piece = request.get("piece").and_then(Value::as_int);
+        let (Some(0), Some(piece)) = (kind, piece) else {
+            return Ok(());
+        };
+        let info = &self.torrent.info;
+        let start = usize::try_from(piece)
+            .ok()
+            .and_then(|p| p.checked_mul(METADATA_PIECE));
+        let mut d = BTreeMap::new();
+        d.insert(b"piece".to_vec(), Value::Int(piece));
+        let reply = match start.filter(|&s| s < info.len()) {
+            Some(start) => {
+                d.insert(b"msg_type".to_vec(), Value::Int(1));
+                d.insert(b"total_size".to_vec(), Value::Int(info.len() as i64));
+                let mut body = Value::Dict(d).encode();
+                body.extend_from_slice(&info[start..(start + METADATA_PIECE).min(info.len())]);
+                body
+            }
+            None => {
+                d.insert(b"msg_type".to_vec(), Value::Int(2));
+                Value::Dict(d).encode()
+            }
+        };
+        self.send(&Message::Extended(their_id, Bytes::from(reply)))
+    }
+}

@@ -1,0 +1,145 @@
+//! Piece data for the seeder: read from the backend with the sidecar's credentials, one
+//! ranged GET per piece with `If-Match` on the ETag the torrent describes, checked against the
+//! torrent's SHA-1 before it is served, kept in an LRU bounded in bytes, and fetched once for
+//! any number of peers asking at the same time. A changed object retires its torrent.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use lru::LruCache;
+use sha1::{Digest, Sha1};
+
+use crate::metrics::SeederMetrics;
+use crate::s3::upstream::{Identity, Purpose, Upstream};
+use crate::s3::S3Error;
+use crate::service::flight::SingleFlight;
+
+use super::torrents::SeedTorrent;
+
+type Key = ([u8; 20], u32);
+
+pub struct PieceStore {
+    upstream: Arc<Upstream>,
+    cache: Mutex<Cache>,
+    flights: Arc<SingleFlight<Key, Bytes>>,
+    metrics: Arc<SeederMetrics>,
+}
+
+struct Cache {
+    lru: LruCache<Key, Bytes>,
+    bytes: u64,
+    max_bytes: u64,
+}
+
+impl PieceStore {
+    pub fn new(upstream: Arc<Upstream>, max_bytes: u64, metrics: Arc<SeederMetrics>) -> Self {
+        PieceStore {
+            upstream,
+            cache: Mutex::new(Cache {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+                max_bytes,
+            }),
+            flights: Arc::new(SingleFlight::new()),
+            metrics,
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The bytes of piece `index`, verified.
+    pub async fn piece(
+        self: &Arc<Self>,
+        torrent: &Arc<SeedTorrent>,
+        index: u32,
+    ) -> Result<Bytes, S3Error> {
+        let key = (torrent.info_hash, index);
+        if let Some(hit) = self.cache().lru.get(&key).cloned() {
+            self.metrics.piece_cache_hits.inc();
+            return Ok(hit);
+        }
+        let (store, torrent) = (self.clone(), torrent.clone());
+        let (result, _) = self
+            .flights
+            .run(key, || {
+                Ok(async move {
+                    let data = store.fetch(&torrent, index).await?;
+                    store.insert(key, data.clone());
+                    Ok(data)
+                })
+            })
+            .await;
+        result
+    }
+
+    async fn fetch(&self, torrent: &SeedTorrent, index: u32) -> Result<Bytes, S3Error> {
+        let start = u64::from(index) * torrent.piece_length;
+        let size = torrent.piece_size(index) as usize;
+        let range = format!("bytes={start}-{}", start + size as u64 - 1);
+        let headers = [
+            ("if-match", torrent.etag.as_str()),
+            ("range", range.as_str()),
+        ];
+        let mut response = self
+            .upstream
+            .send(
+                Purpose::Seed,
+                "GET",
+                &torrent.object,
+                &Identity::Sidecar,
+                &headers,
+            )
+            .await?;
+        let status = response.status();
+        let etag_moved = response
+            .header_str("etag")
+            .is_some_and(|e| e != torrent.etag);
+        if status == 412 || etag_moved {
+            response.finish().await;
+            torrent.retire();
+            return Err(S3Error::service_unavailable("The object changed."));
+        }
+        if status != 206 && !(status == 200 && size as u64 == torrent.length) {
+            response.finish().await;
+            return Err(S3Error::service_unavailable(format!(
+                "The backend answered {status} to a piece read."
+            )));
+        }
+        let mut data = BytesMut::with_capacity(size);
+        while let Some(chunk) = response.chunk().await? {
+            if data.len() + chunk.len() > size {
+                return Err(S3Error::upstream_broke(
+                    "The backend sent more than the piece.",
+                ));
+            }
+            data.extend_from_slice(&chunk);
+        }
+        response.finish().await;
+        self.metrics.backend_bytes.inc_by(data.len() as u64);
+        // A backend that ignored If-Match can still not make us serve other bytes.
+        if data.len() != size || Sha1::digest(&data).as_slice() != torrent.piece_hash(index) {
+            torrent.retire();
+            return Err(S3Error::service_unavailable("The object changed."));
+        }
+        Ok(data.freeze())
+    }
+
+    fn insert(&self, key: Key, data: Bytes) {
+        let mut cache = self.cache();
+        if data.len() as u64 > cache.max_bytes {
+            return;
+        }
+        cache.bytes += data.len() as u64;
+        if let Some(old) = cache.lru.put(key, data) {
+            cache.bytes -= old.len() as u64;
+        }
+        while cache.bytes > cache.max_bytes {
+            match cache.lru.pop_lru() {
+                Some((_, evicted)) => cache.bytes -= evicted.len() as u64,
+                None => break,
+            }
+        }
+    }
+}

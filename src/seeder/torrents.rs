@@ -1,0 +1,187 @@
+//! The torrents this sidecar seeds, by infohash, and how far each piece has spread.
+//!
+//! Pieces are revealed to peers one at a time in the spirit of BEP 16 (super-seeding): each
+//! peer is shown the pieces that have left the origin least and that the swarm has least,
+//! so every piece leaves the origin about once and peers trade the rest among themselves.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use lru::LruCache;
+
+use crate::s3::ObjectRef;
+
+use super::bitset::BitSet;
+
+/// Torrents seeded at most (least recently offered go first).
+const MAX_TORRENTS: usize = 10_000;
+
+pub struct SeedTorrent {
+    pub info_hash: [u8; 20],
+    /// The object as it was when the torrent was made (its version, when the backend keeps
+    /// versions); read with `If-Match: etag`.
+    pub object: ObjectRef,
+    pub etag: String,
+    pub length: u64,
+    pub piece_length: u64,
+    /// v1 piece hashes, 20 bytes each: what is read from the backend is checked against them.
+    pub pieces: Vec<u8>,
+    /// The exact `info` bytes, for BEP 9 metadata requests.
+    pub info: Bytes,
+    retired: AtomicBool,
+    spread: Mutex<Spread>,
+}
+
+/// Per piece: how often it left the origin, and how many peers said they have it.
+struct Spread {
+    uploaded: Vec<u32>,
+    seen: Vec<u32>,
+}
+
+impl SeedTorrent {
+    pub fn new(
+        info_hash: [u8; 20],
+        object: ObjectRef,
+        etag: String,
+        length: u64,
+        piece_length: u64,
+        pieces: Vec<u8>,
+        info: Bytes,
+    ) -> SeedTorrent {
+        let n = (pieces.len() / 20).max(1);
+        SeedTorrent {
+            info_hash,
+            object,
+            etag,
+            length,
+            piece_length,
+            pieces,
+            info,
+            retired: AtomicBool::new(false),
+            spread: Mutex::new(Spread {
+                uploaded: vec![0; n],
+                seen: vec![0; n],
+            }),
+        }
+    }
+
+    pub fn num_pieces(&self) -> u32 {
+        (self.pieces.len() / 20) as u32
+    }
+
+    /// Bytes in piece `index` (the last one may be short).
+    pub fn piece_size(&self, index: u32) -> u32 {
+        let start = u64::from(index) * self.piece_length;
+        (self.length.saturating_sub(start)).min(self.piece_length) as u32
+    }
+
+    pub fn piece_hash(&self, index: u32) -> &[u8] {
+        let at = index as usize * 20;
+        &self.pieces[at..at + 20]
+    }
+
+    /// The object changed: none of its pieces may be served again.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    fn spread(&self) -> std::sync::MutexGuard<'_, Spread> {
+        self.spread.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn note_uploaded(&self, index: u32) {
+        if let Some(u) = self.spread().uploaded.get_mut(index as usize) {
+            *u += 1;
+        }
+    }
+
+    pub fn note_seen(&self, index: u32) {
+        if let Some(s) = self.spread().seen.get_mut(index as usize) {
+            *s += 1;
+        }
+    }
+
+    /// The next piece to show a peer that has `has` and was shown `shown`: the one least
+    /// spread (uploads count double: each is a copy from the origin), ties broken by `salt`
+    /// so peers are shown different pieces.
+    pub fn pick_reveal(&self, has: &BitSet, shown: &BitSet, salt: u32) -> Option<u32> {
+        let n = self.num_pieces();
+        let spread = self.spread();
+        (0..n)
+            .map(|k| (k + salt) % n)
+            .filter(|&i| !has.get(i) && !shown.get(i))
+            .min_by_key(|&i| 2 * spread.uploaded[i as usize] + spread.seen[i as usize])
+    }
+}
+
+/// Seeded torrents by infohash, and by object (for web-seed shaping).
+pub struct Registry {
+    inner: Mutex<Index>,
+}
+
+struct Index {
+    by_hash: LruCache<[u8; 20], Arc<SeedTorrent>>,
+    by_object: HashMap<(String, String), [u8; 20]>,
+}
+
+impl Registry {
+    pub fn new() -> Registry {
+        Registry {
+            inner: Mutex::new(Index {
+                by_hash: LruCache::new(NonZeroUsize::new(MAX_TORRENTS).expect("non-zero")),
+                by_object: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Index> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a torrent unless the same infohash is already seeded; returns whether it is new.
+    pub fn insert(&self, torrent: SeedTorrent) -> bool {
+        let mut index = self.lock();
+        if index
+            .by_hash
+            .get(&torrent.info_hash)
+            .is_some_and(|t| !t.is_retired())
+        {
+            return false;
+        }
+        let object = (torrent.object.bucket.clone(), torrent.object.key.clone());
+        let hash = torrent.info_hash;
+        if let Some((_, old)) = index.by_hash.push(hash, Arc::new(torrent)) {
+            let old_object = (old.object.bucket.clone(), old.object.key.clone());
+            if index.by_object.get(&old_object) == Some(&old.info_hash) {
+                index.by_object.remove(&old_object);
+            }
+        }
+        index.by_object.insert(object, hash);
+        true
+    }
+
+    pub fn get(&self, info_hash: &[u8; 20]) -> Option<Arc<SeedTorrent>> {
+        self.lock()
+            .by_hash
+            .get(info_hash)
+            .filter(|t| !t.is_retired())
+            .cloned()
+    }
+
+    /// Whether a live seeded torrent describes `bucket/key`.
+    pub fn seeds_object(&self, bucket: &str, key: &str) -> bool {
+        let index = self.lock();
+        let object = (bucket.to_string(), key.to_string());
+        let Some(hash) = index.by_object.get(&object).copied() else {
+            return false;
+        };
+        index.by_hash.peek(&hash).is_some_and(|t| !t.is_retired())
+    }
+}
