@@ -42,7 +42,6 @@ impl BitSet {
         i < self.len && self.words[(i / 64) as usize] & (1 << (i % 64)) != 0
     }
 
-    #[cfg(test)]
     pub fn count(&self) -> u32 {
         self.words.iter().map(|w| w.count_ones()).sum()
     }

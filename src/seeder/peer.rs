@@ -61,15 +61,19 @@ impl From<std::io::Error> for PeerError {
 }
 
 pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), PeerError> {
+    // Up to the infohash first: some clients (Transmission) send their peer id only after
+    // they have seen ours.
     let mut theirs = [0u8; HANDSHAKE_LEN];
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut theirs))
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut theirs[..48]))
         .await
         .map_err(|_| PeerError::Timeout)??;
-    let theirs =
-        Handshake::parse(&theirs).ok_or(PeerError::Protocol("not a BitTorrent handshake"))?;
+    let Some(head) = Handshake::parse(&theirs) else {
+        // An MSE/PE (encrypted) handshake looks like noise: the seeder speaks plaintext.
+        return Err(PeerError::Protocol("not a BitTorrent handshake"));
+    };
     let torrent = seeder
         .registry
-        .get(&theirs.info_hash)
+        .get(&head.info_hash)
         .ok_or(PeerError::Protocol("a torrent this seeder does not have"))?;
     let mut reserved = [0u8; 8];
     reserved[EXTENSION_BIT.0] |= EXTENSION_BIT.1;
@@ -80,6 +84,17 @@ pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), Pee
         peer_id: seeder.peer_id,
     };
     stream.write_all(&ours.encode()).await?;
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut theirs[48..]))
+        .await
+        .map_err(|_| PeerError::Timeout)??;
+    let theirs = Handshake::parse(&theirs).ok_or(PeerError::Protocol("bad handshake"))?;
+    tracing::debug!(
+        target: "s3torrent::seeder",
+        client = %String::from_utf8_lossy(&theirs.peer_id[..8]),
+        fast = theirs.has(FAST_BIT),
+        extensions = theirs.has(EXTENSION_BIT),
+        "peer joined"
+    );
     let (mut reader, writer) = stream.into_split();
     let n = torrent.num_pieces();
     let mut peer = Peer {
@@ -113,6 +128,14 @@ pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), Pee
     peer.flush().await?;
     let result = peer.run(&mut reader).await;
     peer.stop_waiting();
+    tracing::debug!(
+        target: "s3torrent::seeder",
+        has = peer.has.count(),
+        shown = peer.shown.count(),
+        unchoked = peer.slot.is_some(),
+        interested = peer.interested,
+        "peer left"
+    );
     result
 }
 

@@ -4,6 +4,7 @@
 //! any number of peers asking at the same time. A changed object retires its torrent.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use lru::LruCache;
@@ -17,6 +18,12 @@ use crate::service::flight::SingleFlight;
 use super::torrents::SeedTorrent;
 
 type Key = ([u8; 20], u32);
+
+/// Cached pieces are served without asking the backend for at most this long; then one
+/// `If-Match` read confirms the object is unchanged (or retires the torrent).
+const RECONFIRM_AFTER: Duration = Duration::from_secs(10);
+/// The single-flight key of a confirmation (no piece has this index).
+const CONFIRM: u32 = u32::MAX;
 
 pub struct PieceStore {
     upstream: Arc<Upstream>,
@@ -56,7 +63,11 @@ impl PieceStore {
         index: u32,
     ) -> Result<Bytes, S3Error> {
         let key = (torrent.info_hash, index);
-        if let Some(hit) = self.cache().lru.get(&key).cloned() {
+        let hit = self.cache().lru.get(&key).cloned();
+        if let Some(hit) = hit {
+            if torrent.unconfirmed_for() > RECONFIRM_AFTER {
+                self.confirm(torrent).await?;
+            }
             self.metrics.piece_cache_hits.inc();
             return Ok(hit);
         }
@@ -72,6 +83,46 @@ impl PieceStore {
             })
             .await;
         result
+    }
+
+    /// Reads the object's first byte with `If-Match`: still the same object, or retired.
+    async fn confirm(self: &Arc<Self>, torrent: &Arc<SeedTorrent>) -> Result<(), S3Error> {
+        let (store, t) = (self.clone(), torrent.clone());
+        let (result, _) = self
+            .flights
+            .run((torrent.info_hash, CONFIRM), || {
+                Ok(async move {
+                    let headers = [("if-match", t.etag.as_str()), ("range", "bytes=0-0")];
+                    let response = store
+                        .upstream
+                        .send(
+                            Purpose::Seed,
+                            "GET",
+                            &t.object,
+                            &Identity::Sidecar,
+                            &headers,
+                        )
+                        .await?;
+                    let status = response.status();
+                    let moved = response.header_str("etag").is_some_and(|e| e != t.etag);
+                    drop(response.small_body(16).await);
+                    match status {
+                        206 | 200 if !moved => {
+                            t.confirm();
+                            Ok(Bytes::new())
+                        }
+                        412 | 206 | 200 => {
+                            t.retire();
+                            Err(S3Error::service_unavailable("The object changed."))
+                        }
+                        s => Err(S3Error::service_unavailable(format!(
+                            "The backend answered {s} to a check."
+                        ))),
+                    }
+                })
+            })
+            .await;
+        result.map(drop)
     }
 
     async fn fetch(&self, torrent: &SeedTorrent, index: u32) -> Result<Bytes, S3Error> {
@@ -118,6 +169,7 @@ impl PieceStore {
         }
         response.finish().await;
         self.metrics.backend_bytes.inc_by(data.len() as u64);
+        torrent.confirm();
         // A backend that ignored If-Match can still not make us serve other bytes.
         if data.len() != size || Sha1::digest(&data).as_slice() != torrent.piece_hash(index) {
             torrent.retire();

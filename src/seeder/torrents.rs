@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lru::LruCache;
@@ -32,6 +33,8 @@ pub struct SeedTorrent {
     /// The exact `info` bytes, for BEP 9 metadata requests.
     pub info: Bytes,
     retired: AtomicBool,
+    /// When the backend last confirmed the ETag (a piece read, or a check).
+    confirmed: Mutex<Instant>,
     spread: Mutex<Spread>,
 }
 
@@ -61,6 +64,7 @@ impl SeedTorrent {
             pieces,
             info,
             retired: AtomicBool::new(false),
+            confirmed: Mutex::new(Instant::now()),
             spread: Mutex::new(Spread {
                 uploaded: vec![0; n],
                 seen: vec![0; n],
@@ -90,6 +94,18 @@ impl SeedTorrent {
 
     pub fn is_retired(&self) -> bool {
         self.retired.load(Ordering::SeqCst)
+    }
+
+    pub fn confirm(&self) {
+        *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long since the backend last confirmed the object is unchanged.
+    pub fn unconfirmed_for(&self) -> Duration {
+        self.confirmed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
     }
 
     fn spread(&self) -> std::sync::MutexGuard<'_, Spread> {

@@ -166,10 +166,11 @@ impl Swarms {
             compact_v6: Vec::new(),
             peers: Vec::new(),
         };
-        // The seed first, for leechers; then other peers (seeders need only leechers).
+        // The seed first, for everyone: a magnet client announces `left=0` before it knows
+        // the size, and needs the seed for the metadata. Then other peers (seeders need only
+        // leechers).
         let seed = swarm
             .seed
-            .filter(|_| !seeder)
             .map(|(ip, port)| (*b"-S3T0100-seed0000000", ip, port));
         let others = swarm
             .peers

@@ -162,7 +162,15 @@ fn aria2c_downloads(test: &str, format: &str) {
 #[test]
 fn transmission_downloads_from_the_web_seed_alone() {
     let s = webseed_sidecar("ws-transmission", "public");
-    let f = fixture("ws-transmission", s.port, 1024 * 1024 + 11, 202);
+    transmission_downloads(&fixture("ws-transmission", s.port, 1024 * 1024 + 11, 202));
+}
+
+pub(crate) fn transmission_downloads(f: &Fixture) {
+    transmission_downloads_with(f, &[])
+}
+
+/// transmission-cli with extra flags (`-et`: peers without encryption, as the seeder is).
+pub(crate) fn transmission_downloads_with(f: &Fixture, flags: &[&str]) {
     let save = f.dir.join("transmission");
     std::fs::create_dir_all(&save).unwrap();
     let port = free_ports(1)[0];
@@ -172,6 +180,7 @@ fn transmission_downloads_from_the_web_seed_alone() {
         .arg("-g")
         .arg(f.dir.join("transmission-config"))
         .args(["-D", "-M", "-p", &port.to_string()])
+        .args(flags)
         .arg(&f.torrent)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -521,9 +530,12 @@ pub(crate) fn qbittorrent_downloads(f: &Fixture) {
     let config_dir = profile.join("qBittorrent").join("config");
     std::fs::create_dir_all(&config_dir).unwrap();
     // DHT, LSD, PeX, UPnP/NAT-PMP off; the Web UI on loopback without a login, to poll it.
+    // SSRF mitigation off: libtorrent otherwise refuses a tracker on a local address unless
+    // its path is exactly /announce (and these tests run on loopback).
     std::fs::write(
         config_dir.join("qBittorrent.conf"),
         "[LegalNotice]\nAccepted=true\n\n[BitTorrent]\nSession\\DHTEnabled=false\nSession\\LSDEnabled=false\n\
+         Session\\SSRFMitigation=false\n\
          Session\\PeXEnabled=false\nSession\\Port=0\n\n[Network]\nPortForwardingEnabled=false\n\n\
          [Preferences]\nConnection\\UPnP=false\nWebUI\\Address=127.0.0.1\nWebUI\\LocalHostAuth=false\n",
     )
@@ -714,7 +726,7 @@ pub(crate) fn torrent_info_hash(torrent: &[u8]) -> [u8; 20] {
     Sha1::digest(v.get("info").unwrap().encode()).into()
 }
 
-fn rss_kib(pid: u32) -> u64 {
+pub(crate) fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()

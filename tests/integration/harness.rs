@@ -71,6 +71,10 @@ extern "C" fn stop_everything() {
             let _ = child.wait();
         }
     }
+    // S3TORRENT_KEEP_TEST_DIRS=1 keeps logs and scratch files for a look after a failure.
+    if std::env::var_os("S3TORRENT_KEEP_TEST_DIRS").is_some() {
+        return;
+    }
     if let Ok(dirs) = DIRS.lock() {
         for d in dirs.iter() {
             let _ = std::fs::remove_dir_all(d);

@@ -5,7 +5,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::bittorrent::{assert_downloaded, fixture, lt_client, own_url, Fixture};
+use crate::bittorrent::{
+    aria2c, assert_downloaded, fixture, lt_client, own_url, qbittorrent_downloads,
+};
 use crate::harness::*;
 
 pub struct SeedingSidecar {
@@ -63,7 +65,250 @@ pub fn metric(text: &str, name: &str) -> u64 {
         .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
 }
 
-#[allow(dead_code)]
-fn unused(_: Fixture, _: TcpStream, _: Duration) {
-    let _ = (std::io::empty().read(&mut []), std::io::sink().write(&[]));
+#[test]
+fn aria2c_and_qbittorrent_download_from_the_seeder() {
+    let s = seeding_sidecar("seed-clients", "");
+    let f = fixture("seed-aria2", s.sidecar.port, 2 * 1024 * 1024 + 3, 401);
+    let save = f.dir.join("aria2");
+    let out = aria2c(&f.torrent, &save);
+    assert!(
+        out.status.success(),
+        "aria2c: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_downloaded(&save.join(&f.name), &f.data, "aria2c");
+    // Not Transmission: 3.00 discards tracker peers in 127.0.0.0/8 ("martian" addresses), so
+    // it cannot reach a seeder on loopback, the only address tests may use here.
+    qbittorrent_downloads(&fixture(
+        "seed-qbt",
+        s.sidecar.port,
+        2 * 1024 * 1024 + 1,
+        403,
+    ));
+}
+
+/// The magnet link of an object, from the `Link` header of its `?torrent` answer.
+fn magnet_of(port: u16, key: &str) -> String {
+    let r = request(port, "HEAD", &format!("/public/{key}?torrent"), &[]);
+    let link = r.header("link").expect("a Link header").to_string();
+    link.trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_magnet_link_alone_is_enough() {
+    let s = seeding_sidecar("seed-magnet", "");
+    let f = fixture("seed-magnet", s.sidecar.port, 1024 * 1024 + 9, 404);
+    let magnet = magnet_of(s.sidecar.port, &format!("bt/{}", f.name));
+    assert!(
+        magnet.contains(&format!("x.pe=127.0.0.1%3A{}", s.seeder_port)),
+        "{magnet}"
+    );
+    assert!(!magnet.contains("&ws="), "no web seed: {magnet}");
+    // libtorrent: metadata over ut_metadata from the seeder it dials (x.pe), then the bytes.
+    let save = f.dir.join("lt-magnet");
+    let out = lt_client(&["download", &magnet, save.to_str().unwrap(), "60"]);
+    assert_eq!(out["finished"], true, "{out}");
+    assert_downloaded(&save.join(&f.name), &f.data, "libtorrent (magnet)");
+    // aria2c: finds the seeder through the tracker the magnet names.
+    let save = f.dir.join("aria2-magnet");
+    let out = std::process::Command::new("timeout")
+        .args(["90", "aria2c", "--enable-dht=false", "--enable-dht6=false"])
+        .args([
+            "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false",
+            "--seed-time=0",
+        ])
+        .args([
+            "--bt-stop-timeout=30",
+            "--console-log-level=warn",
+            "--summary-interval=0",
+        ])
+        .args(["--bt-save-metadata=false", "--listen-port=6881-6999", "-d"])
+        .arg(&save)
+        .arg(&magnet)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "aria2c: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_downloaded(&save.join(&f.name), &f.data, "aria2c (magnet)");
+}
+
+#[test]
+fn an_overwritten_object_is_never_served_from_its_old_torrent() {
+    let s = seeding_sidecar("seed-overwrite", "");
+    let f = fixture("seed-overwrite", s.sidecar.port, 1024 * 1024, 405);
+    // Same length, other bytes.
+    put_object(
+        "public",
+        &format!("bt/{}", f.name),
+        &test_data(1024 * 1024, 406),
+        &f.dir,
+    );
+    let save = f.dir.join("lt");
+    let out = lt_client(&[
+        "download",
+        f.torrent.to_str().unwrap(),
+        save.to_str().unwrap(),
+        "12",
+    ]);
+    assert_eq!(out["finished"], false, "{out}");
+    assert_eq!(
+        out["hash_failures"], 0,
+        "no wrong piece was ever sent: {out}"
+    );
+}
+
+#[test]
+fn private_objects_are_not_seeded_by_default() {
+    let s = seeding_sidecar("seed-private", "");
+    let dir = env().scratch("seed-private");
+    put_object("private", "bt/secret.bin", &test_data(50_000, 407), &dir);
+    let t = dir.join("secret.torrent");
+    let base = format!("http://127.0.0.1:{}", s.sidecar.port);
+    let r = s3client(
+        &base,
+        READER,
+        &["torrent", "private", "bt/secret.bin", t.to_str().unwrap()],
+    );
+    assert_eq!(r["status"], 200, "{r}");
+    std::thread::sleep(Duration::from_millis(500)); // the background anonymous check
+    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&t).unwrap());
+    assert_eq!(
+        handshake(s.seeder_port, hash),
+        None,
+        "the seeder does not know it"
+    );
+}
+
+/// Whether the other side closed (FIN or reset) before the read timeout; what it sent
+/// before that is drained.
+fn hung_up(c: &mut TcpStream) -> bool {
+    let mut sink = Vec::new();
+    match c.read_to_end(&mut sink) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+    }
+}
+
+/// Sends a handshake for `info_hash`; the seeder's handshake back, if any.
+fn handshake(port: u16, info_hash: [u8; 20]) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut h = vec![19u8];
+    h.extend_from_slice(b"BitTorrent protocol");
+    h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]);
+    h.extend_from_slice(&info_hash);
+    h.extend_from_slice(b"-XX0001-hostile00000");
+    s.write_all(&h).ok()?;
+    let mut back = vec![0u8; 68];
+    s.read_exact(&mut back).ok()?;
+    Some(back)
+}
+
+#[test]
+fn hostile_peers_hurt_nobody_else() {
+    let s = seeding_sidecar("seed-hostile", "");
+    let f = fixture("seed-hostile", s.sidecar.port, 2 * 1024 * 1024, 408);
+    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let port = s.seeder_port;
+    let frame = |id: u8, body: &[u8]| {
+        let mut m = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+        m.push(id);
+        m.extend_from_slice(body);
+        m
+    };
+    let request = |index: u32, begin: u32, length: u32| {
+        let mut b = index.to_be_bytes().to_vec();
+        b.extend_from_slice(&begin.to_be_bytes());
+        b.extend_from_slice(&length.to_be_bytes());
+        frame(6, &b)
+    };
+    // Each hostile shape: after the handshake, send this, and the seeder must hang up.
+    let shapes: Vec<(&str, Vec<u8>)> = vec![
+        ("oversized length", vec![0x7f, 0xff, 0xff, 0xff, 7]),
+        ("short have", frame(4, &[0, 1])),
+        (
+            "request out of range",
+            [frame(2, &[]), request(10_000, 0, 16384)].concat(),
+        ),
+        (
+            "request past the piece",
+            [frame(2, &[]), request(0, 16384 * 1000, 16384)].concat(),
+        ),
+        (
+            "huge block",
+            [frame(2, &[]), request(0, 0, 1 << 20)].concat(),
+        ),
+        (
+            "request flood",
+            [
+                frame(2, &[]),
+                (0..2000).flat_map(|i| request(i % 8, 0, 16384)).collect(),
+            ]
+            .concat(),
+        ),
+    ];
+    let mut slow_readers = Vec::new();
+    for (what, bytes) in &shapes {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut h = vec![19u8];
+        h.extend_from_slice(b"BitTorrent protocol");
+        h.extend_from_slice(&[0; 8]);
+        h.extend_from_slice(&hash);
+        h.extend_from_slice(b"-XX0001-hostile00000");
+        c.write_all(&h).unwrap();
+        let _ = c.write_all(bytes);
+        assert!(
+            hung_up(&mut c),
+            "{what}: the seeder should close the connection"
+        );
+    }
+    // Garbage instead of a handshake.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = c.write_all(&[0xAB; 68]);
+    assert!(hung_up(&mut c), "garbage handshake");
+    // Slow readers: interested, asking for blocks, never reading the answers.
+    for _ in 0..8 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let mut h = vec![19u8];
+        h.extend_from_slice(b"BitTorrent protocol");
+        h.extend_from_slice(&[0; 8]);
+        h.extend_from_slice(&hash);
+        h.extend_from_slice(b"-XX0001-slowreader00");
+        c.write_all(&h).unwrap();
+        c.write_all(&frame(2, &[])).unwrap();
+        let _ = c.write_all(
+            &(0..200)
+                .flat_map(|i| request(i % 8, 0, 16384))
+                .collect::<Vec<u8>>(),
+        );
+        slow_readers.push(c);
+    }
+    let before = crate::bittorrent::rss_kib(s.sidecar.pid);
+    // Meanwhile a real client gets the object.
+    let save = f.dir.join("lt");
+    let out = lt_client(&[
+        "download",
+        f.torrent.to_str().unwrap(),
+        save.to_str().unwrap(),
+        "60",
+    ]);
+    assert_eq!(out["finished"], true, "{out}");
+    assert_downloaded(
+        &save.join(&f.name),
+        &f.data,
+        "libtorrent beside hostile peers",
+    );
+    let grown = crate::bittorrent::rss_kib(s.sidecar.pid).saturating_sub(before) / 1024;
+    assert!(grown < 64, "RSS grew {grown} MiB");
+    drop(slow_readers);
 }
