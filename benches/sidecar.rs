@@ -12,8 +12,9 @@
 //! - `coalesce`: 100 concurrent cold requests for one object → bytes read upstream ÷ size (1);
 //! - `format`: cold `?torrent` of the same object as a hybrid (v1 + v2) and as a v2 torrent ÷
 //!   as a v1 torrent (goal hybrid ≤ 1.3: SHA-256 block trees on top of SHA-1 pieces);
-//! - `swarm`: 8 libtorrent peers fetch a 256 MiB object with the sidecar's torrent (web seed
-//!   + built-in tracker) → bytes the origin served ÷ object size (goal ≤ 2; plain HTTP: 8).
+//! - `swarm`: 8 and 16 libtorrent peers fetch a 256 MiB object with the sidecar's torrent
+//!   (web seed + built-in tracker), without and with the sidecar's seeder → bytes the origin
+//!   served ÷ object size (goal with the seeder ≤ 1.25), time to finish, peak RSS.
 //!
 //! Environment: `BENCH_SIZE_MIB` (cold/pass object, default 1024), `BENCH_ROUNDS` (5),
 //! `BENCH_LOAD_SECS` (5), `BENCH_RSS_BIG_MIB` (4096). Needs curl, oha, nginx, mktorrent
@@ -186,13 +187,56 @@ fn main() {
 }
 
 fn bench_swarm() {
-    let peers = env_or("BENCH_SWARM_PEERS", 8);
     let mib = env_or("BENCH_SWARM_MIB", 256);
-    let dir = env().scratch("bench-swarm");
+    let counts = std::env::var("BENCH_SWARM_PEERS").unwrap_or_else(|_| "8,16".into());
+    println!(
+        "\n[swarm] libtorrent peers starting together on a {mib} MiB object, built-in tracker"
+    );
+    for peers in counts
+        .split(',')
+        .filter_map(|p| p.trim().parse::<usize>().ok())
+    {
+        let web = swarm_run(peers, mib, false);
+        let seeded = swarm_run(peers, mib, true);
+        for (what, r) in [
+            ("web seed only      ", &web),
+            ("seeder + web seed  ", &seeded),
+        ] {
+            println!(
+                "  {peers:>2} peers, {what} finished {}/{peers} in {:>5.1} s, origin/size {:.2}, sidecar peak RSS {:.1} MiB",
+                r.done, r.seconds, r.origin_ratio, r.peak_rss_mib
+            );
+        }
+        println!(
+            "  {peers:>2} peers: origin/size with the seeder {:.2} (goal <= 1.25); time seeder / web-seed-only {:.2} (goal <= 1)",
+            seeded.origin_ratio,
+            seeded.seconds / web.seconds
+        );
+    }
+}
+
+struct SwarmRun {
+    done: usize,
+    seconds: f64,
+    origin_ratio: f64,
+    peak_rss_mib: f64,
+}
+
+/// `peers` libtorrent leechers fetch one object through its torrent (public web seed, the
+/// built-in tracker and, if `seeding`, the sidecar's seeder); bytes the origin served are
+/// counted by SeaweedFS for the object's bucket.
+fn swarm_run(peers: usize, mib: usize, seeding: bool) -> SwarmRun {
+    let name = format!(
+        "bench-swarm-{peers}-{}",
+        if seeding { "seed" } else { "web" }
+    );
+    let dir = env().scratch(&name);
     let file = dir.join("swarm.bin");
-    write_data(&file, mib, 6);
-    upload("evict", "bench/swarm.bin", &file);
-    let s = extra_sidecar_full("bench-swarm-sidecar", |c| {
+    write_data(&file, mib, 6 + peers as u64 + u64::from(seeding));
+    let key = format!("bench/{name}.bin");
+    upload("evict", &key, &file);
+    let seeder_port = free_ports(1)[0];
+    let s = extra_sidecar_full(&name, |c| {
         let listen = c
             .lines()
             .find_map(|l| l.strip_prefix("listen = \""))
@@ -207,9 +251,13 @@ fn bench_swarm() {
                     "[torrent]\nwebseed = \"public\"\npublic_base_url = \"http://{listen}\"\n"
                 ),
             );
-        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"http://{listen}/_s3torrent/announce\"\ninterval = 5\npeer_ttl = 60\n")
+        let seeder = match seeding {
+            true => format!("\n[seeder]\nenabled = true\nlisten = \"127.0.0.1:{seeder_port}\"\n"),
+            false => String::new(),
+        };
+        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"http://{listen}/_s3torrent/announce\"\ninterval = 5\npeer_ttl = 60\n{seeder}")
     });
-    let r = request(s.port, "GET", "/evict/bench/swarm.bin?torrent", &[]);
+    let r = request(s.port, "GET", &format!("/evict/{key}?torrent"), &[]);
     assert_eq!(r.status, 200);
     let torrent = dir.join("swarm.torrent");
     std::fs::write(&torrent, &r.body).unwrap();
@@ -229,6 +277,7 @@ fn bench_swarm() {
         ])
         .output()
         .expect("python3-libtorrent");
+    let seconds = started.elapsed().as_secs_f64();
     let served = bucket_bytes_sent("evict") - before;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lt_client output");
     let done = v["peers"]
@@ -237,15 +286,12 @@ fn bench_swarm() {
         .values()
         .filter(|p| p["finished"] == true)
         .count();
-    println!("\n[swarm] {peers} libtorrent peers, {mib} MiB object, web seed + built-in tracker");
-    println!(
-        "  finished {done}/{peers} in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-    println!(
-        "  origin bytes served / object size  {:.2}   (goal <= 2; plain HTTP would be {peers})",
-        served as f64 / (mib << 20) as f64
-    );
+    SwarmRun {
+        done,
+        seconds,
+        origin_ratio: served as f64 / (mib << 20) as f64,
+        peak_rss_mib: peak_rss_mib(s.pid),
+    }
 }
 
 fn bench_cold(local: &Path, size_mib: usize) {

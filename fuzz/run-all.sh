@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 RUNS=${RUNS:-10000000}
 MAX_SECONDS=${MAX_SECONDS:-1800}
-for target in ${TARGETS:-route sigv4 bencode announce}; do
+for target in ${TARGETS:-route sigv4 bencode announce peer_wire}; do
   mkdir -p "corpus/$target"
   cp -n regressions/"$target"/* "corpus/$target/" 2>/dev/null || true
   echo "== $target"

@@ -189,6 +189,35 @@ pub fn announce(data: &[u8]) {
     assert!(s.get("failure reason").is_some() || s.get("files").is_some());
 }
 
+/// Peer wire: any byte stream, fed in arbitrary splits, decodes into messages or a clean
+/// error, never a panic; every decoded message re-encodes to bytes that decode to itself.
+pub fn peer_wire(data: &[u8]) {
+    use crate::seeder::wire::{Handshake, Message, HANDSHAKE_LEN};
+    use bytes::BytesMut;
+    if let Ok(h) = <&[u8; HANDSHAKE_LEN]>::try_from(data.get(..HANDSHAKE_LEN).unwrap_or(&[])) {
+        if let Some(parsed) = Handshake::parse(h) {
+            assert_eq!(&parsed.encode(), h);
+        }
+    }
+    let split = data.first().map_or(1, |b| usize::from(*b).max(1));
+    let mut buf = BytesMut::new();
+    for chunk in data.chunks(split) {
+        buf.extend_from_slice(chunk);
+        loop {
+            match Message::decode(&mut buf) {
+                Ok(Some(message)) => {
+                    let mut again = BytesMut::new();
+                    message.encode(&mut again);
+                    let back = Message::decode(&mut again).expect("re-encoded bytes decode");
+                    assert_eq!(back.as_ref(), Some(&message));
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+    }
+}
+
 fn tracker() -> &'static Tracker {
     static TRACKER: std::sync::OnceLock<Tracker> = std::sync::OnceLock::new();
     TRACKER.get_or_init(|| {
@@ -269,5 +298,10 @@ mod tests {
     #[test]
     fn smoke_announce() {
         smoke("announce", announce);
+    }
+
+    #[test]
+    fn smoke_peer_wire() {
+        smoke("peer_wire", peer_wire);
     }
 }
