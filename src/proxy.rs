@@ -140,17 +140,30 @@ fn shape_webseed(
     {
         return None;
     }
+    let (first, last) = single_range(req.headers.get(http::header::RANGE)?.to_str().ok()?)?;
     let path = req.uri.path().strip_prefix('/')?;
     let (bucket, key) = path.split_once('/')?;
     let bucket = crate::s3::uri::decode_utf8(bucket).ok()?;
     let key = crate::s3::uri::decode_utf8(key).ok()?;
-    match seeder.admit_webseed(&bucket, &key) {
+    match seeder.admit_webseed(&bucket, &key, first, last) {
         Some(ticket) => {
             ctx._webseed = ticket;
             None
         }
-        None => Some(S3Error::slow_down().with_status(503)),
+        None => Some(S3Error::of(Code::SlowDown).with_header("retry-after", "10")),
     }
+}
+
+/// `bytes=a-b` or `bytes=a-` (what web-seed clients send) → `(a, b)`; anything else is not
+/// shaped.
+fn single_range(value: &str) -> Option<(u64, u64)> {
+    let (a, b) = value.strip_prefix("bytes=")?.split_once('-')?;
+    let first = a.trim().parse().ok()?;
+    let last = match b.trim() {
+        "" => u64::MAX,
+        b => b.parse().ok()?,
+    };
+    (first <= last).then_some((first, last))
 }
 
 fn peer_ip(session: &Session) -> std::net::IpAddr {

@@ -120,14 +120,26 @@ impl Seeder {
         self.config.public_addr()
     }
 
-    /// A web-seed range request for `bucket/key` may go ahead (`Some`, held until the
-    /// response ends) or should wait (`None`: answer 503 with Retry-After) because the
-    /// object is seeded and enough range requests for it are under way.
-    pub fn admit_webseed(&self, bucket: &str, key: &str) -> Option<Option<WebseedTicket>> {
-        if !self.registry.seeds_object(bucket, key) {
+    /// A web-seed request for bytes `first..=last` of `bucket/key` may go ahead (`Some`,
+    /// holding a slot until the response ends) or should wait (`None`: answer 503 with
+    /// Retry-After): the object is seeded, and either every piece the range touches has
+    /// already left the origin (it is in the swarm) or enough range requests for the object
+    /// are under way. So each piece leaves the origin about once.
+    pub fn admit_webseed(
+        &self,
+        bucket: &str,
+        key: &str,
+        first: u64,
+        last: u64,
+    ) -> Option<Option<WebseedTicket>> {
+        let Some(torrent) = self.registry.for_object(bucket, key) else {
             return Some(None);
-        }
-        match self.webseeds.enter(bucket, key) {
+        };
+        let admitted = self.webseeds.enter(bucket, key).filter(|_| {
+            // Only a range with a piece the swarm lacks is worth the origin's bytes.
+            torrent.take_from_origin(first, last)
+        });
+        match admitted {
             Some(ticket) => Some(Some(ticket)),
             None => {
                 self.metrics.webseed_deferred.inc();

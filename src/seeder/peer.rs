@@ -128,6 +128,7 @@ pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), Pee
     peer.flush().await?;
     let result = peer.run(&mut reader).await;
     peer.stop_waiting();
+    peer.torrent.note_gone(&peer.has);
     tracing::debug!(
         target: "s3torrent::seeder",
         has = peer.has.count(),
@@ -392,6 +393,11 @@ impl Peer {
                 self.seeder.waiting_for_slot(1);
             }
             return Ok(());
+        }
+        // The swarm changes (peers leave): keep a few pieces shown ahead of this peer.
+        let pending = self.shown.count().saturating_sub(self.has.count());
+        if pending < REVEAL_AHEAD {
+            self.reveal_next()?;
         }
         self.try_unchoke()
     }

@@ -170,6 +170,7 @@ impl PieceStore {
         response.finish().await;
         self.metrics.backend_bytes.inc_by(data.len() as u64);
         torrent.confirm();
+        torrent.note_left_origin(index);
         // A backend that ignored If-Match can still not make us serve other bytes.
         if data.len() != size || Sha1::digest(&data).as_slice() != torrent.piece_hash(index) {
             torrent.retire();

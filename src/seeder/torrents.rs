@@ -35,6 +35,9 @@ pub struct SeedTorrent {
     retired: AtomicBool,
     /// When the backend last confirmed the ETag (a piece read, or a check).
     confirmed: Mutex<Instant>,
+    /// Pieces that have left the origin (read by the seeder, or served by the web seed):
+    /// they are in the swarm.
+    left_origin: Mutex<BitSet>,
     spread: Mutex<Spread>,
 }
 
@@ -55,6 +58,7 @@ impl SeedTorrent {
         info: Bytes,
     ) -> SeedTorrent {
         let n = (pieces.len() / 20).max(1);
+        let count = (pieces.len() / 20) as u32;
         SeedTorrent {
             info_hash,
             object,
@@ -65,6 +69,7 @@ impl SeedTorrent {
             info,
             retired: AtomicBool::new(false),
             confirmed: Mutex::new(Instant::now()),
+            left_origin: Mutex::new(BitSet::new(count)),
             spread: Mutex::new(Spread {
                 uploaded: vec![0; n],
                 seen: vec![0; n],
@@ -96,6 +101,27 @@ impl SeedTorrent {
         self.retired.load(Ordering::SeqCst)
     }
 
+    pub fn note_left_origin(&self, index: u32) {
+        self.left_origin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set(index);
+    }
+
+    /// Web-seed shaping: a byte range may come from the origin only if none of the pieces
+    /// it touches has left the origin yet; they are then counted as gone.
+    pub fn take_from_origin(&self, first: u64, last: u64) -> bool {
+        let n = self.num_pieces();
+        let from = (first / self.piece_length).min(u64::from(n)) as u32;
+        let to = (last / self.piece_length).min(u64::from(n.saturating_sub(1))) as u32;
+        let mut left = self.left_origin.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh = (from..=to).all(|i| !left.get(i));
+        if fresh {
+            (from..=to).for_each(|i| left.set(i));
+        }
+        fresh
+    }
+
     pub fn confirm(&self) {
         *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
@@ -124,16 +150,42 @@ impl SeedTorrent {
         }
     }
 
-    /// The next piece to show a peer that has `has` and was shown `shown`: the one least
-    /// spread (uploads count double: each is a copy from the origin), ties broken by `salt`
-    /// so peers are shown different pieces.
+    /// A peer that had these pieces left: they are that much rarer now.
+    pub fn note_gone(&self, had: &BitSet) {
+        let mut spread = self.spread();
+        for (i, seen) in spread.seen.iter_mut().enumerate() {
+            if had.get(i as u32) {
+                *seen = seen.saturating_sub(1);
+            }
+        }
+    }
+
+    /// The next piece to show a peer that has `has` and was shown `shown`: first the pieces
+    /// that have not left the origin, least spread first (uploads count double); after that
+    /// only pieces no connected peer has, so the swarm trades what it holds instead of the
+    /// origin sending it again. Ties are broken by `salt`, so peers see different pieces.
     pub fn pick_reveal(&self, has: &BitSet, shown: &BitSet, salt: u32) -> Option<u32> {
         let n = self.num_pieces();
+        let left = self
+            .left_origin
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let spread = self.spread();
-        (0..n)
-            .map(|k| (k + salt) % n)
-            .filter(|&i| !has.get(i) && !shown.get(i))
-            .min_by_key(|&i| 2 * spread.uploaded[i as usize] + spread.seen[i as usize])
+        let rank = |i: u32| 2 * spread.uploaded[i as usize] + spread.seen[i as usize];
+        let candidates = || {
+            (0..n)
+                .map(move |k| (k + salt) % n)
+                .filter(|&i| !has.get(i) && !shown.get(i))
+        };
+        candidates()
+            .filter(|&i| !left.get(i))
+            .min_by_key(|&i| rank(i))
+            .or_else(|| {
+                candidates()
+                    .filter(|&i| spread.seen[i as usize] == 0)
+                    .min_by_key(|&i| rank(i))
+            })
     }
 }
 
@@ -191,13 +243,84 @@ impl Registry {
             .cloned()
     }
 
-    /// Whether a live seeded torrent describes `bucket/key`.
-    pub fn seeds_object(&self, bucket: &str, key: &str) -> bool {
+    /// The live seeded torrent that describes `bucket/key`, if any.
+    pub fn for_object(&self, bucket: &str, key: &str) -> Option<Arc<SeedTorrent>> {
         let index = self.lock();
         let object = (bucket.to_string(), key.to_string());
-        let Some(hash) = index.by_object.get(&object).copied() else {
-            return false;
+        let hash = index.by_object.get(&object)?;
+        index
+            .by_hash
+            .peek(hash)
+            .filter(|t| !t.is_retired())
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn torrent(pieces: usize) -> SeedTorrent {
+        let object = ObjectRef {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: None,
         };
-        index.by_hash.peek(&hash).is_some_and(|t| !t.is_retired())
+        SeedTorrent::new(
+            [1; 20],
+            object,
+            "\"e\"".into(),
+            pieces as u64 * 100,
+            100,
+            vec![0; 20 * pieces],
+            Bytes::new(),
+        )
+    }
+
+    #[test]
+    fn each_piece_leaves_the_origin_once() {
+        let t = torrent(10);
+        assert!(t.take_from_origin(0, 299), "pieces 0-2 are new");
+        assert!(!t.take_from_origin(150, 250), "1-2 are in the swarm");
+        assert!(
+            !t.take_from_origin(250, 450),
+            "2 is out: the whole range waits"
+        );
+        assert!(t.take_from_origin(300, u64::MAX), "3.. are new, open-ended");
+        assert!(!t.take_from_origin(0, 999));
+        t.note_uploaded(0);
+        let fresh = torrent(3);
+        fresh.note_left_origin(1);
+        assert!(!fresh.take_from_origin(100, 250), "piece 1 is out");
+        assert!(fresh.take_from_origin(200, 250), "piece 2 is new");
+    }
+
+    #[test]
+    fn reveals_go_to_the_least_spread_piece() {
+        let t = torrent(4);
+        for i in [0, 1, 3] {
+            t.note_uploaded(i);
+        }
+        let none = BitSet::new(4);
+        assert_eq!(t.pick_reveal(&none, &none, 0), Some(2));
+        // Once every piece is out, only what no peer has is shown again.
+        for i in 0..4 {
+            t.note_left_origin(i);
+        }
+        let mut shown = BitSet::new(4);
+        shown.set(2);
+        t.note_seen(0);
+        t.note_seen(3);
+        assert_eq!(t.pick_reveal(&none, &shown, 0), Some(1));
+        let mut holder = BitSet::new(4);
+        holder.set(1);
+        t.note_seen(1);
+        assert_eq!(
+            t.pick_reveal(&none, &shown, 0),
+            None,
+            "the swarm has it all"
+        );
+        t.note_gone(&holder);
+        assert_eq!(t.pick_reveal(&none, &shown, 0), Some(1), "its holder left");
     }
 }

@@ -39,7 +39,8 @@ fn format_webseed_sidecar(name: &str, mode: &str, format: &str) -> Sidecar {
 }
 
 /// aria2c with DHT, LPD and PEX off; `--bt-stop-timeout` because a bad piece hangs it.
-pub(crate) fn aria2c(torrent: &Path, save: &Path) -> std::process::Output {
+/// `source` is a .torrent file or a magnet link.
+pub(crate) fn aria2c(source: impl AsRef<std::ffi::OsStr>, save: &Path) -> std::process::Output {
     Command::new("timeout")
         .args(["90", "aria2c", "--enable-dht=false", "--enable-dht6=false"])
         .args([
@@ -52,9 +53,9 @@ pub(crate) fn aria2c(torrent: &Path, save: &Path) -> std::process::Output {
             "--console-log-level=warn",
             "--summary-interval=0",
         ])
-        .args(["--listen-port=6881-6999", "-d"])
+        .args(["--bt-save-metadata=false", "--listen-port=6881-6999", "-d"])
         .arg(save)
-        .arg(torrent)
+        .arg(source)
         .output()
         .expect("aria2c")
 }

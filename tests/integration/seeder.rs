@@ -115,23 +115,7 @@ fn a_magnet_link_alone_is_enough() {
     assert_downloaded(&save.join(&f.name), &f.data, "libtorrent (magnet)");
     // aria2c: finds the seeder through the tracker the magnet names.
     let save = f.dir.join("aria2-magnet");
-    let out = std::process::Command::new("timeout")
-        .args(["90", "aria2c", "--enable-dht=false", "--enable-dht6=false"])
-        .args([
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--seed-time=0",
-        ])
-        .args([
-            "--bt-stop-timeout=30",
-            "--console-log-level=warn",
-            "--summary-interval=0",
-        ])
-        .args(["--bt-save-metadata=false", "--listen-port=6881-6999", "-d"])
-        .arg(&save)
-        .arg(&magnet)
-        .output()
-        .unwrap();
+    let out = aria2c(&magnet, &save);
     assert!(
         out.status.success(),
         "aria2c: {}",
@@ -311,4 +295,59 @@ fn hostile_peers_hurt_nobody_else() {
     let grown = crate::bittorrent::rss_kib(s.sidecar.pid).saturating_sub(before) / 1024;
     assert!(grown < 64, "RSS grew {grown} MiB");
     drop(slow_readers);
+}
+
+#[test]
+fn the_web_seed_serves_each_piece_of_a_seeded_object_about_once() {
+    let s = seeding_sidecar(
+        "seed-shaping",
+        "objects = \"all\"\nwebseed_concurrency = 4\n",
+    );
+    let port = s.sidecar.port;
+    let dir = env().scratch("seed-shaping");
+    let key = "bt/shaped.bin";
+    let data = test_data(256 * 1024, 409); // 16 pieces of 16 KiB
+    put_object("public", key, &data, &dir);
+    let path = format!("/public/{key}");
+    let range = |r: &str| request(port, "GET", &path, &[("Range", r)]);
+    // Before the seeder seeds it, ranges are plain pass-through.
+    assert_eq!(range("bytes=0-16383").status, 206);
+    assert_eq!(range("bytes=0-16383").status, 206);
+    assert_eq!(
+        request(port, "GET", &format!("{path}?torrent"), &[]).status,
+        200
+    );
+    // Seeded: a range with pieces the swarm lacks comes from the origin, once.
+    let first = range("bytes=0-65535");
+    assert_eq!(first.status, 206);
+    assert_eq!(first.body, data[..65536]);
+    let again = range("bytes=16384-32767");
+    assert_eq!(again.status, 503, "{}", again.text());
+    assert_eq!(again.s3_code().as_deref(), Some("SlowDown"));
+    assert!(again.header("retry-after").is_some());
+    // Only new pieces: allowed; open-ended ranges too.
+    assert_eq!(range("bytes=65536-131071").status, 206);
+    assert_eq!(range("bytes=131072-").status, 206);
+    assert_eq!(range("bytes=0-").status, 503);
+    // Signed requests are never shaped: an SDK's ranged download is not a web seed.
+    let host = format!("127.0.0.1:{port}");
+    let mut signed = signed_headers(
+        ADMIN,
+        "GET",
+        &host,
+        &path,
+        None,
+        std::time::SystemTime::now(),
+    );
+    signed.push(("range".into(), "bytes=0-16383".into()));
+    let refs: Vec<(&str, &str)> = signed
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(request(port, "GET", &path, &refs).status, 206);
+    let metrics = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
+    assert_eq!(
+        metric(&metrics, "s3torrent_seeder_webseed_deferred_total"),
+        2
+    );
 }
