@@ -69,6 +69,7 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
             upstream.clone(),
             metrics.seeder.clone(),
             tracker.clone(),
+            config.tracker.public_url.as_ref().map(|u| u.to_string()),
         )?)),
         false => None,
     };

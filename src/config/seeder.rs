@@ -26,6 +26,9 @@ pub struct SeederConfig {
     /// Range requests to the web seed of one seeded object at once; more get 503 SlowDown
     /// with Retry-After, steering late joiners to the swarm. 0: no limit.
     pub webseed_concurrency: usize,
+    /// Also announce the seed to the torrent's other (`http://`) trackers, from
+    /// `[torrent] announce`; off by default: the built-in tracker lists it anyway.
+    pub announce_external: bool,
 }
 
 impl Default for SeederConfig {
@@ -40,6 +43,7 @@ impl Default for SeederConfig {
             upload_rate: 0,
             objects: SeedObjects::Public,
             webseed_concurrency: 2,
+            announce_external: false,
         }
     }
 }

@@ -7,10 +7,12 @@
 //! - [`torrents`] — what is seeded, and which piece to reveal to whom (super-seeding).
 //! - [`pieces`] — piece data from the backend: `If-Match`, verified, cached, single-flight.
 //! - [`bitset`] — a peer's pieces.
+//! - [`announcer`] — announcing to a torrent's external trackers, when configured.
 //!
 //! Trust: knowing an infohash is weaker than a signature, so by default (`objects =
 //! "public"`) only objects an anonymous caller may read are seeded.
 
+mod announcer;
 mod bitset;
 mod peer;
 mod pieces;
@@ -53,6 +55,8 @@ pub struct Seeder {
     /// The seeder's address as peers dial it, for the tracker and magnet links.
     public_addr: Option<SocketAddr>,
     webseeds: WebseedGate,
+    /// The built-in tracker's announce URL (not announced to: the seed is listed there).
+    own_tracker: Option<String>,
 }
 
 impl Seeder {
@@ -61,6 +65,7 @@ impl Seeder {
         upstream: Arc<Upstream>,
         metrics: Arc<SeederMetrics>,
         tracker: Option<Arc<Tracker>>,
+        own_tracker: Option<String>,
     ) -> std::io::Result<Seeder> {
         let listener = std::net::TcpListener::bind(config.listen)?;
         listener.set_nonblocking(true)?;
@@ -85,6 +90,7 @@ impl Seeder {
             listener: Mutex::new(Some(listener)),
             public_addr,
             webseeds: WebseedGate::new(config.webseed_concurrency),
+            own_tracker,
             config: config.clone(),
         })
     }
@@ -112,6 +118,28 @@ impl Seeder {
             if let (Some(tracker), Some(addr)) = (&self.tracker, self.public_addr) {
                 tracker.add_seed(torrent.info_hash, addr);
             }
+            self.announce_external(torrent);
+        }
+    }
+
+    /// With `announce_external`, announces the seed to the torrent's other http trackers.
+    fn announce_external(&self, torrent: &Torrent) {
+        let (Some(seed), Some(addr)) = (self.registry.get(&torrent.info_hash), self.public_addr)
+        else {
+            return;
+        };
+        if !self.config.announce_external {
+            return;
+        }
+        let own = self.own_tracker.as_deref();
+        let urls = torrent.meta.announce.iter().flatten();
+        for url in urls.filter(|u| announcer::announceable(u, own)) {
+            tokio::spawn(announcer::announce_loop(
+                url.clone(),
+                seed.clone(),
+                self.peer_id,
+                addr.port(),
+            ));
         }
     }
 

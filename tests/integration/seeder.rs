@@ -351,3 +351,52 @@ fn the_web_seed_serves_each_piece_of_a_seeded_object_about_once() {
         2
     );
 }
+
+#[test]
+fn the_seed_is_announced_to_external_trackers_when_configured() {
+    // Tracker: another sidecar's built-in tracker, which knows the torrent once it served it
+    // (torrents are deterministic: the same object gives the same infohash on both).
+    let tracker = extra_sidecar_full("ext-tracker", |c| {
+        let base = own_url(&c);
+        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"{base}/_s3torrent/announce\"\n")
+    });
+    let announce = format!("http://127.0.0.1:{}/_s3torrent/announce", tracker.port);
+    let seeder_port = free_ports(1)[0];
+    let seeder = extra_sidecar_full("ext-seeder", |c| {
+        let c = c.replace(
+            "[torrent]\n",
+            &format!("[torrent]\nannounce = [[\"{announce}\"]]\n"),
+        );
+        format!(
+            "{c}\n[seeder]\nenabled = true\nlisten = \"127.0.0.1:{seeder_port}\"\nannounce_external = true\n"
+        )
+    });
+    let dir = env().scratch("ext-announce");
+    put_object("public", "bt/ext.bin", &test_data(40_000, 410), &dir);
+    let from_tracker = request(tracker.port, "GET", "/public/bt/ext.bin?torrent", &[]);
+    let from_seeder = request(seeder.port, "GET", "/public/bt/ext.bin?torrent", &[]);
+    let hash = crate::bittorrent::torrent_info_hash(&from_tracker.body);
+    assert_eq!(
+        hash,
+        crate::bittorrent::torrent_info_hash(&from_seeder.body)
+    );
+    let escaped: String = hash.iter().map(|b| format!("%{b:02X}")).collect();
+    let scrape = format!("/_s3torrent/scrape?info_hash={escaped}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut seeds = 0;
+    while std::time::Instant::now() < deadline && seeds == 0 {
+        let r = request(tracker.port, "GET", &scrape, &[]);
+        let v = s3torrent::torrent::bencode::decode(&r.body).unwrap();
+        let files = v.get("files").unwrap().as_dict().unwrap();
+        seeds = files
+            .values()
+            .next()
+            .and_then(|f| f.get("complete")?.as_int())
+            .unwrap_or(0);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        seeds, 1,
+        "the seeder announced itself, as a seed, to the external tracker"
+    );
+}
