@@ -199,12 +199,8 @@ impl ProxyHttp for S3TorrentProxy {
         // so the raw target is what tells.)
         let uri = &req.uri;
         if req.raw_path().first() != Some(&b'/') || uri.scheme().is_some() {
-            ctx.route = "rejected";
-            ctx.request_id = new_request_id();
             let e = S3Error::invalid_request("The request target must be a path (origin-form).");
-            let reply = error_reply(&e, "", &ctx.request_id);
-            write_reply(session, reply, &ctx.request_id).await?;
-            return Ok(true);
+            return answer(session, ctx, "rejected", Err(e)).await;
         }
         let host = req
             .headers
@@ -214,7 +210,6 @@ impl ProxyHttp for S3TorrentProxy {
         if let Some(tracker) = &self.tracker {
             let vhost = is_virtual_hosted(host, domains);
             if let Some(endpoint) = crate::tracker::endpoint(&req.method, uri.path(), vhost) {
-                ctx.route = "tracker";
                 let query = uri.query().unwrap_or("");
                 let body = match endpoint {
                     TrackerEndpoint::Announce => tracker.announce(query, peer_ip(session)),
@@ -225,37 +220,24 @@ impl ProxyHttp for S3TorrentProxy {
                     headers: vec![("content-type", "text/plain".to_string())],
                     body: Bytes::from(body),
                 };
-                ctx.request_id = new_request_id();
-                write_reply(session, reply, &ctx.request_id).await?;
-                return Ok(true);
+                return answer(session, ctx, "tracker", Ok(reply)).await;
             }
         }
-        let route = route(&req.method, uri.path(), uri.query(), host, domains);
-        let result = match route {
+        let result = match route(&req.method, uri.path(), uri.query(), host, domains) {
             Route::PassThrough => {
-                if let Some(seeder) = &self.seeder {
-                    if let Some(e) = shape_webseed(seeder, session.req_header(), domains, ctx) {
-                        ctx.route = "webseed";
-                        ctx.request_id = new_request_id();
-                        let reply =
-                            error_reply(&e, session.req_header().uri.path(), &ctx.request_id);
-                        write_reply(session, reply, &ctx.request_id).await?;
-                        return Ok(true);
-                    }
-                }
-                return Ok(false);
+                let shaped = self
+                    .seeder
+                    .as_ref()
+                    .and_then(|seeder| shape_webseed(seeder, session.req_header(), domains, ctx));
+                return match shaped {
+                    Some(e) => answer(session, ctx, "webseed", Err(e)).await,
+                    None => Ok(false),
+                };
             }
             Route::Reject(e) => Err(e),
             Route::Torrent(t) => self.torrent_reply(session, t, &mut ctx.cache).await,
         };
-        ctx.route = "torrent";
-        ctx.request_id = new_request_id();
-        let reply = match result {
-            Ok(reply) => reply,
-            Err(e) => error_reply(&e, session.req_header().uri.path(), &ctx.request_id),
-        };
-        write_reply(session, reply, &ctx.request_id).await?;
-        Ok(true)
+        answer(session, ctx, "torrent", result).await
     }
 
     async fn upstream_peer(
@@ -399,6 +381,24 @@ impl ProxyHttp for S3TorrentProxy {
             can_reuse_downstream: false,
         }
     }
+}
+
+/// Writes a reply the sidecar makes itself (an S3 XML error for `Err`), under a request id of
+/// its own, and ends the request.
+async fn answer(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    route: &'static str,
+    result: Result<Reply, S3Error>,
+) -> Result<bool> {
+    ctx.route = route;
+    ctx.request_id = new_request_id();
+    let reply = match result {
+        Ok(reply) => reply,
+        Err(e) => error_reply(&e, session.req_header().uri.path(), &ctx.request_id),
+    };
+    write_reply(session, reply, &ctx.request_id).await?;
+    Ok(true)
 }
 
 fn error_reply(e: &S3Error, resource: &str, request_id: &str) -> Reply {
