@@ -150,8 +150,14 @@ fn aria2c_downloads_a_hybrid_torrent_as_v1() {
 fn aria2c_downloads(test: &str, format: &str) {
     let s = format_webseed_sidecar(test, "public", format);
     let f = fixture(test, s.port, 2 * 1024 * 1024 + 3, 201);
-    let save = f.dir.join("aria2");
-    let out = aria2c(&f.torrent, &save);
+    aria2c_gets(&f.torrent, &f, "aria2");
+}
+
+/// aria2c fetches `f`'s object from `source` (its .torrent or a magnet link) into
+/// `f.dir/save`, and the bytes are the object's.
+pub(crate) fn aria2c_gets(source: impl AsRef<std::ffi::OsStr>, f: &Fixture, save: &str) {
+    let save = f.dir.join(save);
+    let out = aria2c(source, &save);
     assert!(
         out.status.success(),
         "aria2c: {}",

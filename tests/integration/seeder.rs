@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::bittorrent::{
-    aria2c, assert_downloaded, fixture, lt_client, own_url, qbittorrent_downloads,
+    aria2c_gets, assert_downloaded, fixture, lt_client, own_url, qbittorrent_downloads,
 };
 use crate::harness::*;
 
@@ -69,14 +69,7 @@ pub fn metric(text: &str, name: &str) -> u64 {
 fn aria2c_and_qbittorrent_download_from_the_seeder() {
     let s = seeding_sidecar("seed-clients", "");
     let f = fixture("seed-aria2", s.sidecar.port, 2 * 1024 * 1024 + 3, 401);
-    let save = f.dir.join("aria2");
-    let out = aria2c(&f.torrent, &save);
-    assert!(
-        out.status.success(),
-        "aria2c: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_downloaded(&save.join(&f.name), &f.data, "aria2c");
+    aria2c_gets(&f.torrent, &f, "aria2");
     // Not Transmission: 3.00 discards tracker peers in 127.0.0.0/8 ("martian" addresses), so
     // it cannot reach a seeder on loopback, the only address tests may use here.
     qbittorrent_downloads(&fixture(
@@ -114,14 +107,7 @@ fn a_magnet_link_alone_is_enough() {
     assert_eq!(out["finished"], true, "{out}");
     assert_downloaded(&save.join(&f.name), &f.data, "libtorrent (magnet)");
     // aria2c: finds the seeder through the tracker the magnet names.
-    let save = f.dir.join("aria2-magnet");
-    let out = aria2c(&magnet, &save);
-    assert!(
-        out.status.success(),
-        "aria2c: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_downloaded(&save.join(&f.name), &f.data, "aria2c (magnet)");
+    aria2c_gets(&magnet, &f, "aria2-magnet");
 }
 
 #[test]
