@@ -124,13 +124,14 @@ fn libtorrent_downloads_hybrid_and_v2_torrents_from_the_web_seed() {
 fn libtorrent_downloads(test: &str, format: &str) {
     let s = format_webseed_sidecar(test, "public", format);
     let f = fixture(test, s.port, 3 * 1024 * 1024 + 7, 200);
-    let save = f.dir.join("lt");
-    let out = lt_client(&[
-        "download",
-        f.torrent.to_str().unwrap(),
-        save.to_str().unwrap(),
-        "60",
-    ]);
+    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
+}
+
+/// libtorrent fetches `f`'s object from `source` (its .torrent or a magnet link) into
+/// `f.dir/save` within 60 s, with no hash failure, and the bytes are the object's.
+pub(crate) fn libtorrent_gets(source: &str, f: &Fixture, save: &str) {
+    let save = f.dir.join(save);
+    let out = lt_client(&["download", source, save.to_str().unwrap(), "60"]);
     assert_eq!(out["finished"], true, "{out}");
     assert_eq!(out["hash_failures"], 0, "{out}");
     assert_downloaded(&save.join(&f.name), &f.data, "libtorrent");

@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use crate::bittorrent::{
-    aria2c_gets, assert_downloaded, fixture, lt_client, own_url, qbittorrent_downloads,
+    aria2c_gets, fixture, libtorrent_gets, lt_client, own_url, qbittorrent_downloads,
 };
 use crate::harness::*;
 
@@ -44,16 +44,7 @@ fn libtorrent_downloads_from_the_seeder_alone() {
     let f = fixture("seed-lt", s.sidecar.port, 3 * 1024 * 1024 + 7, 400);
     let torrent = s3torrent::torrent::bencode::decode(&std::fs::read(&f.torrent).unwrap()).unwrap();
     assert!(torrent.get("url-list").is_none(), "no web seed");
-    let save = f.dir.join("lt");
-    let out = lt_client(&[
-        "download",
-        f.torrent.to_str().unwrap(),
-        save.to_str().unwrap(),
-        "60",
-    ]);
-    assert_eq!(out["finished"], true, "{out}");
-    assert_eq!(out["hash_failures"], 0, "{out}");
-    assert_downloaded(&save.join(&f.name), &f.data, "libtorrent");
+    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
     let metrics = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
     let uploaded = metric(&metrics, "s3torrent_seeder_uploaded_bytes_total");
     assert!(uploaded >= f.data.len() as u64, "{uploaded}");
@@ -102,10 +93,7 @@ fn a_magnet_link_alone_is_enough() {
     );
     assert!(!magnet.contains("&ws="), "no web seed: {magnet}");
     // libtorrent: metadata over ut_metadata from the seeder it dials (x.pe), then the bytes.
-    let save = f.dir.join("lt-magnet");
-    let out = lt_client(&["download", &magnet, save.to_str().unwrap(), "60"]);
-    assert_eq!(out["finished"], true, "{out}");
-    assert_downloaded(&save.join(&f.name), &f.data, "libtorrent (magnet)");
+    libtorrent_gets(&magnet, &f, "lt-magnet");
     // aria2c: finds the seeder through the tracker the magnet names.
     aria2c_gets(&magnet, &f, "aria2-magnet");
 }
@@ -265,19 +253,7 @@ fn hostile_peers_hurt_nobody_else() {
     }
     let before = crate::bittorrent::rss_kib(s.sidecar.pid);
     // Meanwhile a real client gets the object.
-    let save = f.dir.join("lt");
-    let out = lt_client(&[
-        "download",
-        f.torrent.to_str().unwrap(),
-        save.to_str().unwrap(),
-        "60",
-    ]);
-    assert_eq!(out["finished"], true, "{out}");
-    assert_downloaded(
-        &save.join(&f.name),
-        &f.data,
-        "libtorrent beside hostile peers",
-    );
+    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
     let grown = crate::bittorrent::rss_kib(s.sidecar.pid).saturating_sub(before) / 1024;
     assert!(grown < 64, "RSS grew {grown} MiB");
     drop(slow_readers);
