@@ -10,6 +10,15 @@ pub struct ObjectRef {
 }
 
 impl ObjectRef {
+    /// The object at the version the backend reported, when the request named none: what the
+    /// caller was authorized for, so nothing built on it can later reach other bytes.
+    pub fn pinned_to(&self, reported: Option<&str>) -> ObjectRef {
+        ObjectRef {
+            version_id: self.version_id.clone().or(reported.map(str::to_string)),
+            ..self.clone()
+        }
+    }
+
     /// `/{bucket}/{key}[?versionId=…]`, path-style and byte-exact: keys such as `a/../b`
     /// reach the backend as the key they are.
     pub fn path_and_query(&self) -> String {
@@ -34,5 +43,17 @@ mod tests {
             version_id: Some("v+1".into()),
         };
         assert_eq!(o.path_and_query(), "/b/a/../b%20c%2B%C3%BC?versionId=v%2B1");
+        assert_eq!(
+            o.pinned_to(Some("other")).version_id.as_deref(),
+            Some("v+1")
+        );
+        let current = ObjectRef {
+            version_id: None,
+            ..o
+        };
+        assert_eq!(
+            current.pinned_to(Some("v7")).version_id.as_deref(),
+            Some("v7")
+        );
     }
 }

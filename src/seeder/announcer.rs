@@ -25,7 +25,8 @@ pub async fn announce_loop(url: String, torrent: Arc<SeedTorrent>, peer_id: [u8;
         let interval = match announce_once(&url, &torrent, &peer_id, port, event).await {
             Ok(interval) => interval.clamp(MIN_INTERVAL, MAX_INTERVAL),
             Err(why) => {
-                tracing::debug!(target: "s3torrent::seeder", tracker = %url, why, "announce failed");
+                // The host only: private trackers put a passkey in the announce URL.
+                tracing::debug!(target: "s3torrent::seeder", tracker = tracker_host(&url), why, "announce failed");
                 MAX_INTERVAL / 4
             }
         };
@@ -95,7 +96,22 @@ async fn announce_once(
     Ok(u64::try_from(interval).unwrap_or(1800))
 }
 
+/// `host:port` of an http URL, for logs.
+fn tracker_host(url: &str) -> &str {
+    let rest = url.strip_prefix("http://").unwrap_or("");
+    rest.split(['/', '?']).next().unwrap_or("")
+}
+
 /// Whether `url` is a tracker this announcer can reach (http://) and not `own`.
 pub fn announceable(url: &str, own: Option<&str>) -> bool {
     url.starts_with("http://") && Some(url) != own
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn logs_name_the_tracker_host_only() {
+        let url = "http://tracker.example:8080/a1b2c3passkey/announce?pk=secret";
+        assert_eq!(super::tracker_host(url), "tracker.example:8080");
+    }
 }

@@ -38,6 +38,7 @@ use crate::torrent::Torrent;
 use crate::tracker::Tracker;
 
 use pieces::PieceStore;
+pub use torrents::WebseedTicket;
 use torrents::{Registry, SeedTorrent};
 
 pub struct Seeder {
@@ -54,7 +55,6 @@ pub struct Seeder {
     listener: Mutex<Option<std::net::TcpListener>>,
     /// The seeder's address as peers dial it, for the tracker and magnet links.
     public_addr: Option<SocketAddr>,
-    webseeds: WebseedGate,
     /// The built-in tracker's announce URL (not announced to: the seed is listed there).
     own_tracker: Option<String>,
 }
@@ -89,7 +89,6 @@ impl Seeder {
             peer_id: peer_id[..20].try_into().expect("20 bytes"),
             listener: Mutex::new(Some(listener)),
             public_addr,
-            webseeds: WebseedGate::new(config.webseed_concurrency),
             own_tracker,
             config: config.clone(),
         })
@@ -99,10 +98,15 @@ impl Seeder {
         &self.config
     }
 
+    /// Whether this infohash is seeded (and not retired).
+    pub fn seeds(&self, info_hash: &[u8; 20]) -> bool {
+        self.registry.get(info_hash).is_some()
+    }
+
     /// Seeds a torrent this sidecar served for `object` at `etag`; v2-only torrents are not
     /// seeded (their peers expect BEP 52 hash exchange).
     pub fn offer(&self, torrent: &Torrent, object: &ObjectRef, etag: &str) {
-        if !torrent.info.format().has_v1() {
+        if !torrent.info.format().has_v1() || self.seeds(&torrent.info_hash) {
             return;
         }
         let seed = SeedTorrent::new(
@@ -163,10 +167,12 @@ impl Seeder {
         let Some(torrent) = self.registry.for_object(bucket, key) else {
             return Some(None);
         };
-        let admitted = self.webseeds.enter(bucket, key).filter(|_| {
-            // Only a range with a piece the swarm lacks is worth the origin's bytes.
-            torrent.take_from_origin(first, last)
-        });
+        let admitted = torrent
+            .enter_webseed(self.config.webseed_concurrency)
+            .filter(|_| {
+                // Only a range with a piece the swarm lacks is worth the origin's bytes.
+                torrent.take_from_origin(first, last)
+            });
         match admitted {
             Some(ticket) => Some(Some(ticket)),
             None => {
@@ -268,53 +274,6 @@ impl RateLimiter {
         };
         if let Some(wait) = wait {
             tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// Range requests in flight per seeded object, for web-seed shaping.
-struct WebseedGate {
-    limit: usize,
-    in_flight: Arc<Mutex<std::collections::HashMap<(String, String), usize>>>,
-}
-
-/// Held for the life of one admitted web-seed request.
-pub struct WebseedTicket {
-    object: (String, String),
-    in_flight: Arc<Mutex<std::collections::HashMap<(String, String), usize>>>,
-}
-
-impl WebseedGate {
-    fn new(limit: usize) -> Self {
-        WebseedGate {
-            limit,
-            in_flight: Arc::default(),
-        }
-    }
-
-    fn enter(&self, bucket: &str, key: &str) -> Option<WebseedTicket> {
-        let object = (bucket.to_string(), key.to_string());
-        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        let count = map.entry(object.clone()).or_default();
-        if self.limit != 0 && *count >= self.limit {
-            return None;
-        }
-        *count += 1;
-        Some(WebseedTicket {
-            object,
-            in_flight: self.in_flight.clone(),
-        })
-    }
-}
-
-impl Drop for WebseedTicket {
-    fn drop(&mut self) {
-        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = map.get_mut(&self.object) {
-            *count -= 1;
-            if *count == 0 {
-                map.remove(&self.object);
-            }
         }
     }
 }

@@ -117,13 +117,13 @@ pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), Pee
         last_sent: Instant::now(),
     };
     if theirs.has(EXTENSION_BIT) {
-        peer.send(&Message::Extended(0, peer.extension_handshake()))?;
+        peer.send(&Message::Extended(0, peer.extension_handshake()));
     }
     if peer.fast {
-        peer.send(&Message::HaveNone)?;
+        peer.send(&Message::HaveNone);
     }
     for _ in 0..REVEAL_AHEAD {
-        peer.reveal_next()?;
+        peer.reveal_next();
     }
     peer.flush().await?;
     let result = peer.run(&mut reader).await;
@@ -195,9 +195,9 @@ impl Peer {
         }
     }
 
-    fn send(&mut self, message: &Message) -> Result<(), PeerError> {
+    /// Queues a message; `flush` writes what is queued.
+    fn send(&mut self, message: &Message) {
         message.encode(&mut self.out);
-        Ok(())
     }
 
     async fn flush(&mut self) -> Result<(), PeerError> {
@@ -217,12 +217,12 @@ impl Peer {
         match message {
             Message::Interested => {
                 self.interested = true;
-                self.try_unchoke()?;
+                self.try_unchoke();
             }
             Message::NotInterested => {
                 self.interested = false;
                 self.stop_waiting();
-                self.choke()?;
+                self.choke();
             }
             Message::Request(block) => self.enqueue(block)?,
             Message::Cancel(block) => self.queue.retain(|b| *b != block),
@@ -230,13 +230,13 @@ impl Peer {
                 if index >= n {
                     return Err(PeerError::Protocol("have out of range"));
                 }
-                self.learn_has(index)?;
+                self.learn_has(index);
             }
             Message::Bitfield(bits) => {
                 let has =
                     BitSet::from_bitfield(&bits, n).ok_or(PeerError::Protocol("bad bitfield"))?;
                 for i in (0..n).filter(|&i| has.get(i)) {
-                    self.learn_has(i)?;
+                    self.learn_has(i);
                 }
             }
             Message::HaveAll => {
@@ -270,10 +270,10 @@ impl Peer {
         }
         if self.slot.is_none() {
             // Choked: BEP 6 says reject; without it the request is simply dropped.
-            return match self.fast {
-                true => self.send(&Message::Reject(block)),
-                false => Ok(()),
-            };
+            if self.fast {
+                self.send(&Message::Reject(block));
+            }
+            return Ok(());
         }
         if self.queue.len() >= MAX_QUEUE {
             return Err(PeerError::Protocol("request flood"));
@@ -298,7 +298,7 @@ impl Peer {
             index: block.index,
             begin: block.begin,
             data: piece.slice(begin..end),
-        })?;
+        });
         let metrics = &self.seeder.metrics;
         metrics.uploaded_bytes.inc_by(u64::from(block.length));
         let sent = self.sent.entry(block.index).or_default();
@@ -307,65 +307,61 @@ impl Peer {
             self.sent.remove(&block.index);
             self.torrent.note_uploaded(block.index);
             metrics.pieces_served.inc();
-            self.reveal_next()?;
+            self.reveal_next();
         }
         Ok(())
     }
 
-    fn learn_has(&mut self, index: u32) -> Result<(), PeerError> {
+    fn learn_has(&mut self, index: u32) {
         if self.has.get(index) {
-            return Ok(());
+            return;
         }
         self.has.set(index);
         self.torrent.note_seen(index);
         // It got a piece we showed it from someone else: show another.
         if self.shown.get(index) {
-            self.reveal_next()?;
+            self.reveal_next();
         }
-        Ok(())
     }
 
-    fn reveal_next(&mut self) -> Result<(), PeerError> {
+    fn reveal_next(&mut self) {
         if let Some(i) = self.torrent.pick_reveal(&self.has, &self.shown, self.salt) {
             self.shown.set(i);
-            self.send(&Message::Have(i))?;
+            self.send(&Message::Have(i));
         }
-        Ok(())
     }
 
-    fn try_unchoke(&mut self) -> Result<(), PeerError> {
+    fn try_unchoke(&mut self) {
         if self.slot.is_some() || !self.interested {
-            return Ok(());
+            return;
         }
         match self.seeder.unchoke_slots.clone().try_acquire_owned() {
             Ok(permit) => {
                 self.stop_waiting();
                 self.slot = Some(permit);
                 self.unchoked_at = Instant::now();
-                self.send(&Message::Unchoke)
+                self.send(&Message::Unchoke);
             }
             Err(_) => {
                 if !self.waiting {
                     self.waiting = true;
                     self.seeder.waiting_for_slot(1);
                 }
-                Ok(())
             }
         }
     }
 
-    fn choke(&mut self) -> Result<(), PeerError> {
+    fn choke(&mut self) {
         if self.slot.take().is_none() {
-            return Ok(());
+            return;
         }
-        self.send(&Message::Choke)?;
+        self.send(&Message::Choke);
         // Queued requests die with the unchoke; BEP 6 peers are told so.
         for block in std::mem::take(&mut self.queue) {
             if self.fast {
-                self.send(&Message::Reject(block))?;
+                self.send(&Message::Reject(block));
             }
         }
-        Ok(())
     }
 
     fn stop_waiting(&mut self) {
@@ -382,11 +378,11 @@ impl Peer {
             return Err(PeerError::Timeout);
         }
         if self.last_sent.elapsed() > KEEPALIVE {
-            self.send(&Message::KeepAlive)?;
+            self.send(&Message::KeepAlive);
         }
         let others_wait = self.seeder.peers_waiting() > 0;
         if self.slot.is_some() && others_wait && self.unchoked_at.elapsed() > UNCHOKE_TERM {
-            self.choke()?;
+            self.choke();
             // Back in line behind the ones already waiting.
             if self.interested && !self.waiting {
                 self.waiting = true;
@@ -397,9 +393,10 @@ impl Peer {
         // The swarm changes (peers leave): keep a few pieces shown ahead of this peer.
         let pending = self.shown.count().saturating_sub(self.has.count());
         if pending < REVEAL_AHEAD {
-            self.reveal_next()?;
+            self.reveal_next();
         }
-        self.try_unchoke()
+        self.try_unchoke();
+        Ok(())
     }
 
     fn extension_handshake(&self) -> Bytes {
@@ -450,6 +447,7 @@ impl Peer {
                 Value::Dict(d).encode()
             }
         };
-        self.send(&Message::Extended(their_id, Bytes::from(reply)))
+        self.send(&Message::Extended(their_id, Bytes::from(reply)));
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use lru::LruCache;
 use sha1::{Digest, Sha1};
 
 use crate::metrics::SeederMetrics;
-use crate::s3::upstream::{Identity, Purpose, Upstream};
+use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::s3::S3Error;
 use crate::service::flight::SingleFlight;
 
@@ -92,28 +92,13 @@ impl PieceStore {
             .flights
             .run((torrent.info_hash, CONFIRM), || {
                 Ok(async move {
-                    let headers = [("if-match", t.etag.as_str()), ("range", "bytes=0-0")];
-                    let response = store
-                        .upstream
-                        .send(
-                            Purpose::Seed,
-                            "GET",
-                            &t.object,
-                            &Identity::Sidecar,
-                            &headers,
-                        )
-                        .await?;
+                    let response = store.read_if_match(&t, "bytes=0-0").await?;
                     let status = response.status();
-                    let moved = response.header_str("etag").is_some_and(|e| e != t.etag);
                     drop(response.small_body(16).await);
                     match status {
-                        206 | 200 if !moved => {
+                        200 | 206 => {
                             t.confirm();
                             Ok(Bytes::new())
-                        }
-                        412 | 206 | 200 => {
-                            t.retire();
-                            Err(S3Error::service_unavailable("The object changed."))
                         }
                         s => Err(S3Error::service_unavailable(format!(
                             "The backend answered {s} to a check."
@@ -125,15 +110,15 @@ impl PieceStore {
         result.map(drop)
     }
 
-    async fn fetch(&self, torrent: &SeedTorrent, index: u32) -> Result<Bytes, S3Error> {
-        let start = u64::from(index) * torrent.piece_length;
-        let size = torrent.piece_size(index) as usize;
-        let range = format!("bytes={start}-{}", start + size as u64 - 1);
-        let headers = [
-            ("if-match", torrent.etag.as_str()),
-            ("range", range.as_str()),
-        ];
-        let mut response = self
+    /// A ranged GET as the sidecar with `If-Match` on the torrent's ETag. A 412, or an ETag
+    /// other than the torrent's from a backend that ignores `If-Match`, retires the torrent.
+    async fn read_if_match(
+        &self,
+        torrent: &SeedTorrent,
+        range: &str,
+    ) -> Result<UpstreamResponse<'_>, S3Error> {
+        let headers = [("if-match", torrent.etag.as_str()), ("range", range)];
+        let response = self
             .upstream
             .send(
                 Purpose::Seed,
@@ -143,15 +128,23 @@ impl PieceStore {
                 &headers,
             )
             .await?;
-        let status = response.status();
-        let etag_moved = response
+        let moved = response
             .header_str("etag")
             .is_some_and(|e| e != torrent.etag);
-        if status == 412 || etag_moved {
+        if response.status() == 412 || moved {
             response.finish().await;
             torrent.retire();
             return Err(S3Error::service_unavailable("The object changed."));
         }
+        Ok(response)
+    }
+
+    async fn fetch(&self, torrent: &SeedTorrent, index: u32) -> Result<Bytes, S3Error> {
+        let start = u64::from(index) * torrent.piece_length;
+        let size = torrent.piece_size(index) as usize;
+        let range = format!("bytes={start}-{}", start + size as u64 - 1);
+        let mut response = self.read_if_match(torrent, &range).await?;
+        let status = response.status();
         if status != 206 && !(status == 200 && size as u64 == torrent.length) {
             response.finish().await;
             return Err(S3Error::service_unavailable(format!(

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,8 @@ pub struct SeedTorrent {
     /// Pieces that have left the origin (read by the seeder, or served by the web seed):
     /// they are in the swarm.
     left_origin: Mutex<BitSet>,
+    /// Web-seed range requests for this object under way.
+    webseeds_in_flight: AtomicUsize,
     spread: Mutex<Spread>,
 }
 
@@ -70,6 +72,7 @@ impl SeedTorrent {
             retired: AtomicBool::new(false),
             confirmed: Mutex::new(Instant::now()),
             left_origin: Mutex::new(BitSet::new(count)),
+            webseeds_in_flight: AtomicUsize::new(0),
             spread: Mutex::new(Spread {
                 uploaded: vec![0; n],
                 seen: vec![0; n],
@@ -99,6 +102,14 @@ impl SeedTorrent {
 
     pub fn is_retired(&self) -> bool {
         self.retired.load(Ordering::SeqCst)
+    }
+
+    /// A slot for one web-seed range request, if fewer than `limit` (0: any number) are
+    /// under way; held until the response ends.
+    pub fn enter_webseed(self: &Arc<Self>, limit: usize) -> Option<WebseedTicket> {
+        let before = self.webseeds_in_flight.fetch_add(1, Ordering::SeqCst);
+        let ticket = WebseedTicket(self.clone());
+        (limit == 0 || before < limit).then_some(ticket)
     }
 
     pub fn note_left_origin(&self, index: u32) {
@@ -186,6 +197,15 @@ impl SeedTorrent {
                     .filter(|&i| spread.seen[i as usize] == 0)
                     .min_by_key(|&i| rank(i))
             })
+    }
+}
+
+/// One web-seed range request under way for a seeded object.
+pub struct WebseedTicket(Arc<SeedTorrent>);
+
+impl Drop for WebseedTicket {
+    fn drop(&mut self) {
+        self.0.webseeds_in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

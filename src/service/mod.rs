@@ -179,13 +179,12 @@ impl TorrentService {
         facts: &ObjectFacts,
         caller: &Caller,
     ) {
-        let Some(seeder) = self.seeder.clone() else {
+        // Every request for a seeded torrent comes here: once it is seeded, nothing to do
+        // (no copy of its pieces, no background probe).
+        let Some(seeder) = self.seeder.clone().filter(|s| !s.seeds(&torrent.info_hash)) else {
             return;
         };
-        let pinned = ObjectRef {
-            version_id: object.version_id.clone().or(facts.version_id.clone()),
-            ..object.clone()
-        };
+        let pinned = object.pinned_to(facts.version_id.as_deref());
         let public_only = seeder.config().objects == SeedObjects::Public;
         if !public_only || *caller == Caller::Anonymous {
             seeder.offer(torrent, &pinned, &facts.etag);
@@ -240,10 +239,7 @@ impl TorrentService {
             let remaining = until.duration_since(now).unwrap_or_default();
             expiry = expiry.min(remaining).max(std::time::Duration::from_secs(1));
         }
-        let pinned = ObjectRef {
-            version_id: object.version_id.clone().or(facts.version_id.clone()),
-            ..object.clone()
-        };
+        let pinned = object.pinned_to(facts.version_id.as_deref());
         let url =
             presign_url(&key, "GET", &self.webseed_url(&pinned), now, expiry).map_err(|e| {
                 tracing::error!(error = %e, "presigning a web seed failed");
