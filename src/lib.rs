@@ -48,5 +48,6 @@ pub mod seeder;
 pub mod server;
 pub(crate) mod service;
 pub(crate) mod shutdown;
+pub(crate) mod store;
 pub mod torrent;
 pub(crate) mod tracker;

@@ -15,6 +15,9 @@ pub struct Metrics {
     pub upstream: UpstreamMetrics,
     pub tracker: TrackerMetrics,
     pub seeder: std::sync::Arc<SeederMetrics>,
+    pub store: StoreMetrics,
+    pub uploads: UploadMetrics,
+    pub warm: WarmMetrics,
 }
 
 impl Metrics {
@@ -27,6 +30,9 @@ impl Metrics {
             upstream: UpstreamMetrics::register(&registry),
             tracker: TrackerMetrics::register(&registry),
             seeder: std::sync::Arc::new(SeederMetrics::register(&registry)),
+            store: StoreMetrics::register(&registry),
+            uploads: UploadMetrics::register(&registry),
+            warm: WarmMetrics::register(&registry),
             registry,
         }
     }
@@ -332,6 +338,99 @@ impl UpstreamMetrics {
                 "s3torrent_upstream_errors_total",
                 "Failures of the sidecar's own requests to the backend, by kind.",
                 &["kind"],
+            ),
+        }
+    }
+}
+
+pub struct StoreMetrics {
+    pub hits: IntCounter,
+    pub misses: IntCounter,
+    pub writes: IntCounter,
+    /// op: get | put | lease
+    pub errors: IntCounterVec,
+    /// Generations this replica left to another that held the lease, and got the result of.
+    pub lease_waits: IntCounter,
+}
+
+impl StoreMetrics {
+    fn register(registry: &Registry) -> Self {
+        StoreMetrics {
+            hits: counter(
+                registry,
+                "s3torrent_store_hits_total",
+                "Torrents built from the shared store instead of reading the object.",
+            ),
+            misses: counter(
+                registry,
+                "s3torrent_store_misses_total",
+                "Store lookups that found no torrent for the object's current ETag.",
+            ),
+            writes: counter(
+                registry,
+                "s3torrent_store_writes_total",
+                "Torrents written to the shared store.",
+            ),
+            errors: counter_vec(
+                registry,
+                "s3torrent_store_errors_total",
+                "Store requests that failed (the torrent was generated anyway), by operation.",
+                &["op"],
+            ),
+            lease_waits: counter(
+                registry,
+                "s3torrent_store_lease_waits_total",
+                "Generations left to another replica holding the lease, whose result was used.",
+            ),
+        }
+    }
+}
+
+pub struct UploadMetrics {
+    /// kind: put | multipart
+    pub hashed: IntCounterVec,
+    /// reason: chunked | encrypted | unknown_length | too_large | misaligned | incomplete | failed
+    pub skipped: IntCounterVec,
+}
+
+impl UploadMetrics {
+    fn register(registry: &Registry) -> Self {
+        UploadMetrics {
+            hashed: counter_vec(
+                registry,
+                "s3torrent_uploads_hashed_total",
+                "Objects whose torrent was made from their upload through the sidecar, by kind.",
+                &["kind"],
+            ),
+            skipped: counter_vec(
+                registry,
+                "s3torrent_uploads_skipped_total",
+                "Uploads left to lazy generation, by reason.",
+                &["reason"],
+            ),
+        }
+    }
+}
+
+pub struct WarmMetrics {
+    /// result: stored | skipped | failed
+    pub objects: IntCounterVec,
+    pub bytes_hashed: IntCounter,
+}
+
+impl WarmMetrics {
+    fn register(registry: &Registry) -> Self {
+        WarmMetrics {
+            objects: counter_vec(
+                registry,
+                "s3torrent_warm_objects_total",
+                "Objects `s3torrent warm` went through, by result.",
+                &["result"],
+            ),
+            bytes_hashed: counter(
+                registry,
+                "s3torrent_warm_bytes_hashed_total",
+                "Object bytes `s3torrent warm` read and hashed.",
             ),
         }
     }

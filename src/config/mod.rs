@@ -9,6 +9,7 @@ mod auth;
 mod limits;
 mod seeder;
 mod server;
+mod store;
 mod torrent;
 mod tracker;
 mod upstream;
@@ -22,6 +23,7 @@ pub use auth::{AuthConfig, Credential, Secret};
 pub use limits::{CacheConfig, LimitsConfig};
 pub use seeder::{SeedObjects, SeederConfig};
 pub use server::{AdminConfig, DemoConfig, LogConfig, LogFormat, ServerConfig};
+pub use store::{StoreConfig, UploadsConfig};
 pub use torrent::{TorrentConfig, WebseedMode};
 pub use tracker::TrackerConfig;
 pub use upstream::{Endpoint, UpstreamConfig};
@@ -53,6 +55,10 @@ pub struct Config {
     pub tracker: TrackerConfig,
     #[serde(default)]
     pub seeder: SeederConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub uploads: UploadsConfig,
     #[serde(default)]
     pub demo: DemoConfig,
 }
@@ -248,6 +254,15 @@ impl Config {
                     "key `seeder.listen` must differ from the other listeners",
                 ));
             }
+        }
+        let st = &self.store;
+        if let Some(bucket) = &st.bucket {
+            if !crate::s3::route::is_bucket_name(bucket) {
+                return Err(invalid(format!(
+                    "key `store.bucket`: {bucket:?} is not a valid S3 bucket name"
+                )));
+            }
+            at_least_one(st.lease.secs() >= 3, "store.lease (seconds, 3 or more)")?;
         }
         if self.demo.enabled && !cfg!(feature = "demo") {
             return Err(invalid(

@@ -79,14 +79,7 @@ fn route_torrent(
         .map(|(_, v)| v.clone())
         .filter(|v| !v.is_empty());
 
-    let raw_path = path.strip_prefix('/').ok_or_else(S3Error::invalid_uri)?;
-    let vhost = virtual_host_bucket(host, domains);
-    let (raw_bucket, raw_key) = match vhost {
-        Some(bucket) => (bucket, raw_path),
-        None => raw_path.split_once('/').unwrap_or((raw_path, "")),
-    };
-    let bucket = decode_utf8(raw_bucket).map_err(|_| S3Error::invalid_uri())?;
-    let key = decode_utf8(raw_key).map_err(|_| S3Error::invalid_uri())?;
+    let (bucket, key, vhost) = bucket_and_key(path, host, domains)?;
     if bucket.is_empty() || key.is_empty() {
         return Err(S3Error::invalid_request(
             "The torrent subresource applies to an object: name a bucket and a key.",
@@ -101,8 +94,35 @@ fn route_torrent(
             key,
             version_id,
         },
-        virtual_hosted: vhost.is_some(),
+        virtual_hosted: vhost,
     }))
+}
+
+/// The bucket and key a request names (either may be empty), decoded, and whether the
+/// bucket came from a virtual-hosted `Host`.
+pub fn bucket_and_key(
+    path: &str,
+    host: Option<&str>,
+    domains: &[Domain],
+) -> Result<(String, String, bool), S3Error> {
+    let raw_path = path.strip_prefix('/').ok_or_else(S3Error::invalid_uri)?;
+    let vhost = virtual_host_bucket(host, domains);
+    let (raw_bucket, raw_key) = match vhost {
+        Some(bucket) => (bucket, raw_path),
+        None => raw_path.split_once('/').unwrap_or((raw_path, "")),
+    };
+    let bucket = decode_utf8(raw_bucket).map_err(|_| S3Error::invalid_uri())?;
+    let key = decode_utf8(raw_key).map_err(|_| S3Error::invalid_uri())?;
+    Ok((bucket, key, vhost.is_some()))
+}
+
+/// S3's bucket naming rules: 3–63 of `a-z 0-9 . -`, starting and ending alphanumeric.
+pub fn is_bucket_name(name: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| alnum(b) || b == b'.' || b == b'-')
+        && name.bytes().next().is_some_and(alnum)
+        && name.bytes().last().is_some_and(alnum)
 }
 
 /// Whether `Host` names a bucket under one of the configured base domains.

@@ -1,11 +1,12 @@
 //! The sidecar's own requests to the backend, over pingora's connector (pooled connections,
-//! the same HTTP stack as the proxy): body-less requests for one object, signed as the
-//! caller, as the sidecar, or not at all.
+//! the same HTTP stack as the proxy): requests for one object (or a bucket listing, or a
+//! small store object with a body), signed as the caller, as the sidecar, or not at all.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use sha2::Digest;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
@@ -46,6 +47,10 @@ pub enum Purpose {
     Fetch,
     /// One piece for the seeder, as the sidecar.
     Seed,
+    /// The shared torrent store (read, write, lease), as the sidecar.
+    Store,
+    /// A facts check (`HEAD`) or a bucket listing, as the sidecar (uploads, `warm`).
+    Lookup,
 }
 
 impl Purpose {
@@ -54,6 +59,8 @@ impl Purpose {
             Purpose::Probe => "probe",
             Purpose::Fetch => "fetch",
             Purpose::Seed => "seed",
+            Purpose::Store => "store",
+            Purpose::Lookup => "lookup",
         }
     }
 }
@@ -106,7 +113,23 @@ impl Upstream {
         identity: &Identity<'_>,
         extra_headers: &[(&str, &str)],
     ) -> Result<UpstreamResponse<'_>, S3Error> {
-        let request = self.build_request(method, object, identity, extra_headers)?;
+        let path = object.path_and_query();
+        self.call(purpose, method, &path, identity, extra_headers, None)
+            .await
+    }
+
+    /// Sends a request for any path-style target (already percent-encoded), with a small
+    /// body if given, and reads the response header.
+    pub async fn call(
+        &self,
+        purpose: Purpose,
+        method: &str,
+        path: &str,
+        identity: &Identity<'_>,
+        extra_headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<UpstreamResponse<'_>, S3Error> {
+        let request = self.build_request(method, path, identity, extra_headers, body.as_ref())?;
         self.metrics
             .upstream
             .requests
@@ -128,6 +151,16 @@ impl Upstream {
             .write_request_header(Box::new(request))
             .await
             .map_err(|e| failed(e, "backend request failed"))?;
+        if let Some(body) = body {
+            session
+                .write_request_body(body, true)
+                .await
+                .map_err(|e| failed(e, "backend request failed"))?;
+            session
+                .finish_request_body()
+                .await
+                .map_err(|e| failed(e, "backend request failed"))?;
+        }
         session
             .read_response_header()
             .await
@@ -146,16 +179,23 @@ impl Upstream {
     fn build_request(
         &self,
         method: &str,
-        object: &ObjectRef,
+        path: &str,
         identity: &Identity<'_>,
         extra_headers: &[(&str, &str)],
+        body: Option<&Bytes>,
     ) -> Result<RequestHeader, S3Error> {
         let endpoint = &self.config.endpoint;
-        let path = object.path_and_query();
+        let payload_hash = match body {
+            Some(b) => hex::encode(sha2::Sha256::digest(b)),
+            None => EMPTY_SHA256.into(),
+        };
         let mut headers: Vec<(String, String)> = vec![
             ("host".into(), endpoint.authority()),
-            ("x-amz-content-sha256".into(), EMPTY_SHA256.into()),
+            ("x-amz-content-sha256".into(), payload_hash),
         ];
+        if let Some(b) = body {
+            headers.push(("content-length".into(), b.len().to_string()));
+        }
         headers.extend(
             extra_headers
                 .iter()

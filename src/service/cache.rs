@@ -20,6 +20,19 @@ pub struct CacheKey {
 }
 
 impl CacheKey {
+    /// The store's key for this object's hashes at `piece_length`.
+    pub fn entry_key(&self, piece_length: u64) -> crate::store::EntryKey {
+        crate::store::EntryKey {
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            version_id: self.version_id.clone(),
+            etag: self.etag.clone(),
+            length: self.length,
+            format: self.format,
+            piece_length,
+        }
+    }
+
     fn weight(&self, torrent: &Torrent) -> u64 {
         let key_bytes = self.bucket.len()
             + self.key.len()

@@ -1,7 +1,6 @@
 //! Fetch → hash → encode: streams the object from the backend with the sidecar's own
 //! credentials and `If-Match` on the ETag the caller was authorized against, through piece
-//! hashing off the async runtime (SHA-1 and/or the BEP 52 SHA-256 block tree, in one pass),
-//! and encodes the torrent.
+//! hashing off the async runtime (SHA-1 and/or the BEP 52 SHA-256 block tree, in one pass).
 //!
 //! Large objects are read as several ranged GETs aligned to piece boundaries, each hashed
 //! on its own blocking thread: pieces are independent, so the ranges' hash lists simply
@@ -19,7 +18,7 @@ use crate::metrics::GenerationMetrics;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::upstream::{Identity, Purpose, Upstream};
 use crate::s3::{Code, ObjectRef, S3Error};
-use crate::torrent::{FileTree, Info, Metainfo, PieceHasher, PieceHashes, Torrent};
+use crate::torrent::{PieceHasher, PieceHashes};
 
 use super::object_facts::ObjectFacts;
 
@@ -41,15 +40,11 @@ pub struct Generation<'a> {
     pub facts: &'a ObjectFacts,
     pub forwarded: &'a Forwarded,
     pub metrics: &'a GenerationMetrics,
-    /// Tracker tiers (the built-in tracker first, when enabled).
-    pub announce: &'a [Vec<String>],
-    /// Web seeds that do not change per response (`public` mode).
-    pub url_list: &'a [String],
 }
 
 impl Generation<'_> {
-    pub async fn run(&self) -> Result<Torrent, S3Error> {
-        let piece_length = self.config.piece_length.for_length(self.facts.length);
+    /// The object's piece hashes at `piece_length`.
+    pub async fn run(&self, piece_length: u64) -> Result<PieceHashes, S3Error> {
         let ranges = piece_ranges(self.facts.length, piece_length, self.plan);
         let whole = ranges.len() == 1;
         let hashed = futures_util::future::try_join_all(
@@ -58,7 +53,7 @@ impl Generation<'_> {
                 .map(|r| self.fetch_and_hash(r, piece_length, whole)),
         )
         .await?;
-        Ok(self.encode(piece_length, PieceHashes::concat(hashed)))
+        Ok(PieceHashes::concat(hashed))
     }
 
     async fn fetch_and_hash(
@@ -142,39 +137,6 @@ impl Generation<'_> {
             )));
         }
         Ok(pieces)
-    }
-
-    fn encode(&self, piece_length: u64, hashes: PieceHashes) -> Torrent {
-        let (object, config) = (self.object, self.config);
-        let file_tree = config
-            .format
-            .has_v2()
-            .then(|| FileTree::from_hashes(&hashes, piece_length));
-        let info = Info {
-            name: Info::name_for_key(&object.bucket, &object.key),
-            length: self.facts.length,
-            piece_length,
-            pieces: hashes.v1,
-            file_tree,
-            private: config.private,
-            s3_location: config
-                .s3_info_keys
-                .then(|| (object.bucket.clone(), object.key.clone())),
-        };
-        let meta = Metainfo {
-            announce: self.announce.to_vec(),
-            url_list: self.url_list.to_vec(),
-            comment: config.comment.clone(),
-            created_by: concat!("s3torrent/", env!("CARGO_PKG_VERSION")).to_string(),
-            creation_date: self
-                .facts
-                .last_modified
-                .as_deref()
-                .and_then(|lm| httpdate::parse_http_date(lm).ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs() as i64),
-        };
-        Torrent::new(info, meta, self.facts.last_modified.clone())
     }
 }
 

@@ -9,6 +9,7 @@
 //! - [`generate`] — fetch the object and stream it through piece hashing into a torrent.
 //! - [`response`] — the torrent response's headers, `If-None-Match`, the magnet link.
 
+mod assemble;
 mod authorize;
 mod cache;
 pub(crate) mod flight;
@@ -31,9 +32,12 @@ use crate::s3::upstream::Upstream;
 use crate::s3::uri::{encode, encode_path};
 use crate::s3::{ObjectRef, S3Error};
 use crate::seeder::Seeder;
-use crate::torrent::{Format, Info, Torrent};
+use crate::store::lease::Claim;
+use crate::store::{Entry, EntryKey, Store};
+use crate::torrent::{Format, Info, PieceHashes, Torrent};
 use crate::tracker::Tracker;
 
+use assemble::Assembler;
 use authorize::Authorizer;
 use cache::{CacheKey, TorrentCache};
 use flight::{Joined, SingleFlight};
@@ -73,6 +77,8 @@ pub struct TorrentService {
     /// Tracker tiers for every torrent: the built-in tracker first, then `[torrent] announce`.
     announce: Vec<Vec<String>>,
     upstream: Arc<Upstream>,
+    /// The shared store in the backend, behind the in-memory cache (`[store]`).
+    store: Option<Arc<Store>>,
     cache: TorrentCache,
     probes: ProbeCache,
     flights: Arc<SingleFlight<CacheKey, Arc<Torrent>>>,
@@ -90,6 +96,7 @@ impl TorrentService {
         tracker: Option<Arc<Tracker>>,
         seeder: Option<Arc<Seeder>>,
     ) -> Self {
+        let store = Store::new(&config.store, upstream.clone(), metrics.clone()).map(Arc::new);
         let builtin = tracker
             .as_ref()
             .and(config.tracker.public_url.as_ref())
@@ -110,6 +117,7 @@ impl TorrentService {
             seeder,
             announce,
             upstream,
+            store,
             metrics,
             cache: TorrentCache::new(config.cache.max_bytes),
             probes: ProbeCache::new(config.cache.revalidate_after.get()),
@@ -307,7 +315,7 @@ impl TorrentService {
             let forwarded = forwarded.clone();
             Ok(async move {
                 let torrent = service
-                    .generate(admitted, &object, &facts, &forwarded)
+                    .produce(admitted, &key, &object, &facts, &forwarded)
                     .await
                     .map(Arc::new)?;
                 service.cache_insert(key, torrent.clone());
@@ -331,13 +339,66 @@ impl TorrentService {
         })
     }
 
+    /// The torrent for an object missing from the cache: from the store when a replica (or
+    /// `warm`, or an upload) left it there, else generated — by this replica, or by the one
+    /// holding the object's lease — and stored for the others.
+    async fn produce(
+        &self,
+        admitted: OwnedSemaphorePermit,
+        key: &CacheKey,
+        object: &ObjectRef,
+        facts: &ObjectFacts,
+        forwarded: &Forwarded,
+    ) -> Result<Torrent, S3Error> {
+        let piece_length = self.config.torrent.piece_length.for_length(facts.length);
+        let entry_key = key.entry_key(piece_length);
+        let Some(store) = &self.store else {
+            let hashes = self.generate(admitted, object, facts, forwarded, piece_length);
+            return Ok(self.assemble(object, self.entry(entry_key, facts, hashes.await?)));
+        };
+        if let Some(entry) = store.get(&entry_key).await {
+            return Ok(self.assemble(object, entry));
+        }
+        let _lease = match store.claim(&entry_key).await {
+            Claim::Theirs(entry) => return Ok(self.assemble(object, entry)),
+            Claim::Mine(lease) => Some(lease),
+            Claim::Unavailable => None,
+        };
+        let hashes = self.generate(admitted, object, facts, forwarded, piece_length);
+        let entry = self.entry(entry_key, facts, hashes.await?);
+        // Written before the lease is released, so a waiting replica finds it.
+        store.put(&entry).await;
+        Ok(self.assemble(object, entry))
+    }
+
+    fn entry(&self, key: EntryKey, facts: &ObjectFacts, hashes: PieceHashes) -> Entry {
+        Entry {
+            key,
+            last_modified: facts.last_modified.clone(),
+            hashes,
+        }
+    }
+
+    fn assemble(&self, object: &ObjectRef, entry: Entry) -> Torrent {
+        Assembler {
+            config: &self.config.torrent,
+            announce: &self.announce,
+            url_list: match self.config.torrent.webseed {
+                WebseedMode::Public => vec![self.public_webseed_url(object)],
+                WebseedMode::None | WebseedMode::Presigned => Vec::new(),
+            },
+        }
+        .torrent(object, entry)
+    }
+
     async fn generate(
         &self,
         _admitted: OwnedSemaphorePermit,
         object: &ObjectRef,
         facts: &ObjectFacts,
         forwarded: &Forwarded,
-    ) -> Result<Torrent, S3Error> {
+        piece_length: u64,
+    ) -> Result<PieceHashes, S3Error> {
         let metrics = &self.metrics.generation;
         metrics.queued.inc();
         let slot = self.slots.acquire().await;
@@ -358,13 +419,8 @@ impl TorrentService {
             facts,
             forwarded,
             metrics,
-            announce: &self.announce,
-            url_list: &match self.config.torrent.webseed {
-                WebseedMode::Public => vec![self.public_webseed_url(object)],
-                WebseedMode::None | WebseedMode::Presigned => Vec::new(),
-            },
         }
-        .run()
+        .run(piece_length)
         .await;
         metrics.in_flight.dec();
         metrics.duration.observe(started.elapsed().as_secs_f64());

@@ -1,0 +1,52 @@
+//! `[store]`: torrents kept in the backend itself, shared by every replica; and `[uploads]`:
+//! hashing objects as they are uploaded through the sidecar.
+
+use serde::{Deserialize, Serialize};
+
+use super::values::Seconds;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// A bucket private to the sidecar (piece hashes describe private content). Off when
+    /// absent.
+    pub bucket: Option<String>,
+    /// Prepended to every store object's key, e.g. `"torrents/"`.
+    pub prefix: String,
+    /// How long a replica's claim to generate an object holds without being renewed; the
+    /// holder renews it every third of that. Others wait for its result meanwhile.
+    pub lease: Seconds,
+    /// Store objects larger than this are ignored (a torrent is ~20 bytes per piece).
+    pub max_entry_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            bucket: None,
+            prefix: String::new(),
+            lease: Seconds(30),
+            max_entry_bytes: 64 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UploadsConfig {
+    /// Hash `PutObject` bodies (and piece-aligned multipart parts) while they stream to the
+    /// backend, so the object's first `?torrent` reads nothing.
+    pub hash: bool,
+    /// Multipart parts whose hashes are kept until `CompleteMultipartUpload` (oldest dropped
+    /// first; a dropped part only means lazy generation for its object).
+    pub max_pending_parts: usize,
+}
+
+impl Default for UploadsConfig {
+    fn default() -> Self {
+        UploadsConfig {
+            hash: true,
+            max_pending_parts: 10_000,
+        }
+    }
+}
