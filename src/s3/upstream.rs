@@ -6,18 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use sha2::Digest;
 use pingora::connectors::http::Connector;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::protocols::http::client::HttpSession;
 use pingora::upstreams::peer::HttpPeer;
+use sha2::Digest;
 
 use crate::config::{Endpoint, UpstreamConfig};
 use crate::metrics::Metrics;
 
 use super::error::S3Error;
 use super::object::ObjectRef;
-use super::sigv4::{sign_headers, SigningKey, EMPTY_SHA256};
+use super::sigv4::{sign_headers_with_payload, SigningKey, EMPTY_SHA256};
 
 /// Whose authority a request to the backend carries.
 pub enum Identity<'a> {
@@ -191,7 +191,7 @@ impl Upstream {
         };
         let mut headers: Vec<(String, String)> = vec![
             ("host".into(), endpoint.authority()),
-            ("x-amz-content-sha256".into(), payload_hash),
+            ("x-amz-content-sha256".into(), payload_hash.clone()),
         ];
         if let Some(b) = body {
             headers.push(("content-length".into(), b.len().to_string()));
@@ -219,8 +219,15 @@ impl Upstream {
                 region: &self.config.region,
             };
             let url = format!("{}{}", endpoint.url(), path);
-            let signed = sign_headers(&key, method, &url, &headers, SystemTime::now())
-                .map_err(|e| internal("signing a backend request failed", e))?;
+            let signed = sign_headers_with_payload(
+                &key,
+                method,
+                &url,
+                &headers,
+                &payload_hash,
+                SystemTime::now(),
+            )
+            .map_err(|e| internal("signing a backend request failed", e))?;
             headers.extend(signed);
         }
         let mut request = RequestHeader::build(method, path.as_bytes(), Some(headers.len()))

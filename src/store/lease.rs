@@ -47,7 +47,12 @@ impl Drop for LeaseGuard {
 
 impl Store {
     fn lease_object(&self, key: &EntryKey) -> ObjectRef {
-        self.object(format!("{}.leases/{}/{}", self.config.prefix, key.bucket, key.digest()))
+        self.object(format!(
+            "{}.leases/{}/{}",
+            self.config.prefix,
+            key.bucket,
+            key.digest()
+        ))
     }
 
     /// Takes the lease for `key`, or waits for the replica that holds it.
@@ -70,9 +75,16 @@ impl Store {
         }
     }
 
-    async fn try_claim(self: &Arc<Self>, key: &EntryKey, lease: &ObjectRef) -> Result<Claim, StoreError> {
+    async fn try_claim(
+        self: &Arc<Self>,
+        key: &EntryKey,
+        lease: &ObjectRef,
+    ) -> Result<Claim, StoreError> {
         loop {
-            match self.write(lease, lease_body(), &[("if-none-match", "*")]).await? {
+            match self
+                .write(lease, lease_body(), &[("if-none-match", "*")])
+                .await?
+            {
                 200..=299 => return Ok(Claim::Mine(self.hold(lease.clone()))),
                 409 | 412 => {}
                 s => return Err(StoreError(format!("the backend answered {s} to a lease"))),
@@ -89,7 +101,9 @@ impl Store {
                     LeaseState::Gone => break,
                     LeaseState::Live => {}
                     LeaseState::Stale(etag) => {
-                        let status = self.write(lease, lease_body(), &[("if-match", &etag)]).await?;
+                        let status = self
+                            .write(lease, lease_body(), &[("if-match", &etag)])
+                            .await?;
                         if (200..300).contains(&status) {
                             tracing::warn!(target: "s3torrent::store", lease = %lease.key, "took over a lease its holder stopped renewing");
                             return Ok(Claim::Mine(self.hold(lease.clone())));
@@ -132,7 +146,11 @@ impl Store {
         match status {
             404 => return Ok(LeaseState::Gone),
             200 => {}
-            s => return Err(StoreError(format!("the backend answered {s} to a lease check"))),
+            s => {
+                return Err(StoreError(format!(
+                    "the backend answered {s} to a lease check"
+                )))
+            }
         }
         // Both times are the backend's own clock: replicas' clocks may disagree.
         let parse = |t: Option<String>| t.and_then(|t| httpdate::parse_http_date(&t).ok());
@@ -180,7 +198,9 @@ impl Store {
         response.finish().await;
         match status {
             200..=299 | 404 => Ok(()),
-            s => Err(StoreError(format!("the backend answered {s} to a lease delete"))),
+            s => Err(StoreError(format!(
+                "the backend answered {s} to a lease delete"
+            ))),
         }
     }
 }
@@ -198,5 +218,9 @@ fn lease_body() -> Bytes {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    Bytes::from(format!("host={host} pid={} at={}\n", std::process::id(), now.as_millis()))
+    Bytes::from(format!(
+        "host={host} pid={} at={}\n",
+        std::process::id(),
+        now.as_millis()
+    ))
 }

@@ -85,7 +85,11 @@ impl std::fmt::Display for StoreError {
 
 impl Store {
     /// `None` unless `[store] bucket` is set.
-    pub fn new(config: &StoreConfig, upstream: Arc<Upstream>, metrics: Arc<Metrics>) -> Option<Store> {
+    pub fn new(
+        config: &StoreConfig,
+        upstream: Arc<Upstream>,
+        metrics: Arc<Metrics>,
+    ) -> Option<Store> {
         Some(Store {
             bucket: config.bucket.clone()?,
             upstream,
@@ -98,7 +102,12 @@ impl Store {
     /// `{prefix}{bucket}/{digest}`: grouped by bucket, so an operator can drop one bucket's
     /// torrents with one prefix delete.
     fn entry_object(&self, key: &EntryKey) -> ObjectRef {
-        self.object(format!("{}{}/{}", self.config.prefix, key.bucket, key.digest()))
+        self.object(format!(
+            "{}{}/{}",
+            self.config.prefix,
+            key.bucket,
+            key.digest()
+        ))
     }
 
     fn object(&self, key: String) -> ObjectRef {
@@ -171,7 +180,14 @@ impl Store {
         let path = object.path_and_query();
         let response = self
             .upstream
-            .call(Purpose::Store, "PUT", &path, &Identity::Sidecar, headers, Some(body))
+            .call(
+                Purpose::Store,
+                "PUT",
+                &path,
+                &Identity::Sidecar,
+                headers,
+                Some(body),
+            )
             .await
             .map_err(|e| StoreError(e.message.clone()))?;
         let status = response.status();
@@ -244,6 +260,9 @@ mod tests {
         let body = b"<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code></Error>";
         assert!(error_code_is(body, "NoSuchBucket"));
         assert!(!error_code_is(body, "NoSuchKey"));
-        assert_eq!(refused("read", 403, b"<Error><Code>AccessDenied</Code>"), "the backend refused a store read: 403 AccessDenied");
+        assert_eq!(
+            refused("read", 403, b"<Error><Code>AccessDenied</Code>"),
+            "the backend refused a store read: 403 AccessDenied"
+        );
     }
 }

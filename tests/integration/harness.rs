@@ -169,6 +169,12 @@ fn start() -> Env {
         "par",
         "cache",
         "evict",
+        "shared",
+        "leased",
+        "unstored",
+        "warm",
+        "upload",
+        "store",
     ] {
         let out = s3client(&backend, ADMIN, &["mkbucket", bucket]);
         assert!(out.get("error").is_none(), "mkbucket {bucket}: {out}");
@@ -186,7 +192,7 @@ fn start_seaweed(dir: &Path) -> (u16, u16) {
          "actions": ["Read", "List"]},
         {"name": "noread", "credentials": [{"accessKey": NOREAD.0, "secretKey": NOREAD.1}],
          "actions": ["List", "Write:public"]},
-        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile"]}
+        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile", "Read:shared", "Read:leased", "Read:unstored", "Read:warm", "Read:upload"]}
     ]});
     let ids = dir.join("identities.json");
     std::fs::write(&ids, identities.to_string()).unwrap();

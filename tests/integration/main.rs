@@ -15,4 +15,5 @@ mod hostile;
 mod ops;
 mod passthrough;
 mod seeder;
+mod store;
 mod torrents;

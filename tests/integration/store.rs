@@ -1,0 +1,169 @@
+//! The shared store: replicas find each other's torrents in a bucket of the backend, so an
+//! object is read once however many replicas serve it. Reads are counted by SeaweedFS's own
+//! per-bucket byte counters.
+
+use crate::harness::*;
+use crate::seeder::metric;
+
+/// A replica keeping torrents in `store_bucket` (under a prefix of the test's own, so tests
+/// sharing the bucket never see each other's entries).
+pub fn replica(name: &str, store_bucket: &str, prefix: &str, extra: &str) -> Sidecar {
+    extra_sidecar_full(name, |c| {
+        format!("{c}\n[store]\nbucket = \"{store_bucket}\"\nprefix = \"{prefix}\"\n{extra}")
+    })
+}
+
+pub fn metrics(s: &Sidecar) -> String {
+    request(s.admin_port, "GET", "/metrics", &[]).text()
+}
+
+fn torrent(port: u16, target: &str) -> Vec<u8> {
+    let r = request(port, "GET", target, &[]);
+    assert_eq!(r.status, 200, "{target}: {}", r.text());
+    r.body
+}
+
+/// What `f` made SeaweedFS send from `bucket`.
+pub fn read_by(bucket: &str, f: impl FnOnce()) -> u64 {
+    let before = bucket_bytes_sent(bucket);
+    f();
+    bucket_bytes_sent(bucket) - before
+}
+
+#[test]
+fn a_second_replica_serves_the_first_ones_torrent_reading_nothing() {
+    let env = env();
+    let dir = env.scratch("store-replicas");
+    let (a, b) = (
+        replica("store-a", "store", "replicas/", ""),
+        replica("store-b", "store", "replicas/", ""),
+    );
+    let data = test_data(3 * 1024 * 1024 + 5, 1301);
+    put_object("shared", "big.bin", &data, &dir);
+    let target = "/shared/big.bin?torrent";
+    let mut first = Vec::new();
+    let read = read_by("shared", || first = torrent(a.port, target));
+    assert_eq!(read, data.len() as u64 + PROBE_BYTES, "A generates");
+    let mut second = Vec::new();
+    let read = read_by("shared", || second = torrent(b.port, target));
+    assert_eq!(read, PROBE_BYTES, "B reads only its READ check");
+    assert_eq!(second, first, "identical torrents");
+    assert_eq!(metric(&metrics(&b), "s3torrent_store_hits_total"), 1);
+    assert_eq!(metric(&metrics(&a), "s3torrent_store_writes_total"), 1);
+
+    // An overwrite: both follow the new ETag, and again only one of them reads it.
+    let data2 = test_data(3 * 1024 * 1024 + 5, 1302);
+    put_object("shared", "big.bin", &data2, &dir);
+    let mut b2 = Vec::new();
+    let read = read_by("shared", || b2 = torrent(b.port, target));
+    assert_eq!(
+        read,
+        data2.len() as u64 + PROBE_BYTES,
+        "B generates this time"
+    );
+    let mut a2 = Vec::new();
+    let read = read_by("shared", || a2 = torrent(a.port, target));
+    assert_eq!(read, PROBE_BYTES, "A finds B's torrent");
+    assert_eq!(a2, b2);
+    assert_ne!(a2, first, "the new ETag's torrent");
+    // Byte-identical to what a replica without a store generates: the store changes nothing.
+    assert_eq!(torrent(env.port, target), a2);
+    let file = dir.join("big.bin");
+    std::fs::write(&file, &data2).unwrap();
+    let t = dir.join("big.torrent");
+    std::fs::write(&t, &a2).unwrap();
+    let check = check_torrent(&t, &file);
+    assert_eq!(check["bad_pieces"], serde_json::json!([]), "{check}");
+    assert_eq!(
+        check["length"].as_u64(),
+        Some(data2.len() as u64),
+        "{check}"
+    );
+}
+
+#[test]
+fn concurrent_cold_requests_on_two_replicas_read_the_object_once() {
+    let env = env();
+    let dir = env.scratch("store-lease");
+    let (a, b) = (
+        replica("lease-a", "store", "lease/", ""),
+        replica("lease-b", "store", "lease/", ""),
+    );
+    let data = test_data(24 * 1024 * 1024, 1303);
+    put_object("leased", "lease.bin", &data, &dir);
+    let mut bodies = Vec::new();
+    let read = read_by("leased", || {
+        let handles: Vec<_> = (0..8)
+            .map(|i| {
+                let port = if i % 2 == 0 { a.port } else { b.port };
+                std::thread::spawn(move || torrent(port, "/leased/lease.bin?torrent"))
+            })
+            .collect();
+        bodies = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    });
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "identical bytes");
+    assert_eq!(
+        read,
+        data.len() as u64 + 8 * PROBE_BYTES,
+        "one replica read the object, the other waited for its torrent"
+    );
+    let count = |name: &str| metric(&metrics(&a), name) + metric(&metrics(&b), name);
+    assert_eq!(count("s3torrent_store_writes_total"), 1);
+    // Normally the second replica waits on the lease; if it came late, it finds the entry.
+    assert_eq!(
+        count("s3torrent_store_lease_waits_total") + count("s3torrent_store_hits_total"),
+        1,
+        "the other replica's single flight took the first one's torrent"
+    );
+}
+
+#[test]
+fn a_missing_or_read_only_store_still_serves_torrents() {
+    let env = env();
+    let dir = env.scratch("store-broken");
+    let data = test_data(1024 * 1024 + 7, 1304);
+    put_object("unstored", "broken.bin", &data, &dir);
+    let target = "/unstored/broken.bin?torrent";
+    let expected = torrent(env.port, target);
+
+    let missing = replica("store-missing", "no-such-store", "", "");
+    assert_eq!(torrent(missing.port, target), expected);
+    let m = metrics(&missing);
+    assert!(
+        m.contains("s3torrent_store_errors_total{op=\"get\"} 1"),
+        "a missing bucket is an error, not a miss: {m}"
+    );
+    assert_eq!(metric(&m, "s3torrent_store_misses_total"), 0);
+    // SeaweedFS differs from S3 here: a PUT by an Admin identity into a missing bucket
+    // creates it, so the sidecar's first write made the store (on S3 it stays an error).
+    assert_eq!(metric(&m, "s3torrent_store_writes_total"), 1, "{m}");
+
+    // The sidecar's own key may read everything but write nothing.
+    let read_only = extra_sidecar_full("store-read-only", |c| {
+        let c = c.replacen(
+            &format!(
+                "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
+                ADMIN.0, ADMIN.1
+            ),
+            &format!(
+                "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
+                READER.0, READER.1
+            ),
+            1,
+        );
+        format!("{c}\n[store]\nbucket = \"store\"\nprefix = \"read-only/\"\n")
+    });
+    assert_eq!(torrent(read_only.port, target), expected);
+    assert_eq!(
+        torrent(read_only.port, target),
+        expected,
+        "and from its cache"
+    );
+    let m = metrics(&read_only);
+    assert_eq!(metric(&m, "s3torrent_store_misses_total"), 1, "{m}");
+    assert!(
+        m.contains("s3torrent_store_errors_total{op=\"put\"} 1"),
+        "{m}"
+    );
+    assert_eq!(metric(&m, "s3torrent_store_writes_total"), 0);
+}
