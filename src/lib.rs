@@ -51,3 +51,4 @@ pub(crate) mod shutdown;
 pub(crate) mod store;
 pub mod torrent;
 pub(crate) mod tracker;
+pub mod warm;

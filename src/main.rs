@@ -1,9 +1,11 @@
-//! `s3torrent [--config PATH]`, `s3torrent check-config [PATH]`, `--help`, `--version`.
+//! `s3torrent [--config PATH]`, `s3torrent check-config [PATH]`, `s3torrent warm …`,
+//! `--help`, `--version`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use s3torrent::config::{Config, DEFAULT_PATH};
+use s3torrent::warm::{Options, Target};
 
 /// EX_USAGE from sysexits.h: bad command line or configuration.
 const EXIT_USAGE: u8 = 64;
@@ -15,9 +17,14 @@ Usage:
   s3torrent [--config PATH]          run the sidecar (default config: config/s3torrent.toml)
   s3torrent check-config [PATH]      validate a configuration file, print the effective
                                      configuration (secrets redacted) and exit
+  s3torrent warm --config PATH s3://bucket/prefix [--concurrency N] [--page-size N]
+                                     store the torrent of every object under the prefix in
+                                     the [store] bucket (skips stored ones: rerun to resume);
+                                     N objects at a time (default 4), N keys per listing page
   s3torrent --help | --version
 
-Exit codes: 0 ok, 64 invalid command line or configuration, 1 failed to start.
+Exit codes: 0 ok, 64 invalid command line or configuration, 1 failed to start (warm: an
+object failed).
 Environment: S3TORRENT_UPSTREAM_ACCESS_KEY_ID, S3TORRENT_UPSTREAM_SECRET_ACCESS_KEY override
 the [upstream] credentials; RUST_LOG sets the log level (default: info).
 ";
@@ -25,6 +32,11 @@ the [upstream] credentials; RUST_LOG sets the log level (default: info).
 enum Command {
     Run(PathBuf),
     CheckConfig(PathBuf),
+    Warm {
+        config: PathBuf,
+        target: Target,
+        options: Options,
+    },
     Help,
     Version,
 }
@@ -38,8 +50,54 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         [flag, path] if flag == "--config" || flag == "-c" => Ok(Command::Run(path.into())),
         [cmd] if cmd == "check-config" => Ok(Command::CheckConfig(default())),
         [cmd, path] if cmd == "check-config" => Ok(Command::CheckConfig(path.into())),
+        [cmd, rest @ ..] if cmd == "warm" => parse_warm(rest),
         _ => Err(format!("unexpected arguments: {}", args.join(" "))),
     }
+}
+
+fn parse_warm(args: &[String]) -> Result<Command, String> {
+    let (mut config, mut target, mut options) = (None, None, Options::default());
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |flag: &str| {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        match arg.as_str() {
+            "--config" | "-c" => config = Some(PathBuf::from(value(arg)?)),
+            "--concurrency" | "-j" => {
+                options.concurrency = value(arg)?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1024).contains(n))
+                    .ok_or("--concurrency must be from 1 to 1024")?
+            }
+            "--page-size" => {
+                options.page_size = value(arg)?
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or("--page-size must be from 1 to 1000")?
+            }
+            url if url.starts_with("s3://") && target.is_none() => {
+                target = Some(Target::parse(url)?)
+            }
+            other => return Err(format!("warm: unexpected argument {other:?}")),
+        }
+    }
+    Ok(Command::Warm {
+        config: config.unwrap_or_else(|| PathBuf::from(DEFAULT_PATH)),
+        target: target.ok_or("warm: name what to warm, s3://bucket/prefix")?,
+        options,
+    })
+}
+
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|e| {
+        eprintln!("s3torrent: invalid configuration: {e}");
+        ExitCode::from(EXIT_USAGE)
+    })
 }
 
 fn main() -> ExitCode {
@@ -60,14 +118,23 @@ fn main() -> ExitCode {
             println!("s3torrent {}", env!("CARGO_PKG_VERSION"));
             return ExitCode::SUCCESS;
         }
+        Command::Warm {
+            config,
+            target,
+            options,
+        } => {
+            let config = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            s3torrent::logging::init(&config.log);
+            return s3torrent::warm::main(config, target, options);
+        }
         Command::CheckConfig(path) | Command::Run(path) => path,
     };
-    let config = match Config::load(&path) {
+    let config = match load(&path) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("s3torrent: invalid configuration: {e}");
-            return ExitCode::from(EXIT_USAGE);
-        }
+        Err(code) => return code,
     };
     if matches!(parse_args(&args), Ok(Command::CheckConfig(_))) {
         print!(

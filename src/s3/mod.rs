@@ -13,6 +13,7 @@ pub mod sigv2;
 pub mod sigv4;
 pub mod upstream;
 pub mod uri;
+pub mod xml;
 
 pub use error::{Code, S3Error};
 pub use object::ObjectRef;

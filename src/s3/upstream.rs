@@ -337,9 +337,10 @@ mod tests {
         let r = u
             .build_request(
                 "GET",
-                &object("a/../b c+ü", Some("v+1")),
+                &object("a/../b c+ü", Some("v+1")).path_and_query(),
                 &Identity::Anonymous,
                 &[],
+                None,
             )
             .unwrap();
         assert_eq!(r.uri.to_string(), "/b/a/../b%20c%2B%C3%BC?versionId=v%2B1");
@@ -362,7 +363,13 @@ mod tests {
             ("x-amz-request-payer", "requester"),
         ];
         let r = u
-            .build_request("HEAD", &object("k", None), &caller, &headers)
+            .build_request(
+                "HEAD",
+                &object("k", None).path_and_query(),
+                &caller,
+                &headers,
+                None,
+            )
             .unwrap();
         assert_eq!(r.headers["x-amz-expected-bucket-owner"], "123456789012");
         assert_eq!(r.headers["x-amz-request-payer"], "requester");
@@ -376,7 +383,13 @@ mod tests {
             "{auth}"
         );
         let sidecar = u
-            .build_request("GET", &object("k", None), &Identity::Sidecar, &[])
+            .build_request(
+                "GET",
+                &object("k", None).path_and_query(),
+                &Identity::Sidecar,
+                &[],
+                None,
+            )
             .unwrap();
         let auth = sidecar.headers["authorization"].to_str().unwrap();
         assert!(auth.contains("Credential=SIDECAR/"), "{auth}");

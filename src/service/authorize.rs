@@ -51,11 +51,31 @@ impl Authorizer<'_> {
         if let Some(facts) = self.probes.get(&probe_key, now) {
             return Ok(facts);
         }
+        let facts = self.probe(object, &identity, forwarded).await;
+        if let Ok(f) = &facts {
+            self.probes.put(probe_key, f.clone(), now);
+        }
+        facts
+    }
+
+    /// The object's facts as the sidecar sees them (`warm`, uploads): the same one-byte
+    /// `GET`, so they match what a caller's check reports.
+    pub async fn sidecar_facts(&self, object: &ObjectRef) -> Result<ObjectFacts, S3Error> {
+        self.probe(object, &Identity::Sidecar, &Forwarded::default())
+            .await
+    }
+
+    async fn probe(
+        &self,
+        object: &ObjectRef,
+        identity: &Identity<'_>,
+        forwarded: &Forwarded,
+    ) -> Result<ObjectFacts, S3Error> {
         let mut headers = forwarded.probe_pairs();
         headers.push(("range", "bytes=0-0"));
         let probe = self
             .upstream
-            .send(Purpose::Probe, "GET", object, &identity, &headers)
+            .send(Purpose::Probe, "GET", object, identity, &headers)
             .await?;
         let facts = match probe.status() {
             200 | 206 | 416 => facts_from(&probe),
@@ -69,9 +89,6 @@ impl Authorizer<'_> {
         match probe.status() {
             200 => probe.finish().await,
             _ => drop(probe.small_body(16).await),
-        }
-        if let Ok(f) = &facts {
-            self.probes.put(probe_key, f.clone(), now);
         }
         facts
     }

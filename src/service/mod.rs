@@ -69,6 +69,15 @@ impl CacheStatus {
     }
 }
 
+/// What `warm` did for one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warmed {
+    /// Read, hashed and stored.
+    Stored { bytes: u64 },
+    /// The store already held its torrent (or another replica made it meanwhile).
+    AlreadyStored,
+}
+
 pub struct TorrentService {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
@@ -146,14 +155,7 @@ impl TorrentService {
         let facts = authorizer.authorize(object, caller, forwarded).await?;
         self.check_eligible(&facts)?;
 
-        let key = CacheKey {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            version_id: object.version_id.clone(),
-            etag: facts.etag.clone(),
-            length: facts.length,
-            format: self.config.torrent.format,
-        };
+        let key = self.cache_key(object, &facts);
         let torrent = match self.cache.get(&key) {
             Some(t) => {
                 self.metrics.cache.hits.inc();
@@ -367,8 +369,58 @@ impl TorrentService {
         let hashes = self.generate(admitted, object, facts, forwarded, piece_length);
         let entry = self.entry(entry_key, facts, hashes.await?);
         // Written before the lease is released, so a waiting replica finds it.
-        store.put(&entry).await;
+        let _ = store.put(&entry).await;
         Ok(self.assemble(object, entry))
+    }
+
+    /// `s3torrent warm`: makes sure the store holds the torrent of `object` as it is now.
+    pub async fn warm(self: &Arc<Self>, object: &ObjectRef) -> Result<Warmed, S3Error> {
+        let store = self
+            .store
+            .clone()
+            .ok_or_else(|| S3Error::invalid_request("`warm` needs a store: set [store] bucket."))?;
+        let authorizer = Authorizer {
+            upstream: &self.upstream,
+            probes: &self.probes,
+        };
+        let facts = authorizer.sidecar_facts(object).await?;
+        self.check_eligible(&facts)?;
+        let piece_length = self.config.torrent.piece_length.for_length(facts.length);
+        let entry_key = self.cache_key(object, &facts).entry_key(piece_length);
+        if store.get(&entry_key).await.is_some() {
+            return Ok(Warmed::AlreadyStored);
+        }
+        let _lease = match store.claim(&entry_key).await {
+            Claim::Theirs(_) => return Ok(Warmed::AlreadyStored),
+            Claim::Mine(lease) => Some(lease),
+            Claim::Unavailable => None,
+        };
+        let admitted = self
+            .admission
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
+        let forwarded = Forwarded::default();
+        let hashes = self.generate(admitted, object, &facts, &forwarded, piece_length);
+        let entry = self.entry(entry_key, &facts, hashes.await?);
+        store.put(&entry).await.map_err(|e| {
+            S3Error::service_unavailable(format!("The store refused the torrent: {e}"))
+        })?;
+        Ok(Warmed::Stored {
+            bytes: facts.length,
+        })
+    }
+
+    fn cache_key(&self, object: &ObjectRef, facts: &ObjectFacts) -> CacheKey {
+        CacheKey {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            version_id: object.version_id.clone(),
+            etag: facts.etag.clone(),
+            length: facts.length,
+            format: self.config.torrent.format,
+        }
     }
 
     fn entry(&self, key: EntryKey, facts: &ObjectFacts, hashes: PieceHashes) -> Entry {

@@ -159,15 +159,20 @@ impl Store {
         }
     }
 
-    /// Writes `entry`; failures are counted and logged, never returned.
-    pub async fn put(&self, entry: &Entry) {
+    /// Writes `entry`; a failure is counted and logged as well as returned.
+    pub async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
         let object = self.entry_object(&entry.key);
         let body = Bytes::from(entry.encode());
-        match self.write(&object, body, &[]).await {
-            Ok(200..=299) => self.metrics.store.writes.inc(),
-            Ok(s) => self.failed("put", &StoreError(format!("the backend answered {s}"))),
-            Err(e) => self.failed("put", &e),
-        }
+        let result = match self.write(&object, body, &[]).await {
+            Ok(200..=299) => {
+                self.metrics.store.writes.inc();
+                return Ok(());
+            }
+            Ok(s) => StoreError(format!("the backend answered {s}")),
+            Err(e) => e,
+        };
+        self.failed("put", &result);
+        Err(result)
     }
 
     /// A `PUT` of a small body; the status, or the transport failure.

@@ -60,8 +60,10 @@ def run(s3, cmd, args):
         s3.create_bucket(Bucket=args[0])
         return {}
     if cmd == "list":
-        r = s3.list_objects_v2(Bucket=args[0])
-        return {"keys": [o["Key"] for o in r.get("Contents", [])]}
+        pages = s3.get_paginator("list_objects_v2").paginate(
+            Bucket=args[0], Prefix=args[1] if len(args) > 1 else ""
+        )
+        return {"keys": [o["Key"] for p in pages for o in p.get("Contents", [])]}
     if cmd == "versioning":
         s3.put_bucket_versioning(
             Bucket=args[0], VersioningConfiguration={"Status": "Enabled"}
@@ -73,9 +75,10 @@ def run(s3, cmd, args):
             r = s3.put_object(Bucket=bucket, Key=key, Body=f.read())
         return {"etag": r["ETag"], "version_id": r.get("VersionId")}
     if cmd == "put-multipart":
-        bucket, key, path = args
+        bucket, key, path = args[:3]
+        part = int(args[3]) if len(args) > 3 else 5 * 1024 * 1024
         cfg = boto3.s3.transfer.TransferConfig(
-            multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024
+            multipart_threshold=part, multipart_chunksize=part
         )
         s3.upload_file(path, bucket, key, Config=cfg)
         return {"etag": s3.head_object(Bucket=bucket, Key=key)["ETag"]}

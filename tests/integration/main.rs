@@ -17,3 +17,4 @@ mod passthrough;
 mod seeder;
 mod store;
 mod torrents;
+mod warm;

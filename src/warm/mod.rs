@@ -1,0 +1,217 @@
+//! `s3torrent warm --config PATH s3://bucket/prefix [--concurrency N]`: fills the shared
+//! store ahead of the first `?torrent`, so no caller waits for a large object to be read.
+//!
+//! Lists the prefix (ListObjectsV2, paginated) and, `--concurrency` objects at a time, asks
+//! the same service the sidecar runs to make sure the store holds each object's torrent for
+//! its current ETag: stored ones are skipped, so a rerun resumes where an interrupted run
+//! stopped. Replicas serving meanwhile take part through the same leases.
+
+mod listing;
+mod progress;
+
+use std::process::ExitCode;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::s3::upstream::Upstream;
+use crate::s3::ObjectRef;
+use crate::service::{TorrentService, Warmed};
+
+use listing::Listed;
+use progress::{Counts, Progress};
+
+/// What to warm: `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub bucket: String,
+    pub prefix: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| format!("{url:?}: expected s3://bucket/prefix"))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if !crate::s3::route::is_bucket_name(bucket) {
+            return Err(format!("{url:?}: {bucket:?} is not a bucket name"));
+        }
+        Ok(Target {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+        })
+    }
+}
+
+/// How a warm runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Objects read and hashed at a time.
+    pub concurrency: usize,
+    /// Keys per listing page (S3's maximum is 1000).
+    pub page_size: u16,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            // Enough to overlap the backend's latency with hashing on every core.
+            concurrency: 4,
+            page_size: 1000,
+        }
+    }
+}
+
+/// Runs a warm to the end; the exit code is 0 only if every object ended stored or skipped.
+pub fn main(config: Config, target: Target, options: Options) -> ExitCode {
+    if config.store.bucket.is_none() {
+        eprintln!("s3torrent warm: the configuration has no [store] bucket to warm");
+        return ExitCode::from(64);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let counts = Arc::new(Counts::default());
+    let result = runtime.block_on(run(Arc::new(config), target, options, counts.clone()));
+    match result {
+        Ok(summary) if counts.failed.load(Relaxed) == 0 => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("s3torrent warm: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(
+    config: Arc<Config>,
+    target: Target,
+    options: Options,
+    counts: Arc<Counts>,
+) -> Result<String, String> {
+    let metrics = Arc::new(Metrics::new());
+    let upstream = Arc::new(Upstream::new(&config.upstream, metrics.clone()));
+    let service = Arc::new(TorrentService::new(
+        config.clone(),
+        metrics.clone(),
+        upstream.clone(),
+        None,
+        None,
+    ));
+    let progress = Arc::new(Progress::new());
+    let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut token: Option<String> = None;
+    loop {
+        let (bucket, prefix) = (&target.bucket, &target.prefix);
+        let page = listing::list_page(
+            &upstream,
+            bucket,
+            prefix,
+            token.as_deref(),
+            options.page_size,
+        )
+        .await
+        .map_err(|e| e.message)?;
+        for listed in page.objects {
+            counts.listed.fetch_add(1, Relaxed);
+            counts.listed_bytes.fetch_add(listed.size, Relaxed);
+            let permit = slots.clone().acquire_owned().await.expect("never closed");
+            let (service, counts, progress) = (service.clone(), counts.clone(), progress.clone());
+            let metrics = metrics.clone();
+            let bucket = target.bucket.clone();
+            tasks.spawn(async move {
+                let _permit = permit;
+                warm_one(&service, &metrics, bucket, listed, &counts).await;
+                progress.update(&counts);
+            });
+            // Reap finished tasks as we go: a prefix may hold millions of objects.
+            while tasks.try_join_next().is_some() {}
+        }
+        progress.update(&counts);
+        match page.next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(progress.finish(&counts))
+}
+
+async fn warm_one(
+    service: &Arc<TorrentService>,
+    metrics: &Metrics,
+    bucket: String,
+    listed: Listed,
+    counts: &Counts,
+) {
+    let object = ObjectRef {
+        bucket,
+        key: listed.key,
+        version_id: None,
+    };
+    // Empty objects and folder markers have no torrent (clients reject a length of 0).
+    let result = match listed.size {
+        0 => Ok(Warmed::AlreadyStored),
+        _ => service.warm(&object).await,
+    };
+    let label = match result {
+        Ok(Warmed::Stored { bytes }) => {
+            counts.stored.fetch_add(1, Relaxed);
+            counts.hashed_bytes.fetch_add(bytes, Relaxed);
+            metrics.warm.bytes_hashed.inc_by(bytes);
+            "stored"
+        }
+        Ok(Warmed::AlreadyStored) => {
+            counts.skipped.fetch_add(1, Relaxed);
+            "skipped"
+        }
+        Err(e) if e.code == crate::s3::Code::InvalidRequest && listed.size > 0 => {
+            // Not eligible (too large for `torrent.max_object_size`, SSE-C): not a failure.
+            eprintln!(
+                "warm: skipped s3://{}/{}: {}",
+                object.bucket, object.key, e.message
+            );
+            counts.skipped.fetch_add(1, Relaxed);
+            "skipped"
+        }
+        Err(e) => {
+            eprintln!(
+                "warm: failed s3://{}/{}: {}",
+                object.bucket, object.key, e.message
+            );
+            counts.failed.fetch_add(1, Relaxed);
+            "failed"
+        }
+    };
+    counts.done_bytes.fetch_add(listed.size, Relaxed);
+    metrics.warm.objects.with_label_values(&[label]).inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("s3://bucket/some/prefix/").unwrap();
+        assert_eq!(
+            (t.bucket.as_str(), t.prefix.as_str()),
+            ("bucket", "some/prefix/")
+        );
+        assert_eq!(Target::parse("s3://bucket").unwrap().prefix, "");
+        assert!(Target::parse("bucket/prefix").is_err());
+        assert!(Target::parse("s3://Bad_Bucket/x").is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! `s3torrent warm`: fills the store for a prefix, so replicas serve without reading; a
+//! rerun skips what is stored, so an interrupted warm resumes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::harness::*;
+use crate::store::{read_by, replica};
+
+/// A configuration for `warm` (the sidecar's, plus the store).
+fn warm_config(dir: &Path, store_prefix: &str, lease: &str) -> PathBuf {
+    let env = env();
+    let [port, admin] = free_ports(2)[..] else {
+        unreachable!()
+    };
+    let config = dir.join("warm.toml");
+    let text = sidecar_config(env.s3_port, port, admin);
+    let text = format!(
+        "{text}\n[store]\nbucket = \"store\"\nprefix = \"{store_prefix}\"\nlease = \"{lease}\"\n"
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn warm(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3torrent"));
+    cmd.arg("warm").arg("--config").arg(config).args(args);
+    cmd.env("RUST_LOG", "warn");
+    cmd
+}
+
+fn summary(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.starts_with("warm: "), "{stdout}\n{stderr}");
+    stdout
+}
+
+/// How many entries the store holds under `prefix`.
+fn stored(prefix: &str) -> usize {
+    let out = s3client(&env().backend_url(), ADMIN, &["list", "store", prefix]);
+    out["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| !k.as_str().unwrap().contains("/.leases/"))
+        .count()
+}
+
+#[test]
+fn a_warmed_prefix_is_served_by_a_replica_without_reading() {
+    let env = env();
+    let dir = env.scratch("warm-prefix");
+    let sizes = [1usize, 16 * 1024, 300_001, 1024 * 1024, 2 * 1024 * 1024 + 9];
+    let objects: Vec<(String, Vec<u8>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| (format!("set/obj {i}+ü"), test_data(size, 1400 + i as u64)))
+        .collect();
+    for (key, data) in &objects {
+        put_object("warm", key, data, &dir);
+    }
+    put_object("warm", "set/empty", b"", &dir);
+    put_object("warm", "other/outside", &test_data(70_000, 1410), &dir);
+
+    // Two keys per listing page: the continuation is followed to the end.
+    let config = warm_config(&dir, "prefix/", "30s");
+    let out = warm(&config, &["s3://warm/set/", "--page-size", "2"])
+        .output()
+        .unwrap();
+    let text = summary(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with("warm: 6 objects listed: 5 stored, 1 skipped"),
+        "{text}"
+    );
+    assert_eq!(stored("prefix/"), 5);
+
+    let b = replica("warm-replica", "store", "prefix/", "");
+    for (key, data) in &objects {
+        let target = format!("/warm/{}?torrent", s3torrent::s3::uri::encode_path(key));
+        let mut body = Vec::new();
+        let read = read_by("warm", || {
+            let r = request(b.port, "GET", &target, &[]);
+            assert_eq!(r.status, 200, "{}", r.text());
+            body = r.body;
+        });
+        assert_eq!(read, PROBE_BYTES, "{key}: only the READ check");
+        let t = dir.join("t.torrent");
+        let f = dir.join("data");
+        std::fs::write(&t, &body).unwrap();
+        std::fs::write(&f, data).unwrap();
+        let check = check_torrent(&t, &f);
+        assert_eq!(check["bad_pieces"], serde_json::json!([]), "{key}: {check}");
+        assert_eq!(check["length"].as_u64(), Some(data.len() as u64));
+    }
+    // Outside the prefix: not warmed.
+    let read = read_by("warm", || {
+        let r = request(b.port, "GET", "/warm/other/outside?torrent", &[]);
+        assert_eq!(r.status, 200);
+    });
+    assert_eq!(read, 70_000 + PROBE_BYTES);
+
+    // A rerun reads nothing but its facts checks.
+    let mut rerun = None;
+    let read = read_by("warm", || {
+        rerun = Some(warm(&config, &["s3://warm/set/"]).output().unwrap())
+    });
+    let text = summary(rerun.as_ref().unwrap());
+    assert!(text.contains("0 stored, 6 skipped"), "{text}");
+    assert_eq!(read, 5 * PROBE_BYTES);
+}
+
+#[test]
+fn an_interrupted_warm_resumes_without_redoing_stored_objects() {
+    let env = env();
+    let dir = env.scratch("warm-resume");
+    let (count, size) = (12, 3 * 1024 * 1024);
+    for i in 0..count {
+        put_object(
+            "warm",
+            &format!("resume/{i:02}"),
+            &test_data(size, 1420 + i),
+            &dir,
+        );
+    }
+    // The killed run leaves the lease of the object it was hashing: the rerun takes it over
+    // once it is this old.
+    let config = warm_config(&dir, "resume/", "3s");
+    let mut child = warm(&config, &["s3://warm/resume/", "--concurrency", "1"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while stored("resume/") < 3 {
+        assert!(std::time::Instant::now() < deadline, "warm stored nothing");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "warm ended before it was stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SIGKILL: no chance to finish anything cleanly.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = stored("resume/");
+    assert!(before < count as usize, "stopped halfway: {before}");
+    let leases = s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["list", "store", "resume/.leases/"],
+    );
+    let left_a_lease = !leases["keys"].as_array().unwrap().is_empty();
+
+    let mut out = None;
+    let read = read_by("warm", || {
+        out = Some(warm(&config, &["s3://warm/resume/"]).output().unwrap())
+    });
+    let out = out.unwrap();
+    let text = summary(&out);
+    assert!(out.status.success(), "{text}");
+    let todo = count as usize - before;
+    assert!(
+        text.starts_with(&format!(
+            "warm: {count} objects listed: {todo} stored, {before} skipped"
+        )),
+        "{before} were stored before: {text}"
+    );
+    assert_eq!(
+        read,
+        (todo * size) as u64 + count * PROBE_BYTES,
+        "only the missing objects were read"
+    );
+    assert_eq!(stored("resume/"), count as usize);
+    if left_a_lease {
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(log.contains("took over a lease"), "{log}");
+    }
+}
