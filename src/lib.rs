@@ -51,4 +51,5 @@ pub(crate) mod shutdown;
 pub(crate) mod store;
 pub mod torrent;
 pub(crate) mod tracker;
+pub(crate) mod upload;
 pub mod warm;

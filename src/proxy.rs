@@ -26,6 +26,7 @@ use crate::service::response::Reply;
 use crate::service::{CacheStatus, TorrentService};
 use crate::shutdown::{InFlight, InFlightGuard};
 use crate::tracker::{Tracker, TrackerEndpoint};
+use crate::upload::{Tap, Uploads};
 
 pub struct S3TorrentProxy {
     config: Arc<Config>,
@@ -34,6 +35,7 @@ pub struct S3TorrentProxy {
     in_flight: Arc<InFlight>,
     tracker: Option<Arc<Tracker>>,
     seeder: Option<Arc<Seeder>>,
+    uploads: Arc<Uploads>,
     peer: HttpPeer,
 }
 
@@ -47,6 +49,8 @@ pub struct RequestCtx {
     pub cache: CacheStatus,
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// An upload being hashed on its way through.
+    upload: Option<Tap>,
     /// Holds a web-seed slot for a seeded object until the response ends.
     _webseed: Option<WebseedTicket>,
     _in_flight: InFlightGuard,
@@ -62,7 +66,13 @@ impl S3TorrentProxy {
         seeder: Option<Arc<Seeder>>,
     ) -> Self {
         let peer = backend_peer(&config.upstream.endpoint, config.upstream.timeout.get());
+        let uploads = Arc::new(Uploads::new(
+            config.clone(),
+            metrics.clone(),
+            torrents.clone(),
+        ));
         S3TorrentProxy {
+            uploads,
             config,
             torrents,
             metrics,
@@ -186,6 +196,7 @@ impl ProxyHttp for S3TorrentProxy {
             cache: CacheStatus::None,
             bytes_in: 0,
             bytes_out: 0,
+            upload: None,
             _webseed: None,
             _in_flight: self.in_flight.enter(),
         }
@@ -231,7 +242,10 @@ impl ProxyHttp for S3TorrentProxy {
                     .and_then(|seeder| shape_webseed(seeder, session.req_header(), domains, ctx));
                 return match shaped {
                     Some(e) => answer(session, ctx, "webseed", Err(e)).await,
-                    None => Ok(false),
+                    None => {
+                        ctx.upload = self.uploads.tap(session.req_header(), domains);
+                        Ok(false)
+                    }
                 };
             }
             Route::Reject(e) => Err(e),
@@ -269,6 +283,21 @@ impl ProxyHttp for S3TorrentProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.bytes_in += body.as_ref().map_or(0, |b| b.len() as u64);
+        if let (Some(tap), Some(chunk)) = (&mut ctx.upload, body.as_ref()) {
+            self.uploads.request_body(tap, chunk).await;
+        }
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if let Some(tap) = &mut ctx.upload {
+            self.uploads.response(tap, upstream_response);
+        }
         Ok(())
     }
 
@@ -280,15 +309,21 @@ impl ProxyHttp for S3TorrentProxy {
         ctx: &mut RequestCtx,
     ) -> Result<Option<Duration>> {
         ctx.bytes_out += body.as_ref().map_or(0, |b| b.len() as u64);
+        if let (Some(tap), Some(chunk)) = (&mut ctx.upload, body.as_ref()) {
+            self.uploads.response_body(tap, chunk);
+        }
         Ok(None)
     }
 
     async fn logging(
         &self,
         session: &mut Session,
-        _e: Option<&pingora::Error>,
+        e: Option<&pingora::Error>,
         ctx: &mut RequestCtx,
     ) {
+        if let Some(tap) = ctx.upload.take().filter(|_| e.is_none()) {
+            self.uploads.finish(tap);
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let route = ctx.route;
         let method = session.req_header().method.as_str();

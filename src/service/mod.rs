@@ -412,6 +412,46 @@ impl TorrentService {
         })
     }
 
+    /// Hash on upload: takes hashes made from an upload's own bytes, if the object the
+    /// backend now holds is that upload (its ETag and length, seen as the sidecar sees it),
+    /// hashed at the piece length a generation would use. `Err` names why not.
+    pub async fn adopt(
+        &self,
+        object: &ObjectRef,
+        etag: &str,
+        length: u64,
+        piece_length: u64,
+        hashes: PieceHashes,
+    ) -> Result<(), &'static str> {
+        let authorizer = Authorizer {
+            upstream: &self.upstream,
+            probes: &self.probes,
+        };
+        let facts = authorizer
+            .sidecar_facts(object)
+            .await
+            .map_err(|_| "failed")?;
+        if facts.etag != etag || facts.length != length {
+            return Err("changed");
+        }
+        if self.check_eligible(&facts).is_err()
+            || piece_length != self.config.torrent.piece_length.for_length(length)
+        {
+            return Err("failed");
+        }
+        let key = self.cache_key(object, &facts);
+        let entry = self.entry(key.entry_key(piece_length), &facts, hashes);
+        if !entry.is_complete() {
+            tracing::error!(target: "s3torrent::upload", "upload hashes do not cover the object; not used");
+            return Err("failed");
+        }
+        if let Some(store) = &self.store {
+            let _ = store.put(&entry).await;
+        }
+        self.cache_insert(key, Arc::new(self.assemble(object, entry)));
+        Ok(())
+    }
+
     fn cache_key(&self, object: &ObjectRef, facts: &ObjectFacts) -> CacheKey {
         CacheKey {
             bucket: object.bucket.clone(),

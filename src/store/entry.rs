@@ -52,6 +52,11 @@ impl Entry {
         Value::Dict(d).encode()
     }
 
+    /// One hash per piece (and per block of the last piece) of what the format asks for.
+    pub fn is_complete(&self) -> bool {
+        complete(&self.key, &self.hashes)
+    }
+
     /// The entry in `bytes`, if it is one for exactly `key` and its hashes are complete.
     pub fn decode(bytes: &[u8], key: &EntryKey) -> Option<Entry> {
         let v = bencode::decode(bytes).ok()?;
@@ -90,7 +95,7 @@ impl Entry {
 }
 
 fn hash_list(bytes: &[u8]) -> Option<Vec<Hash>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return None;
     }
     Some(

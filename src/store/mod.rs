@@ -239,14 +239,14 @@ mod tests {
     #[test]
     fn every_field_changes_the_name() {
         let base = key().digest();
-        let changes: Vec<Box<dyn Fn(&mut EntryKey)>> = vec![
-            Box::new(|k| k.bucket = "c".into()),
-            Box::new(|k| k.key = "k2".into()),
-            Box::new(|k| k.version_id = Some(String::new())),
-            Box::new(|k| k.etag = "\"f\"".into()),
-            Box::new(|k| k.length = 11),
-            Box::new(|k| k.format = Format::Hybrid),
-            Box::new(|k| k.piece_length = 32768),
+        let changes: [fn(&mut EntryKey); 7] = [
+            |k| k.bucket = "c".into(),
+            |k| k.key = "k2".into(),
+            |k| k.version_id = Some(String::new()),
+            |k| k.etag = "\"f\"".into(),
+            |k| k.length = 11,
+            |k| k.format = Format::Hybrid,
+            |k| k.piece_length = 32768,
         ];
         for change in changes {
             let mut k = key();

@@ -17,4 +17,5 @@ mod passthrough;
 mod seeder;
 mod store;
 mod torrents;
+mod upload;
 mod warm;

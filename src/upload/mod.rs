@@ -1,0 +1,328 @@
+//! Hash on upload: a `PutObject` (or a multipart part) passing through the sidecar is hashed
+//! while it streams to the backend — the bytes and the caller's signature untouched, nothing
+//! buffered — so when the backend takes it, the object's torrent is stored and cached and
+//! its first `?torrent` reads nothing.
+//!
+//! - [`hasher`] — the body, chunk by chunk, to a hashing thread.
+//! - [`parts`] — multipart parts' hashes until `CompleteMultipartUpload` assembles them.
+//!
+//! Never a wrong torrent: what was hashed is adopted only if the backend answered 2xx with
+//! an ETag, every byte announced was hashed, and the object the sidecar then sees (one-byte
+//! `GET`, as for a caller) has that ETag and that length. Anything else (aws-chunked
+//! bodies, SSE-C, unknown lengths, parts through another replica, parts that are not whole
+//! pieces, or `piece_length = "auto"` for multipart, whose piece length depends on a total
+//! not known until completion) is left to lazy generation, counted by reason.
+
+mod hasher;
+mod parts;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+
+use crate::config::{Config, Domain};
+use crate::metrics::Metrics;
+use crate::s3::route::bucket_and_key;
+use crate::s3::uri::query_pairs;
+use crate::s3::ObjectRef;
+use crate::service::TorrentService;
+use crate::torrent::PieceLength;
+
+use hasher::BodyHasher;
+use parts::{completed_etag, listed_parts, NotAssembled, Part, PendingParts};
+
+/// `CompleteMultipartUpload` bodies: ≤ 10,000 parts of ~100 bytes; answers are smaller.
+const COMPLETION_BODY_LIMIT: usize = 2 << 20;
+
+pub struct Uploads {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    service: Arc<TorrentService>,
+    parts: PendingParts,
+}
+
+/// An upload being watched, from its request head to the end of its response.
+pub struct Tap {
+    object: ObjectRef,
+    kind: Kind,
+    /// The response's status, ETag, and (for completion) body.
+    status: u16,
+    etag: Option<String>,
+    body: Vec<u8>,
+}
+
+enum Kind {
+    Put {
+        hasher: Option<BodyHasher>,
+        length: u64,
+        piece_length: u64,
+    },
+    Part {
+        hasher: Option<BodyHasher>,
+        length: u64,
+        upload_id: String,
+        number: u32,
+    },
+    /// The request body (the parts list) is kept to be read at the end.
+    Complete { upload_id: String, request: Vec<u8> },
+}
+
+impl Uploads {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, service: Arc<TorrentService>) -> Self {
+        Uploads {
+            parts: PendingParts::new(config.uploads.max_pending_parts),
+            config,
+            metrics,
+            service,
+        }
+    }
+
+    /// Whether this pass-through request is an upload to watch, and starts hashing it.
+    pub fn tap(&self, req: &RequestHeader, domains: &[Domain]) -> Option<Tap> {
+        if !self.config.uploads.hash {
+            return None;
+        }
+        let method = req.method.as_str();
+        if method != "PUT" && method != "POST" {
+            return None;
+        }
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let (bucket, key, _) = bucket_and_key(req.uri.path(), host, domains).ok()?;
+        if bucket.is_empty() || key.is_empty() {
+            return None;
+        }
+        let query = query_pairs(req.uri.query().unwrap_or("")).ok()?;
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+        };
+        let object = ObjectRef {
+            bucket,
+            key,
+            version_id: None,
+        };
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let kind = match (method, query.len(), param("uploadId"), param("partNumber")) {
+            ("PUT", 0, None, None) => "put",
+            ("PUT", 2, Some(_), Some(_)) => "part",
+            ("POST", 1, Some(upload_id), None) => {
+                return Some(Tap::new(
+                    object,
+                    Kind::Complete {
+                        upload_id,
+                        request: Vec::new(),
+                    },
+                ))
+            }
+            _ => return None,
+        };
+        // A copy carries no body to hash.
+        if header("x-amz-copy-source").is_some() {
+            return None;
+        }
+        let skip = |reason: &str| {
+            self.metrics
+                .uploads
+                .skipped
+                .with_label_values(&[reason])
+                .inc();
+            None
+        };
+        let content_sha = header("x-amz-content-sha256").unwrap_or("");
+        if content_sha.starts_with("STREAMING-")
+            || header("x-amz-decoded-content-length").is_some()
+            || header("content-encoding").is_some_and(|e| e.contains("aws-chunked"))
+        {
+            return skip("chunked");
+        }
+        if header("x-amz-server-side-encryption-customer-algorithm").is_some() {
+            return skip("encrypted");
+        }
+        let Some(length) = header("content-length").and_then(|l| l.parse::<u64>().ok()) else {
+            return skip("unknown_length");
+        };
+        let torrent = &self.config.torrent;
+        if length == 0 {
+            return None;
+        }
+        if length > torrent.max_object_size {
+            return skip("too_large");
+        }
+        let hasher = |piece_length| Some(BodyHasher::start(piece_length, length, torrent.format));
+        let kind = match kind {
+            "put" => {
+                let piece_length = torrent.piece_length.for_length(length);
+                Kind::Put {
+                    hasher: hasher(piece_length),
+                    length,
+                    piece_length,
+                }
+            }
+            _ => {
+                let PieceLength::Fixed(piece_length) = torrent.piece_length else {
+                    return skip("piece_length_auto");
+                };
+                let number = param("partNumber")?.parse().ok()?;
+                let upload_id = param("uploadId")?;
+                Kind::Part {
+                    hasher: hasher(piece_length),
+                    length,
+                    upload_id,
+                    number,
+                }
+            }
+        };
+        Some(Tap::new(object, kind))
+    }
+
+    /// A chunk of the request body, on its way to the backend.
+    pub async fn request_body(&self, tap: &mut Tap, chunk: &Bytes) {
+        match &mut tap.kind {
+            Kind::Put { hasher, .. } | Kind::Part { hasher, .. } => {
+                if let Some(h) = hasher {
+                    if !h.feed(chunk.clone()).await {
+                        *hasher = None;
+                    }
+                }
+            }
+            Kind::Complete { request, .. } => {
+                if request.len() + chunk.len() <= COMPLETION_BODY_LIMIT {
+                    request.extend_from_slice(chunk);
+                }
+            }
+        }
+    }
+
+    /// The backend's answer (head); the body follows for a completion.
+    pub fn response(&self, tap: &mut Tap, response: &ResponseHeader) {
+        tap.status = response.status.as_u16();
+        tap.etag = response
+            .headers
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+    }
+
+    pub fn response_body(&self, tap: &mut Tap, chunk: &Bytes) {
+        if matches!(tap.kind, Kind::Complete { .. })
+            && tap.body.len() + chunk.len() <= COMPLETION_BODY_LIMIT
+        {
+            tap.body.extend_from_slice(chunk);
+        }
+    }
+
+    /// After the exchange: adopt what was hashed, in the background.
+    pub fn finish(self: &Arc<Self>, tap: Tap) {
+        if !(200..300).contains(&tap.status) {
+            return;
+        }
+        let uploads = self.clone();
+        tokio::spawn(async move { uploads.adopt(tap).await });
+    }
+
+    async fn adopt(&self, tap: Tap) {
+        let skipped = |reason: &str| {
+            self.metrics
+                .uploads
+                .skipped
+                .with_label_values(&[reason])
+                .inc()
+        };
+        let Tap {
+            object,
+            kind,
+            etag,
+            body,
+            ..
+        } = tap;
+        let (kind_label, piece_length, length, hashes, etag) = match kind {
+            Kind::Put {
+                hasher,
+                length,
+                piece_length,
+            } => {
+                let Some((total, hashes)) = finished(hasher).await.filter(|(t, _)| *t == length)
+                else {
+                    return skipped("failed");
+                };
+                let Some(etag) = etag else {
+                    return skipped("failed");
+                };
+                ("put", piece_length, total, hashes, etag)
+            }
+            Kind::Part {
+                hasher,
+                length,
+                upload_id,
+                number,
+            } => {
+                let Some((total, hashes)) = finished(hasher).await.filter(|(t, _)| *t == length)
+                else {
+                    return skipped("failed");
+                };
+                let Some(etag) = etag else {
+                    return skipped("failed");
+                };
+                self.parts.insert(
+                    &upload_id,
+                    number,
+                    Part {
+                        etag,
+                        length: total,
+                        hashes,
+                    },
+                );
+                return;
+            }
+            Kind::Complete { upload_id, request } => {
+                let (Some(listed), Some(etag)) = (listed_parts(&request), completed_etag(&body))
+                else {
+                    return skipped("failed");
+                };
+                let PieceLength::Fixed(piece_length) = self.config.torrent.piece_length else {
+                    return;
+                };
+                match self.parts.assemble(&upload_id, &listed, piece_length) {
+                    Ok((length, hashes)) => ("multipart", piece_length, length, hashes, etag),
+                    Err(NotAssembled::Incomplete) => return skipped("incomplete"),
+                    Err(NotAssembled::Misaligned) => return skipped("misaligned"),
+                }
+            }
+        };
+        let adopted = self
+            .service
+            .adopt(&object, &etag, length, piece_length, hashes)
+            .await;
+        match adopted {
+            Ok(()) => self
+                .metrics
+                .uploads
+                .hashed
+                .with_label_values(&[kind_label])
+                .inc(),
+            Err(reason) => skipped(reason),
+        }
+    }
+}
+
+async fn finished(hasher: Option<BodyHasher>) -> Option<(u64, crate::torrent::PieceHashes)> {
+    hasher?.finish().await
+}
+
+impl Tap {
+    fn new(object: ObjectRef, kind: Kind) -> Tap {
+        Tap {
+            object,
+            kind,
+            status: 0,
+            etag: None,
+            body: Vec::new(),
+        }
+    }
+}
