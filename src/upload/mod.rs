@@ -4,15 +4,17 @@
 //! its first `?torrent` reads nothing.
 //!
 //! - [`hasher`] — the body, chunk by chunk, to a hashing thread.
+//! - [`aws_chunked`] — streaming-SigV4 framing taken off, so the object's bytes are hashed.
 //! - [`parts`] — multipart parts' hashes until `CompleteMultipartUpload` assembles them.
 //!
 //! Never a wrong torrent: what was hashed is adopted only if the backend answered 2xx with
 //! an ETag, every byte announced was hashed, and the object the sidecar then sees (one-byte
-//! `GET`, as for a caller) has that ETag and that length. Anything else (aws-chunked
-//! bodies, SSE-C, unknown lengths, parts through another replica, parts that are not whole
+//! `GET`, as for a caller) has that ETag and that length. Anything else (SSE-C, unknown
+//! lengths, malformed aws-chunked framing, parts through another replica, parts that are not whole
 //! pieces, or `piece_length = "auto"` for multipart, whose piece length depends on a total
 //! not known until completion) is left to lazy generation, counted by reason.
 
+mod aws_chunked;
 mod hasher;
 mod parts;
 
@@ -27,8 +29,9 @@ use crate::s3::route::bucket_and_key;
 use crate::s3::uri::query_pairs;
 use crate::s3::ObjectRef;
 use crate::service::TorrentService;
-use crate::torrent::PieceLength;
+use crate::torrent::{PieceHashes, PieceLength};
 
+use aws_chunked::{Decoder, Malformed};
 use hasher::BodyHasher;
 use parts::{completed_etag, listed_parts, NotAssembled, Part, PendingParts};
 
@@ -52,14 +55,21 @@ pub struct Tap {
     body: Vec<u8>,
 }
 
+/// The body on its way to the hashing thread: as it is, or with `aws-chunked` framing
+/// taken off. No hasher once hashing was given up.
+struct Feed {
+    hasher: Option<BodyHasher>,
+    chunked: Option<Decoder>,
+}
+
 enum Kind {
     Put {
-        hasher: Option<BodyHasher>,
+        feed: Feed,
         length: u64,
         piece_length: u64,
     },
     Part {
-        hasher: Option<BodyHasher>,
+        feed: Feed,
         length: u64,
         upload_id: String,
         number: u32,
@@ -134,17 +144,17 @@ impl Uploads {
                 .inc();
             None
         };
-        let content_sha = header("x-amz-content-sha256").unwrap_or("");
-        if content_sha.starts_with("STREAMING-")
-            || header("x-amz-decoded-content-length").is_some()
-            || header("content-encoding").is_some_and(|e| e.contains("aws-chunked"))
-        {
-            return skip("chunked");
-        }
         if header("x-amz-server-side-encryption-customer-algorithm").is_some() {
             return skip("encrypted");
         }
-        let Some(length) = header("content-length").and_then(|l| l.parse::<u64>().ok()) else {
+        // Streaming SigV4: the body is framed; the object's length is announced apart.
+        let chunked = header("x-amz-content-sha256").is_some_and(|h| h.starts_with("STREAMING-"))
+            || header("content-encoding").is_some_and(|e| e.contains("aws-chunked"));
+        let length_header = match chunked {
+            true => "x-amz-decoded-content-length",
+            false => "content-length",
+        };
+        let Some(length) = header(length_header).and_then(|l| l.parse::<u64>().ok()) else {
             return skip("unknown_length");
         };
         let torrent = &self.config.torrent;
@@ -154,12 +164,15 @@ impl Uploads {
         if length > torrent.max_object_size {
             return skip("too_large");
         }
-        let hasher = |piece_length| Some(BodyHasher::start(piece_length, length, torrent.format));
+        let feed = |piece_length| Feed {
+            hasher: Some(BodyHasher::start(piece_length, length, torrent.format)),
+            chunked: chunked.then(Decoder::default),
+        };
         let kind = match kind {
             "put" => {
                 let piece_length = torrent.piece_length.for_length(length);
                 Kind::Put {
-                    hasher: hasher(piece_length),
+                    feed: feed(piece_length),
                     length,
                     piece_length,
                 }
@@ -171,7 +184,7 @@ impl Uploads {
                 let number = param("partNumber")?.parse().ok()?;
                 let upload_id = param("uploadId")?;
                 Kind::Part {
-                    hasher: hasher(piece_length),
+                    feed: feed(piece_length),
                     length,
                     upload_id,
                     number,
@@ -184,13 +197,7 @@ impl Uploads {
     /// A chunk of the request body, on its way to the backend.
     pub async fn request_body(&self, tap: &mut Tap, chunk: &Bytes) {
         match &mut tap.kind {
-            Kind::Put { hasher, .. } | Kind::Part { hasher, .. } => {
-                if let Some(h) = hasher {
-                    if !h.feed(chunk.clone()).await {
-                        *hasher = None;
-                    }
-                }
-            }
+            Kind::Put { feed, .. } | Kind::Part { feed, .. } => feed.feed(chunk).await,
             Kind::Complete { request, .. } => {
                 if request.len() + chunk.len() <= COMPLETION_BODY_LIMIT {
                     request.extend_from_slice(chunk);
@@ -243,11 +250,11 @@ impl Uploads {
         } = tap;
         let (kind_label, piece_length, length, hashes, etag) = match kind {
             Kind::Put {
-                hasher,
+                feed,
                 length,
                 piece_length,
             } => {
-                let Some((total, hashes)) = finished(hasher).await.filter(|(t, _)| *t == length)
+                let Some((total, hashes)) = feed.finish().await.filter(|(t, _)| *t == length)
                 else {
                     return skipped("failed");
                 };
@@ -257,12 +264,12 @@ impl Uploads {
                 ("put", piece_length, total, hashes, etag)
             }
             Kind::Part {
-                hasher,
+                feed,
                 length,
                 upload_id,
                 number,
             } => {
-                let Some((total, hashes)) = finished(hasher).await.filter(|(t, _)| *t == length)
+                let Some((total, hashes)) = feed.finish().await.filter(|(t, _)| *t == length)
                 else {
                     return skipped("failed");
                 };
@@ -311,8 +318,36 @@ impl Uploads {
     }
 }
 
-async fn finished(hasher: Option<BodyHasher>) -> Option<(u64, crate::torrent::PieceHashes)> {
-    hasher?.finish().await
+impl Feed {
+    async fn feed(&mut self, chunk: &Bytes) {
+        let Some(hasher) = &self.hasher else { return };
+        let pieces = match &mut self.chunked {
+            None => Ok(vec![chunk.clone()]),
+            Some(decoder) => decoder.decode(chunk),
+        };
+        let fed = match pieces {
+            Ok(pieces) => {
+                let mut all = true;
+                for p in pieces {
+                    all &= hasher.feed(p).await;
+                }
+                all
+            }
+            Err(Malformed) => false,
+        };
+        if !fed {
+            self.hasher = None;
+        }
+    }
+
+    /// Bytes hashed and their hashes; `None` if hashing was given up or the framing ended
+    /// early.
+    async fn finish(self) -> Option<(u64, PieceHashes)> {
+        if self.chunked.as_ref().is_some_and(|d| !d.is_done()) {
+            return None;
+        }
+        self.hasher?.finish().await
+    }
 }
 
 impl Tap {

@@ -176,6 +176,7 @@ fn start() -> Env {
         "upload",
         "multipart",
         "misaligned",
+        "chunked",
         "store",
     ] {
         let out = s3client(&backend, ADMIN, &["mkbucket", bucket]);
@@ -194,7 +195,7 @@ fn start_seaweed(dir: &Path) -> (u16, u16) {
          "actions": ["Read", "List"]},
         {"name": "noread", "credentials": [{"accessKey": NOREAD.0, "secretKey": NOREAD.1}],
          "actions": ["List", "Write:public"]},
-        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile", "Read:shared", "Read:leased", "Read:unstored", "Read:warm", "Read:upload", "Read:multipart", "Read:misaligned"]}
+        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile", "Read:shared", "Read:leased", "Read:unstored", "Read:warm", "Read:upload", "Read:multipart", "Read:misaligned", "Read:chunked"]}
     ]});
     let ids = dir.join("identities.json");
     std::fs::write(&ids, identities.to_string()).unwrap();
