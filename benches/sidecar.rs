@@ -22,70 +22,17 @@
 //! skips its figure, saying so.
 
 #[allow(dead_code)]
+mod common;
+#[allow(dead_code)]
 #[path = "../tests/integration/harness.rs"]
 mod harness;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
+use common::*;
 use harness::*;
-
-fn env_or(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn curl_seconds(url: &str) -> f64 {
-    let t = Instant::now();
-    let out = Command::new("curl")
-        .args(["-sS", "--fail-with-body", "-o", "/dev/null", url])
-        .output()
-        .expect("curl");
-    assert!(
-        out.status.success(),
-        "{url}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    t.elapsed().as_secs_f64()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
-
-fn ratios(a: &[f64], b: &[f64]) -> f64 {
-    median(a.iter().zip(b).map(|(x, y)| x / y).collect())
-}
-
-/// Writes `mib` MiB of test data to `path` without holding it all in memory.
-fn write_data(path: &Path, mib: usize, seed: u64) {
-    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    for i in 0..mib {
-        f.write_all(&test_data(1 << 20, seed * 1_000_003 + i as u64))
-            .unwrap();
-    }
-}
-
-fn upload(bucket: &str, key: &str, file: &Path) {
-    let put = s3client(
-        &env().backend_url(),
-        ADMIN,
-        &["put-multipart", bucket, key, file.to_str().unwrap()],
-    );
-    assert!(put.get("error").is_none(), "{put}");
-}
 
 /// A sidecar with the cache off (every `?torrent` cold) and S3's own size limit.
 fn cold_sidecar(name: &str) -> (u16, u32) {

@@ -64,6 +64,27 @@ def run(s3, cmd, args):
             Bucket=args[0], Prefix=args[1] if len(args) > 1 else ""
         )
         return {"keys": [o["Key"] for p in pages for o in p.get("Contents", [])]}
+    if cmd == "policy":
+        # Ceph RGW's permissions, as SeaweedFS's identities give them: "public" (anonymous
+        # and reader may read) or "reader" (reader only).
+        bucket, who = args
+        arn = f"arn:aws:s3:::{bucket}"
+        read = ["s3:GetObject", "s3:GetObjectVersion"]
+        statements = [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["arn:aws:iam:::user/reader"]},
+                "Action": read + ["s3:ListBucket"],
+                "Resource": [arn, arn + "/*"],
+            }
+        ]
+        if who == "public":
+            statements.append(
+                {"Effect": "Allow", "Principal": "*", "Action": read, "Resource": [arn + "/*"]}
+            )
+        policy = {"Version": "2012-10-17", "Statement": statements}
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+        return {}
     if cmd == "versioning":
         s3.put_bucket_versioning(
             Bucket=args[0], VersioningConfiguration={"Status": "Enabled"}

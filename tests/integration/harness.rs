@@ -19,10 +19,18 @@ pub const READER: (&str, &str) = ("READERKEY", "READERSECRET");
 pub const NOREAD: (&str, &str) = ("NOREADKEY", "NOREADSECRET");
 pub const DOMAIN: &str = "s3.test";
 
+/// Which S3 server an [`Env`] runs: tests that run on both state their genuine differences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    SeaweedFs,
+    CephRgw,
+}
+
 pub struct Env {
+    pub backend: Backend,
     pub s3_port: u16,
     /// SeaweedFS's Prometheus port: its per-bucket byte counters are an independent count
-    /// of what the sidecar read.
+    /// of what the sidecar read. (0 for Ceph RGW, which has no such counters.)
     pub weed_metrics_port: u16,
     pub port: u16,
     pub admin_port: u16,
@@ -30,8 +38,8 @@ pub struct Env {
 }
 
 static ENV: OnceLock<Env> = OnceLock::new();
-static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
-static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+pub(crate) static CHILDREN: Mutex<Vec<Child>> = Mutex::new(Vec::new());
+pub(crate) static DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
 pub fn env() -> &'static Env {
     ENV.get_or_init(start)
@@ -44,6 +52,22 @@ impl Env {
 
     pub fn sidecar_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Uploads `data` straight to this backend (not through the sidecar); its ETag and
+    /// version.
+    pub fn put_object(&self, bucket: &str, key: &str, data: &[u8], scratch: &Path) -> Value {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = scratch.join(format!("upload-{n}"));
+        std::fs::write(&file, data).unwrap();
+        let out = s3client(
+            &self.backend_url(),
+            ADMIN,
+            &["put", bucket, key, file.to_str().unwrap()],
+        );
+        assert!(out.get("error").is_none(), "put {bucket}/{key}: {out}");
+        out
     }
 
     /// A fresh scratch directory for one test.
@@ -153,6 +177,7 @@ fn start() -> Env {
     start_sidecar(&config_path, &dir.join("sidecar.log"), port);
 
     let env = Env {
+        backend: Backend::SeaweedFs,
         s3_port,
         weed_metrics_port,
         port,
@@ -160,25 +185,7 @@ fn start() -> Env {
         dir,
     };
     let backend = env.backend_url();
-    for bucket in [
-        "public",
-        "private",
-        "versioned",
-        "flight",
-        "gone",
-        "par",
-        "cache",
-        "evict",
-        "shared",
-        "leased",
-        "unstored",
-        "warm",
-        "upload",
-        "multipart",
-        "misaligned",
-        "chunked",
-        "store",
-    ] {
+    for bucket in BUCKETS {
         let out = s3client(&backend, ADMIN, &["mkbucket", bucket]);
         assert!(out.get("error").is_none(), "mkbucket {bucket}: {out}");
     }
@@ -186,6 +193,28 @@ fn start() -> Env {
     assert!(out.get("error").is_none(), "versioning: {out}");
     env
 }
+
+/// Every test bucket; all but `private` and `store` are anonymously readable.
+pub const BUCKETS: [&str; 18] = [
+    "public",
+    "private",
+    "versioned",
+    "flight",
+    "gone",
+    "par",
+    "cache",
+    "evict",
+    "shared",
+    "leased",
+    "unstored",
+    "warm",
+    "upload",
+    "multipart",
+    "misaligned",
+    "chunked",
+    "store",
+    "hostile",
+];
 
 fn start_seaweed(dir: &Path) -> (u16, u16) {
     let identities = serde_json::json!({"identities": [
@@ -692,19 +721,9 @@ pub fn libtorrent_python() -> &'static str {
     })
 }
 
-/// Uploads `data` straight to the backend (not through the sidecar) and returns its ETag.
+/// Uploads `data` straight to SeaweedFS (not through the sidecar); its ETag and version.
 pub fn put_object(bucket: &str, key: &str, data: &[u8], scratch: &Path) -> Value {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let file = scratch.join(format!("upload-{n}"));
-    std::fs::write(&file, data).unwrap();
-    let out = s3client(
-        &env().backend_url(),
-        ADMIN,
-        &["put", bucket, key, file.to_str().unwrap()],
-    );
-    assert!(out.get("error").is_none(), "put {bucket}/{key}: {out}");
-    out
+    env().put_object(bucket, key, data, scratch)
 }
 
 /// A backend that serves one object (`LEN` bytes) for any path and records every request

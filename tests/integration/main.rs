@@ -14,6 +14,7 @@ mod harness;
 mod hostile;
 mod ops;
 mod passthrough;
+mod rgw;
 mod seeder;
 mod store;
 mod torrents;

@@ -156,15 +156,15 @@ fn awkward_keys_spaces_utf8_plus_percent_slashes() {
     assert_eq!(r.status, 200, "{}", r.text());
 }
 
-#[test]
-fn overwrite_gives_a_torrent_of_the_new_bytes() {
-    let env = env();
+crate::on_both_backends!(overwrite_gives_a_torrent_of_the_new_bytes);
+
+fn overwrite_gives_a_torrent_of_the_new_bytes(env: &Env) {
     let dir = env.scratch("overwrite");
     let first = test_data(30_000, 5);
     let second = test_data(30_000, 6);
-    put_object("public", "over/write.bin", &first, &dir);
+    env.put_object("public", "over/write.bin", &first, &dir);
     let (_, t1) = curl_torrent(env.port, "public", "over/write.bin", &first, &dir);
-    put_object("public", "over/write.bin", &second, &dir);
+    env.put_object("public", "over/write.bin", &second, &dir);
     let (_, t2) = curl_torrent(env.port, "public", "over/write.bin", &second, &dir);
     assert_ne!(t1, t2, "a cached torrent of the old bytes was served");
 }

@@ -1,0 +1,63 @@
+//! Helpers shared by the benchmark targets (each includes this file as a module).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use crate::harness::*;
+
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn curl_seconds(url: &str) -> f64 {
+    let t = Instant::now();
+    let out = Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-o", "/dev/null", url])
+        .output()
+        .expect("curl");
+    assert!(
+        out.status.success(),
+        "{url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    t.elapsed().as_secs_f64()
+}
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+pub fn ratios(a: &[f64], b: &[f64]) -> f64 {
+    median(a.iter().zip(b).map(|(x, y)| x / y).collect())
+}
+
+/// Writes `mib` MiB of test data to `path` without holding it all in memory.
+pub fn write_data(path: &Path, mib: usize, seed: u64) {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    for i in 0..mib {
+        f.write_all(&test_data(1 << 20, seed * 1_000_003 + i as u64))
+            .unwrap();
+    }
+}
+
+pub fn upload(bucket: &str, key: &str, file: &Path) {
+    let put = s3client(
+        &env().backend_url(),
+        ADMIN,
+        &["put-multipart", bucket, key, file.to_str().unwrap()],
+    );
+    assert!(put.get("error").is_none(), "{put}");
+}

@@ -1,0 +1,266 @@
+//! `cargo bench --bench scale`: what sharing work through the backend buys, against a real
+//! SeaweedFS on loopback, as ratios measured side by side in one run.
+//!
+//! Sections (`BENCH_ONLY=replicas,upload,warm` to pick; default all):
+//! - `replicas`: 3 replicas with one store, a 1 GiB object, each asked once (one after the
+//!   other, then all three at once) → backend bytes read ÷ size (goal ≤ 1.05);
+//! - `upload`: PUT of 1 GiB through the sidecar with hash on upload ÷ without, throughput
+//!   (goal ≥ 0.9), alternating rounds;
+//! - `warm`: 32 objects of 32 MiB: one cold `?torrent` each, one after the other, ÷
+//!   `s3torrent warm` of the prefix, total time (goal ≥ 1.5).
+//!
+//! Environment: `BENCH_SIZE_MIB` (replicas/upload object, default 1024), `BENCH_ROUNDS` (3),
+//! `BENCH_WARM_OBJECTS` (32), `BENCH_WARM_MIB` (32).
+
+#[allow(dead_code)]
+mod common;
+#[allow(dead_code)]
+#[path = "../tests/integration/harness.rs"]
+mod harness;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use common::*;
+use harness::*;
+
+/// A sidecar with S3's own size limit, keeping torrents in the store under `prefix` (none:
+/// no store), with `extra` TOML appended.
+fn sidecar(name: &str, store_prefix: Option<&str>, extra: &str) -> Sidecar {
+    extra_sidecar_full(name, |c| {
+        let c = c.replace("max_object_size = 67108864", "max_object_size = 5368709120");
+        let store = store_prefix.map_or(String::new(), |p| {
+            format!("\n[store]\nbucket = \"store\"\nprefix = \"{p}\"\n")
+        });
+        format!("{c}{store}{extra}")
+    })
+}
+
+fn main() {
+    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "replicas,upload,warm".into());
+    let run = |s: &str| only.split(',').any(|o| o.trim() == s);
+    let env = env();
+    println!("s3torrent scale-out benchmarks (SeaweedFS on loopback; ratios, same run)");
+    let size_mib = env_or("BENCH_SIZE_MIB", 1024);
+    let big = env.scratch("bench").join("object.bin");
+    if run("replicas") || run("upload") {
+        write_data(&big, size_mib, 11);
+    }
+    if run("replicas") {
+        bench_replicas(&big, size_mib);
+    }
+    if run("upload") {
+        bench_upload(&big, size_mib);
+    }
+    if run("warm") {
+        bench_warm();
+    }
+}
+
+fn bench_replicas(big: &Path, size_mib: usize) {
+    let size = (size_mib as u64) << 20;
+    println!("\n[replicas] 3 replicas, one store, a {size_mib} MiB object");
+    for (round, together) in [(1, false), (2, true)] {
+        let key = format!("bench/replicas-{round}.bin");
+        upload("shared", &key, big);
+        let prefix = format!("bench-replicas-{round}/");
+        let replicas: Vec<Sidecar> = (0..3)
+            .map(|i| sidecar(&format!("bench-replica-{round}-{i}"), Some(&prefix), ""))
+            .collect();
+        let target = format!("/shared/{key}?torrent");
+        let before = bucket_bytes_sent("shared");
+        let t = Instant::now();
+        let ask = |port: u16| {
+            let r = request(port, "GET", &target, &[]);
+            assert_eq!(r.status, 200, "{}", r.text());
+            r.body
+        };
+        let bodies: Vec<Vec<u8>> = match together {
+            false => replicas.iter().map(|s| ask(s.port)).collect(),
+            true => std::thread::scope(|scope| {
+                let handles: Vec<_> = replicas
+                    .iter()
+                    .map(|s| scope.spawn(|| ask(s.port)))
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            }),
+        };
+        let secs = t.elapsed().as_secs_f64();
+        assert!(
+            bodies.windows(2).all(|w| w[0] == w[1]),
+            "identical torrents"
+        );
+        let read = bucket_bytes_sent("shared") - before;
+        let how = if together {
+            "all at once     "
+        } else {
+            "one after another"
+        };
+        println!(
+            "  {how}  backend bytes read / size  {:.4}   (goal <= 1.05; {:.1} s)",
+            read as f64 / size as f64,
+            secs
+        );
+    }
+}
+
+/// A PUT streamed from `file` (UNSIGNED-PAYLOAD: the client hashes nothing, so what is timed
+/// is the transfer and the sidecar's own work); seconds until the response.
+fn put_seconds(port: u16, target: &str, file: &Path) -> f64 {
+    let length = std::fs::metadata(file).unwrap().len().to_string();
+    let host = format!("127.0.0.1:{port}");
+    let headers = signed_headers_with(
+        ADMIN,
+        "PUT",
+        &host,
+        target,
+        Some("UNSIGNED-PAYLOAD"),
+        &[("content-length", &length)],
+        std::time::SystemTime::now(),
+    );
+    let t = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!("PUT {target} HTTP/1.1\r\n");
+    for (k, v) in &headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut f = std::fs::File::open(file).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        s.write_all(&buf[..n]).unwrap();
+    }
+    let mut status = String::new();
+    BufReader::new(&s).read_line(&mut status).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(status.contains(" 200 "), "PUT {target}: {status}");
+    secs
+}
+
+fn bench_upload(big: &Path, size_mib: usize) {
+    let rounds = env_or("BENCH_ROUNDS", 3);
+    let hashing = sidecar("bench-upload-hash", Some("bench-upload/"), "");
+    let plain = sidecar(
+        "bench-upload-plain",
+        Some("bench-upload/"),
+        "\n[uploads]\nhash = false\n",
+    );
+    // The file is read once ahead, so both sides send from the page cache.
+    put_seconds(plain.port, "/upload/bench/warmup.bin", big);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        without.push(put_seconds(
+            plain.port,
+            &format!("/upload/bench/plain-{i}.bin"),
+            big,
+        ));
+        with.push(put_seconds(
+            hashing.port,
+            &format!("/upload/bench/hashed-{i}.bin"),
+            big,
+        ));
+    }
+    let metrics = request(hashing.admin_port, "GET", "/metrics", &[]).text();
+    let hashed = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("s3torrent_uploads_hashed_total{kind=\"put\"} "))
+        .unwrap_or("0")
+        .to_string();
+    let mib = size_mib as f64;
+    println!("\n[upload] PUT of {size_mib} MiB through the sidecar, {rounds} rounds");
+    println!(
+        "  without hashing  {:.0} MiB/s",
+        mib / median(without.clone())
+    );
+    println!(
+        "  hash on upload   {:.0} MiB/s  ({hashed} uploads adopted)",
+        mib / median(with.clone())
+    );
+    println!(
+        "  throughput with / without  {:.3}   (goal >= 0.9)",
+        ratios(&without, &with)
+    );
+}
+
+fn bench_warm() {
+    let rounds = env_or("BENCH_ROUNDS", 3);
+    let (count, mib) = (
+        env_or("BENCH_WARM_OBJECTS", 32),
+        env_or("BENCH_WARM_MIB", 32),
+    );
+    let dir = env().scratch("bench-warm");
+    let file = dir.join("object.bin");
+    for i in 0..count {
+        write_data(&file, mib, 100 + i as u64);
+        let put = s3client(
+            &env().backend_url(),
+            ADMIN,
+            &[
+                "put",
+                "warm",
+                &format!("bench/{i:03}"),
+                file.to_str().unwrap(),
+            ],
+        );
+        assert!(put.get("error").is_none(), "{put}");
+    }
+    // One cold `?torrent` each: no store, no cache.
+    let cold = sidecar("bench-warm-cold", None, "\n[cache]\nmax_bytes = 0\n");
+    let config = dir.join("warm.toml");
+    let (mut each, mut warm) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        let t = Instant::now();
+        for i in 0..count {
+            let r = request(
+                cold.port,
+                "GET",
+                &format!("/warm/bench/{i:03}?torrent"),
+                &[],
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+        }
+        each.push(t.elapsed().as_secs_f64());
+
+        // A fresh store prefix per round, so every object is hashed.
+        let [p, a] = free_ports(2)[..] else {
+            unreachable!()
+        };
+        let text = sidecar_config(env().s3_port, p, a)
+            .replace("max_object_size = 67108864", "max_object_size = 5368709120");
+        let text =
+            format!("{text}\n[store]\nbucket = \"store\"\nprefix = \"bench-warm-{round}/\"\n");
+        std::fs::write(&config, text).unwrap();
+        let t = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_s3torrent"))
+            .args(["warm", "--config"])
+            .arg(&config)
+            .arg("s3://warm/bench/")
+            .env("RUST_LOG", "warn")
+            .output()
+            .unwrap();
+        warm.push(t.elapsed().as_secs_f64());
+        let summary = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{summary}");
+        assert!(summary.contains(&format!("{count} stored")), "{summary}");
+        if round == 0 {
+            print!("\n[warm] {count} objects of {mib} MiB, {rounds} rounds\n  {summary}");
+        }
+    }
+    println!("  one cold ?torrent each   {:.2} s", median(each.clone()));
+    println!(
+        "  s3torrent warm           {:.2} s  (--concurrency 4)",
+        median(warm.clone())
+    );
+    println!(
+        "  speed-up warm vs one each  {:.2}x   (goal >= 1.5)",
+        ratios(&each, &warm)
+    );
+}
