@@ -10,7 +10,8 @@
 //!   `s3torrent warm` of the prefix, total time (goal ≥ 1.5).
 //!
 //! Environment: `BENCH_SIZE_MIB` (replicas/upload object, default 1024), `BENCH_ROUNDS` (3),
-//! `BENCH_WARM_OBJECTS` (32), `BENCH_WARM_MIB` (32).
+//! `BENCH_WARM_OBJECTS` (32), `BENCH_WARM_MIB` (32), `BENCH_WARM_CONCURRENCY` (comma-separated
+//! `--concurrency` values to compare, default `4`).
 
 #[allow(dead_code)]
 mod common;
@@ -168,12 +169,20 @@ fn bench_upload(big: &Path, size_mib: usize) {
             big,
         ));
     }
-    let metrics = request(hashing.admin_port, "GET", "/metrics", &[]).text();
-    let hashed = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("s3torrent_uploads_hashed_total{kind=\"put\"} "))
-        .unwrap_or("0")
-        .to_string();
+    // Adoption ends just after each response (it checks the object first): wait for it.
+    let adopted = || {
+        let metrics = request(hashing.admin_port, "GET", "/metrics", &[]).text();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("s3torrent_uploads_hashed_total{kind=\"put\"} "))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while adopted() < rounds && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let hashed = format!("{} of {rounds}", adopted());
     let mib = size_mib as f64;
     println!("\n[upload] PUT of {size_mib} MiB through the sidecar, {rounds} rounds");
     println!(
@@ -215,7 +224,14 @@ fn bench_warm() {
     // One cold `?torrent` each: no store, no cache.
     let cold = sidecar("bench-warm-cold", None, "\n[cache]\nmax_bytes = 0\n");
     let config = dir.join("warm.toml");
-    let (mut each, mut warm) = (Vec::new(), Vec::new());
+    let concurrencies: Vec<String> = std::env::var("BENCH_WARM_CONCURRENCY")
+        .unwrap_or_else(|_| "4".into())
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .collect();
+    let mut each = Vec::new();
+    let mut warm: Vec<Vec<f64>> = vec![Vec::new(); concurrencies.len()];
+    let mut prefix = 0;
     for round in 0..rounds {
         let t = Instant::now();
         for i in 0..count {
@@ -229,38 +245,40 @@ fn bench_warm() {
         }
         each.push(t.elapsed().as_secs_f64());
 
-        // A fresh store prefix per round, so every object is hashed.
-        let [p, a] = free_ports(2)[..] else {
-            unreachable!()
-        };
-        let text = sidecar_config(env().s3_port, p, a)
-            .replace("max_object_size = 67108864", "max_object_size = 5368709120");
-        let text =
-            format!("{text}\n[store]\nbucket = \"store\"\nprefix = \"bench-warm-{round}/\"\n");
-        std::fs::write(&config, text).unwrap();
-        let t = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_s3torrent"))
-            .args(["warm", "--config"])
-            .arg(&config)
-            .arg("s3://warm/bench/")
-            .env("RUST_LOG", "warn")
-            .output()
-            .unwrap();
-        warm.push(t.elapsed().as_secs_f64());
-        let summary = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{summary}");
-        assert!(summary.contains(&format!("{count} stored")), "{summary}");
-        if round == 0 {
-            print!("\n[warm] {count} objects of {mib} MiB, {rounds} rounds\n  {summary}");
+        for (c, times) in concurrencies.iter().zip(warm.iter_mut()) {
+            // A fresh store prefix each time, so every object is hashed.
+            prefix += 1;
+            let [p, a] = free_ports(2)[..] else {
+                unreachable!()
+            };
+            let text = sidecar_config(env().s3_port, p, a)
+                .replace("max_object_size = 67108864", "max_object_size = 5368709120");
+            let store = format!("[store]\nbucket = \"store\"\nprefix = \"bench-warm-{prefix}/\"\n");
+            std::fs::write(&config, format!("{text}\n{store}")).unwrap();
+            let t = Instant::now();
+            let out = Command::new(env!("CARGO_BIN_EXE_s3torrent"))
+                .args(["warm", "--concurrency", c, "--config"])
+                .arg(&config)
+                .arg("s3://warm/bench/")
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap();
+            times.push(t.elapsed().as_secs_f64());
+            let summary = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{summary}");
+            assert!(summary.contains(&format!("{count} stored")), "{summary}");
+            if round == 0 {
+                print!("\n[warm -j {c}] {count} objects of {mib} MiB\n  {summary}");
+            }
         }
     }
+    println!("\n[warm] {rounds} rounds");
     println!("  one cold ?torrent each   {:.2} s", median(each.clone()));
-    println!(
-        "  s3torrent warm           {:.2} s  (--concurrency 4)",
-        median(warm.clone())
-    );
-    println!(
-        "  speed-up warm vs one each  {:.2}x   (goal >= 1.5)",
-        ratios(&each, &warm)
-    );
+    for (c, times) in concurrencies.iter().zip(&warm) {
+        println!(
+            "  s3torrent warm -j {c:<3}    {:.2} s   speed-up {:.2}x   (goal >= 1.5)",
+            median(times.clone()),
+            ratios(&each, times)
+        );
+    }
 }

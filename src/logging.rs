@@ -20,3 +20,33 @@ pub fn init(config: &LogConfig) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// A warning logged once per cause: a misconfiguration (the sidecar's own key refused, a
+/// store it may not write) repeats on every request, and one line says it; the metrics
+/// count every occurrence. Causes come from small fixed sets (statuses, error codes), so
+/// the set stays small.
+#[derive(Debug, Default)]
+pub struct WarnOnce {
+    seen: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl WarnOnce {
+    /// `true` the first time `cause` is seen.
+    pub fn first(&self, cause: &str) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        !seen.contains(cause) && seen.insert(cause.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_per_cause() {
+        let w = WarnOnce::default();
+        assert!(w.first("403"));
+        assert!(!w.first("403"));
+        assert!(w.first("401"));
+    }
+}

@@ -432,7 +432,7 @@ async fn answer(
         Ok(reply) => reply,
         Err(e) => error_reply(&e, session.req_header().uri.path(), &ctx.request_id),
     };
-    write_reply(session, reply, &ctx.request_id).await?;
+    ctx.bytes_out = write_reply(session, reply, &ctx.request_id).await?;
     Ok(true)
 }
 
@@ -446,7 +446,8 @@ fn error_reply(e: &S3Error, resource: &str, request_id: &str) -> Reply {
     }
 }
 
-async fn write_reply(session: &mut Session, reply: Reply, request_id: &str) -> Result<()> {
+/// Writes the reply; the body bytes sent (none for `HEAD` and 304), for the access log.
+async fn write_reply(session: &mut Session, reply: Reply, request_id: &str) -> Result<u64> {
     let head_only = session.req_header().method == http::Method::HEAD || reply.status == 304;
     let mut header = ResponseHeader::build(reply.status, Some(reply.headers.len() + 3))?;
     for (name, value) in reply.headers {
@@ -459,8 +460,10 @@ async fn write_reply(session: &mut Session, reply: Reply, request_id: &str) -> R
     session
         .write_response_header(Box::new(header), head_only || reply.body.is_empty())
         .await?;
-    if !head_only && !reply.body.is_empty() {
-        session.write_response_body(Some(reply.body), true).await?;
+    if head_only || reply.body.is_empty() {
+        return Ok(0);
     }
-    Ok(())
+    let sent = reply.body.len() as u64;
+    session.write_response_body(Some(reply.body), true).await?;
+    Ok(sent)
 }

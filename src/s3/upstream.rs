@@ -36,6 +36,7 @@ pub struct Upstream {
     peer: HttpPeer,
     config: UpstreamConfig,
     metrics: Arc<Metrics>,
+    warned: crate::logging::WarnOnce,
 }
 
 /// Why the sidecar is asking the backend (a metrics label).
@@ -93,6 +94,15 @@ impl Upstream {
             peer,
             config: config.clone(),
             metrics,
+            warned: Default::default(),
+        }
+    }
+
+    /// The backend refused the sidecar's own credentials (an operator's misconfiguration):
+    /// one WARN per cause, however many requests it fails.
+    pub fn warn_once(&self, cause: &str, message: &str) {
+        if self.warned.first(cause) {
+            tracing::warn!(target: "s3torrent::upstream", cause, "{message}");
         }
     }
 

@@ -82,8 +82,13 @@ impl Generation<'_> {
         if response.status() != expected_status {
             let status = response.status();
             response.finish().await;
-            if status == 412 {
-                self.upstream.count_error("changed");
+            match status {
+                412 => self.upstream.count_error("changed"),
+                400 | 401 | 403 => self.upstream.warn_once(
+                    &format!("fetch {status}"),
+                    &format!("the backend refused the sidecar's own read of an object ({status}): check [upstream] credentials and their permissions"),
+                ),
+                _ => {}
             }
             return Err(fetch_refused(status));
         }

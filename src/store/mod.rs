@@ -71,6 +71,7 @@ pub struct Store {
     config: StoreConfig,
     bucket: String,
     conditional: tokio::sync::OnceCell<bool>,
+    warned: crate::logging::WarnOnce,
 }
 
 /// What a failed store request was, for the log.
@@ -96,6 +97,7 @@ impl Store {
             metrics,
             config: config.clone(),
             conditional: tokio::sync::OnceCell::new(),
+            warned: Default::default(),
         })
     }
 
@@ -200,9 +202,13 @@ impl Store {
         Ok(status)
     }
 
+    /// Counted every time; logged once per distinct failure (a store the sidecar may not
+    /// write fails the same way on every request).
     fn failed(&self, op: &str, e: &StoreError) {
         self.metrics.store.errors.with_label_values(&[op]).inc();
-        tracing::warn!(target: "s3torrent::store", op, error = %e, "store request failed; generating without it");
+        if self.warned.first(&format!("{op}: {e}")) {
+            tracing::warn!(target: "s3torrent::store", op, error = %e, "store request failed (logged once; counted in s3torrent_store_errors_total); generating without it");
+        }
     }
 }
 

@@ -9,8 +9,7 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-fn torrent_as(creds: (&str, &str), bucket: &str, key: &str, name: &str) -> Value {
-    let env = env();
+fn torrent_as(env: &Env, creds: (&str, &str), bucket: &str, key: &str, name: &str) -> Value {
     let out = env.scratch("authz").join(format!("{name}.torrent"));
     s3client(
         &env.sidecar_url(),
@@ -33,20 +32,20 @@ fn error_of(v: &Value) -> (u64, String) {
     )
 }
 
-fn setup() {
-    let env = env();
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
+/// The two objects every test here asks for, on `env`'s backend (once per backend).
+fn setup(env: &Env) {
+    static DONE: std::sync::Mutex<Vec<Backend>> = std::sync::Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap();
+    if !done.contains(&env.backend) {
         let dir = env.scratch("authz");
-        put_object("public", "authz/pub.bin", &test_data(5000, 30), &dir);
-        put_object("private", "authz/priv.bin", &test_data(5000, 31), &dir);
-    });
+        env.put_object("public", "authz/pub.bin", &test_data(5000, 30), &dir);
+        env.put_object("private", "authz/priv.bin", &test_data(5000, 31), &dir);
+        done.push(env.backend);
+    }
 }
 
-#[test]
-fn anonymous_gets_a_torrent_only_where_the_backend_serves_anonymous_reads() {
-    setup();
-    let env = env();
+fn anonymous_gets_a_torrent_only_where_the_backend_serves_anonymous_reads(env: &Env) {
+    setup(env);
     let public = request(env.port, "GET", "/public/authz/pub.bin?torrent", &[]);
     assert_eq!(public.status, 200);
     let private = request(env.port, "GET", "/private/authz/priv.bin?torrent", &[]);
@@ -63,19 +62,18 @@ fn anonymous_gets_a_torrent_only_where_the_backend_serves_anonymous_reads() {
     assert!(direct.get("error").is_none());
 }
 
-#[test]
-fn signed_callers_with_and_without_read() {
-    setup();
-    let ok = torrent_as(READER, "private", "authz/priv.bin", "reader");
+fn signed_callers_with_and_without_read(env: &Env) {
+    setup(env);
+    let ok = torrent_as(env, READER, "private", "authz/priv.bin", "reader");
     assert_eq!(ok["status"], 200, "{ok}");
-    let denied = torrent_as(NOREAD, "private", "authz/priv.bin", "noread");
+    let denied = torrent_as(env, NOREAD, "private", "authz/priv.bin", "noread");
     assert_eq!(error_of(&denied), (403, "AccessDenied".into()));
 }
 
-#[test]
-fn unknown_key_and_wrong_secret() {
-    setup();
+fn unknown_key_and_wrong_secret(env: &Env) {
+    setup(env);
     let unknown = torrent_as(
+        env,
         ("UNKNOWNKEY", "whatever"),
         "public",
         "authz/pub.bin",
@@ -83,6 +81,7 @@ fn unknown_key_and_wrong_secret() {
     );
     assert_eq!(error_of(&unknown), (403, "InvalidAccessKeyId".into()));
     let wrong = torrent_as(
+        env,
         (READER.0, "not-the-secret"),
         "public",
         "authz/pub.bin",
@@ -91,10 +90,8 @@ fn unknown_key_and_wrong_secret() {
     assert_eq!(error_of(&wrong), (403, "SignatureDoesNotMatch".into()));
 }
 
-#[test]
-fn presigned_urls_valid_and_expired() {
-    setup();
-    let env = env();
+fn presigned_urls_valid_and_expired(env: &Env) {
+    setup(env);
     let url = |expires: &str| {
         s3client(
             &env.sidecar_url(),
@@ -132,7 +129,7 @@ fn presigned_urls_valid_and_expired() {
 /// A correctly signed request replayed 20 minutes later (past S3's 15-minute window).
 #[test]
 fn replayed_signature_past_the_skew_is_refused() {
-    setup();
+    setup(env());
     let env = env();
     let host = format!("127.0.0.1:{}", env.port);
     let target = "/private/authz/priv.bin?torrent";
@@ -156,7 +153,7 @@ fn replayed_signature_past_the_skew_is_refused() {
 /// bucket's Host, fails; an anonymous Host switch gets the backend's answer for that bucket.
 #[test]
 fn host_spoofing_between_buckets_never_yields_a_torrent() {
-    setup();
+    setup(env());
     let env = env();
     let host_of = |bucket: &str| format!("{bucket}.{DOMAIN}:{}", env.port);
     let target = "/authz/priv.bin?torrent";
@@ -317,12 +314,10 @@ fn the_backend_learns_the_client_address_from_the_sidecar_not_the_client() {
 
 /// SigV2, as boto3 sends it: its default presigned URLs (`?AWSAccessKeyId=…&Signature=…`)
 /// and `signature_version="s3"` (`Authorization: AWS …`).
-#[test]
-fn sigv2_callers_as_boto3_signs_them() {
-    let env = env();
+fn sigv2_callers_as_boto3_signs_them(env: &Env) {
     let dir = env.scratch("sigv2");
     let data = test_data(30_000, 44);
-    put_object("private", "sigv2/x.bin", &data, &dir);
+    env.put_object("private", "sigv2/x.bin", &data, &dir);
     let base = env.sidecar_url();
     let presign = |creds, key: &str, expires: &str| {
         let out = s3client_signing(
@@ -384,3 +379,11 @@ fn sigv2_callers_as_boto3_signs_them() {
     );
     assert_eq!(r["error"]["code"], "AccessDenied", "{r}");
 }
+
+crate::on_both_backends!(
+    anonymous_gets_a_torrent_only_where_the_backend_serves_anonymous_reads,
+    signed_callers_with_and_without_read,
+    unknown_key_and_wrong_secret,
+    presigned_urls_valid_and_expired,
+    sigv2_callers_as_boto3_signs_them,
+);

@@ -27,7 +27,12 @@ fn webseed_sidecar(name: &str, mode: &str) -> Sidecar {
 
 /// A sidecar with web seeds in `mode`, making torrents of `format` (v1, hybrid, v2).
 fn format_webseed_sidecar(name: &str, mode: &str, format: &str) -> Sidecar {
-    extra_sidecar_full(name, |c| {
+    webseed_sidecar_on(env(), name, mode, format)
+}
+
+/// As [`format_webseed_sidecar`], in front of `env`'s backend.
+fn webseed_sidecar_on(env: &Env, name: &str, mode: &str, format: &str) -> Sidecar {
+    let tweak = |c: String| {
         let base = own_url(&c);
         c.replace(
             "[torrent]\n",
@@ -35,7 +40,8 @@ fn format_webseed_sidecar(name: &str, mode: &str, format: &str) -> Sidecar {
                 "[torrent]\nwebseed = \"{mode}\"\npublic_base_url = \"{base}\"\nformat = \"{format}\"\n"
             ),
         )
-    })
+    };
+    extra_sidecar_on(env, name, tweak, "warn")
 }
 
 /// aria2c with DHT, LPD and PEX off; `--bt-stop-timeout` because a bad piece hangs it.
@@ -85,11 +91,16 @@ pub(crate) struct Fixture {
 
 /// Uploads an object to the public bucket and fetches its torrent anonymously from `port`.
 pub(crate) fn fixture(test: &str, port: u16, size: usize, seed: u64) -> Fixture {
-    let dir = env().scratch(test);
+    fixture_on(env(), test, port, size, seed)
+}
+
+/// As [`fixture`], on `env`'s backend.
+fn fixture_on(env: &Env, test: &str, port: u16, size: usize, seed: u64) -> Fixture {
+    let dir = env.scratch(test);
     let data = test_data(size, seed);
     let name = format!("{test}.bin");
     let key = format!("bt/{name}");
-    put_object("public", &key, &data, &dir);
+    env.put_object("public", &key, &data, &dir);
     let r = request(port, "GET", &format!("/public/{key}?torrent"), &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     let torrent = dir.join(format!("{test}.torrent"));
@@ -110,10 +121,16 @@ pub(crate) fn assert_downloaded(path: &Path, data: &[u8], client: &str) {
     );
 }
 
-#[test]
-fn libtorrent_downloads_from_the_web_seed_alone() {
-    libtorrent_downloads("ws-lt", "v1");
+/// The web seed is the backend itself (through the sidecar), whichever backend it is.
+fn libtorrent_and_aria2c_download_from_the_web_seed_alone(env: &Env) {
+    let s = webseed_sidecar_on(env, "ws-clients", "public", "v1");
+    let f = fixture_on(env, "ws-lt", s.port, 3 * 1024 * 1024 + 7, 200);
+    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
+    let f = fixture_on(env, "ws-aria2", s.port, 2 * 1024 * 1024 + 3, 201);
+    aria2c_gets(&f.torrent, &f, "aria2");
 }
+
+crate::on_both_backends!(libtorrent_and_aria2c_download_from_the_web_seed_alone);
 
 #[test]
 fn libtorrent_downloads_hybrid_and_v2_torrents_from_the_web_seed() {
@@ -135,11 +152,6 @@ pub(crate) fn libtorrent_gets(source: &str, f: &Fixture, save: &str) {
     assert_eq!(out["finished"], true, "{out}");
     assert_eq!(out["hash_failures"], 0, "{out}");
     assert_downloaded(&save.join(&f.name), &f.data, "libtorrent");
-}
-
-#[test]
-fn aria2c_downloads_from_the_web_seed_alone() {
-    aria2c_downloads("ws-aria2", "v1");
 }
 
 /// aria2 has no v2: it takes a hybrid torrent by its v1 half.

@@ -341,7 +341,16 @@ pub fn extra_sidecar_full(name: &str, tweak: impl Fn(String) -> String) -> Sidec
 
 /// As [`extra_sidecar_full`], logging at `level` to `Sidecar::log`.
 pub fn extra_sidecar_logging(name: &str, tweak: impl Fn(String) -> String, level: &str) -> Sidecar {
-    let env = env();
+    extra_sidecar_on(env(), name, tweak, level)
+}
+
+/// Another sidecar in front of `env`'s backend.
+pub fn extra_sidecar_on(
+    env: &Env,
+    name: &str,
+    tweak: impl Fn(String) -> String,
+    level: &str,
+) -> Sidecar {
     let [port, admin_port] = free_ports(2)[..] else {
         unreachable!()
     };

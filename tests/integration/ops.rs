@@ -387,3 +387,74 @@ fn manifests_agree_with_the_binary() {
     assert!(m["docker_build"][0].as_str().unwrap().contains("--locked"));
     assert_eq!(m["docker_stages"], 2);
 }
+
+/// The access log counts a torrent response's bytes; a 502 caused by the sidecar's own key
+/// being refused (an operator's mistake) is one WARN, however many requests it fails.
+#[test]
+fn access_log_bytes_and_one_warning_per_misconfiguration() {
+    let env = env();
+    let dir = env.scratch("access-log");
+    put_object("public", "log/obj.bin", &test_data(50_000, 77), &dir);
+    let json = |c: String| format!("{c}\n[log]\nformat = \"json\"\n");
+    let good = extra_sidecar_logging("access-log", json, "info");
+    let r = request(good.port, "GET", "/public/log/obj.bin?torrent", &[]);
+    assert_eq!(r.status, 200);
+    let head = request(good.port, "HEAD", "/public/log/obj.bin?torrent", &[]);
+    assert_eq!(head.status, 200);
+    let lines = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&good.log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v: &serde_json::Value| v["target"] == "s3torrent::access")
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while lines().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logged = lines();
+    assert_eq!(logged[0]["route"], "torrent", "{logged:?}");
+    assert_eq!(logged[0]["bytes_out"], r.body.len() as u64, "{logged:?}");
+    assert_eq!(logged[1]["bytes_out"], 0, "HEAD sends no body: {logged:?}");
+
+    // The sidecar's key may not read `public` (noread's): anonymous callers may, so the
+    // READ check passes and the sidecar's own fetch is refused.
+    let misconfigured = extra_sidecar_logging(
+        "wrong-key",
+        |c| {
+            c.replacen(
+                &format!(
+                    "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
+                    ADMIN.0, ADMIN.1
+                ),
+                &format!(
+                    "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
+                    NOREAD.0, NOREAD.1
+                ),
+                1,
+            )
+        },
+        "warn",
+    );
+    for _ in 0..3 {
+        let r = request(
+            misconfigured.port,
+            "GET",
+            "/public/log/obj.bin?torrent",
+            &[],
+        );
+        assert_eq!(r.status, 502, "{}", r.text());
+        assert!(
+            r.text().contains("check [upstream] credentials"),
+            "{}",
+            r.text()
+        );
+    }
+    let log = std::fs::read_to_string(&misconfigured.log).unwrap();
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("refused the sidecar's own read"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "once per cause: {log}");
+}

@@ -2,9 +2,7 @@
 
 use crate::harness::*;
 
-#[test]
-fn upload_and_download_through_the_sidecar_are_byte_identical() {
-    let env = env();
+fn upload_and_download_through_the_sidecar_are_byte_identical(env: &Env) {
     let dir = env.scratch("pass");
     let data = test_data(3 * 1024 * 1024 + 5, 40);
     let src = dir.join("src.bin");
@@ -33,9 +31,7 @@ fn upload_and_download_through_the_sidecar_are_byte_identical() {
     assert_eq!(std::fs::read(&direct).unwrap(), data);
 }
 
-#[test]
-fn multipart_upload_through_the_sidecar() {
-    let env = env();
+fn multipart_upload_through_the_sidecar(env: &Env) {
     let dir = env.scratch("pass-mp");
     let data = test_data(12 * 1024 * 1024 + 3, 41);
     let src = dir.join("mp.bin");
@@ -60,12 +56,10 @@ fn multipart_upload_through_the_sidecar() {
     assert_eq!(std::fs::read(&back).unwrap(), data);
 }
 
-#[test]
-fn ranged_get_through_the_sidecar() {
-    let env = env();
+fn ranged_get_through_the_sidecar(env: &Env) {
     let dir = env.scratch("pass-range");
     let data = test_data(100_000, 42);
-    put_object("private", "pass/range.bin", &data, &dir);
+    env.put_object("private", "pass/range.bin", &data, &dir);
     let out = dir.join("range.bin");
     let r = s3client(
         &env.sidecar_url(),
@@ -82,9 +76,7 @@ fn ranged_get_through_the_sidecar() {
     assert_eq!(std::fs::read(&out).unwrap(), &data[1000..2000]);
 }
 
-#[test]
-fn backend_errors_pass_through_unchanged() {
-    let env = env();
+fn backend_errors_pass_through_unchanged(env: &Env) {
     for target in [
         "/private/pass/missing.bin",
         "/no-such-bucket/x",
@@ -103,9 +95,7 @@ fn backend_errors_pass_through_unchanged() {
     }
 }
 
-#[test]
-fn aws_cli_copy_through_the_sidecar() {
-    let env = env();
+fn aws_cli_copy_through_the_sidecar(env: &Env) {
     let dir = env.scratch("pass-cli");
     let data = test_data(6 * 1024 * 1024, 43);
     let src = dir.join("cli-src.bin");
@@ -116,3 +106,11 @@ fn aws_cli_copy_through_the_sidecar() {
     aws(&["cp", "s3://private/pass/cli.bin", back.to_str().unwrap()]);
     assert_eq!(std::fs::read(&back).unwrap(), data);
 }
+
+crate::on_both_backends!(
+    upload_and_download_through_the_sidecar_are_byte_identical,
+    multipart_upload_through_the_sidecar,
+    ranged_get_through_the_sidecar,
+    backend_errors_pass_through_unchanged,
+    aws_cli_copy_through_the_sidecar,
+);

@@ -193,6 +193,7 @@ osd data = {d}/osd
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
 rgw data = {d}/rgw
 rgw dns name = {DOMAIN}
+rgw crypt require ssl = false
 "
     );
     let path = dir.join("ceph.conf");

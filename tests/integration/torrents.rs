@@ -42,15 +42,13 @@ fn verify(torrent: &Path, data: &[u8], dir: &Path) -> Value {
     check
 }
 
-#[test]
-fn piece_boundaries_one_byte_one_piece_and_one_more() {
-    let env = env();
+fn piece_boundaries_one_byte_one_piece_and_one_more(env: &Env) {
     let dir = env.scratch("boundaries");
     // Objects this small get 16 KiB pieces.
     for (size, pieces) in [(1usize, 1u64), (16_384, 1), (16_385, 2)] {
         let data = test_data(size, size as u64);
         let key = format!("boundaries/{size}.bin");
-        put_object("public", &key, &data, &dir);
+        env.put_object("public", &key, &data, &dir);
         let (check, _) = curl_torrent(env.port, "public", &key, &data, &dir);
         assert_eq!(check["pieces"].as_u64(), Some(pieces), "{check}");
         assert_eq!(check["piece_length"], 16_384);
@@ -58,9 +56,7 @@ fn piece_boundaries_one_byte_one_piece_and_one_more() {
     }
 }
 
-#[test]
-fn multipart_object_via_boto3_as_a_reader() {
-    let env = env();
+fn multipart_object_via_boto3_as_a_reader(env: &Env) {
     let dir = env.scratch("multipart");
     let data = test_data(20 * 1024 * 1024 + 17, 20);
     let file = dir.join("big.bin");
@@ -100,14 +96,12 @@ fn multipart_object_via_boto3_as_a_reader() {
     assert_eq!(check["pieces"], 321);
 }
 
-#[test]
-fn versioned_object_by_version_id() {
-    let env = env();
+fn versioned_object_by_version_id(env: &Env) {
     let dir = env.scratch("versioned");
     let v1_data = test_data(40_000, 1);
     let v2_data = test_data(50_000, 2);
-    let v1 = put_object("versioned", "doc.bin", &v1_data, &dir);
-    put_object("versioned", "doc.bin", &v2_data, &dir);
+    let v1 = env.put_object("versioned", "doc.bin", &v1_data, &dir);
+    env.put_object("versioned", "doc.bin", &v2_data, &dir);
     let v1_id = v1["version_id"]
         .as_str()
         .expect("backend returned a version id");
@@ -124,9 +118,7 @@ fn versioned_object_by_version_id() {
     assert_ne!(current, r.body);
 }
 
-#[test]
-fn awkward_keys_spaces_utf8_plus_percent_slashes() {
-    let env = env();
+fn awkward_keys_spaces_utf8_plus_percent_slashes(env: &Env) {
     let dir = env.scratch("keys");
     let keys = [
         "keys/with space.bin",
@@ -138,7 +130,7 @@ fn awkward_keys_spaces_utf8_plus_percent_slashes() {
     ];
     for (i, key) in keys.iter().enumerate() {
         let data = test_data(20_000 + i, 100 + i as u64);
-        put_object("public", key, &data, &dir);
+        env.put_object("public", key, &data, &dir);
         let (check, _) = curl_torrent(env.port, "public", key, &data, &dir);
         // `*` cannot be in a Windows file name: it becomes `_` (see names_are_safe_…).
         let basename = key.rsplit('/').next().unwrap().replace('*', "_");
@@ -146,7 +138,7 @@ fn awkward_keys_spaces_utf8_plus_percent_slashes() {
     }
     // `%2F` in the path is a slash in the key.
     let data = test_data(1234, 77);
-    put_object("public", "keys/enc/slash.bin", &data, &dir);
+    env.put_object("public", "keys/enc/slash.bin", &data, &dir);
     let r = request(
         env.port,
         "GET",
@@ -155,8 +147,6 @@ fn awkward_keys_spaces_utf8_plus_percent_slashes() {
     );
     assert_eq!(r.status, 200, "{}", r.text());
 }
-
-crate::on_both_backends!(overwrite_gives_a_torrent_of_the_new_bytes);
 
 fn overwrite_gives_a_torrent_of_the_new_bytes(env: &Env) {
     let dir = env.scratch("overwrite");
@@ -169,12 +159,10 @@ fn overwrite_gives_a_torrent_of_the_new_bytes(env: &Env) {
     assert_ne!(t1, t2, "a cached torrent of the old bytes was served");
 }
 
-#[test]
-fn success_headers_head_and_conditional_get() {
-    let env = env();
+fn success_headers_head_and_conditional_get(env: &Env) {
     let dir = env.scratch("headers");
     let data = test_data(70_000, 9);
-    put_object("public", "hdr/ü file.iso", &data, &dir);
+    env.put_object("public", "hdr/ü file.iso", &data, &dir);
     let target = "/public/hdr/%C3%BC%20file.iso?torrent";
     let get = request(env.port, "GET", target, &[]);
     assert_eq!(get.status, 200);
@@ -219,12 +207,10 @@ fn success_headers_head_and_conditional_get() {
     assert_eq!(other.body, get.body);
 }
 
-#[test]
-fn virtual_hosted_style_matches_path_style() {
-    let env = env();
+fn virtual_hosted_style_matches_path_style(env: &Env) {
     let dir = env.scratch("vhost");
     let data = test_data(25_000, 11);
-    put_object("public", "vh/obj.bin", &data, &dir);
+    env.put_object("public", "vh/obj.bin", &data, &dir);
     let path_style = request(env.port, "GET", "/public/vh/obj.bin?torrent", &[]);
     let host = format!("public.{DOMAIN}:{}", env.port);
     let vhost = request(env.port, "GET", "/vh/obj.bin?torrent", &[("Host", &host)]);
@@ -333,3 +319,13 @@ fn names_are_safe_to_create_on_every_os() {
         );
     }
 }
+
+crate::on_both_backends!(
+    overwrite_gives_a_torrent_of_the_new_bytes,
+    piece_boundaries_one_byte_one_piece_and_one_more,
+    multipart_object_via_boto3_as_a_reader,
+    versioned_object_by_version_id,
+    awkward_keys_spaces_utf8_plus_percent_slashes,
+    success_headers_head_and_conditional_get,
+    virtual_hosted_style_matches_path_style,
+);
