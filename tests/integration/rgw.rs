@@ -33,11 +33,11 @@ macro_rules! on_both_backends {
         mod $name {
             #[test]
             fn seaweedfs() {
-                super::$name(crate::harness::env())
+                super::$name($crate::harness::env())
             }
             #[test]
             fn ceph_rgw() {
-                super::$name(crate::rgw::ceph())
+                super::$name($crate::rgw::ceph())
             }
         }
     )*};
