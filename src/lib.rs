@@ -11,16 +11,22 @@
 //! - [`s3`] — S3 concerns, torrent-agnostic: `route` (request → torrent request, refusal or
 //!   pass-through), `object`, `uri` (S3's percent-encoding), `sigv4` (`verify` callers,
 //!   `sign` the sidecar's requests), `error` (S3 XML errors, one enum of codes),
-//!   `request_id`, `forwarded` (caller headers that travel upstream) and `upstream` (the
-//!   sidecar's own requests to the backend over pingora's connector).
-//! - [`service`] — the `?torrent` service: `authorize` (READ, asked of the backend as the
+//!   `request_id`, `forwarded` (caller headers that travel upstream), `upstream` (the
+//!   sidecar's own requests to the backend over pingora's connector) and `xml`.
+//! - `service` — the `?torrent` service: `authorize` (READ, asked of the backend as the
 //!   caller) → `cache` (LRU by bytes, keyed by object + ETag) → `flight` (single-flight,
-//!   bounded) → `generate` (fetch, piece-hash off the runtime) → `response`.
+//!   bounded) → the store → `generate` (fetch, piece-hash off the runtime) → `assemble` →
+//!   `response`.
 //! - [`torrent`] — the format: `bencode`, `Info`, `Metainfo`, `PieceHasher`, `PieceLength`,
 //!   and the generated `Torrent` as served.
 //! - [`tracker`] — the built-in BitTorrent tracker.
 //! - [`seeder`] — the sidecar as a BitTorrent seed: peer wire, `ut_metadata`, super-seeding,
 //!   piece data from the backend.
+//! - `store` — the shared torrent store in a bucket of the backend (`entry`, `lease`): what
+//!   one replica generated, every replica serves.
+//! - `upload` — hash on upload: `PutObject` and multipart parts hashed as they pass
+//!   (`hasher`, `aws_chunked`, `parts`).
+//! - [`warm`] — `s3torrent warm`: fill the store for a prefix ahead of the first request.
 //!
 //! Around it:
 //!

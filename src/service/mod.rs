@@ -1,12 +1,14 @@
 //! The `?torrent` service: one request, after routing and signature verification, goes
-//! authorize (ask the backend as the caller) → cache → generate (single-flight, bounded) →
-//! respond.
+//! authorize (ask the backend as the caller) → cache → store (shared by every replica) →
+//! generate (single-flight, bounded; one replica at a time under the store's lease) →
+//! assemble → respond. `warm` and hash on upload feed the same store and cache.
 //!
 //! - [`authorize`] — the READ check; yields the [`ObjectFacts`] the torrent is built on.
 //! - [`probe_cache`] — optional short reuse of a caller's READ check.
 //! - [`cache`] — generated torrents, LRU bounded in bytes, keyed by object and ETag.
 //! - [`flight`] — single-flight: concurrent misses for one key share one generation.
-//! - [`generate`] — fetch the object and stream it through piece hashing into a torrent.
+//! - [`generate`] — fetch the object and stream it through piece hashing.
+//! - [`assemble`] — piece hashes → the torrent, with this replica's trackers and web seeds.
 //! - [`response`] — the torrent response's headers, `If-None-Match`, the magnet link.
 
 mod assemble;
@@ -16,6 +18,7 @@ pub(crate) mod flight;
 mod generate;
 mod object_facts;
 mod probe_cache;
+mod produce;
 pub mod response;
 
 use std::sync::Arc;
@@ -32,18 +35,16 @@ use crate::s3::upstream::Upstream;
 use crate::s3::uri::{encode, encode_path};
 use crate::s3::{ObjectRef, S3Error};
 use crate::seeder::Seeder;
-use crate::store::lease::Claim;
-use crate::store::{Entry, EntryKey, Store};
-use crate::torrent::{Format, Info, PieceHashes, Torrent};
+use crate::store::Store;
+use crate::torrent::{Format, Info, Torrent};
 use crate::tracker::Tracker;
 
-use assemble::Assembler;
 use authorize::Authorizer;
 use cache::{CacheKey, TorrentCache};
 use flight::{Joined, SingleFlight};
-use generate::{FetchPlan, Generation};
 pub use object_facts::ObjectFacts;
 use probe_cache::ProbeCache;
+pub use produce::Warmed;
 use response::{magnet_link, reply, Rendered, Reply};
 
 /// How a torrent request was served, for the access log.
@@ -67,15 +68,6 @@ impl CacheStatus {
             CacheStatus::Coalesced => "coalesced",
         }
     }
-}
-
-/// What `warm` did for one object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Warmed {
-    /// Read, hashed and stored.
-    Stored { bytes: u64 },
-    /// The store already held its torrent (or another replica made it meanwhile).
-    AlreadyStored,
 }
 
 pub struct TorrentService {
@@ -341,117 +333,6 @@ impl TorrentService {
         })
     }
 
-    /// The torrent for an object missing from the cache: from the store when a replica (or
-    /// `warm`, or an upload) left it there, else generated — by this replica, or by the one
-    /// holding the object's lease — and stored for the others.
-    async fn produce(
-        &self,
-        admitted: OwnedSemaphorePermit,
-        key: &CacheKey,
-        object: &ObjectRef,
-        facts: &ObjectFacts,
-        forwarded: &Forwarded,
-    ) -> Result<Torrent, S3Error> {
-        let piece_length = self.config.torrent.piece_length.for_length(facts.length);
-        let entry_key = key.entry_key(piece_length);
-        let Some(store) = &self.store else {
-            let hashes = self.generate(admitted, object, facts, forwarded, piece_length);
-            return Ok(self.assemble(object, self.entry(entry_key, facts, hashes.await?)));
-        };
-        if let Some(entry) = store.get(&entry_key).await {
-            return Ok(self.assemble(object, entry));
-        }
-        let _lease = match store.claim(&entry_key).await {
-            Claim::Theirs(entry) => return Ok(self.assemble(object, entry)),
-            Claim::Mine(lease) => Some(lease),
-            Claim::Unavailable => None,
-        };
-        let hashes = self.generate(admitted, object, facts, forwarded, piece_length);
-        let entry = self.entry(entry_key, facts, hashes.await?);
-        // Written before the lease is released, so a waiting replica finds it.
-        let _ = store.put(&entry).await;
-        Ok(self.assemble(object, entry))
-    }
-
-    /// `s3torrent warm`: makes sure the store holds the torrent of `object` as it is now.
-    pub async fn warm(self: &Arc<Self>, object: &ObjectRef) -> Result<Warmed, S3Error> {
-        let store = self
-            .store
-            .clone()
-            .ok_or_else(|| S3Error::invalid_request("`warm` needs a store: set [store] bucket."))?;
-        let authorizer = Authorizer {
-            upstream: &self.upstream,
-            probes: &self.probes,
-        };
-        let facts = authorizer.sidecar_facts(object).await?;
-        self.check_eligible(&facts)?;
-        let piece_length = self.config.torrent.piece_length.for_length(facts.length);
-        let entry_key = self.cache_key(object, &facts).entry_key(piece_length);
-        if store.get(&entry_key).await.is_some() {
-            return Ok(Warmed::AlreadyStored);
-        }
-        let _lease = match store.claim(&entry_key).await {
-            Claim::Theirs(_) => return Ok(Warmed::AlreadyStored),
-            Claim::Mine(lease) => Some(lease),
-            Claim::Unavailable => None,
-        };
-        let admitted = self
-            .admission
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
-        let forwarded = Forwarded::default();
-        let hashes = self.generate(admitted, object, &facts, &forwarded, piece_length);
-        let entry = self.entry(entry_key, &facts, hashes.await?);
-        store.put(&entry).await.map_err(|e| {
-            S3Error::service_unavailable(format!("The store refused the torrent: {e}"))
-        })?;
-        Ok(Warmed::Stored {
-            bytes: facts.length,
-        })
-    }
-
-    /// Hash on upload: takes hashes made from an upload's own bytes, if the object the
-    /// backend now holds is that upload (its ETag and length, seen as the sidecar sees it),
-    /// hashed at the piece length a generation would use. `Err` names why not.
-    pub async fn adopt(
-        &self,
-        object: &ObjectRef,
-        etag: &str,
-        length: u64,
-        piece_length: u64,
-        hashes: PieceHashes,
-    ) -> Result<(), &'static str> {
-        let authorizer = Authorizer {
-            upstream: &self.upstream,
-            probes: &self.probes,
-        };
-        let facts = authorizer
-            .sidecar_facts(object)
-            .await
-            .map_err(|_| "failed")?;
-        if facts.etag != etag || facts.length != length {
-            return Err("changed");
-        }
-        if self.check_eligible(&facts).is_err()
-            || piece_length != self.config.torrent.piece_length.for_length(length)
-        {
-            return Err("failed");
-        }
-        let key = self.cache_key(object, &facts);
-        let entry = self.entry(key.entry_key(piece_length), &facts, hashes);
-        if !entry.is_complete() {
-            tracing::error!(target: "s3torrent::upload", "upload hashes do not cover the object; not used");
-            return Err("failed");
-        }
-        if let Some(store) = &self.store {
-            let _ = store.put(&entry).await;
-        }
-        self.cache_insert(key, Arc::new(self.assemble(object, entry)));
-        Ok(())
-    }
-
     fn cache_key(&self, object: &ObjectRef, facts: &ObjectFacts) -> CacheKey {
         CacheKey {
             bucket: object.bucket.clone(),
@@ -461,64 +342,6 @@ impl TorrentService {
             length: facts.length,
             format: self.config.torrent.format,
         }
-    }
-
-    fn entry(&self, key: EntryKey, facts: &ObjectFacts, hashes: PieceHashes) -> Entry {
-        Entry {
-            key,
-            last_modified: facts.last_modified.clone(),
-            hashes,
-        }
-    }
-
-    fn assemble(&self, object: &ObjectRef, entry: Entry) -> Torrent {
-        Assembler {
-            config: &self.config.torrent,
-            announce: &self.announce,
-            url_list: match self.config.torrent.webseed {
-                WebseedMode::Public => vec![self.public_webseed_url(object)],
-                WebseedMode::None | WebseedMode::Presigned => Vec::new(),
-            },
-        }
-        .torrent(object, entry)
-    }
-
-    async fn generate(
-        &self,
-        _admitted: OwnedSemaphorePermit,
-        object: &ObjectRef,
-        facts: &ObjectFacts,
-        forwarded: &Forwarded,
-        piece_length: u64,
-    ) -> Result<PieceHashes, S3Error> {
-        let metrics = &self.metrics.generation;
-        metrics.queued.inc();
-        let slot = self.slots.acquire().await;
-        metrics.queued.dec();
-        let _slot =
-            slot.map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
-        metrics.in_flight.inc();
-        let started = std::time::Instant::now();
-        let limits = &self.config.limits;
-        let result = Generation {
-            upstream: &self.upstream,
-            config: &self.config.torrent,
-            plan: FetchPlan {
-                streams: limits.fetch_streams,
-                min_parallel_bytes: limits.parallel_fetch_min_bytes,
-            },
-            object,
-            facts,
-            forwarded,
-            metrics,
-        }
-        .run(piece_length)
-        .await;
-        metrics.in_flight.dec();
-        metrics.duration.observe(started.elapsed().as_secs_f64());
-        let label = if result.is_ok() { "ok" } else { "error" };
-        metrics.generations.with_label_values(&[label]).inc();
-        result
     }
 
     fn cache_insert(&self, key: CacheKey, torrent: Arc<Torrent>) {

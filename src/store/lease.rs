@@ -31,11 +31,27 @@ pub struct LeaseGuard {
     store: Arc<Store>,
     object: ObjectRef,
     renewal: tokio::task::JoinHandle<()>,
+    released: bool,
 }
 
+impl LeaseGuard {
+    /// Deletes the lease (after the entry was written), so waiting replicas move on now.
+    pub async fn release(mut self) {
+        self.renewal.abort();
+        self.released = true;
+        if let Err(e) = self.store.delete(&self.object).await {
+            self.store.failed("lease", &e);
+        }
+    }
+}
+
+/// A generation that failed or was dropped still lets go of its lease, in the background.
 impl Drop for LeaseGuard {
     fn drop(&mut self) {
         self.renewal.abort();
+        if self.released {
+            return;
+        }
         let (store, object) = (self.store.clone(), self.object.clone());
         tokio::spawn(async move {
             if let Err(e) = store.delete(&object).await {
@@ -130,6 +146,7 @@ impl Store {
             store: self.clone(),
             object: lease,
             renewal,
+            released: false,
         }
     }
 

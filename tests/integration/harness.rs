@@ -185,7 +185,7 @@ fn start() -> Env {
         dir,
     };
     let backend = env.backend_url();
-    for bucket in BUCKETS {
+    for &bucket in BUCKETS {
         let out = s3client(&backend, ADMIN, &["mkbucket", bucket]);
         assert!(out.get("error").is_none(), "mkbucket {bucket}: {out}");
     }
@@ -195,7 +195,7 @@ fn start() -> Env {
 }
 
 /// Every test bucket; all but `private` and `store` are anonymously readable.
-pub const BUCKETS: [&str; 18] = [
+pub const BUCKETS: &[&str] = &[
     "public",
     "private",
     "versioned",
@@ -212,6 +212,7 @@ pub const BUCKETS: [&str; 18] = [
     "multipart",
     "misaligned",
     "chunked",
+    "replicas",
     "store",
     "hostile",
 ];
@@ -224,7 +225,7 @@ fn start_seaweed(dir: &Path) -> (u16, u16) {
          "actions": ["Read", "List"]},
         {"name": "noread", "credentials": [{"accessKey": NOREAD.0, "secretKey": NOREAD.1}],
          "actions": ["List", "Write:public"]},
-        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile", "Read:shared", "Read:leased", "Read:unstored", "Read:warm", "Read:upload", "Read:multipart", "Read:misaligned", "Read:chunked"]}
+        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile", "Read:shared", "Read:leased", "Read:unstored", "Read:warm", "Read:upload", "Read:multipart", "Read:misaligned", "Read:chunked", "Read:replicas"]}
     ]});
     let ids = dir.join("identities.json");
     std::fs::write(&ids, identities.to_string()).unwrap();

@@ -123,7 +123,7 @@ fn start() -> Env {
         ]);
     }
     let backend = format!("http://127.0.0.1:{rgw_port}");
-    for bucket in BUCKETS {
+    for &bucket in BUCKETS {
         let out = s3client(&backend, ADMIN, &["mkbucket", bucket]);
         assert!(out.get("error").is_none(), "mkbucket {bucket}: {out}");
         let public = bucket != "private" && bucket != "store";

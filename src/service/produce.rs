@@ -1,0 +1,240 @@
+//! Where a torrent missing from the cache comes from: the shared store, the replica holding
+//! the object's lease, or a generation here (stored for the others); and the two other ways
+//! in — `warm` and hash on upload.
+
+use std::sync::Arc;
+
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::config::WebseedMode;
+use crate::s3::forwarded::Forwarded;
+use crate::s3::{ObjectRef, S3Error};
+use crate::store::lease::{Claim, LeaseGuard};
+use crate::store::{Entry, EntryKey, Store, StoreError};
+use crate::torrent::{PieceHashes, Torrent};
+
+use super::assemble::Assembler;
+use super::authorize::Authorizer;
+use super::cache::CacheKey;
+use super::generate::{FetchPlan, Generation};
+use super::object_facts::ObjectFacts;
+use super::TorrentService;
+
+/// What `warm` did for one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warmed {
+    /// Read, hashed and stored.
+    Stored { bytes: u64 },
+    /// The store already held its torrent (or another replica made it meanwhile).
+    AlreadyStored,
+}
+
+/// One generation's inputs: its admission, and the object as the caller was authorized.
+struct Generated<'a> {
+    admitted: OwnedSemaphorePermit,
+    object: &'a ObjectRef,
+    facts: &'a ObjectFacts,
+    forwarded: &'a Forwarded,
+}
+
+impl TorrentService {
+    /// The torrent for an object missing from the cache: from the store when a replica (or
+    /// `warm`, or an upload) left it there, else generated — by this replica, or by the one
+    /// holding the object's lease — and stored for the others.
+    pub(super) async fn produce(
+        &self,
+        admitted: OwnedSemaphorePermit,
+        key: &CacheKey,
+        object: &ObjectRef,
+        facts: &ObjectFacts,
+        forwarded: &Forwarded,
+    ) -> Result<Torrent, S3Error> {
+        let piece_length = self.config.torrent.piece_length.for_length(facts.length);
+        let entry_key = key.entry_key(piece_length);
+        let Some(store) = &self.store else {
+            let hashes = self.generate(admitted, object, facts, forwarded, piece_length);
+            return Ok(self.assemble(object, self.entry(entry_key, facts, hashes.await?)));
+        };
+        if let Some(entry) = store.get(&entry_key).await {
+            return Ok(self.assemble(object, entry));
+        }
+        let lease = match store.claim(&entry_key).await {
+            Claim::Theirs(entry) => return Ok(self.assemble(object, entry)),
+            Claim::Mine(lease) => Some(lease),
+            Claim::Unavailable => None,
+        };
+        let generation = Generated {
+            admitted,
+            object,
+            facts,
+            forwarded,
+        };
+        let (entry, _) = self
+            .generate_and_store(generation, entry_key, store, lease)
+            .await?;
+        Ok(self.assemble(object, entry))
+    }
+
+    /// Generates, and writes the entry before letting go of the lease, so a replica waiting
+    /// on it finds the entry; the store's verdict is returned beside the entry.
+    async fn generate_and_store(
+        &self,
+        g: Generated<'_>,
+        key: EntryKey,
+        store: &Store,
+        lease: Option<LeaseGuard>,
+    ) -> Result<(Entry, Result<(), StoreError>), S3Error> {
+        let hashes = self
+            .generate(g.admitted, g.object, g.facts, g.forwarded, key.piece_length)
+            .await?;
+        let entry = self.entry(key, g.facts, hashes);
+        let stored = store.put(&entry).await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+        Ok((entry, stored))
+    }
+
+    fn entry(&self, key: EntryKey, facts: &ObjectFacts, hashes: PieceHashes) -> Entry {
+        Entry {
+            key,
+            last_modified: facts.last_modified.clone(),
+            hashes,
+        }
+    }
+
+    fn assemble(&self, object: &ObjectRef, entry: Entry) -> Torrent {
+        Assembler {
+            config: &self.config.torrent,
+            announce: &self.announce,
+            url_list: match self.config.torrent.webseed {
+                WebseedMode::Public => vec![self.public_webseed_url(object)],
+                WebseedMode::None | WebseedMode::Presigned => Vec::new(),
+            },
+        }
+        .torrent(object, entry)
+    }
+
+    /// `s3torrent warm`: makes sure the store holds the torrent of `object` as it is now.
+    pub async fn warm(self: &Arc<Self>, object: &ObjectRef) -> Result<Warmed, S3Error> {
+        let store = self
+            .store
+            .clone()
+            .ok_or_else(|| S3Error::invalid_request("`warm` needs a store: set [store] bucket."))?;
+        let authorizer = Authorizer {
+            upstream: &self.upstream,
+            probes: &self.probes,
+        };
+        let facts = authorizer.sidecar_facts(object).await?;
+        self.check_eligible(&facts)?;
+        let piece_length = self.config.torrent.piece_length.for_length(facts.length);
+        let entry_key = self.cache_key(object, &facts).entry_key(piece_length);
+        if store.get(&entry_key).await.is_some() {
+            return Ok(Warmed::AlreadyStored);
+        }
+        let lease = match store.claim(&entry_key).await {
+            Claim::Theirs(_) => return Ok(Warmed::AlreadyStored),
+            Claim::Mine(lease) => Some(lease),
+            Claim::Unavailable => None,
+        };
+        let admitted = self
+            .admission
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
+        let generation = Generated {
+            admitted,
+            object,
+            facts: &facts,
+            forwarded: &Forwarded::default(),
+        };
+        let (_, stored) = self
+            .generate_and_store(generation, entry_key, &store, lease)
+            .await?;
+        stored.map_err(|e| {
+            S3Error::service_unavailable(format!("The store refused the torrent: {e}"))
+        })?;
+        Ok(Warmed::Stored {
+            bytes: facts.length,
+        })
+    }
+
+    /// Hash on upload: takes hashes made from an upload's own bytes, if the object the
+    /// backend now holds is that upload (its ETag and length, seen as the sidecar sees it),
+    /// hashed at the piece length a generation would use. `Err` names why not.
+    pub async fn adopt(
+        &self,
+        object: &ObjectRef,
+        etag: &str,
+        length: u64,
+        piece_length: u64,
+        hashes: PieceHashes,
+    ) -> Result<(), &'static str> {
+        let authorizer = Authorizer {
+            upstream: &self.upstream,
+            probes: &self.probes,
+        };
+        let facts = authorizer
+            .sidecar_facts(object)
+            .await
+            .map_err(|_| "failed")?;
+        if facts.etag != etag || facts.length != length {
+            return Err("changed");
+        }
+        if self.check_eligible(&facts).is_err()
+            || piece_length != self.config.torrent.piece_length.for_length(length)
+        {
+            return Err("failed");
+        }
+        let key = self.cache_key(object, &facts);
+        let entry = self.entry(key.entry_key(piece_length), &facts, hashes);
+        if !entry.is_complete() {
+            tracing::error!(target: "s3torrent::upload", "upload hashes do not cover the object; not used");
+            return Err("failed");
+        }
+        if let Some(store) = &self.store {
+            let _ = store.put(&entry).await;
+        }
+        self.cache_insert(key, Arc::new(self.assemble(object, entry)));
+        Ok(())
+    }
+
+    async fn generate(
+        &self,
+        _admitted: OwnedSemaphorePermit,
+        object: &ObjectRef,
+        facts: &ObjectFacts,
+        forwarded: &Forwarded,
+        piece_length: u64,
+    ) -> Result<PieceHashes, S3Error> {
+        let metrics = &self.metrics.generation;
+        metrics.queued.inc();
+        let slot = self.slots.acquire().await;
+        metrics.queued.dec();
+        let _slot =
+            slot.map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
+        metrics.in_flight.inc();
+        let started = std::time::Instant::now();
+        let limits = &self.config.limits;
+        let result = Generation {
+            upstream: &self.upstream,
+            config: &self.config.torrent,
+            plan: FetchPlan {
+                streams: limits.fetch_streams,
+                min_parallel_bytes: limits.parallel_fetch_min_bytes,
+            },
+            object,
+            facts,
+            forwarded,
+            metrics,
+        }
+        .run(piece_length)
+        .await;
+        metrics.in_flight.dec();
+        metrics.duration.observe(started.elapsed().as_secs_f64());
+        let label = if result.is_ok() { "ok" } else { "error" };
+        metrics.generations.with_label_values(&[label]).inc();
+        result
+    }
+}
