@@ -117,16 +117,21 @@ fn concurrent_cold_requests_on_two_replicas_read_the_object_once() {
     );
 }
 
-#[test]
-fn a_missing_or_read_only_store_still_serves_torrents() {
-    let env = env();
-    let dir = env.scratch("store-broken");
+/// A store bucket that does not exist never fails a request. Here the backends genuinely
+/// differ: SeaweedFS creates a bucket on the first PUT by an Admin identity (so the store
+/// makes itself), Ceph RGW refuses it (404 NoSuchBucket), as S3 does.
+fn a_missing_store_bucket_still_serves_torrents(env: &Env) {
+    let dir = env.scratch("store-missing");
     let data = test_data(1024 * 1024 + 7, 1304);
-    put_object("unstored", "broken.bin", &data, &dir);
-    let target = "/unstored/broken.bin?torrent";
+    env.put_object("unstored", "missing.bin", &data, &dir);
+    let target = "/unstored/missing.bin?torrent";
     let expected = torrent(env.port, target);
-
-    let missing = replica("store-missing", "no-such-store", "", "");
+    let missing = extra_sidecar_on(
+        env,
+        "store-missing",
+        |c| format!("{c}\n[store]\nbucket = \"no-such-store\"\n"),
+        "warn",
+    );
     assert_eq!(torrent(missing.port, target), expected);
     let m = metrics(&missing);
     assert!(
@@ -134,9 +139,28 @@ fn a_missing_or_read_only_store_still_serves_torrents() {
         "a missing bucket is an error, not a miss: {m}"
     );
     assert_eq!(metric(&m, "s3torrent_store_misses_total"), 0);
-    // SeaweedFS differs from S3 here: a PUT by an Admin identity into a missing bucket
-    // creates it, so the sidecar's first write made the store (on S3 it stays an error).
-    assert_eq!(metric(&m, "s3torrent_store_writes_total"), 1, "{m}");
+    match env.backend {
+        Backend::SeaweedFs => assert_eq!(metric(&m, "s3torrent_store_writes_total"), 1, "{m}"),
+        Backend::CephRgw => {
+            assert_eq!(metric(&m, "s3torrent_store_writes_total"), 0, "{m}");
+            assert!(
+                m.contains("s3torrent_store_errors_total{op=\"put\"} 1"),
+                "{m}"
+            );
+        }
+    }
+}
+
+crate::on_both_backends!(a_missing_store_bucket_still_serves_torrents);
+
+#[test]
+fn a_read_only_store_still_serves_torrents() {
+    let env = env();
+    let dir = env.scratch("store-read-only");
+    let data = test_data(1024 * 1024 + 9, 1307);
+    put_object("unstored", "read-only.bin", &data, &dir);
+    let target = "/unstored/read-only.bin?torrent";
+    let expected = torrent(env.port, target);
 
     // The sidecar's own key may read everything but write nothing.
     let read_only = extra_sidecar_full("store-read-only", |c| {
