@@ -6,41 +6,20 @@ use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 
-use crate::torrent::{Format, Torrent};
+use crate::torrent::Torrent;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CacheKey {
-    pub bucket: String,
-    pub key: String,
-    pub version_id: Option<String>,
-    pub etag: String,
-    pub length: u64,
-    /// The same object is a different torrent in another format.
-    pub format: Format,
-}
+/// The same key as the store's: the object, what the backend says it is now, and the
+/// settings that change its torrent (format, piece length).
+pub use crate::store::EntryKey as CacheKey;
 
-impl CacheKey {
-    /// The store's key for this object's hashes at `piece_length`.
-    pub fn entry_key(&self, piece_length: u64) -> crate::store::EntryKey {
-        crate::store::EntryKey {
-            bucket: self.bucket.clone(),
-            key: self.key.clone(),
-            version_id: self.version_id.clone(),
-            etag: self.etag.clone(),
-            length: self.length,
-            format: self.format,
-            piece_length,
-        }
-    }
-
-    fn weight(&self, torrent: &Torrent) -> u64 {
-        let key_bytes = self.bucket.len()
-            + self.key.len()
-            + self.etag.len()
-            + self.version_id.as_ref().map_or(0, String::len);
-        // Fixed overhead per entry: the LRU node, the Arc, the struct headers.
-        (torrent.weight() + key_bytes + 256) as u64
-    }
+/// What an entry costs the budget: the torrent and everything kept beside it, and the key.
+fn weight(key: &CacheKey, torrent: &Torrent) -> u64 {
+    let key_bytes = key.bucket.len()
+        + key.key.len()
+        + key.etag.len()
+        + key.version_id.as_ref().map_or(0, String::len);
+    // Fixed overhead per entry: the LRU node, the Arc, the struct headers.
+    (torrent.weight() + key_bytes + 256) as u64
 }
 
 pub struct TorrentCache {
@@ -89,20 +68,20 @@ impl TorrentCache {
     /// Inserts, evicting least-recently-used entries until the total fits. An entry larger
     /// than the whole budget is not cached.
     pub fn insert(&self, key: CacheKey, torrent: Arc<Torrent>) -> Inserted {
-        let weight = key.weight(&torrent);
+        let cost = weight(&key, &torrent);
         let mut inner = self.lock();
-        if weight > self.max_bytes {
+        if cost > self.max_bytes {
             return inner.report(0);
         }
         if let Some(old) = inner.lru.put(key.clone(), torrent) {
-            inner.bytes -= key.weight(&old);
+            inner.bytes -= weight(&key, &old);
         }
-        inner.bytes += weight;
+        inner.bytes += cost;
         let mut evicted = 0;
         while inner.bytes > self.max_bytes {
             match inner.lru.pop_lru() {
                 Some((k, t)) => {
-                    inner.bytes -= k.weight(&t);
+                    inner.bytes -= weight(&k, &t);
                     evicted += 1;
                 }
                 None => break,
@@ -121,6 +100,7 @@ impl TorrentCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::torrent::Format;
 
     fn key(k: &str, etag: &str) -> CacheKey {
         CacheKey {
@@ -130,6 +110,7 @@ mod tests {
             etag: etag.into(),
             length: 1,
             format: Format::V1,
+            piece_length: 16384,
         }
     }
 
@@ -145,7 +126,7 @@ mod tests {
 
     #[test]
     fn evicts_least_recently_used_by_bytes() {
-        let one = key("a", "e1").weight(&torrent(1000));
+        let one = weight(&key("a", "e1"), &torrent(1000));
         let cache = TorrentCache::new(3 * one);
         cache.insert(key("a", "e1"), torrent(1000));
         cache.insert(key("b", "e1"), torrent(1000));
@@ -170,7 +151,7 @@ mod tests {
         };
         let t = Torrent::new(info, meta, Some("Tue, 15 Nov 1994 08:12:31 GMT".into()));
         let held = t.bytes.len() + t.info.pieces.len() + 500 + 300 + t.etag.len() + 29;
-        assert!(key("k", "e").weight(&t) as usize >= held);
+        assert!(weight(&key("k", "e"), &t) as usize >= held);
     }
 
     #[test]

@@ -49,9 +49,9 @@ impl TorrentService {
         facts: &ObjectFacts,
         forwarded: &Forwarded,
     ) -> Result<Torrent, S3Error> {
-        let piece_length = self.config.torrent.piece_length.for_length(facts.length);
-        let entry_key = key.entry_key(piece_length);
+        let entry_key = key.clone();
         let Some(store) = &self.store else {
+            let piece_length = entry_key.piece_length;
             let hashes = self.generate(admitted, object, facts, forwarded, piece_length);
             return Ok(self.assemble(object, self.entry(entry_key, facts, hashes.await?)));
         };
@@ -127,8 +127,7 @@ impl TorrentService {
         };
         let facts = authorizer.sidecar_facts(object).await?;
         self.check_eligible(&facts)?;
-        let piece_length = self.config.torrent.piece_length.for_length(facts.length);
-        let entry_key = self.cache_key(object, &facts).entry_key(piece_length);
+        let entry_key = self.cache_key(object, &facts);
         if store.get(&entry_key).await.is_some() {
             return Ok(Warmed::AlreadyStored);
         }
@@ -182,13 +181,11 @@ impl TorrentService {
         if facts.etag != etag || facts.length != length {
             return Err("changed");
         }
-        if self.check_eligible(&facts).is_err()
-            || piece_length != self.config.torrent.piece_length.for_length(length)
-        {
+        let key = self.cache_key(object, &facts);
+        if self.check_eligible(&facts).is_err() || piece_length != key.piece_length {
             return Err("failed");
         }
-        let key = self.cache_key(object, &facts);
-        let entry = self.entry(key.entry_key(piece_length), &facts, hashes);
+        let entry = self.entry(key.clone(), &facts, hashes);
         if !entry.is_complete() {
             tracing::error!(target: "s3torrent::upload", "upload hashes do not cover the object; not used");
             return Err("failed");

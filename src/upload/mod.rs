@@ -254,14 +254,10 @@ impl Uploads {
                 length,
                 piece_length,
             } => {
-                let Some((total, hashes)) = feed.finish().await.filter(|(t, _)| *t == length)
-                else {
+                let Some((hashes, etag)) = feed.whole(length, etag).await else {
                     return skipped("failed");
                 };
-                let Some(etag) = etag else {
-                    return skipped("failed");
-                };
-                ("put", piece_length, total, hashes, etag)
+                ("put", piece_length, length, hashes, etag)
             }
             Kind::Part {
                 feed,
@@ -269,11 +265,7 @@ impl Uploads {
                 upload_id,
                 number,
             } => {
-                let Some((total, hashes)) = feed.finish().await.filter(|(t, _)| *t == length)
-                else {
-                    return skipped("failed");
-                };
-                let Some(etag) = etag else {
+                let Some((hashes, etag)) = feed.whole(length, etag).await else {
                     return skipped("failed");
                 };
                 self.parts.insert(
@@ -281,7 +273,7 @@ impl Uploads {
                     number,
                     Part {
                         etag,
-                        length: total,
+                        length,
                         hashes,
                     },
                 );
@@ -340,13 +332,14 @@ impl Feed {
         }
     }
 
-    /// Bytes hashed and their hashes; `None` if hashing was given up or the framing ended
-    /// early.
-    async fn finish(self) -> Option<(u64, PieceHashes)> {
+    /// The body's hashes and the backend's ETag for it — if the backend gave one, and every
+    /// one of the `length` bytes announced (no more) was hashed, framing complete.
+    async fn whole(self, length: u64, etag: Option<String>) -> Option<(PieceHashes, String)> {
         if self.chunked.as_ref().is_some_and(|d| !d.is_done()) {
             return None;
         }
-        self.hasher?.finish().await
+        let (total, hashes) = self.hasher?.finish().await?;
+        (total == length).then_some((hashes, etag?))
     }
 }
 
