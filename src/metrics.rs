@@ -389,7 +389,7 @@ impl StoreMetrics {
 pub struct UploadMetrics {
     /// kind: put | multipart
     pub hashed: IntCounterVec,
-    /// reason: encrypted | unknown_length | too_large | piece_length_auto (multipart) | misaligned | incomplete | changed | failed
+    /// reason: small | encrypted | unknown_length | too_large | piece_length_auto (multipart) | misaligned | incomplete | changed | failed
     pub skipped: IntCounterVec,
 }
 

@@ -37,6 +37,9 @@ pub struct UploadsConfig {
     /// Hash `PutObject` bodies (and piece-aligned multipart parts) while they stream to the
     /// backend, so the object's first `?torrent` reads nothing.
     pub hash: bool,
+    /// Smaller uploads are left to lazy generation: reading them back costs little, while
+    /// adopting one costs a facts check and a store write per upload.
+    pub min_bytes: u64,
     /// Multipart parts whose hashes are kept until `CompleteMultipartUpload` (oldest dropped
     /// first; a dropped part only means lazy generation for its object).
     pub max_pending_parts: usize,
@@ -46,6 +49,7 @@ impl Default for UploadsConfig {
     fn default() -> Self {
         UploadsConfig {
             hash: true,
+            min_bytes: 1 << 20,
             max_pending_parts: 10_000,
         }
     }

@@ -193,3 +193,23 @@ fn durations_take_units_and_the_old_timeout_name_still_works() {
     let e = parse(&format!("{MINIMAL}timeout = 0\n")).unwrap_err().0;
     assert!(e.contains("upstream.timeout"), "{e}");
 }
+
+#[test]
+fn store_and_uploads() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.store.bucket, None, "off by default");
+    assert!(c.uploads.hash);
+    let text = format!(
+        "{MINIMAL}\n[store]\nbucket = \"s3torrent-store\"\nprefix = \"t/\"\nlease = \"1m\"\n"
+    );
+    let c = parse(&text).unwrap();
+    assert_eq!(c.store.bucket.as_deref(), Some("s3torrent-store"));
+    assert_eq!((c.store.prefix.as_str(), c.store.lease.secs()), ("t/", 60));
+    let bad = format!("{MINIMAL}\n[store]\nbucket = \"Not_A_Bucket\"\n");
+    let e = parse(&bad).unwrap_err().0;
+    assert!(e.contains("store.bucket"), "{e}");
+    let short = format!("{MINIMAL}\n[store]\nbucket = \"ok-bucket\"\nlease = 1\n");
+    assert!(parse(&short).unwrap_err().0.contains("store.lease"));
+    let unknown = format!("{MINIMAL}\n[uploads]\nhash_everything = true\n");
+    assert!(parse(&unknown).unwrap_err().0.contains("hash_everything"));
+}

@@ -164,6 +164,10 @@ impl Uploads {
         if length > torrent.max_object_size {
             return skip("too_large");
         }
+        // A part's size says nothing about its object's: only whole uploads are too small.
+        if kind == "put" && length < self.config.uploads.min_bytes {
+            return skip("small");
+        }
         let feed = |piece_length| Feed {
             hasher: Some(BodyHasher::start(piece_length, length, torrent.format)),
             chunked: chunked.then(Decoder::default),

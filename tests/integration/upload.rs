@@ -104,6 +104,24 @@ fn a_put_through_the_sidecar_is_hashed_on_its_way() {
     upload_through(&a, "put", "upload", "put.bin", &data, &[]);
     wait_for_metric(&a, "s3torrent_uploads_hashed_total{kind=\"put\"}", 1);
     served_without_reading([&a, &b], env.port, "upload", "put.bin", &data);
+    // A small object is left to lazy generation (`uploads.min_bytes`, 1 MiB).
+    upload_through(
+        &a,
+        "put",
+        "upload",
+        "small.bin",
+        &test_data(1000, 1505),
+        &[],
+    );
+    let m = metrics(&a);
+    assert_eq!(
+        metric_line(&m, "s3torrent_uploads_skipped_total{reason=\"small\"}"),
+        1
+    );
+    assert_eq!(
+        metric_line(&m, "s3torrent_uploads_hashed_total{kind=\"put\"}"),
+        1
+    );
     // The upload itself went through untouched: the backend holds exactly these bytes.
     let got = env.scratch("upload-put").join("got");
     let out = s3client(
