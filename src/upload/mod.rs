@@ -118,9 +118,10 @@ impl Uploads {
             version_id: None,
         };
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-        let kind = match (method, query.len(), param("uploadId"), param("partNumber")) {
-            ("PUT", 0, None, None) => "put",
-            ("PUT", 2, Some(_), Some(_)) => "part",
+        // Whole object or one part; a completion carries only the parts list.
+        let whole = match (method, query.len(), param("uploadId"), param("partNumber")) {
+            ("PUT", 0, None, None) => true,
+            ("PUT", 2, Some(_), Some(_)) => false,
             ("POST", 1, Some(upload_id), None) => {
                 return Some(Tap::new(
                     object,
@@ -165,15 +166,15 @@ impl Uploads {
             return skip("too_large");
         }
         // A part's size says nothing about its object's: only whole uploads are too small.
-        if kind == "put" && length < self.config.uploads.min_bytes {
+        if whole && length < self.config.uploads.min_bytes {
             return skip("small");
         }
         let feed = |piece_length| Feed {
             hasher: Some(BodyHasher::start(piece_length, length, torrent.format)),
             chunked: chunked.then(Decoder::default),
         };
-        let kind = match kind {
-            "put" => {
+        let kind = match whole {
+            true => {
                 let piece_length = torrent.piece_length.for_length(length);
                 Kind::Put {
                     feed: feed(piece_length),
@@ -181,7 +182,7 @@ impl Uploads {
                     piece_length,
                 }
             }
-            _ => {
+            false => {
                 let PieceLength::Fixed(piece_length) = torrent.piece_length else {
                     return skip("piece_length_auto");
                 };
