@@ -130,7 +130,10 @@ fn libtorrent_and_aria2c_download_from_the_web_seed_alone(env: &Env) {
     aria2c_gets(&f.torrent, &f, "aria2");
 }
 
-crate::on_both_backends!(libtorrent_and_aria2c_download_from_the_web_seed_alone);
+crate::on_both_backends!(
+    libtorrent_and_aria2c_download_from_the_web_seed_alone,
+    presigned_web_seed_for_a_private_object,
+);
 
 #[test]
 fn libtorrent_downloads_hybrid_and_v2_torrents_from_the_web_seed() {
@@ -232,13 +235,12 @@ fn presigned_torrent(base: &str, dir: &Path, name: &str) -> PathBuf {
     t
 }
 
-#[test]
-fn presigned_web_seed_for_a_private_object() {
-    let env = env();
-    let s = webseed_sidecar("ws-presigned", "presigned");
+/// The presigned web seed is signed with the sidecar's key for the backend it fronts.
+fn presigned_web_seed_for_a_private_object(env: &Env) {
+    let s = webseed_sidecar_on(env, "ws-presigned", "presigned", "v1");
     let dir = env.scratch("ws-presigned");
     let data = test_data(2 * 1024 * 1024 + 5, 203);
-    put_object("private", "bt/secret.bin", &data, &dir);
+    env.put_object("private", "bt/secret.bin", &data, &dir);
     let base = format!("http://127.0.0.1:{}", s.port);
     let (first, second) = (
         presigned_torrent(&base, &dir, "first"),
