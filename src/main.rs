@@ -18,9 +18,11 @@ Usage:
   s3torrent check-config [PATH]      validate a configuration file, print the effective
                                      configuration (secrets redacted) and exit
   s3torrent warm --config PATH s3://bucket/prefix [--concurrency N] [--page-size N]
+                 [--metrics-file PATH]
                                      store the torrent of every object under the prefix in
                                      the [store] bucket (skips stored ones: rerun to resume);
-                                     N objects at a time (default 4), N keys per listing page
+                                     N objects at a time (default 4), N keys per listing
+                                     page; Prometheus text kept in PATH (textfile collector)
   s3torrent --help | --version
 
 Exit codes: 0 ok, 64 invalid command line or configuration, 1 failed to start (warm: an
@@ -73,6 +75,7 @@ fn parse_warm(args: &[String]) -> Result<Command, String> {
                     .filter(|n| (1..=1024).contains(n))
                     .ok_or("--concurrency must be from 1 to 1024")?
             }
+            "--metrics-file" => options.metrics_file = Some(PathBuf::from(value(arg)?)),
             "--page-size" => {
                 options.page_size = value(arg)?
                     .parse()

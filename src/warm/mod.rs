@@ -9,6 +9,7 @@
 mod listing;
 mod progress;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -54,6 +55,9 @@ pub struct Options {
     pub concurrency: usize,
     /// Keys per listing page (S3's maximum is 1000).
     pub page_size: u16,
+    /// Where to keep the run's Prometheus metrics (rewritten every few seconds and at the
+    /// end), for a node exporter's textfile collector: a batch job has no port to scrape.
+    pub metrics_file: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -62,6 +66,7 @@ impl Default for Options {
             // Enough to overlap the backend's latency with hashing on every core.
             concurrency: 4,
             page_size: 1000,
+            metrics_file: None,
         }
     }
 }
@@ -109,6 +114,15 @@ async fn run(
         None,
         None,
     ));
+    let exporter = options.metrics_file.clone().map(|path| {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(METRICS_EVERY).await;
+                write_metrics(&metrics, &path);
+            }
+        })
+    });
     let progress = Arc::new(Progress::new());
     let slots = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
@@ -146,7 +160,22 @@ async fn run(
         }
     }
     while tasks.join_next().await.is_some() {}
+    if let (Some(exporter), Some(path)) = (exporter, &options.metrics_file) {
+        exporter.abort();
+        write_metrics(&metrics, path);
+    }
     Ok(progress.finish(&counts))
+}
+
+const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Replaces `path` whole (write, then rename), so a collector never reads half a file.
+fn write_metrics(metrics: &Metrics, path: &Path) {
+    let tmp = path.with_extension("tmp");
+    let written = std::fs::write(&tmp, metrics.render()).and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        eprintln!("warm: cannot write metrics to {}: {e}", path.display());
+    }
 }
 
 async fn warm_one(

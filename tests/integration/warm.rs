@@ -65,9 +65,20 @@ fn a_warmed_prefix_is_served_by_a_replica_without_reading() {
 
     // Two keys per listing page: the continuation is followed to the end.
     let config = warm_config(&dir, "prefix/", "30s");
-    let out = warm(&config, &["s3://warm/set/", "--page-size", "2"])
-        .output()
-        .unwrap();
+    let metrics_file = dir.join("warm.prom");
+    let metrics_arg = metrics_file.to_str().unwrap();
+    let out = warm(
+        &config,
+        &[
+            "s3://warm/set/",
+            "--page-size",
+            "2",
+            "--metrics-file",
+            metrics_arg,
+        ],
+    )
+    .output()
+    .unwrap();
     let text = summary(&out);
     assert!(out.status.success(), "{text}");
     assert!(
@@ -75,6 +86,18 @@ fn a_warmed_prefix_is_served_by_a_replica_without_reading() {
         "{text}"
     );
     assert_eq!(stored("prefix/"), 5);
+    let prom = std::fs::read_to_string(&metrics_file).unwrap();
+    assert!(
+        prom.contains("s3torrent_warm_objects_total{result=\"stored\"} 5"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("s3torrent_warm_objects_total{result=\"skipped\"} 1"),
+        "{prom}"
+    );
+    let hashed: u64 = objects.iter().map(|(_, d)| d.len() as u64).sum();
+    let line = format!("s3torrent_warm_bytes_hashed_total {hashed}");
+    assert!(prom.lines().any(|l| l == line), "{prom}");
 
     let b = replica("warm-replica", "store", "prefix/", "");
     for (key, data) in &objects {
