@@ -183,20 +183,15 @@ fn bench_upload(big: &Path, size_mib: usize) {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let hashed = format!("{} of {rounds}", adopted());
-    let mib = size_mib as f64;
+    let rate = |times: &[f64]| size_mib as f64 / median(times.to_vec());
     println!("\n[upload] PUT of {size_mib} MiB through the sidecar, {rounds} rounds");
-    println!(
-        "  without hashing  {:.0} MiB/s",
-        mib / median(without.clone())
-    );
+    println!("  without hashing  {:.0} MiB/s", rate(&without));
     println!(
         "  hash on upload   {:.0} MiB/s  ({hashed} uploads adopted)",
-        mib / median(with.clone())
+        rate(&with)
     );
-    println!(
-        "  throughput with / without  {:.3}   (goal >= 0.9)",
-        ratios(&without, &with)
-    );
+    let ratio = ratios(&without, &with);
+    println!("  throughput with / without  {ratio:.3}   (goal >= 0.9)");
 }
 
 fn bench_warm() {
