@@ -318,7 +318,7 @@ impl CacheMetrics {
 }
 
 pub struct UpstreamMetrics {
-    /// kind: probe (authorization, a one-byte GET as the caller) | fetch (object GET) | seed (a piece for the seeder)
+    /// kind: probe (a one-byte GET: authorization as the caller, or facts as the sidecar) | fetch (object GET) | seed (a piece for the seeder) | store (the shared store) | lookup (listing for warm)
     pub requests: IntCounterVec,
     /// kind: connect | timeout | status_5xx | broken_body | changed
     pub errors: IntCounterVec,

@@ -262,7 +262,10 @@ impl Config {
                     "key `store.bucket`: {bucket:?} is not a valid S3 bucket name"
                 )));
             }
-            at_least_one(st.lease.secs() >= 3, "store.lease (seconds, 3 or more)")?;
+            // Renewed every third of it, on Last-Modified's one-second resolution.
+            if st.lease.secs() < 3 {
+                return Err(invalid("key `store.lease` must be at least 3 seconds"));
+            }
         }
         if self.demo.enabled && !cfg!(feature = "demo") {
             return Err(invalid(

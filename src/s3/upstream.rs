@@ -42,7 +42,8 @@ pub struct Upstream {
 /// Why the sidecar is asking the backend (a metrics label).
 #[derive(Debug, Clone, Copy)]
 pub enum Purpose {
-    /// Authorization probe (a one-byte `GET`) as the caller.
+    /// Authorization probe (a one-byte `GET`) as the caller; or the same as the sidecar, for
+    /// an object's facts (`warm`, uploads).
     Probe,
     /// Object `GET` (or range) as the sidecar.
     Fetch,
@@ -50,7 +51,7 @@ pub enum Purpose {
     Seed,
     /// The shared torrent store (read, write, lease), as the sidecar.
     Store,
-    /// A facts check (`HEAD`) or a bucket listing, as the sidecar (uploads, `warm`).
+    /// A bucket listing, as the sidecar (`warm`).
     Lookup,
 }
 
