@@ -64,6 +64,15 @@ def run(s3, cmd, args):
             Bucket=args[0], Prefix=args[1] if len(args) > 1 else ""
         )
         return {"keys": [o["Key"] for p in pages for o in p.get("Contents", [])]}
+    if cmd == "buckets":
+        # Each BUCKET[:WHO]: create it and give it the policy WHO (see "policy"), if any;
+        # one process for all of them.
+        for spec in args:
+            bucket, _, who = spec.partition(":")
+            s3.create_bucket(Bucket=bucket)
+            if who:
+                run(s3, "policy", [bucket, who])
+        return {}
     if cmd == "policy":
         # Ceph RGW's permissions, as SeaweedFS's identities give them: "public" (anonymous
         # and reader may read) or "reader" (reader only).

@@ -185,10 +185,8 @@ fn start() -> Env {
         dir,
     };
     let backend = env.backend_url();
-    for &bucket in BUCKETS {
-        let out = s3client(&backend, ADMIN, &["mkbucket", bucket]);
-        assert!(out.get("error").is_none(), "mkbucket {bucket}: {out}");
-    }
+    let out = s3client(&backend, ADMIN, &[&["buckets"], BUCKETS].concat());
+    assert!(out.get("error").is_none(), "buckets: {out}");
     let out = s3client(&backend, ADMIN, &["versioning", "versioned"]);
     assert!(out.get("error").is_none(), "versioning: {out}");
     env

@@ -123,17 +123,17 @@ fn start() -> Env {
         ]);
     }
     let backend = format!("http://127.0.0.1:{rgw_port}");
-    for &bucket in BUCKETS {
-        let out = s3client(&backend, ADMIN, &["mkbucket", bucket]);
-        assert!(out.get("error").is_none(), "mkbucket {bucket}: {out}");
-        let public = bucket != "private" && bucket != "store";
-        let out = s3client(
-            &backend,
-            ADMIN,
-            &["policy", bucket, if public { "public" } else { "reader" }],
-        );
-        assert!(out.get("error").is_none(), "policy {bucket}: {out}");
-    }
+    let specs: Vec<String> = BUCKETS
+        .iter()
+        .map(|&b| {
+            let public = b != "private" && b != "store";
+            format!("{b}:{}", if public { "public" } else { "reader" })
+        })
+        .collect();
+    let mut args = vec!["buckets"];
+    args.extend(specs.iter().map(String::as_str));
+    let out = s3client(&backend, ADMIN, &args);
+    assert!(out.get("error").is_none(), "buckets: {out}");
     let out = s3client(&backend, ADMIN, &["versioning", "versioned"]);
     assert!(out.get("error").is_none(), "versioning: {out}");
 
