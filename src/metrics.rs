@@ -347,7 +347,7 @@ pub struct StoreMetrics {
     pub hits: IntCounter,
     pub misses: IntCounter,
     pub writes: IntCounter,
-    /// op: get | put | lease
+    /// op: get | put | lease | delete
     pub errors: IntCounterVec,
     /// Generations this replica left to another that held the lease, and got the result of.
     pub lease_waits: IntCounter,

@@ -131,6 +131,11 @@ impl TorrentService {
         }
     }
 
+    /// The shared store, when configured.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
     pub async fn handle(
         self: &Arc<Self>,
         request: &TorrentRequest,

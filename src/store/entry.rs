@@ -59,6 +59,11 @@ impl Entry {
 
     /// The entry in `bytes`, if it is one for exactly `key` and its hashes are complete.
     pub fn decode(bytes: &[u8], key: &EntryKey) -> Option<Entry> {
+        Entry::parse(bytes).filter(|e| &e.key == key)
+    }
+
+    /// Whatever complete entry `bytes` holds (the caller checks what it is for).
+    pub fn parse(bytes: &[u8]) -> Option<Entry> {
         let v = bencode::decode(bytes).ok()?;
         let text = |name: &str| -> Option<String> {
             String::from_utf8(v.get(name)?.as_bytes()?.to_vec()).ok()
@@ -78,7 +83,7 @@ impl Entry {
             },
             piece_length: u64::try_from(int("piece length")?).ok()?,
         };
-        if int("s3torrent store")? != VERSION || &stored != key {
+        if int("s3torrent store")? != VERSION {
             return None;
         }
         let hashes = PieceHashes {
@@ -86,7 +91,7 @@ impl Entry {
             layer: hash_list(v.get("piece layer")?.as_bytes()?)?,
             last_piece_leaves: hash_list(v.get("last piece leaves")?.as_bytes()?)?,
         };
-        complete(key, &hashes).then(|| Entry {
+        complete(&stored, &hashes).then(|| Entry {
             key: stored,
             last_modified: text("last modified"),
             hashes,

@@ -205,7 +205,7 @@ impl Store {
             .copied()
     }
 
-    async fn delete(&self, object: &ObjectRef) -> Result<(), StoreError> {
+    pub(super) async fn delete(&self, object: &ObjectRef) -> Result<(), StoreError> {
         let response = self
             .upstream
             .send(Purpose::Store, "DELETE", object, &Identity::Sidecar, &[])

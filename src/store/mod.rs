@@ -5,6 +5,7 @@
 //! - [`entry`] — what is kept per object, and its strict decoding.
 //! - [`lease`] — one replica generates an object at a time, where the backend honors
 //!   `If-None-Match: *`.
+//! - [`parts`] — multipart parts' hashes, for whichever replica sees the completion.
 //!
 //! The store is never in the way: a lookup or write that fails is logged, counted
 //! (`s3torrent_store_errors_total`) and the torrent is generated as if there were no store.
@@ -13,6 +14,7 @@
 
 mod entry;
 pub mod lease;
+pub mod parts;
 
 use std::sync::Arc;
 

@@ -29,11 +29,13 @@ use crate::s3::route::bucket_and_key;
 use crate::s3::uri::query_pairs;
 use crate::s3::ObjectRef;
 use crate::service::TorrentService;
+use crate::store::parts::UploadRef;
+use crate::store::{Entry, EntryKey};
 use crate::torrent::{PieceHashes, PieceLength};
 
 use aws_chunked::{Decoder, Malformed};
 use hasher::BodyHasher;
-use parts::{completed_etag, listed_parts, NotAssembled, Part, PendingParts};
+use parts::{assemble, completed_etag, listed_parts, same_etag, NotAssembled, Part, PendingParts};
 
 /// `CompleteMultipartUpload` bodies: ≤ 10,000 parts of ~100 bytes; answers are smaller.
 const COMPLETION_BODY_LIMIT: usize = 2 << 20;
@@ -273,15 +275,21 @@ impl Uploads {
                 let Some((hashes, etag)) = feed.whole(length, etag).await else {
                     return skipped("failed");
                 };
-                self.parts.insert(
-                    &upload_id,
-                    number,
-                    Part {
-                        etag,
-                        length,
-                        hashes,
-                    },
-                );
+                let part = Part {
+                    etag,
+                    length,
+                    hashes,
+                };
+                if let Some(store) = self.service.store() {
+                    let upload = UploadRef {
+                        object: &object,
+                        upload_id: &upload_id,
+                    };
+                    store
+                        .put_part(&upload, number, &self.part_entry(&object, &part))
+                        .await;
+                }
+                self.parts.insert(&upload_id, number, part);
                 return;
             }
             Kind::Complete { upload_id, request } => {
@@ -292,7 +300,8 @@ impl Uploads {
                 let PieceLength::Fixed(piece_length) = self.config.torrent.piece_length else {
                     return;
                 };
-                match self.parts.assemble(&upload_id, &listed, piece_length) {
+                let found = self.gather(&object, &upload_id, &listed).await;
+                match assemble(&listed, found, piece_length) {
                     Ok((length, hashes)) => ("multipart", piece_length, length, hashes, etag),
                     Err(NotAssembled::Incomplete) => return skipped("incomplete"),
                     Err(NotAssembled::Misaligned) => return skipped("misaligned"),
@@ -314,6 +323,90 @@ impl Uploads {
         }
     }
 }
+
+impl Uploads {
+    /// The parts a completion lists: hashed here, or by another replica (from the store).
+    /// A part's hashes are kept just after its response, and the completion may come right
+    /// behind it: one or two missing parts are looked for again for up to a second. The
+    /// store's copies are deleted afterwards, used or not.
+    async fn gather(
+        &self,
+        object: &ObjectRef,
+        upload_id: &str,
+        listed: &[(u32, String)],
+    ) -> Vec<Option<Part>> {
+        let store = self.service.store();
+        let upload = UploadRef { object, upload_id };
+        let mut found: Vec<Option<Part>> = vec![None; listed.len()];
+        for attempt in 0..PART_LOOKUPS {
+            if attempt > 0 {
+                tokio::time::sleep(PART_LOOKUP_PAUSE).await;
+            }
+            for ((number, etag), slot) in listed.iter().zip(found.iter_mut()) {
+                if slot.is_some() {
+                    continue;
+                }
+                *slot = self
+                    .parts
+                    .take(upload_id, *number)
+                    .filter(|p| same_etag(&p.etag, etag));
+                if let (None, Some(store)) = (&slot, store) {
+                    let entry = store.get_part(&upload, *number).await;
+                    *slot = entry.and_then(|e| self.part_of(object, e, etag));
+                }
+            }
+            // Only the last part or two can be that close behind; more missing means parts
+            // that went around the sidecar (or were dropped): give up at once.
+            let missing = found.iter().filter(|p| p.is_none()).count();
+            if missing == 0 || missing > 2 {
+                break;
+            }
+        }
+        if let Some(store) = store {
+            let numbers: Vec<u32> = listed.iter().map(|(n, _)| *n).collect();
+            store.delete_parts(&upload, &numbers).await;
+        }
+        found
+    }
+
+    /// A part as the store keeps it: an entry for the part's own bytes.
+    fn part_entry(&self, object: &ObjectRef, part: &Part) -> Entry {
+        let torrent = &self.config.torrent;
+        Entry {
+            key: EntryKey {
+                bucket: object.bucket.clone(),
+                key: object.key.clone(),
+                version_id: None,
+                etag: part.etag.clone(),
+                length: part.length,
+                format: torrent.format,
+                piece_length: torrent.piece_length.for_length(part.length),
+            },
+            last_modified: None,
+            hashes: part.hashes.clone(),
+        }
+    }
+
+    /// The stored part, if it is the one listed, of this object, hashed as this replica would.
+    fn part_of(&self, object: &ObjectRef, entry: Entry, etag: &str) -> Option<Part> {
+        let k = &entry.key;
+        let torrent = &self.config.torrent;
+        let ours = k.bucket == object.bucket
+            && k.key == object.key
+            && k.format == torrent.format
+            && PieceLength::Fixed(k.piece_length) == torrent.piece_length
+            && same_etag(&k.etag, etag);
+        ours.then(|| Part {
+            etag: entry.key.etag,
+            length: entry.key.length,
+            hashes: entry.hashes,
+        })
+    }
+}
+
+/// How often, and how far apart, a completion looks for parts not found yet.
+const PART_LOOKUPS: u32 = 10;
+const PART_LOOKUP_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Feed {
     async fn feed(&mut self, chunk: &Bytes) {

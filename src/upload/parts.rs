@@ -1,6 +1,7 @@
-//! Multipart uploads: each part's hashes are kept (bounded, oldest dropped first) until
-//! `CompleteMultipartUpload` names the parts in order; the object's hashes are theirs,
-//! concatenated, when every part but the last is a whole number of pieces.
+//! Multipart uploads: each part's hashes are kept (bounded, oldest dropped first; and in the
+//! store, for other replicas) until `CompleteMultipartUpload` names the parts in order; the
+//! object's hashes are theirs, concatenated, when every part but the last is a whole number
+//! of pieces.
 
 use std::sync::Mutex;
 
@@ -51,46 +52,49 @@ impl PendingParts {
         self.lock().put(id, part);
     }
 
-    /// The object's length and hashes from the parts `listed` (number, ETag) in order; the
-    /// upload's parts are forgotten either way.
-    pub fn assemble(
-        &self,
-        upload_id: &str,
-        listed: &[(u32, String)],
-        piece_length: u64,
-    ) -> Result<(u64, PieceHashes), NotAssembled> {
-        let mut parts = self.lock();
-        let mut taken = Vec::with_capacity(listed.len());
-        for (number, _) in listed {
-            let id = PartId {
-                upload_id: upload_id.to_string(),
-                number: *number,
-            };
-            taken.push(parts.pop(&id));
-        }
-        drop(parts);
-        let mut length = 0;
-        let mut hashes = Vec::with_capacity(listed.len());
-        for (i, ((_, etag), part)) in listed.iter().zip(taken).enumerate() {
-            let part = part.ok_or(NotAssembled::Incomplete)?;
-            if unquote(&part.etag) != unquote(etag) {
-                return Err(NotAssembled::Incomplete);
-            }
-            if i + 1 < listed.len() && part.length % piece_length != 0 {
-                return Err(NotAssembled::Misaligned);
-            }
-            length += part.length;
-            hashes.push(part.hashes);
-        }
-        if listed.is_empty() {
-            return Err(NotAssembled::Incomplete);
-        }
-        Ok((length, PieceHashes::concat(hashes)))
+    /// Part `number` of `upload_id`, if this replica hashed it; forgotten once taken.
+    pub fn take(&self, upload_id: &str, number: u32) -> Option<Part> {
+        let id = PartId {
+            upload_id: upload_id.to_string(),
+            number,
+        };
+        self.lock().pop(&id)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<PartId, Part>> {
         self.parts.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The object's length and hashes from `parts`, found for the parts `listed` (number, ETag)
+/// by a completion, in its order.
+pub fn assemble(
+    listed: &[(u32, String)],
+    parts: Vec<Option<Part>>,
+    piece_length: u64,
+) -> Result<(u64, PieceHashes), NotAssembled> {
+    if listed.is_empty() || parts.len() != listed.len() {
+        return Err(NotAssembled::Incomplete);
+    }
+    let mut length = 0;
+    let mut hashes = Vec::with_capacity(listed.len());
+    for (i, ((_, etag), part)) in listed.iter().zip(parts).enumerate() {
+        let part = part.ok_or(NotAssembled::Incomplete)?;
+        if !same_etag(&part.etag, etag) {
+            return Err(NotAssembled::Incomplete);
+        }
+        if i + 1 < listed.len() && part.length % piece_length != 0 {
+            return Err(NotAssembled::Misaligned);
+        }
+        length += part.length;
+        hashes.push(part.hashes);
+    }
+    Ok((length, PieceHashes::concat(hashes)))
+}
+
+/// ETags as a completion lists them may come with or without their quotes.
+pub fn same_etag(a: &str, b: &str) -> bool {
+    unquote(a) == unquote(b)
 }
 
 fn unquote(etag: &str) -> &str {
@@ -140,6 +144,10 @@ mod tests {
         }
     }
 
+    fn take_all(parts: &PendingParts, upload: &str, listed: &[(u32, String)]) -> Vec<Option<Part>> {
+        listed.iter().map(|(n, _)| parts.take(upload, *n)).collect()
+    }
+
     #[test]
     fn parts_assemble_in_the_order_completion_names() {
         let parts = PendingParts::new(100);
@@ -152,39 +160,36 @@ mod tests {
             (2, "\"b\"".into()),
             (3, "\"c\"".into()),
         ];
-        let (length, hashes) = parts.assemble("u", &listed, 16384).unwrap();
+        let (length, hashes) = assemble(&listed, take_all(&parts, "u", &listed), 16384).unwrap();
         assert_eq!(length, 32768 + 16384 + 100);
         let want: Vec<u8> = [vec![1; 40], vec![2; 20], vec![3; 20]].concat();
         assert_eq!(hashes.v1, want);
-        assert_eq!(
-            parts.assemble("u", &listed, 16384).unwrap_err(),
-            NotAssembled::Incomplete,
-            "forgotten once used"
+        assert!(parts.take("u", 1).is_none(), "forgotten once taken");
+        assert!(
+            parts.take("other", 1).is_some(),
+            "another upload's parts stay"
         );
     }
 
     #[test]
     fn misaligned_missing_or_replaced_parts_are_not_assembled() {
-        let parts = PendingParts::new(100);
-        parts.insert("u", 1, part("\"a\"", 20000, 1));
-        parts.insert("u", 2, part("\"b\"", 100, 2));
         let listed = vec![(1, "\"a\"".to_string()), (2, "\"b\"".into())];
+        let (a, b) = (part("\"a\"", 16384, 1), part("\"b\"", 100, 2));
+        let found = |a: &Part, b: Option<&Part>| vec![Some(a.clone()), b.cloned()];
+        let short_a = part("\"a\"", 20000, 1);
+        let verdict = |found| assemble(&listed, found, 16384).map(|_| ());
         assert_eq!(
-            parts.assemble("u", &listed, 16384).unwrap_err(),
-            NotAssembled::Misaligned
+            verdict(found(&short_a, Some(&b))),
+            Err(NotAssembled::Misaligned)
         );
-        parts.insert("u", 1, part("\"a\"", 16384, 1));
-        let listed = vec![(1, "\"a\"".to_string()), (2, "\"b\"".into())];
+        assert_eq!(verdict(found(&a, None)), Err(NotAssembled::Incomplete));
+        let old_a = part("\"old\"", 16384, 1);
         assert_eq!(
-            parts.assemble("u", &listed, 16384).unwrap_err(),
-            NotAssembled::Incomplete
+            verdict(found(&old_a, Some(&b))),
+            Err(NotAssembled::Incomplete)
         );
-        parts.insert("u", 1, part("\"old\"", 16384, 1));
-        parts.insert("u", 2, part("\"b\"", 100, 2));
-        assert_eq!(
-            parts.assemble("u", &listed, 16384).unwrap_err(),
-            NotAssembled::Incomplete
-        );
+        assert_eq!(verdict(found(&a, Some(&b))), Ok(()));
+        assert!(assemble(&[], vec![], 16384).is_err());
     }
 
     #[test]

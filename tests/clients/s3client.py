@@ -112,6 +112,25 @@ def run(s3, cmd, args):
         )
         s3.upload_file(path, bucket, key, Config=cfg)
         return {"etag": s3.head_object(Bucket=bucket, Key=key)["ETag"]}
+    if cmd == "put-multipart-split":
+        # A multipart upload whose parts alternate between this endpoint and OTHER (two
+        # replicas behind one load balancer); created and completed here.
+        bucket, key, path, part, other = args
+        part = int(part)
+        second = client(other, s3._request_signer._credentials.access_key,
+                        s3._request_signer._credentials.secret_key)
+        with open(path, "rb") as f:
+            data = f.read()
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        parts = []
+        for i, start in enumerate(range(0, len(data), part)):
+            via = s3 if i % 2 == 0 else second
+            r = via.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=i + 1,
+                                Body=data[start:start + part])
+            parts.append({"PartNumber": i + 1, "ETag": r["ETag"]})
+        r = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
+                                         MultipartUpload={"Parts": parts})
+        return {"etag": r["ETag"], "parts": len(parts)}
     if cmd == "put-ssec":
         bucket, key, path = args
         with open(path, "rb") as f:

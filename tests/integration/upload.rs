@@ -159,6 +159,42 @@ fn an_aligned_multipart_upload_is_assembled_from_its_parts() {
     served_without_reading([&a, &b], reference.port, "multipart", "multi.bin", &data);
 }
 
+/// Behind a load balancer an upload's parts land on different replicas: each leaves its
+/// parts' hashes in the store, and the replica that sees the completion assembles them.
+#[test]
+fn parts_uploaded_through_two_replicas_are_assembled_by_either() {
+    let mib = 1024 * 1024;
+    let (a, b) = (
+        fixed_pieces("split-a", mib, Some("split/")),
+        fixed_pieces("split-b", mib, Some("split/")),
+    );
+    let reference = fixed_pieces("split-ref", mib, None);
+    let data = test_data(21 * mib as usize + 5, 1506);
+    let dir = env().scratch("upload-split");
+    let file = dir.join("split.bin");
+    std::fs::write(&file, &data).unwrap();
+    let other = format!("http://127.0.0.1:{}", b.port);
+    let args = [
+        "put-multipart-split",
+        "split",
+        "split.bin",
+        file.to_str().unwrap(),
+        "5242880",
+        &other,
+    ];
+    let out = s3client(&format!("http://127.0.0.1:{}", a.port), ADMIN, &args);
+    assert_eq!(out["parts"], 5, "{out}");
+    wait_for_metric(&a, "s3torrent_uploads_hashed_total{kind=\"multipart\"}", 1);
+    served_without_reading([&a, &b], reference.port, "split", "split.bin", &data);
+    // The parts' hashes were only for the completion: nothing is left in the store.
+    let left = s3client(
+        &env().backend_url(),
+        ADMIN,
+        &["list", "store", "split/.parts/"],
+    );
+    assert_eq!(left["keys"], serde_json::json!([]), "{left}");
+}
+
 #[test]
 fn a_misaligned_multipart_upload_is_left_to_lazy_generation() {
     let mib = 1024 * 1024;
