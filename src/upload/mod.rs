@@ -396,7 +396,7 @@ impl Uploads {
             && k.format == torrent.format
             && PieceLength::Fixed(k.piece_length) == torrent.piece_length
             && same_etag(&k.etag, etag);
-        ours.then(|| Part {
+        ours.then_some(Part {
             etag: entry.key.etag,
             length: entry.key.length,
             hashes: entry.hashes,
