@@ -18,6 +18,9 @@ pub struct StoreConfig {
     pub lease: Seconds,
     /// Store objects larger than this are ignored (a torrent is ~20 bytes per piece).
     pub max_entry_bytes: u64,
+    /// Smaller objects bypass the store: each replica reads them itself, which costs less
+    /// than the store's lookup, lease and write.
+    pub min_bytes: u64,
 }
 
 impl Default for StoreConfig {
@@ -27,6 +30,7 @@ impl Default for StoreConfig {
             prefix: String::new(),
             lease: Seconds(30),
             max_entry_bytes: 64 << 20,
+            min_bytes: 1 << 20,
         }
     }
 }

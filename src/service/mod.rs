@@ -136,6 +136,13 @@ impl TorrentService {
         self.store.as_ref()
     }
 
+    /// The store, for an object of `length` bytes: not below `store.min_bytes`.
+    fn store_for(&self, length: u64) -> Option<&Arc<Store>> {
+        self.store
+            .as_ref()
+            .filter(|_| length >= self.config.store.min_bytes)
+    }
+
     pub async fn handle(
         self: &Arc<Self>,
         request: &TorrentRequest,

@@ -27,6 +27,8 @@ pub enum Warmed {
     Stored { bytes: u64 },
     /// The store already held its torrent (or another replica made it meanwhile).
     AlreadyStored,
+    /// Under `store.min_bytes`: replicas read it themselves.
+    Small,
 }
 
 /// One generation's inputs: its admission, and the object as the caller was authorized.
@@ -50,7 +52,7 @@ impl TorrentService {
         forwarded: &Forwarded,
     ) -> Result<Torrent, S3Error> {
         let entry_key = key.clone();
-        let Some(store) = &self.store else {
+        let Some(store) = self.store_for(facts.length) else {
             let piece_length = entry_key.piece_length;
             let hashes = self.generate(admitted, object, facts, forwarded, piece_length);
             return Ok(self.assemble(object, self.entry(entry_key, facts, hashes.await?)));
@@ -127,6 +129,9 @@ impl TorrentService {
         };
         let facts = authorizer.sidecar_facts(object).await?;
         self.check_eligible(&facts)?;
+        if self.store_for(facts.length).is_none() {
+            return Ok(Warmed::Small);
+        }
         let entry_key = self.cache_key(object, &facts);
         if store.get(&entry_key).await.is_some() {
             return Ok(Warmed::AlreadyStored);
@@ -190,7 +195,7 @@ impl TorrentService {
             tracing::error!(target: "s3torrent::upload", "upload hashes do not cover the object; not used");
             return Err("failed");
         }
-        if let Some(store) = &self.store {
+        if let Some(store) = self.store_for(length) {
             let _ = store.put(&entry).await;
         }
         self.cache_insert(key, Arc::new(self.assemble(object, entry)));

@@ -202,7 +202,7 @@ async fn warm_one(
             metrics.warm.bytes_hashed.inc_by(bytes);
             "stored"
         }
-        Ok(Warmed::AlreadyStored) => {
+        Ok(Warmed::AlreadyStored | Warmed::Small) => {
             counts.skipped.fetch_add(1, Relaxed);
             "skipped"
         }

@@ -81,6 +81,31 @@ fn a_second_replica_serves_the_first_ones_torrent_reading_nothing() {
     );
 }
 
+/// Under `store.min_bytes` (1 MiB) the store is not asked: its lookup, lease and write
+/// would cost more than reading the object.
+#[test]
+fn small_objects_bypass_the_store() {
+    let env = env();
+    let dir = env.scratch("store-small");
+    let s = replica("store-small", "store", "small/", "");
+    put_object("unstored", "small.bin", &test_data(100_000, 1308), &dir);
+    for _ in 0..2 {
+        torrent(s.port, "/unstored/small.bin?torrent");
+    }
+    let m = metrics(&s);
+    for name in ["hits", "misses", "writes"] {
+        assert_eq!(
+            metric(&m, &format!("s3torrent_store_{name}_total")),
+            0,
+            "{m}"
+        );
+    }
+    assert_eq!(
+        metric(&m, "s3torrent_generation_hashed_bytes_total"),
+        100_000
+    );
+}
+
 #[test]
 fn concurrent_cold_requests_on_two_replicas_read_the_object_once() {
     let env = env();

@@ -7,7 +7,7 @@ use std::process::{Command, Output};
 use crate::harness::*;
 use crate::store::{read_by, replica};
 
-/// A configuration for `warm` (the sidecar's, plus the store).
+/// A configuration for `warm` (the sidecar's, plus the store, taking objects of any size).
 fn warm_config(dir: &Path, store_prefix: &str, lease: &str) -> PathBuf {
     let env = env();
     let [port, admin] = free_ports(2)[..] else {
@@ -16,7 +16,7 @@ fn warm_config(dir: &Path, store_prefix: &str, lease: &str) -> PathBuf {
     let config = dir.join("warm.toml");
     let text = sidecar_config(env.s3_port, port, admin);
     let text = format!(
-        "{text}\n[store]\nbucket = \"store\"\nprefix = \"{store_prefix}\"\nlease = \"{lease}\"\n"
+        "{text}\n[store]\nbucket = \"store\"\nprefix = \"{store_prefix}\"\nlease = \"{lease}\"\nmin_bytes = 0\n"
     );
     std::fs::write(&config, text).unwrap();
     config
@@ -99,7 +99,7 @@ fn a_warmed_prefix_is_served_by_a_replica_without_reading() {
     let line = format!("s3torrent_warm_bytes_hashed_total {hashed}");
     assert!(prom.lines().any(|l| l == line), "{prom}");
 
-    let b = replica("warm-replica", "store", "prefix/", "");
+    let b = replica("warm-replica", "store", "prefix/", "min_bytes = 0\n");
     for (key, data) in &objects {
         let target = format!("/warm/{}?torrent", s3torrent::s3::uri::encode_path(key));
         let mut body = Vec::new();
