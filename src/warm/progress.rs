@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 const LINE_EVERY: Duration = Duration::from_secs(5);
+const BAR: &str = "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}";
 
 #[derive(Default)]
 pub struct Counts {
@@ -38,11 +39,9 @@ impl Progress {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
             bar.set_style(
-                ProgressStyle::with_template(
-                    "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-                )
-                .expect("a valid template")
-                .progress_chars("=> "),
+                ProgressStyle::with_template(BAR)
+                    .expect("a valid template (tested)")
+                    .progress_chars("=> "),
             );
             bar
         });
@@ -109,4 +108,30 @@ impl Progress {
 
 fn gb(bytes: u64) -> String {
     indicatif::DecimalBytes(bytes).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bar_template_is_valid_and_lines_read_well() {
+        assert!(ProgressStyle::with_template(BAR).is_ok());
+        let c = Counts::default();
+        c.listed.store(4, Relaxed);
+        c.listed_bytes.store(4_000_000_000, Relaxed);
+        c.stored.store(1, Relaxed);
+        c.done_bytes.store(1_000_000_000, Relaxed);
+        let p = Progress {
+            started: Instant::now() - Duration::from_secs(2),
+            bar: None,
+            last_line: std::sync::Mutex::new(Instant::now()),
+        };
+        let line = p.line(&c);
+        assert!(
+            line.starts_with("warm: 1/4 objects, 1.00 GB of 4.00 GB listed, "),
+            "{line}"
+        );
+        assert!(line.contains("ETA 6s"), "{line}");
+    }
 }
