@@ -88,3 +88,35 @@ fn admin_listener_answers_healthz() {
     assert_eq!((r.status, r.text().as_str()), (200, "ok\n"));
     assert_eq!(request(env.admin_port, "GET", "/nope", &[]).status, 404);
 }
+
+/// `warm`'s command line: what is missing or wrong is named, exit 64, before any request.
+#[test]
+fn warm_refuses_bad_arguments_with_64() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/s3torrent.toml");
+    let cases: [(&[&str], &str); 5] = [
+        (&["warm", "--config", shipped], "s3://bucket/prefix"),
+        (
+            &["warm", "--config", shipped, "bucket/prefix"],
+            "unexpected argument",
+        ),
+        (
+            &["warm", "--config", shipped, "s3://Bad_Name/x"],
+            "not a bucket name",
+        ),
+        (
+            &["warm", "--config", shipped, "s3://data/x", "-j", "0"],
+            "--concurrency",
+        ),
+        // The shipped config has no [store]: nothing to warm.
+        (
+            &["warm", "--config", shipped, "s3://data/x"],
+            "no [store] bucket",
+        ),
+    ];
+    for (args, says) in cases {
+        let out = s3torrent(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
