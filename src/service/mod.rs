@@ -136,6 +136,14 @@ impl TorrentService {
         self.store.as_ref()
     }
 
+    /// READ checks and object facts, asked of the backend (probes reused per the cache).
+    fn authorizer(&self) -> Authorizer<'_> {
+        Authorizer {
+            upstream: &self.upstream,
+            probes: &self.probes,
+        }
+    }
+
     /// The store, for an object of `length` bytes: not below `store.min_bytes`.
     fn store_for(&self, length: u64) -> Option<&Arc<Store>> {
         self.store
@@ -152,10 +160,7 @@ impl TorrentService {
         cache_status: &mut CacheStatus,
     ) -> Result<Reply, S3Error> {
         let object = &request.object;
-        let authorizer = Authorizer {
-            upstream: &self.upstream,
-            probes: &self.probes,
-        };
+        let authorizer = self.authorizer();
         let facts = authorizer.authorize(object, caller, forwarded).await?;
         self.check_eligible(&facts)?;
 
@@ -206,10 +211,7 @@ impl TorrentService {
         }
         let (service, torrent, etag) = (self.clone(), torrent.clone(), facts.etag.clone());
         tokio::spawn(async move {
-            let authorizer = Authorizer {
-                upstream: &service.upstream,
-                probes: &service.probes,
-            };
+            let authorizer = service.authorizer();
             let anonymous = authorizer
                 .authorize(&pinned, &Caller::Anonymous, &Forwarded::default())
                 .await;

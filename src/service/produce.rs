@@ -14,7 +14,6 @@ use crate::store::{Entry, EntryKey, Store, StoreError};
 use crate::torrent::{PieceHashes, Torrent};
 
 use super::assemble::Assembler;
-use super::authorize::Authorizer;
 use super::cache::CacheKey;
 use super::generate::{FetchPlan, Generation};
 use super::object_facts::ObjectFacts;
@@ -123,10 +122,7 @@ impl TorrentService {
             .store
             .clone()
             .ok_or_else(|| S3Error::invalid_request("`warm` needs a store: set [store] bucket."))?;
-        let authorizer = Authorizer {
-            upstream: &self.upstream,
-            probes: &self.probes,
-        };
+        let authorizer = self.authorizer();
         let facts = authorizer.sidecar_facts(object).await?;
         self.check_eligible(&facts)?;
         if self.store_for(facts.length).is_none() {
@@ -175,10 +171,7 @@ impl TorrentService {
         piece_length: u64,
         hashes: PieceHashes,
     ) -> Result<(), &'static str> {
-        let authorizer = Authorizer {
-            upstream: &self.upstream,
-            probes: &self.probes,
-        };
+        let authorizer = self.authorizer();
         let facts = authorizer
             .sidecar_facts(object)
             .await

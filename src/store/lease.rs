@@ -14,7 +14,6 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::{Entry, EntryKey, Store, StoreError};
-use crate::s3::upstream::{Identity, Purpose};
 use crate::s3::ObjectRef;
 
 pub enum Claim {
@@ -151,11 +150,7 @@ impl Store {
     }
 
     async fn lease_state(&self, lease: &ObjectRef) -> Result<LeaseState, StoreError> {
-        let response = self
-            .upstream
-            .send(Purpose::Store, "HEAD", lease, &Identity::Sidecar, &[])
-            .await
-            .map_err(|e| StoreError(e.message.clone()))?;
+        let response = self.send("HEAD", lease, &[], None).await?;
         let status = response.status();
         let header = |name: &str| response.header_str(name).map(str::to_string);
         let (etag, modified, now) = (header("etag"), header("last-modified"), header("date"));
@@ -206,11 +201,7 @@ impl Store {
     }
 
     pub(super) async fn delete(&self, object: &ObjectRef) -> Result<(), StoreError> {
-        let response = self
-            .upstream
-            .send(Purpose::Store, "DELETE", object, &Identity::Sidecar, &[])
-            .await
-            .map_err(|e| StoreError(e.message.clone()))?;
+        let response = self.send("DELETE", object, &[], None).await?;
         let status = response.status();
         response.finish().await;
         match status {

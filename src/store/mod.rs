@@ -23,7 +23,8 @@ use sha2::{Digest, Sha256};
 
 use crate::config::StoreConfig;
 use crate::metrics::Metrics;
-use crate::s3::upstream::{Identity, Purpose, Upstream};
+use crate::s3::error::parse_upstream_error;
+use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::s3::ObjectRef;
 use crate::torrent::Format;
 
@@ -142,41 +143,57 @@ impl Store {
 
     async fn read(&self, key: &EntryKey) -> Result<Option<Entry>, StoreError> {
         let object = self.entry_object(key);
-        let response = self
-            .upstream
-            .send(Purpose::Store, "GET", &object, &Identity::Sidecar, &[])
-            .await
-            .map_err(|e| StoreError(e.message.clone()))?;
+        let Some(body) = self.fetch(&object).await? else {
+            return Ok(None);
+        };
+        Ok(Entry::decode(&body, key).or_else(|| {
+            tracing::warn!(target: "s3torrent::store", object = %object.key, "a store object is not a valid entry for its key; ignored");
+            None
+        }))
+    }
+
+    /// A store object's bytes; `None` when there is none. A missing bucket is an error, not
+    /// a miss: the store is misconfigured, and counting it as misses would hide that.
+    async fn fetch(&self, object: &ObjectRef) -> Result<Option<Vec<u8>>, StoreError> {
+        let response = self.send("GET", object, &[], None).await?;
         let status = response.status();
         let limit = self.config.max_entry_bytes as usize;
         let body = response.small_body(limit + 1).await;
+        let code = || {
+            parse_upstream_error(&body)
+                .map(|(code, _)| code)
+                .unwrap_or_default()
+        };
         match status {
             200 if body.len() > limit => Err(StoreError(format!(
                 "a store object is larger than store.max_entry_bytes ({limit})"
             ))),
-            200 => Ok(Entry::decode(&body, key).or_else(|| {
-                tracing::warn!(target: "s3torrent::store", object = %object.key, "a store object is not a valid entry for its key; ignored");
-                None
-            })),
-            404 if !error_code_is(&body, "NoSuchBucket") => Ok(None),
-            s => Err(StoreError(refused("read", s, &body))),
+            200 => Ok(Some(body)),
+            404 if code() != "NoSuchBucket" => Ok(None),
+            s => Err(StoreError(format!(
+                "the backend refused a store read: {s} {}",
+                code()
+            ))),
         }
     }
 
     /// Writes `entry`; a failure is counted and logged as well as returned.
     pub async fn put(&self, entry: &Entry) -> Result<(), StoreError> {
-        let object = self.entry_object(&entry.key);
+        self.put_at(&self.entry_object(&entry.key), entry).await?;
+        self.metrics.store.writes.inc();
+        Ok(())
+    }
+
+    /// Writes `entry` as `object`; a failure is counted and logged as well as returned.
+    async fn put_at(&self, object: &ObjectRef, entry: &Entry) -> Result<(), StoreError> {
         let body = Bytes::from(entry.encode());
-        let result = match self.write(&object, body, &[]).await {
-            Ok(200..=299) => {
-                self.metrics.store.writes.inc();
-                return Ok(());
-            }
+        let e = match self.write(object, body, &[]).await {
+            Ok(200..=299) => return Ok(()),
             Ok(s) => StoreError(format!("the backend answered {s}")),
             Err(e) => e,
         };
-        self.failed("put", &result);
-        Err(result)
+        self.failed("put", &e);
+        Err(e)
     }
 
     /// A `PUT` of a small body; the status, or the transport failure.
@@ -186,22 +203,32 @@ impl Store {
         body: Bytes,
         headers: &[(&str, &str)],
     ) -> Result<u16, StoreError> {
-        let path = object.path_and_query();
-        let response = self
-            .upstream
-            .call(
-                Purpose::Store,
-                "PUT",
-                &path,
-                &Identity::Sidecar,
-                headers,
-                Some(body),
-            )
-            .await
-            .map_err(|e| StoreError(e.message.clone()))?;
+        let response = self.send("PUT", object, headers, Some(body)).await?;
         let status = response.status();
         response.finish().await;
         Ok(status)
+    }
+
+    /// One request for a store object, as the sidecar.
+    async fn send(
+        &self,
+        method: &str,
+        object: &ObjectRef,
+        headers: &[(&str, &str)],
+        body: Option<Bytes>,
+    ) -> Result<UpstreamResponse<'_>, StoreError> {
+        let path = object.path_and_query();
+        self.upstream
+            .call(
+                Purpose::Store,
+                method,
+                &path,
+                &Identity::Sidecar,
+                headers,
+                body,
+            )
+            .await
+            .map_err(|e| StoreError(e.message))
     }
 
     /// Counted every time; logged once per distinct failure (a store the sidecar may not
@@ -212,20 +239,6 @@ impl Store {
             tracing::warn!(target: "s3torrent::store", op, error = %e, "store request failed (logged once; counted in s3torrent_store_errors_total); generating without it");
         }
     }
-}
-
-fn error_code_is(body: &[u8], code: &str) -> bool {
-    let needle = format!("<Code>{code}</Code>");
-    body.windows(needle.len()).any(|w| w == needle.as_bytes())
-}
-
-fn refused(what: &str, status: u16, body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let code = text
-        .split_once("<Code>")
-        .and_then(|(_, rest)| rest.split_once("</Code>"))
-        .map_or("", |(c, _)| c);
-    format!("the backend refused a store {what}: {status} {code}")
 }
 
 #[cfg(test)]
@@ -266,16 +279,5 @@ mod tests {
         (a.bucket, a.key) = ("b".into(), "kk".into());
         (b.bucket, b.key) = ("bk".into(), "k".into());
         assert_ne!(a.digest(), b.digest());
-    }
-
-    #[test]
-    fn error_codes_are_read_from_the_body() {
-        let body = b"<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code></Error>";
-        assert!(error_code_is(body, "NoSuchBucket"));
-        assert!(!error_code_is(body, "NoSuchKey"));
-        assert_eq!(
-            refused("read", 403, b"<Error><Code>AccessDenied</Code>"),
-            "the backend refused a store read: 403 AccessDenied"
-        );
     }
 }

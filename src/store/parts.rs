@@ -6,11 +6,9 @@
 //! expiry rule on `{prefix}.parts/` clears them, as for the backend's own unfinished
 //! uploads).
 
-use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::{Entry, Store, StoreError};
-use crate::s3::upstream::{Identity, Purpose};
+use super::{Entry, Store};
 use crate::s3::ObjectRef;
 
 /// Which upload a part belongs to.
@@ -39,35 +37,19 @@ impl Store {
         ))
     }
 
-    /// Leaves a part's hashes for the replica that will see the completion.
+    /// Leaves a part's hashes for the replica that will see the completion (a failure is
+    /// counted: that completion then generates lazily).
     pub async fn put_part(&self, upload: &UploadRef<'_>, number: u32, part: &Entry) {
-        let object = self.part_object(upload, number);
-        let body = Bytes::from(part.encode());
-        match self.write(&object, body, &[]).await {
-            Ok(200..=299) => {}
-            Ok(s) => self.failed("put", &StoreError(format!("the backend answered {s}"))),
-            Err(e) => self.failed("put", &e),
-        }
+        let _ = self.put_at(&self.part_object(upload, number), part).await;
     }
 
     /// A part another replica left: the entry, whatever it says it is for (the caller checks
     /// its ETag against the completion's list).
     pub async fn get_part(&self, upload: &UploadRef<'_>, number: u32) -> Option<Entry> {
-        let object = self.part_object(upload, number);
-        let response = self
-            .upstream
-            .send(Purpose::Store, "GET", &object, &Identity::Sidecar, &[])
-            .await
-            .map_err(|e| self.failed("get", &StoreError(e.message.clone())))
-            .ok()?;
-        let status = response.status();
-        let limit = self.config.max_entry_bytes as usize;
-        let body = response.small_body(limit + 1).await;
-        match status {
-            200 if body.len() <= limit => Entry::parse(&body),
-            404 => None,
-            s => {
-                self.failed("get", &StoreError(format!("the backend answered {s}")));
+        match self.fetch(&self.part_object(upload, number)).await {
+            Ok(body) => Entry::parse(&body?),
+            Err(e) => {
+                self.failed("get", &e);
                 None
             }
         }

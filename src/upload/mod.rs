@@ -411,19 +411,18 @@ const PART_LOOKUP_PAUSE: std::time::Duration = std::time::Duration::from_millis(
 impl Feed {
     async fn feed(&mut self, chunk: &Bytes) {
         let Some(hasher) = &self.hasher else { return };
-        let pieces = match &mut self.chunked {
-            None => Ok(vec![chunk.clone()]),
-            Some(decoder) => decoder.decode(chunk),
-        };
-        let fed = match pieces {
-            Ok(pieces) => {
-                let mut all = true;
-                for p in pieces {
-                    all &= hasher.feed(p).await;
+        let fed = match &mut self.chunked {
+            None => hasher.feed(chunk.clone()).await,
+            Some(decoder) => match decoder.decode(chunk) {
+                Ok(payload) => {
+                    let mut fed = true;
+                    for piece in payload {
+                        fed = fed && hasher.feed(piece).await;
+                    }
+                    fed
                 }
-                all
-            }
-            Err(Malformed) => false,
+                Err(Malformed) => false,
+            },
         };
         if !fed {
             self.hasher = None;

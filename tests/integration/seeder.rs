@@ -50,6 +50,7 @@ fn libtorrent_downloads_from_the_seeder_alone() {
     assert!(uploaded >= f.data.len() as u64, "{uploaded}");
 }
 
+/// A series' value; `name` may carry labels (`x_total{kind="put"}`).
 pub fn metric(text: &str, name: &str) -> u64 {
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} ")))

@@ -8,9 +8,15 @@ use crate::seeder::metric;
 /// A replica keeping torrents in `store_bucket` (under a prefix of the test's own, so tests
 /// sharing the bucket never see each other's entries).
 pub fn replica(name: &str, store_bucket: &str, prefix: &str, extra: &str) -> Sidecar {
-    extra_sidecar_full(name, |c| {
+    replica_on(env(), name, store_bucket, prefix, extra)
+}
+
+/// As [`replica`], in front of `env`'s backend.
+fn replica_on(env: &Env, name: &str, store_bucket: &str, prefix: &str, extra: &str) -> Sidecar {
+    let tweak = |c: String| {
         format!("{c}\n[store]\nbucket = \"{store_bucket}\"\nprefix = \"{prefix}\"\n{extra}")
-    })
+    };
+    extra_sidecar_on(env, name, tweak, "warn")
 }
 
 pub fn metrics(s: &Sidecar) -> String {
@@ -151,12 +157,7 @@ fn a_missing_store_bucket_still_serves_torrents(env: &Env) {
     env.put_object("unstored", "missing.bin", &data, &dir);
     let target = "/unstored/missing.bin?torrent";
     let expected = torrent(env.port, target);
-    let missing = extra_sidecar_on(
-        env,
-        "store-missing",
-        |c| format!("{c}\n[store]\nbucket = \"no-such-store\"\n"),
-        "warn",
-    );
+    let missing = replica_on(env, "store-missing", "no-such-store", "", "");
     assert_eq!(torrent(missing.port, target), expected);
     let m = metrics(&missing);
     assert!(
@@ -222,15 +223,10 @@ fn a_read_only_store_still_serves_torrents() {
 /// identical bytes — the lease's conditional write is the backend's.
 fn replicas_share_one_generation(env: &Env) {
     let dir = env.scratch("store-both");
-    let store = |name: &str| {
-        extra_sidecar_on(
-            env,
-            name,
-            |c| format!("{c}\n[store]\nbucket = \"store\"\nprefix = \"both/\"\n"),
-            "warn",
-        )
-    };
-    let (a, b) = (store("both-a"), store("both-b"));
+    let (a, b) = (
+        replica_on(env, "both-a", "store", "both/", ""),
+        replica_on(env, "both-b", "store", "both/", ""),
+    );
     let data = test_data(8 * 1024 * 1024 + 1, 1305);
     env.put_object("replicas", "both.bin", &data, &dir);
     let handles: Vec<_> = (0..6)
