@@ -20,6 +20,8 @@
 //! - [`torrent`] — the format: `bencode`, `Info`, `Metainfo`, `PieceHasher`, `PieceLength`,
 //!   and the generated `Torrent` as served.
 //! - [`tracker`] — the built-in BitTorrent tracker.
+//! - `webseed` — the public web seed on the sidecar's own route
+//!   (`/_s3torrent/webseed/{bucket}/{key}`): the only requests web-seed shaping touches.
 //! - [`seeder`] — the sidecar as a BitTorrent seed: peer wire, `ut_metadata`, super-seeding,
 //!   piece data from the backend.
 //! - `store` — the shared torrent store in a bucket of the backend (`entry`, `lease`): what
@@ -59,3 +61,4 @@ pub mod torrent;
 pub(crate) mod tracker;
 pub(crate) mod upload;
 pub mod warm;
+pub(crate) mod webseed;

@@ -3,7 +3,7 @@
 //! signatures still verify there.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -17,16 +17,17 @@ use crate::metrics::Metrics;
 use crate::s3::client_addr::forwarded_for;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::request_id::new_request_id;
-use crate::s3::route::{is_virtual_hosted, route, Route, TorrentRequest};
+use crate::s3::route::{bucket_and_key, is_virtual_hosted, route, Route, TorrentRequest};
 use crate::s3::sigv4::{SignedRequest, Verifier};
 use crate::s3::upstream::backend_peer;
 use crate::s3::{Code, S3Error};
-use crate::seeder::{Seeder, WebseedTicket};
+use crate::seeder::{Admission, Seeder, WebseedTicket};
 use crate::service::response::Reply;
 use crate::service::{CacheStatus, TorrentService};
 use crate::shutdown::{InFlight, InFlightGuard};
 use crate::tracker::{Tracker, TrackerEndpoint};
 use crate::upload::{Tap, Uploads};
+use crate::webseed::{delivered_from, WebseedRequest};
 
 pub struct S3TorrentProxy {
     config: Arc<Config>,
@@ -51,9 +52,17 @@ pub struct RequestCtx {
     pub bytes_out: u64,
     /// An upload being hashed on its way through.
     upload: Option<Tap>,
-    /// Holds a web-seed slot for a seeded object until the response ends.
-    _webseed: Option<WebseedTicket>,
+    /// A request on the web-seed route, proxied as an unsigned read of its object.
+    webseed: Option<Webseed>,
     _in_flight: InFlightGuard,
+}
+
+struct Webseed {
+    request: WebseedRequest,
+    /// A slot (and its pieces' reservation) when the object is seeded, until the end.
+    ticket: Option<WebseedTicket>,
+    /// Where the backend's bytes start in the object, once it answered with some.
+    from: Option<u64>,
 }
 
 impl S3TorrentProxy {
@@ -90,15 +99,10 @@ impl S3TorrentProxy {
         cache: &mut CacheStatus,
     ) -> Result<Reply, S3Error> {
         let req = session.req_header();
-        let verifier = Verifier {
-            bucket_in_host: request
-                .virtual_hosted
-                .then_some(request.object.bucket.as_str()),
-            credentials: &self.config.auth.credentials,
-            region: &self.config.upstream.region,
-            service: "s3",
-            now: SystemTime::now(),
-        };
+        let bucket_in_host = request
+            .virtual_hosted
+            .then_some(request.object.bucket.as_str());
+        let verifier = Verifier::of(&self.config, bucket_in_host);
         let caller = verifier.authenticate(&SignedRequest {
             method: req.method.as_str(),
             path: req.uri.path(),
@@ -118,6 +122,18 @@ impl S3TorrentProxy {
             .await
     }
 
+    /// Whether a request names the store bucket, path-style or virtual-hosted on a
+    /// configured domain (`server.domains` must list every domain the backend serves
+    /// buckets on). Store objects are the sidecar's alone: no caller writes or reads them.
+    fn names_store_bucket(&self, req: &RequestHeader, host: Option<&str>) -> bool {
+        let Some(store) = self.torrents.store() else {
+            return false;
+        };
+        let domains = &self.config.server.domains;
+        bucket_and_key(req.uri.path(), host, domains)
+            .is_ok_and(|(b, _, _)| store.is_store_bucket(&b))
+    }
+
     /// `X-Forwarded-For` and `Forwarded` for the backend: the peer, or behind a trusted
     /// proxy the chain it reports.
     fn client_headers(&self, session: &Session) -> (String, String) {
@@ -129,51 +145,39 @@ impl S3TorrentProxy {
     }
 }
 
-/// Web-seed shaping: an unsigned ranged GET (what BitTorrent clients send to a web seed) of
-/// an object the seeder seeds takes one of `webseed_concurrency` slots for that object, or is
-/// told to come back later, so late joiners take from the swarm instead of the origin.
-fn shape_webseed(
-    seeder: &Seeder,
-    req: &RequestHeader,
-    domains: &[crate::config::Domain],
-    ctx: &mut RequestCtx,
-) -> Option<S3Error> {
-    let host = req
-        .headers
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok());
-    let signed = req.headers.contains_key(http::header::AUTHORIZATION);
-    if req.method != http::Method::GET
-        || !req.headers.contains_key(http::header::RANGE)
-        || signed
-        || is_virtual_hosted(host, domains)
-    {
-        return None;
+impl S3TorrentProxy {
+    /// A web-seed request: refused if malformed, deferred (503 SlowDown, Retry-After) when
+    /// shaping says the swarm has its pieces, else proxied (`Ok(false)`).
+    async fn webseed(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        request: Result<WebseedRequest, S3Error>,
+    ) -> Result<bool> {
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return answer(session, ctx, "webseed", Err(e)).await,
+        };
+        ctx.route = "webseed";
+        let admission = self
+            .seeder
+            .as_ref()
+            .map(|seeder| seeder.admit_webseed(&request.object, request.first, request.last));
+        let ticket = match admission {
+            None | Some(Admission::NotSeeded) => None,
+            Some(Admission::Admitted(ticket)) => Some(ticket),
+            Some(Admission::Deferred) => {
+                let e = S3Error::of(Code::SlowDown).with_header("retry-after", "10");
+                return answer(session, ctx, "webseed", Err(e)).await;
+            }
+        };
+        ctx.webseed = Some(Webseed {
+            request,
+            ticket,
+            from: None,
+        });
+        Ok(false)
     }
-    let (first, last) = single_range(req.headers.get(http::header::RANGE)?.to_str().ok()?)?;
-    let path = req.uri.path().strip_prefix('/')?;
-    let (bucket, key) = path.split_once('/')?;
-    let bucket = crate::s3::uri::decode_utf8(bucket).ok()?;
-    let key = crate::s3::uri::decode_utf8(key).ok()?;
-    match seeder.admit_webseed(&bucket, &key, first, last) {
-        Some(ticket) => {
-            ctx._webseed = ticket;
-            None
-        }
-        None => Some(S3Error::of(Code::SlowDown).with_header("retry-after", "10")),
-    }
-}
-
-/// `bytes=a-b` or `bytes=a-` (what web-seed clients send) → `(a, b)`; anything else is not
-/// shaped.
-fn single_range(value: &str) -> Option<(u64, u64)> {
-    let (a, b) = value.strip_prefix("bytes=")?.split_once('-')?;
-    let first = a.trim().parse().ok()?;
-    let last = match b.trim() {
-        "" => u64::MAX,
-        b => b.parse().ok()?,
-    };
-    (first <= last).then_some((first, last))
 }
 
 fn peer_ip(session: &Session) -> std::net::IpAddr {
@@ -197,7 +201,7 @@ impl ProxyHttp for S3TorrentProxy {
             bytes_in: 0,
             bytes_out: 0,
             upload: None,
-            _webseed: None,
+            webseed: None,
             _in_flight: self.in_flight.enter(),
         }
     }
@@ -218,8 +222,18 @@ impl ProxyHttp for S3TorrentProxy {
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok());
         let domains = &self.config.server.domains;
+        let vhost = is_virtual_hosted(host, domains);
+        if self.names_store_bucket(req, host) {
+            let e = S3Error::new(
+                Code::AccessDenied,
+                "The sidecar's torrent store is not reachable through the sidecar.",
+            );
+            return answer(session, ctx, "rejected", Err(e)).await;
+        }
+        if let Some(request) = crate::webseed::parse(req, vhost) {
+            return self.webseed(session, ctx, request).await;
+        }
         if let Some(tracker) = &self.tracker {
-            let vhost = is_virtual_hosted(host, domains);
             if let Some(endpoint) = crate::tracker::endpoint(&req.method, uri.path(), vhost) {
                 let query = uri.query().unwrap_or("");
                 let body = match endpoint {
@@ -236,17 +250,8 @@ impl ProxyHttp for S3TorrentProxy {
         }
         let result = match route(&req.method, uri.path(), uri.query(), host, domains) {
             Route::PassThrough => {
-                let shaped = self
-                    .seeder
-                    .as_ref()
-                    .and_then(|seeder| shape_webseed(seeder, session.req_header(), domains, ctx));
-                return match shaped {
-                    Some(e) => answer(session, ctx, "webseed", Err(e)).await,
-                    None => {
-                        ctx.upload = self.uploads.tap(session.req_header(), domains);
-                        Ok(false)
-                    }
-                };
+                ctx.upload = self.uploads.tap(session.req_header(), domains);
+                return Ok(false);
             }
             Route::Reject(e) => Err(e),
             Route::Torrent(t) => self.torrent_reply(session, t, &mut ctx.cache).await,
@@ -267,8 +272,14 @@ impl ProxyHttp for S3TorrentProxy {
         &self,
         session: &mut Session,
         upstream_request: &mut RequestHeader,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if let Some(webseed) = &ctx.webseed {
+            let endpoint = &self.config.upstream.endpoint;
+            *upstream_request = webseed
+                .request
+                .upstream_request(session.req_header(), endpoint)?;
+        }
         let (xff, fwd) = self.client_headers(session);
         upstream_request.insert_header("x-forwarded-for", xff)?;
         upstream_request.insert_header("forwarded", fwd)?;
@@ -284,7 +295,7 @@ impl ProxyHttp for S3TorrentProxy {
     ) -> Result<()> {
         ctx.bytes_in += body.as_ref().map_or(0, |b| b.len() as u64);
         if let (Some(tap), Some(chunk)) = (&mut ctx.upload, body.as_ref()) {
-            self.uploads.request_body(tap, chunk).await;
+            self.uploads.request_body(tap, chunk);
         }
         Ok(())
     }
@@ -297,6 +308,13 @@ impl ProxyHttp for S3TorrentProxy {
     ) -> Result<()> {
         if let Some(tap) = &mut ctx.upload {
             self.uploads.response(tap, upstream_response);
+        }
+        if let Some(webseed) = &mut ctx.webseed {
+            let range = upstream_response
+                .headers
+                .get(http::header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok());
+            webseed.from = delivered_from(upstream_response.status.as_u16(), range);
         }
         Ok(())
     }
@@ -323,6 +341,19 @@ impl ProxyHttp for S3TorrentProxy {
     ) {
         if let Some(tap) = ctx.upload.take().filter(|_| e.is_none()) {
             self.uploads.finish(tap);
+        }
+        // Only a response that reached the client whole counts as having left the origin:
+        // what a dropped read had in flight (kernel buffers hold megabytes) may never have
+        // been read, so its pieces stay fresh.
+        if let Some(Webseed {
+            ticket: Some(ticket),
+            from: Some(from),
+            ..
+        }) = &ctx.webseed
+        {
+            if e.is_none() && session.req_header().method == http::Method::GET {
+                ticket.delivered(*from, ctx.bytes_out);
+            }
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
         let route = ctx.route;

@@ -32,6 +32,7 @@ pub use values::{Domain, HttpUrl, Seconds, TrackerUrl};
 pub const DEFAULT_PATH: &str = "config/s3torrent.toml";
 pub const ENV_UPSTREAM_ACCESS_KEY_ID: &str = "S3TORRENT_UPSTREAM_ACCESS_KEY_ID";
 pub const ENV_UPSTREAM_SECRET_ACCESS_KEY: &str = "S3TORRENT_UPSTREAM_SECRET_ACCESS_KEY";
+pub const ENV_STORE_KEY: &str = "S3TORRENT_STORE_KEY";
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -122,6 +123,9 @@ impl Config {
         }
         if let Some(v) = env(ENV_UPSTREAM_SECRET_ACCESS_KEY) {
             up.secret_access_key = Secret::new(v);
+        }
+        if let Some(v) = env(ENV_STORE_KEY) {
+            self.store.key = Secret::new(v);
         }
         for (i, c) in self.auth.credentials.iter_mut().enumerate() {
             if let Some(path) = &c.secret_access_key_file {
@@ -266,6 +270,7 @@ impl Config {
             if st.lease.secs() < 3 {
                 return Err(invalid("key `store.lease` must be at least 3 seconds"));
             }
+            at_least_one(st.lease_wait.secs() >= 1, "store.lease_wait")?;
         }
         if self.demo.enabled && !cfg!(feature = "demo") {
             return Err(invalid(

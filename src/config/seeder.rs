@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::values::Seconds;
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SeederConfig {
@@ -26,6 +28,12 @@ pub struct SeederConfig {
     /// Range requests to the web seed of one seeded object at once; more get 503 SlowDown
     /// with Retry-After, steering late joiners to the swarm. 0: no limit.
     pub webseed_concurrency: usize,
+    /// How long one web-seed request holds its slot (and the pieces it reserves) at most; a
+    /// client that reads slowly, or not at all, then holds nothing.
+    pub webseed_slot_ttl: Seconds,
+    /// With `objects = "public"`: how often each seeded object is asked again, anonymously,
+    /// whether it is still public; one that is not is no longer seeded.
+    pub public_recheck: Seconds,
     /// Also announce the seed to the torrent's other (`http://`) trackers, from
     /// `[torrent] announce`; off by default: the built-in tracker lists it anyway.
     pub announce_external: bool,
@@ -43,6 +51,8 @@ impl Default for SeederConfig {
             upload_rate: 0,
             objects: SeedObjects::Public,
             webseed_concurrency: 2,
+            webseed_slot_ttl: Seconds(30),
+            public_recheck: Seconds(300),
             announce_external: false,
         }
     }

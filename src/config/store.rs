@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::auth::Secret;
 use super::values::Seconds;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -21,6 +22,16 @@ pub struct StoreConfig {
     /// Smaller objects bypass the store: each replica reads them itself, which costs less
     /// than the store's lookup, lease and write.
     pub min_bytes: u64,
+    /// The key that authenticates store objects (HMAC); by default one derived from
+    /// `upstream.secret_access_key`. Every replica must share it. Environment:
+    /// `S3TORRENT_STORE_KEY`.
+    pub key: Secret,
+    /// Sent as `x-amz-expected-bucket-owner` on every store request: the backend refuses
+    /// them if someone else owns the bucket (a tenant who created it first).
+    pub expected_bucket_owner: Option<String>,
+    /// How long a replica waits on another's lease (renewed or not) before it generates
+    /// the object itself.
+    pub lease_wait: Seconds,
 }
 
 impl Default for StoreConfig {
@@ -31,6 +42,9 @@ impl Default for StoreConfig {
             lease: Seconds(30),
             max_entry_bytes: 64 << 20,
             min_bytes: 1 << 20,
+            key: Secret::default(),
+            expected_bucket_owner: None,
+            lease_wait: Seconds(120),
         }
     }
 }
@@ -47,6 +61,9 @@ pub struct UploadsConfig {
     /// Multipart parts whose hashes are kept until `CompleteMultipartUpload` (oldest dropped
     /// first; a dropped part only means lazy generation for its object).
     pub max_pending_parts: usize,
+    /// Uploads hashed at once. Uploads are watched before anyone is authenticated, so past
+    /// this an upload is not hashed (skipped as `busy`) rather than waited for.
+    pub max_hashers: usize,
 }
 
 impl Default for UploadsConfig {
@@ -55,6 +72,7 @@ impl Default for UploadsConfig {
             hash: true,
             min_bytes: 1 << 20,
             max_pending_parts: 10_000,
+            max_hashers: 8,
         }
     }
 }

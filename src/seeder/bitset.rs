@@ -45,6 +45,15 @@ impl BitSet {
     pub fn count(&self) -> u32 {
         self.words.iter().map(|w| w.count_ones()).sum()
     }
+
+    /// How many of these are not in `other` (of the same length).
+    pub fn count_not_in(&self, other: &BitSet) -> u32 {
+        self.words
+            .iter()
+            .zip(&other.words)
+            .map(|(a, b)| (a & !b).count_ones())
+            .sum()
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +73,9 @@ mod tests {
         let mut wide = BitSet::new(70);
         (0..75).for_each(|i| wide.set(i));
         assert_eq!(wide.count(), 70, "bits past the end are not set");
+        let mut some = BitSet::new(70);
+        [1, 64, 69].iter().for_each(|&i| some.set(i));
+        assert_eq!(wide.count_not_in(&some), 67);
+        assert_eq!(some.count_not_in(&wide), 0);
     }
 }

@@ -8,6 +8,8 @@
 //! - [`pieces`] — piece data from the backend: `If-Match`, verified, cached, single-flight.
 //! - [`bitset`] — a peer's pieces.
 //! - [`announcer`] — announcing to a torrent's external trackers, when configured.
+//! - [`public`] — whether an object is public (with `objects = "public"`), asked again
+//!   periodically.
 //!
 //! Trust: knowing an infohash is weaker than a signature, so by default (`objects =
 //! "public"`) only objects an anonymous caller may read are seeded.
@@ -16,6 +18,7 @@ mod announcer;
 mod bitset;
 mod peer;
 mod pieces;
+pub mod public;
 mod torrents;
 pub mod wire;
 
@@ -44,6 +47,7 @@ use torrents::{Registry, SeedTorrent};
 pub struct Seeder {
     config: SeederConfig,
     registry: Registry,
+    upstream: Arc<Upstream>,
     pieces: Arc<PieceStore>,
     metrics: Arc<SeederMetrics>,
     tracker: Option<Arc<Tracker>>,
@@ -77,7 +81,7 @@ impl Seeder {
         Ok(Seeder {
             registry: Registry::new(),
             pieces: Arc::new(PieceStore::new(
-                upstream,
+                upstream.clone(),
                 config.piece_cache_bytes,
                 metrics.clone(),
             )),
@@ -90,6 +94,7 @@ impl Seeder {
             listener: Mutex::new(Some(listener)),
             public_addr,
             own_tracker,
+            upstream,
             config: config.clone(),
         })
     }
@@ -152,32 +157,22 @@ impl Seeder {
         self.config.public_addr()
     }
 
-    /// A web-seed request for bytes `first..=last` of `bucket/key` may go ahead (`Some`,
-    /// holding a slot until the response ends) or should wait (`None`: answer 503 with
-    /// Retry-After): the object is seeded, and either every piece the range touches has
-    /// already left the origin (it is in the swarm) or enough range requests for the object
-    /// are under way. So each piece leaves the origin about once.
-    pub fn admit_webseed(
-        &self,
-        bucket: &str,
-        key: &str,
-        first: u64,
-        last: u64,
-    ) -> Option<Option<WebseedTicket>> {
-        let Some(torrent) = self.registry.for_object(bucket, key) else {
-            return Some(None);
+    /// Web-seed shaping, for a request on the web-seed route for bytes `first..=last` of
+    /// `object`: not seeded here (go ahead, unshaped), admitted (holding a slot and the
+    /// pieces' reservation until the response ends), or deferred (answer 503 with
+    /// Retry-After): every piece the range touches has already left the origin or is on its
+    /// way, or enough web-seed requests for the object are under way. So each piece leaves
+    /// the origin about once, and late joiners take from the swarm.
+    pub fn admit_webseed(&self, object: &ObjectRef, first: u64, last: u64) -> Admission {
+        let Some(torrent) = self.registry.for_object(object) else {
+            return Admission::NotSeeded;
         };
-        let admitted = torrent
-            .enter_webseed(self.config.webseed_concurrency)
-            .filter(|_| {
-                // Only a range with a piece the swarm lacks is worth the origin's bytes.
-                torrent.take_from_origin(first, last)
-            });
-        match admitted {
-            Some(ticket) => Some(Some(ticket)),
+        let term = self.config.webseed_slot_ttl.get();
+        match torrent.enter_webseed(self.config.webseed_concurrency, term, first, last) {
+            Some(ticket) => Admission::Admitted(ticket),
             None => {
                 self.metrics.webseed_deferred.inc();
-                None
+                Admission::Deferred
             }
         }
     }
@@ -222,6 +217,13 @@ impl Seeder {
     }
 }
 
+/// What web-seed shaping says of one request.
+pub enum Admission {
+    NotSeeded,
+    Admitted(WebseedTicket),
+    Deferred,
+}
+
 /// The seeder as a pingora background service, on its own listener.
 pub struct SeederService(pub Arc<Seeder>);
 
@@ -237,6 +239,9 @@ impl BackgroundService for SeederService {
         else {
             return;
         };
+        if self.0.config.objects == crate::config::SeedObjects::Public {
+            tokio::spawn(self.0.clone().recheck_public());
+        }
         match tokio::net::TcpListener::from_std(listener) {
             Ok(listener) => self.0.clone().accept_loop(listener, shutdown).await,
             Err(e) => tracing::error!(target: "s3torrent::seeder", error = %e, "cannot listen"),

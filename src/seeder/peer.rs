@@ -23,6 +23,17 @@ use super::Seeder;
 
 /// Requests a peer may have queued with us; more is a flood.
 const MAX_QUEUE: usize = 256;
+/// Encoded messages waiting for a peer to read them; a peer that lets more pile up (by
+/// asking for much while reading nothing) is cut off. Covers every message kind.
+const MAX_OUT: usize = 1 << 20;
+/// `ut_metadata` pieces queued for a peer and not yet written; later requests meanwhile
+/// get a reject.
+const MAX_METADATA_OUT: usize = 4;
+/// The smallest block served, except a piece's last (clients ask for 16 KiB).
+const MIN_BLOCK: u32 = 16 * 1024;
+/// A peer that gained nothing from the swarm for this long, with nothing of ours left to
+/// fetch, is shown pieces others claim to have too (claims can be lies).
+const STARVED_AFTER: Duration = Duration::from_secs(5);
 /// Pieces shown to a peer ahead of what it has fetched.
 const REVEAL_AHEAD: u32 = 4;
 /// BEP 9 metadata pieces are 16 KiB.
@@ -115,6 +126,9 @@ pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), Pee
         salt: u32::from_be_bytes(theirs.peer_id[16..20].try_into().expect("4 bytes")),
         last_heard: Instant::now(),
         last_sent: Instant::now(),
+        last_swarm_gain: Instant::now(),
+        metadata_out: 0,
+        backend_debt: 0,
     };
     if theirs.has(EXTENSION_BIT) {
         peer.send(&Message::Extended(0, peer.extension_handshake()));
@@ -164,6 +178,13 @@ struct Peer {
     salt: u32,
     last_heard: Instant,
     last_sent: Instant,
+    /// When the peer last got a piece we had not shown it: the swarm is feeding it.
+    last_swarm_gain: Instant,
+    /// `ut_metadata` pieces in `out`.
+    metadata_out: usize,
+    /// Backend bytes read for this peer and not yet sent to it: what a peer asking for a
+    /// block of each piece it is shown, and taking no more, costs the origin.
+    backend_debt: u64,
 }
 
 impl Peer {
@@ -186,6 +207,9 @@ impl Peer {
                         .map_err(|_| PeerError::Protocol("malformed message"))?
                     {
                         self.handle(message)?;
+                        if self.out.len() > MAX_OUT {
+                            return Err(PeerError::Protocol("the peer does not read what it asks for"));
+                        }
                     }
                 }
                 _ = tick.tick() => self.on_tick()?,
@@ -209,6 +233,7 @@ impl Peer {
             .await
             .map_err(|_| PeerError::Timeout)??;
         self.last_sent = Instant::now();
+        self.metadata_out = 0;
         Ok(())
     }
 
@@ -268,6 +293,15 @@ impl Peer {
         if !fits {
             return Err(PeerError::Protocol("request out of range"));
         }
+        // Only what we showed it: every piece it may ask for costs at most one backend read
+        // until it takes the whole piece. Tiny blocks would turn one read into many.
+        if !self.shown.get(block.index) {
+            return Err(PeerError::Protocol("request for a piece not offered"));
+        }
+        let last_block = block.begin + block.length == self.torrent.piece_size(block.index);
+        if block.length < MIN_BLOCK && !last_block {
+            return Err(PeerError::Protocol("request too small"));
+        }
         if self.slot.is_none() {
             // Choked: BEP 6 says reject; without it the request is simply dropped.
             if self.fast {
@@ -286,12 +320,23 @@ impl Peer {
         let Some(block) = self.queue.pop_front() else {
             return Ok(());
         };
-        let piece = self
+        let (piece, read) = self
             .seeder
             .pieces
             .piece(&self.torrent, block.index)
             .await
             .map_err(|_| PeerError::Protocol("piece unavailable"))?;
+        if read {
+            // The origin's bytes count against the limits, not only the bytes sent.
+            self.backend_debt += piece.len() as u64;
+            self.seeder.limiter.take(piece.len() as u32).await;
+            if self.backend_debt > u64::from(REVEAL_AHEAD + 2) * self.torrent.piece_length {
+                return Err(PeerError::Protocol(
+                    "the peer takes little of what it asks for",
+                ));
+            }
+        }
+        self.backend_debt = self.backend_debt.saturating_sub(u64::from(block.length));
         let (begin, end) = (block.begin as usize, (block.begin + block.length) as usize);
         self.seeder.limiter.take(block.length).await;
         self.send(&Message::Piece {
@@ -318,14 +363,31 @@ impl Peer {
         }
         self.has.set(index);
         self.torrent.note_seen(index);
-        // It got a piece we showed it from someone else: show another.
-        if self.shown.get(index) {
-            self.reveal_next();
+        if !self.shown.get(index) {
+            self.last_swarm_gain = Instant::now();
+            return;
         }
+        // It has a piece we showed it (from us or someone else): show another.
+        self.reveal_next();
     }
 
+    /// Shows the next piece. Normally only pieces the swarm lacks (see `torrents`); but a
+    /// peer the swarm has not fed for a while is kept a few pieces ahead anyway: what other
+    /// peers claim to have (a bitfield can lie) never stalls it.
     fn reveal_next(&mut self) {
-        if let Some(i) = self.torrent.pick_reveal(&self.has, &self.shown, self.salt) {
+        // Not "interested": a peer shown nothing it lacks has no reason to be.
+        let starved = self.has.count() < self.torrent.num_pieces()
+            && self.last_swarm_gain.elapsed() >= STARVED_AFTER
+            && self.shown.count_not_in(&self.has) < REVEAL_AHEAD;
+        let pick = self
+            .torrent
+            .pick_reveal(&self.has, &self.shown, self.salt)
+            .or_else(|| {
+                starved
+                    .then(|| self.torrent.pick_any(&self.has, &self.shown, self.salt))
+                    .flatten()
+            });
+        if let Some(i) = pick {
             self.shown.set(i);
             self.send(&Message::Have(i));
         }
@@ -391,8 +453,7 @@ impl Peer {
             return Ok(());
         }
         // The swarm changes (peers leave): keep a few pieces shown ahead of this peer.
-        let pending = self.shown.count().saturating_sub(self.has.count());
-        if pending < REVEAL_AHEAD {
+        if self.shown.count_not_in(&self.has) < REVEAL_AHEAD {
             self.reveal_next();
         }
         self.try_unchoke();
@@ -428,14 +489,16 @@ impl Peer {
         let (Some(0), Some(piece)) = (kind, piece) else {
             return Ok(());
         };
-        let info = &self.torrent.info;
+        let info = self.torrent.info.clone();
         let start = usize::try_from(piece)
             .ok()
             .and_then(|p| p.checked_mul(METADATA_PIECE));
         let mut d = BTreeMap::new();
         d.insert(b"piece".to_vec(), Value::Int(piece));
-        let reply = match start.filter(|&s| s < info.len()) {
+        let room = self.metadata_out < MAX_METADATA_OUT;
+        let reply = match start.filter(|&s| s < info.len() && room) {
             Some(start) => {
+                self.metadata_out += 1;
                 d.insert(b"msg_type".to_vec(), Value::Int(1));
                 d.insert(b"total_size".to_vec(), Value::Int(info.len() as i64));
                 let mut body = Value::Dict(d).encode();

@@ -13,7 +13,7 @@ use sha1::{Digest, Sha1};
 use crate::metrics::SeederMetrics;
 use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::s3::S3Error;
-use crate::service::flight::SingleFlight;
+use crate::service::flight::{Joined, SingleFlight};
 
 use super::torrents::SeedTorrent;
 
@@ -56,12 +56,13 @@ impl PieceStore {
         self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The bytes of piece `index`, verified.
+    /// The bytes of piece `index`, verified, and whether this call read them from the
+    /// backend (the asking peer is charged for that read).
     pub async fn piece(
         self: &Arc<Self>,
         torrent: &Arc<SeedTorrent>,
         index: u32,
-    ) -> Result<Bytes, S3Error> {
+    ) -> Result<(Bytes, bool), S3Error> {
         let key = (torrent.info_hash, index);
         let hit = self.cache().lru.get(&key).cloned();
         if let Some(hit) = hit {
@@ -69,10 +70,10 @@ impl PieceStore {
                 self.confirm(torrent).await?;
             }
             self.metrics.piece_cache_hits.inc();
-            return Ok(hit);
+            return Ok((hit, false));
         }
         let (store, torrent) = (self.clone(), torrent.clone());
-        let (result, _) = self
+        let (result, joined) = self
             .flights
             .run(key, || {
                 Ok(async move {
@@ -82,7 +83,7 @@ impl PieceStore {
                 })
             })
             .await;
-        result
+        result.map(|data| (data, joined == Joined::Started))
     }
 
     /// Reads the object's first byte with `If-Match`: still the same object, or retired.

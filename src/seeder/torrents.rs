@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,12 +35,27 @@ pub struct SeedTorrent {
     retired: AtomicBool,
     /// When the backend last confirmed the ETag (a piece read, or a check).
     confirmed: Mutex<Instant>,
-    /// Pieces that have left the origin (read by the seeder, or served by the web seed):
-    /// they are in the swarm.
+    /// Pieces that have left the origin (read by the seeder, or delivered whole by the web
+    /// seed): they are in the swarm.
     left_origin: Mutex<BitSet>,
-    /// Web-seed range requests for this object under way.
-    webseeds_in_flight: AtomicUsize,
+    /// Web-seed range requests for this object under way, with the pieces they reserve.
+    webseeds: Mutex<Webseeds>,
     spread: Mutex<Spread>,
+}
+
+#[derive(Default)]
+struct Webseeds {
+    next: u64,
+    live: Vec<Reservation>,
+}
+
+/// A web-seed request's claim on pieces `from..=to` while it runs, for at most the slot
+/// term: a reader that never reads holds nothing for longer.
+struct Reservation {
+    id: u64,
+    at: Instant,
+    from: u32,
+    to: u32,
 }
 
 /// Per piece: how often it left the origin, and how many peers said they have it.
@@ -72,7 +87,7 @@ impl SeedTorrent {
             retired: AtomicBool::new(false),
             confirmed: Mutex::new(Instant::now()),
             left_origin: Mutex::new(BitSet::new(count)),
-            webseeds_in_flight: AtomicUsize::new(0),
+            webseeds: Mutex::default(),
             spread: Mutex::new(Spread {
                 uploaded: vec![0; n],
                 seen: vec![0; n],
@@ -104,14 +119,6 @@ impl SeedTorrent {
         self.retired.load(Ordering::SeqCst)
     }
 
-    /// A slot for one web-seed range request, if fewer than `limit` (0: any number) are
-    /// under way; held until the response ends.
-    pub fn enter_webseed(self: &Arc<Self>, limit: usize) -> Option<WebseedTicket> {
-        let before = self.webseeds_in_flight.fetch_add(1, Ordering::SeqCst);
-        let ticket = WebseedTicket(self.clone());
-        (limit == 0 || before < limit).then_some(ticket)
-    }
-
     pub fn note_left_origin(&self, index: u32) {
         self.left_origin
             .lock()
@@ -119,18 +126,43 @@ impl SeedTorrent {
             .set(index);
     }
 
-    /// Web-seed shaping: a byte range may come from the origin only if none of the pieces
-    /// it touches has left the origin yet; they are then counted as gone.
-    pub fn take_from_origin(&self, first: u64, last: u64) -> bool {
+    /// Web-seed shaping: a slot for a request for bytes `first..=last`, if fewer than
+    /// `limit` (0: any number) requests hold one (a slot lapses after `term`), and none of
+    /// the pieces it touches has left the origin or is reserved by another: it reserves
+    /// them until it ends. Only what it delivers counts as gone ([`WebseedTicket::delivered`]).
+    pub fn enter_webseed(
+        self: &Arc<Self>,
+        limit: usize,
+        term: Duration,
+        first: u64,
+        last: u64,
+    ) -> Option<WebseedTicket> {
         let n = self.num_pieces();
         let from = (first / self.piece_length).min(u64::from(n)) as u32;
         let to = (last / self.piece_length).min(u64::from(n.saturating_sub(1))) as u32;
-        let mut left = self.left_origin.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = (from..=to).all(|i| !left.get(i));
-        if fresh {
-            (from..=to).for_each(|i| left.set(i));
+        let mut webseeds = self.webseeds.lock().unwrap_or_else(|p| p.into_inner());
+        webseeds.live.retain(|r| r.at.elapsed() < term);
+        if limit != 0 && webseeds.live.len() >= limit {
+            return None;
         }
-        fresh
+        let left = self.left_origin.lock().unwrap_or_else(|p| p.into_inner());
+        let reserved = |i: u32| webseeds.live.iter().any(|r| (r.from..=r.to).contains(&i));
+        if (from..=to).any(|i| left.get(i) || reserved(i)) {
+            return None;
+        }
+        drop(left);
+        webseeds.next += 1;
+        let id = webseeds.next;
+        webseeds.live.push(Reservation {
+            id,
+            at: Instant::now(),
+            from,
+            to,
+        });
+        Some(WebseedTicket {
+            torrent: self.clone(),
+            id,
+        })
     }
 
     pub fn confirm(&self) {
@@ -200,12 +232,49 @@ impl SeedTorrent {
     }
 }
 
-/// One web-seed range request under way for a seeded object.
-pub struct WebseedTicket(Arc<SeedTorrent>);
+impl SeedTorrent {
+    /// Any piece the peer lacks and was not shown, least spread first: for a peer the swarm
+    /// is not feeding, whatever others claim.
+    pub fn pick_any(&self, has: &BitSet, shown: &BitSet, salt: u32) -> Option<u32> {
+        let n = self.num_pieces();
+        let spread = self.spread();
+        (0..n)
+            .map(|k| (k + salt) % n)
+            .filter(|&i| !has.get(i) && !shown.get(i))
+            .min_by_key(|&i| 2 * spread.uploaded[i as usize] + spread.seen[i as usize])
+    }
+}
+
+/// One web-seed range request under way for a seeded object; its reservation ends with it.
+pub struct WebseedTicket {
+    torrent: Arc<SeedTorrent>,
+    id: u64,
+}
+
+impl WebseedTicket {
+    /// `bytes` of the object, from offset `start`, reached the client: the pieces they
+    /// cover whole are in the swarm now.
+    pub fn delivered(&self, start: u64, bytes: u64) {
+        let t = &self.torrent;
+        let end = start.saturating_add(bytes).min(t.length);
+        let mut left = t.left_origin.lock().unwrap_or_else(|p| p.into_inner());
+        for i in (start.div_ceil(t.piece_length)..end.div_ceil(t.piece_length)).map(|i| i as u32) {
+            let piece_end = u64::from(i) * t.piece_length + u64::from(t.piece_size(i));
+            if i < t.num_pieces() && piece_end <= end {
+                left.set(i);
+            }
+        }
+    }
+}
 
 impl Drop for WebseedTicket {
     fn drop(&mut self) {
-        self.0.webseeds_in_flight.fetch_sub(1, Ordering::SeqCst);
+        let mut webseeds = self
+            .torrent
+            .webseeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        webseeds.live.retain(|r| r.id != self.id);
     }
 }
 
@@ -263,16 +332,29 @@ impl Registry {
             .cloned()
     }
 
-    /// The live seeded torrent that describes `bucket/key`, if any.
-    pub fn for_object(&self, bucket: &str, key: &str) -> Option<Arc<SeedTorrent>> {
+    /// The live seeded torrent that describes `object`: the latest one offered for its
+    /// bucket and key, and, when `object` names a version, only if it is of that version.
+    pub fn for_object(&self, object: &ObjectRef) -> Option<Arc<SeedTorrent>> {
         let index = self.lock();
-        let object = (bucket.to_string(), key.to_string());
-        let hash = index.by_object.get(&object)?;
+        let name = (object.bucket.clone(), object.key.clone());
+        let hash = index.by_object.get(&name)?;
         index
             .by_hash
             .peek(hash)
             .filter(|t| !t.is_retired())
+            .filter(|t| object.version_id.is_none() || t.object.version_id == object.version_id)
             .cloned()
+    }
+
+    /// Every live seeded torrent (for the periodic public-access check).
+    pub fn all(&self) -> Vec<Arc<SeedTorrent>> {
+        let index = self.lock();
+        index
+            .by_hash
+            .iter()
+            .map(|(_, t)| t.clone())
+            .filter(|t| !t.is_retired())
+            .collect()
     }
 }
 
@@ -297,22 +379,67 @@ mod tests {
         )
     }
 
+    const TERM: Duration = Duration::from_secs(30);
+
     #[test]
-    fn each_piece_leaves_the_origin_once() {
-        let t = torrent(10);
-        assert!(t.take_from_origin(0, 299), "pieces 0-2 are new");
-        assert!(!t.take_from_origin(150, 250), "1-2 are in the swarm");
+    fn each_piece_leaves_the_origin_once_when_delivered() {
+        let t = Arc::new(torrent(10));
+        let a = t
+            .enter_webseed(0, TERM, 0, 299)
+            .expect("pieces 0-2 are new");
         assert!(
-            !t.take_from_origin(250, 450),
-            "2 is out: the whole range waits"
+            t.enter_webseed(0, TERM, 150, 250).is_none(),
+            "1-2 are reserved"
         );
-        assert!(t.take_from_origin(300, u64::MAX), "3.. are new, open-ended");
-        assert!(!t.take_from_origin(0, 999));
-        t.note_uploaded(0);
+        assert!(
+            t.enter_webseed(0, TERM, 250, 450).is_none(),
+            "2 is reserved: the whole range waits"
+        );
+        let b = t
+            .enter_webseed(0, TERM, 300, u64::MAX)
+            .expect("3.. are new");
+        // A dropped read delivers only part: what it did not deliver is free again.
+        a.delivered(0, 150);
+        drop(a);
+        assert!(
+            t.enter_webseed(0, TERM, 0, 99).is_none(),
+            "piece 0 went out"
+        );
+        let c = t
+            .enter_webseed(0, TERM, 100, 299)
+            .expect("1-2 were never delivered");
+        drop(c);
+        // An open-ended read delivered to its end: every piece it covered.
+        b.delivered(300, 700);
+        drop(b);
+        assert!(t.enter_webseed(0, TERM, 900, 999).is_none());
         let fresh = torrent(3);
         fresh.note_left_origin(1);
-        assert!(!fresh.take_from_origin(100, 250), "piece 1 is out");
-        assert!(fresh.take_from_origin(200, 250), "piece 2 is new");
+        let fresh = Arc::new(fresh);
+        assert!(
+            fresh.enter_webseed(0, TERM, 100, 250).is_none(),
+            "piece 1 is out"
+        );
+        assert!(
+            fresh.enter_webseed(0, TERM, 200, 250).is_some(),
+            "piece 2 is new"
+        );
+    }
+
+    #[test]
+    fn webseed_slots_are_bounded_and_lapse() {
+        let t = Arc::new(torrent(10));
+        let a = t.enter_webseed(2, TERM, 0, 99);
+        let b = t.enter_webseed(2, TERM, 100, 199);
+        assert!(a.is_some() && b.is_some());
+        assert!(
+            t.enter_webseed(2, TERM, 200, 299).is_none(),
+            "both slots held"
+        );
+        // Slow readers keep running, but hold their slot (and pieces) only for the term.
+        let lapsed = t.enter_webseed(2, Duration::ZERO, 0, 99);
+        assert!(lapsed.is_some(), "lapsed slots and reservations are free");
+        drop((a, b));
     }
 
     #[test]

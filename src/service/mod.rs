@@ -34,6 +34,7 @@ use crate::s3::sigv4::{presign_url, Caller, SigningKey};
 use crate::s3::upstream::Upstream;
 use crate::s3::uri::{encode, encode_path};
 use crate::s3::{ObjectRef, S3Error};
+use crate::seeder::public::readable_by_anyone;
 use crate::seeder::Seeder;
 use crate::store::Store;
 use crate::torrent::{Format, Info, Torrent};
@@ -97,7 +98,9 @@ impl TorrentService {
         tracker: Option<Arc<Tracker>>,
         seeder: Option<Arc<Seeder>>,
     ) -> Self {
-        let store = Store::new(&config.store, upstream.clone(), metrics.clone()).map(Arc::new);
+        let secret = config.upstream.secret_access_key.expose();
+        let store =
+            Store::new(&config.store, secret, upstream.clone(), metrics.clone()).map(Arc::new);
         let builtin = tracker
             .as_ref()
             .and(config.tracker.public_url.as_ref())
@@ -183,15 +186,17 @@ impl TorrentService {
                 tracker.register(id);
             }
         }
-        self.offer_to_seeder(object, &torrent, &facts, caller);
+        self.offer_to_seeder(object, &torrent, &facts, caller).await;
         let rendered = self.render(object, &torrent, caller, &facts)?;
         Ok(reply(object, &torrent, rendered, &facts, if_none_match))
     }
 
     /// Hands the torrent to the seeder: always with `objects = "all"`; with `"public"` only
-    /// if an anonymous caller may read the object (this caller, or an anonymous check made
-    /// in the background for a signed one).
-    fn offer_to_seeder(
+    /// if anyone may read the object: an anonymous check with no caller's context (not this
+    /// caller's authorization, which carried its address). For an anonymous caller it is
+    /// made before answering, so the seed is there when its client dials; for a signed
+    /// one in the background.
+    async fn offer_to_seeder(
         self: &Arc<Self>,
         object: &ObjectRef,
         torrent: &Arc<Torrent>,
@@ -204,21 +209,20 @@ impl TorrentService {
             return;
         };
         let pinned = object.pinned_to(facts.version_id.as_deref());
-        let public_only = seeder.config().objects == SeedObjects::Public;
-        if !public_only || *caller == Caller::Anonymous {
+        if seeder.config().objects != SeedObjects::Public {
             seeder.offer(torrent, &pinned, &facts.etag);
             return;
         }
         let (service, torrent, etag) = (self.clone(), torrent.clone(), facts.etag.clone());
-        tokio::spawn(async move {
-            let authorizer = service.authorizer();
-            let anonymous = authorizer
-                .authorize(&pinned, &Caller::Anonymous, &Forwarded::default())
-                .await;
-            if anonymous.is_ok_and(|f| f.etag == etag) {
+        let check = async move {
+            if readable_by_anyone(&service.upstream, &pinned, &etag).await {
                 seeder.offer(&torrent, &pinned, &etag);
             }
-        });
+        };
+        match caller {
+            Caller::Anonymous => check.await,
+            Caller::Signed { .. } => drop(tokio::spawn(check)),
+        }
     }
 
     /// This response's bytes: a presigned web seed is signed now, for this response only, so
@@ -284,13 +288,18 @@ impl TorrentService {
         format!("{base}{}", object.path_and_query())
     }
 
-    /// The public web seed as clients of this format use it. libtorrent (2.0.8) gives a v2-only
+    /// The public web seed as clients of this format use it: the sidecar's own web-seed
+    /// route for the object (`{public_base_url}/_s3torrent/webseed/{bucket}/{key}`), which
+    /// alone is shaped when the object is seeded. libtorrent (2.0.8) gives a v2-only
     /// single-file torrent a tail pad file, treats it as multi-file and requests
     /// `{url}/{name}`; so for v2 the URL names the key's folder, with a trailing `/`, whenever
     /// appending the torrent's name gives the key back (no `versionId`, a name equal to the
     /// key's last segment). Hybrid and v1 clients take the object's own URL.
     fn public_webseed_url(&self, object: &ObjectRef) -> String {
-        let exact = self.webseed_url(object);
+        let base = self.config.torrent.public_base_url.as_ref();
+        let base = base.map_or("", |u| u.as_str()).trim_end_matches('/');
+        let route = crate::webseed::PREFIX.trim_end_matches('/');
+        let exact = format!("{base}{route}{}", object.path_and_query());
         if self.config.torrent.format != Format::V2 || object.version_id.is_some() {
             return exact;
         }
@@ -301,10 +310,8 @@ impl TorrentService {
         if Info::name_for_key(&object.bucket, &object.key) != last {
             return exact;
         }
-        let base = self.config.torrent.public_base_url.as_ref();
-        let base = base.map_or("", |u| u.as_str()).trim_end_matches('/');
         let folder = folder.map_or(String::new(), |f| format!("{}/", encode_path(f)));
-        format!("{base}/{}/{folder}", encode(&object.bucket))
+        format!("{base}{route}/{}/{folder}", encode(&object.bucket))
     }
 
     /// One generation per cache key at a time; the result is cached before the flight lands.

@@ -7,6 +7,10 @@
 //!
 //! Whether the backend honors `If-None-Match: *` is asked once (two conditional writes of
 //! one probe object); where it does not, each replica generates on its own, once.
+//!
+//! Leases are sealed like every store object: one this sidecar's key did not seal (a
+//! squatter's) is taken over at once, and no wait lasts longer than `store.lease_wait`;
+//! after it the waiter generates the object itself.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,9 +99,10 @@ impl Store {
         key: &EntryKey,
         lease: &ObjectRef,
     ) -> Result<Claim, StoreError> {
+        let deadline = tokio::time::Instant::now() + self.config.lease_wait.get();
         loop {
             match self
-                .write(lease, lease_body(), &[("if-none-match", "*")])
+                .write(lease, self.lease_body(lease), &[("if-none-match", "*")])
                 .await?
             {
                 200..=299 => return Ok(Claim::Mine(self.hold(lease.clone()))),
@@ -106,6 +111,10 @@ impl Store {
             }
             let mut pause = Duration::from_millis(100);
             loop {
+                if tokio::time::Instant::now() >= deadline {
+                    tracing::warn!(target: "s3torrent::store", lease = %lease.key, "waited store.lease_wait on another replica's lease; generating here");
+                    return Ok(Claim::Unavailable);
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
                 if let Some(entry) = self.read(key).await? {
@@ -115,12 +124,12 @@ impl Store {
                 match self.lease_state(lease).await? {
                     LeaseState::Gone => break,
                     LeaseState::Live => {}
-                    LeaseState::Stale(etag) => {
+                    LeaseState::Stale(etag) | LeaseState::Forged(etag) => {
                         let status = self
-                            .write(lease, lease_body(), &[("if-match", &etag)])
+                            .write(lease, self.lease_body(lease), &[("if-match", &etag)])
                             .await?;
                         if (200..300).contains(&status) {
-                            tracing::warn!(target: "s3torrent::store", lease = %lease.key, "took over a lease its holder stopped renewing");
+                            tracing::warn!(target: "s3torrent::store", lease = %lease.key, "took over a lease its holder stopped renewing, or that no sidecar sealed");
                             return Ok(Claim::Mine(self.hold(lease.clone())));
                         }
                     }
@@ -136,7 +145,7 @@ impl Store {
         let renewal = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if let Err(e) = store.write(&object, lease_body(), &[]).await {
+                if let Err(e) = store.write(&object, store.lease_body(&object), &[]).await {
                     store.failed("lease", &e);
                 }
             }
@@ -150,11 +159,11 @@ impl Store {
     }
 
     async fn lease_state(&self, lease: &ObjectRef) -> Result<LeaseState, StoreError> {
-        let response = self.send("HEAD", lease, &[], None).await?;
+        let response = self.send("GET", lease, &[], None).await?;
         let status = response.status();
         let header = |name: &str| response.header_str(name).map(str::to_string);
         let (etag, modified, now) = (header("etag"), header("last-modified"), header("date"));
-        response.finish().await;
+        let body = response.small_body(LEASE_BODY_LIMIT).await;
         match status {
             404 => return Ok(LeaseState::Gone),
             200 => {}
@@ -170,10 +179,29 @@ impl Store {
             (Some(m), Some(n)) => n.duration_since(m).unwrap_or_default(),
             _ => Duration::ZERO,
         };
+        let sealed = self.seal.open(&lease.key, &body).is_some();
+        if !sealed {
+            self.forged(&lease.key);
+        }
         Ok(match etag {
+            Some(etag) if !sealed => LeaseState::Forged(etag),
             Some(etag) if age > self.config.lease.get() => LeaseState::Stale(etag),
             _ => LeaseState::Live,
         })
+    }
+
+    /// Who holds the lease, for an operator looking at the store; sealed.
+    fn lease_body(&self, lease: &ObjectRef) -> Bytes {
+        let host = std::env::var("HOSTNAME").unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let text = format!(
+            "host={host} pid={} at={}\n",
+            std::process::id(),
+            now.as_millis()
+        );
+        Bytes::from(self.seal.seal(&lease.key, text.into_bytes()))
     }
 
     /// Whether the backend refuses a second `If-None-Match: *` write of one object.
@@ -186,11 +214,11 @@ impl Store {
                     rand::random::<u64>()
                 ));
                 let once = [("if-none-match", "*")];
-                let first = self.write(&probe, lease_body(), &once).await?;
+                let first = self.write(&probe, self.lease_body(&probe), &once).await?;
                 if !(200..300).contains(&first) {
                     return Err(StoreError(format!("the backend answered {first} to a lease")));
                 }
-                let second = self.write(&probe, lease_body(), &once).await?;
+                let second = self.write(&probe, self.lease_body(&probe), &once).await?;
                 let _ = self.delete(&probe).await;
                 let supported = matches!(second, 409 | 412);
                 tracing::info!(target: "s3torrent::store", supported, "backend support for conditional writes (If-None-Match: *)");
@@ -218,17 +246,9 @@ enum LeaseState {
     Live,
     /// Not renewed within the lease time; its ETag, to take it over conditionally.
     Stale(String),
+    /// Not sealed by a sidecar with our key: a squatter's, taken over at once.
+    Forged(String),
 }
 
-/// Who holds the lease, for an operator looking at the store.
-fn lease_body() -> Bytes {
-    let host = std::env::var("HOSTNAME").unwrap_or_default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    Bytes::from(format!(
-        "host={host} pid={} at={}\n",
-        std::process::id(),
-        now.as_millis()
-    ))
-}
+/// Lease bodies are a line of text and a MAC.
+const LEASE_BODY_LIMIT: usize = 4096;

@@ -7,14 +7,18 @@
 //!   `If-None-Match: *`.
 //! - [`parts`] — multipart parts' hashes, for whichever replica sees the completion.
 //!
+//! - [`seal`] — every store object is authenticated (HMAC under the sidecar's key).
+//!
 //! The store is never in the way: a lookup or write that fails is logged, counted
 //! (`s3torrent_store_errors_total`) and the torrent is generated as if there were no store.
 //! Store objects never reach callers as themselves; they are read with the sidecar's own
-//! credentials, after the caller's authorization, and only rebuilt into torrents.
+//! credentials, after the caller's authorization, and only rebuilt into torrents; callers
+//! cannot reach the store bucket through the sidecar at all (403).
 
 mod entry;
 pub mod lease;
 pub mod parts;
+mod seal;
 
 use std::sync::Arc;
 
@@ -29,6 +33,7 @@ use crate::s3::ObjectRef;
 use crate::torrent::Format;
 
 pub use entry::Entry;
+use seal::SealKey;
 
 /// What an entry is for: the object (as the request named it), what the backend says it is
 /// now, and the settings that change its hashes.
@@ -73,6 +78,7 @@ pub struct Store {
     metrics: Arc<Metrics>,
     config: StoreConfig,
     bucket: String,
+    seal: SealKey,
     conditional: tokio::sync::OnceCell<bool>,
     warned: crate::logging::WarnOnce,
 }
@@ -91,11 +97,13 @@ impl Store {
     /// `None` unless `[store] bucket` is set.
     pub fn new(
         config: &StoreConfig,
+        sidecar_secret: &str,
         upstream: Arc<Upstream>,
         metrics: Arc<Metrics>,
     ) -> Option<Store> {
         Some(Store {
             bucket: config.bucket.clone()?,
+            seal: SealKey::new(config.key.expose(), sidecar_secret),
             upstream,
             metrics,
             config: config.clone(),
@@ -152,9 +160,40 @@ impl Store {
         }))
     }
 
-    /// A store object's bytes; `None` when there is none. A missing bucket is an error, not
-    /// a miss: the store is misconfigured, and counting it as misses would hide that.
+    /// A store object's body, if this sidecar's key sealed it under its name; `None` when
+    /// there is none, or it is forged (counted as `verify` errors, logged once).
     async fn fetch(&self, object: &ObjectRef) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(stored) = self.fetch_raw(object).await? else {
+            return Ok(None);
+        };
+        match self.seal.open(&object.key, &stored) {
+            Some(body) => Ok(Some(body.to_vec())),
+            None => {
+                self.forged(&object.key);
+                Ok(None)
+            }
+        }
+    }
+
+    /// A store object that this sidecar's key did not seal: someone else wrote it.
+    fn forged(&self, name: &str) {
+        let e = StoreError(format!(
+            "a store object was not written by a sidecar with this key (forged, or another store.key); ignored: {name}"
+        ));
+        self.metrics
+            .store
+            .errors
+            .with_label_values(&["verify"])
+            .inc();
+        if self.warned.first("verify") {
+            tracing::warn!(target: "s3torrent::store", error = %e, "store object failed verification (logged once; counted in s3torrent_store_errors_total{{op=\"verify\"}})");
+        }
+    }
+
+    /// A store object's bytes as stored; `None` when there is none. A missing bucket is an
+    /// error, not a miss: the store is misconfigured, and counting it as misses would hide
+    /// that.
+    async fn fetch_raw(&self, object: &ObjectRef) -> Result<Option<Vec<u8>>, StoreError> {
         let response = self.send("GET", object, &[], None).await?;
         let status = response.status();
         let limit = self.config.max_entry_bytes as usize;
@@ -186,7 +225,7 @@ impl Store {
 
     /// Writes `entry` as `object`; a failure is counted and logged as well as returned.
     async fn put_at(&self, object: &ObjectRef, entry: &Entry) -> Result<(), StoreError> {
-        let body = Bytes::from(entry.encode());
+        let body = Bytes::from(self.seal.seal(&object.key, entry.encode()));
         let e = match self.write(object, body, &[]).await {
             Ok(200..=299) => return Ok(()),
             Ok(s) => StoreError(format!("the backend answered {s}")),
@@ -218,17 +257,26 @@ impl Store {
         body: Option<Bytes>,
     ) -> Result<UpstreamResponse<'_>, StoreError> {
         let path = object.path_and_query();
+        let owner = self.config.expected_bucket_owner.as_deref();
+        let owner = owner.map(|o| ("x-amz-expected-bucket-owner", o));
+        let headers: Vec<(&str, &str)> = headers.iter().copied().chain(owner).collect();
         self.upstream
             .call(
                 Purpose::Store,
                 method,
                 &path,
                 &Identity::Sidecar,
-                headers,
+                &headers,
                 body,
             )
             .await
             .map_err(|e| StoreError(e.message))
+    }
+
+    /// Whether a request names the store bucket (callers never reach it through us). Any
+    /// case: some backends fold it.
+    pub fn is_store_bucket(&self, bucket: &str) -> bool {
+        self.bucket.eq_ignore_ascii_case(bucket)
     }
 
     /// Counted every time; logged once per distinct failure (a store the sidecar may not

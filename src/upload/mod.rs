@@ -22,10 +22,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
+use tokio::sync::Semaphore;
 
 use crate::config::{Config, Domain};
 use crate::metrics::Metrics;
 use crate::s3::route::bucket_and_key;
+use crate::s3::sigv4::{Caller, SignedRequest, Verifier};
 use crate::s3::uri::query_pairs;
 use crate::s3::ObjectRef;
 use crate::service::TorrentService;
@@ -35,7 +37,7 @@ use crate::torrent::{PieceHashes, PieceLength};
 
 use aws_chunked::{Decoder, Malformed};
 use hasher::BodyHasher;
-use parts::{assemble, completed_etag, listed_parts, same_etag, NotAssembled, Part, PendingParts};
+use parts::{assemble, completed_etag, listed_parts, same_etag, Part, PendingParts};
 
 /// `CompleteMultipartUpload` bodies: ≤ 10,000 parts of ~100 bytes; answers are smaller.
 const COMPLETION_BODY_LIMIT: usize = 2 << 20;
@@ -45,6 +47,8 @@ pub struct Uploads {
     metrics: Arc<Metrics>,
     service: Arc<TorrentService>,
     parts: PendingParts,
+    /// One permit per upload being hashed (`uploads.max_hashers`).
+    hashers: Arc<Semaphore>,
 }
 
 /// An upload being watched, from its request head to the end of its response.
@@ -55,6 +59,8 @@ pub struct Tap {
     status: u16,
     etag: Option<String>,
     body: Vec<u8>,
+    /// A completion's request or response outgrew what is kept: nothing is adopted.
+    overflowed: bool,
 }
 
 /// The body on its way to the hashing thread: as it is, or with `aws-chunked` framing
@@ -62,6 +68,8 @@ pub struct Tap {
 struct Feed {
     hasher: Option<BodyHasher>,
     chunked: Option<Decoder>,
+    /// Given up because hashing fell behind the upload.
+    behind: bool,
 }
 
 enum Kind {
@@ -84,6 +92,7 @@ impl Uploads {
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, service: Arc<TorrentService>) -> Self {
         Uploads {
             parts: PendingParts::new(config.uploads.max_pending_parts),
+            hashers: Arc::new(Semaphore::new(config.uploads.max_hashers)),
             config,
             metrics,
             service,
@@ -103,7 +112,7 @@ impl Uploads {
             .headers
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok());
-        let (bucket, key, _) = bucket_and_key(req.uri.path(), host, domains).ok()?;
+        let (bucket, key, vhost) = bucket_and_key(req.uri.path(), host, domains).ok()?;
         if bucket.is_empty() || key.is_empty() {
             return None;
         }
@@ -120,35 +129,70 @@ impl Uploads {
             version_id: None,
         };
         let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
-        // Whole object or one part; a completion carries only the parts list.
-        let whole = match (method, query.len(), param("uploadId"), param("partNumber")) {
-            ("PUT", 0, None, None) => true,
-            ("PUT", 2, Some(_), Some(_)) => false,
-            ("POST", 1, Some(upload_id), None) => {
-                return Some(Tap::new(
-                    object,
-                    Kind::Complete {
-                        upload_id,
-                        request: Vec::new(),
-                    },
-                ))
-            }
-            _ => return None,
-        };
-        // A copy carries no body to hash.
-        if header("x-amz-copy-source").is_some() {
-            return None;
-        }
         let skip = |reason: &str| {
             self.metrics
                 .uploads
                 .skipped
                 .with_label_values(&[reason])
                 .inc();
-            None
         };
+        // Whole object or one part; a completion carries only the parts list. Any `PUT`
+        // naming an upload and a part, whatever else it carries, replaces that part at the
+        // backend: the hashes kept for it are forgotten now, and only this request's own
+        // (if it is hashed and the backend takes it) may stand in for them.
+        let (upload_id, number) = (param("uploadId"), param("partNumber"));
+        let part = match (method, &upload_id, &number) {
+            ("PUT", Some(upload_id), Some(number)) => {
+                let number: u32 = number.parse().ok()?;
+                self.forget_part(&object, upload_id, number);
+                Some((upload_id.clone(), number))
+            }
+            ("PUT", None, None) if query.is_empty() => None,
+            ("POST", Some(upload_id), None) if query.len() == 1 => {
+                return Some(Tap::new(
+                    object,
+                    Kind::Complete {
+                        upload_id: upload_id.clone(),
+                        request: Vec::new(),
+                    },
+                ))
+            }
+            _ => return None,
+        };
+        // Only callers the sidecar can verify get a hasher: uploads are watched before the
+        // backend has said anything, and an anonymous or forged one would hold it for free.
+        let verifier = Verifier::of(&self.config, vhost.then_some(object.bucket.as_str()));
+        let signed = SignedRequest {
+            method,
+            path: req.uri.path(),
+            query: req.uri.query(),
+            headers: &req.headers,
+        };
+        let verified = || matches!(verifier.authenticate(&signed), Ok(Caller::Signed { .. }));
+        let tapped = self.tap_body(part.as_ref(), &header, &skip, &verified);
+        if tapped.is_none() {
+            if let Some((upload_id, number)) = &part {
+                self.forget_stored_part(&object, upload_id, *number);
+            }
+        }
+        tapped.map(|kind| Tap::new(object, kind))
+    }
+
+    /// Starts hashing a `PutObject` (`part` = None) or an `UploadPart` body, if it can be.
+    fn tap_body<'h>(
+        &self,
+        part: Option<&(String, u32)>,
+        header: &impl Fn(&str) -> Option<&'h str>,
+        skip: &impl Fn(&str),
+        verified: &impl Fn() -> bool,
+    ) -> Option<Kind> {
+        // A copy carries no body to hash.
+        if header("x-amz-copy-source").is_some() {
+            return None;
+        }
         if header("x-amz-server-side-encryption-customer-algorithm").is_some() {
-            return skip("encrypted");
+            skip("encrypted");
+            return None;
         }
         // Streaming SigV4: the body is framed; the object's length is announced apart.
         let chunked = header("x-amz-content-sha256").is_some_and(|h| h.starts_with("STREAMING-"))
@@ -158,82 +202,125 @@ impl Uploads {
             false => "content-length",
         };
         let Some(length) = header(length_header).and_then(|l| l.parse::<u64>().ok()) else {
-            return skip("unknown_length");
+            skip("unknown_length");
+            return None;
         };
         let torrent = &self.config.torrent;
         if length == 0 {
             return None;
         }
         if length > torrent.max_object_size {
-            return skip("too_large");
+            skip("too_large");
+            return None;
         }
         // A part's size says nothing about its object's: only whole uploads are too small.
-        if whole && length < self.config.uploads.min_bytes {
-            return skip("small");
+        if part.is_none() && length < self.config.uploads.min_bytes {
+            skip("small");
+            return None;
         }
-        let feed = |piece_length| Feed {
-            hasher: Some(BodyHasher::start(piece_length, length, torrent.format)),
-            chunked: chunked.then(Decoder::default),
-        };
-        let kind = match whole {
-            true => {
-                let piece_length = torrent.piece_length.for_length(length);
-                Kind::Put {
-                    feed: feed(piece_length),
-                    length,
-                    piece_length,
-                }
-            }
-            false => {
-                let PieceLength::Fixed(piece_length) = torrent.piece_length else {
-                    return skip("piece_length_auto");
-                };
-                let number = param("partNumber")?.parse().ok()?;
-                let upload_id = param("uploadId")?;
-                Kind::Part {
-                    feed: feed(piece_length),
-                    length,
-                    upload_id,
-                    number,
-                }
+        let piece_length = match (part, torrent.piece_length) {
+            (None, p) => p.for_length(length),
+            (Some(_), PieceLength::Fixed(p)) => p,
+            (Some(_), PieceLength::Auto) => {
+                skip("piece_length_auto");
+                return None;
             }
         };
-        Some(Tap::new(object, kind))
+        if !verified() {
+            skip("unauthenticated");
+            return None;
+        }
+        // Never wait for a hasher: an upload past the cap goes through unhashed.
+        let Ok(permit) = self.hashers.clone().try_acquire_owned() else {
+            skip("busy");
+            return None;
+        };
+        let hasher = BodyHasher::start(piece_length, length, torrent.format, permit);
+        let feed = Feed::new(hasher, chunked);
+        Some(match part {
+            None => Kind::Put {
+                feed,
+                length,
+                piece_length,
+            },
+            Some((upload_id, number)) => Kind::Part {
+                feed,
+                length,
+                upload_id: upload_id.clone(),
+                number: *number,
+            },
+        })
     }
 
-    /// A chunk of the request body, on its way to the backend.
-    pub async fn request_body(&self, tap: &mut Tap, chunk: &Bytes) {
+    /// The hashes kept for a part, here and in the store, no longer describe it.
+    fn forget_part(&self, object: &ObjectRef, upload_id: &str, number: u32) {
+        let upload = UploadRef { object, upload_id };
+        drop(self.parts.take(&upload, number));
+    }
+
+    fn forget_stored_part(&self, object: &ObjectRef, upload_id: &str, number: u32) {
+        let Some(store) = self.service.store().cloned() else {
+            return;
+        };
+        let (object, upload_id) = (object.clone(), upload_id.to_string());
+        tokio::spawn(async move {
+            let upload = UploadRef {
+                object: &object,
+                upload_id: &upload_id,
+            };
+            store.delete_parts(&upload, &[number]).await;
+        });
+    }
+
+    /// A chunk of the request body, on its way to the backend: handed over, never waited on.
+    pub fn request_body(&self, tap: &mut Tap, chunk: &Bytes) {
         match &mut tap.kind {
-            Kind::Put { feed, .. } | Kind::Part { feed, .. } => feed.feed(chunk).await,
+            Kind::Put { feed, .. } | Kind::Part { feed, .. } => {
+                feed.feed(chunk);
+            }
             Kind::Complete { request, .. } => {
-                if request.len() + chunk.len() <= COMPLETION_BODY_LIMIT {
-                    request.extend_from_slice(chunk);
-                }
+                keep(request, chunk, &mut tap.overflowed);
             }
         }
     }
 
-    /// The backend's answer (head); the body follows for a completion.
+    /// The backend's answer (head); the body follows for a completion. An upload the backend
+    /// refused is not hashed any further: its hasher (and permit) go at once, even while the
+    /// client is still sending.
     pub fn response(&self, tap: &mut Tap, response: &ResponseHeader) {
+        // `100 Continue` (SDKs send `Expect: 100-continue` with bodies) is not the answer.
+        if response.status.is_informational() {
+            return;
+        }
         tap.status = response.status.as_u16();
         tap.etag = response
             .headers
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        if !tap.accepted() {
+            if let Kind::Put { feed, .. } | Kind::Part { feed, .. } = &mut tap.kind {
+                feed.hasher = None;
+            }
+        }
     }
 
     pub fn response_body(&self, tap: &mut Tap, chunk: &Bytes) {
-        if matches!(tap.kind, Kind::Complete { .. })
-            && tap.body.len() + chunk.len() <= COMPLETION_BODY_LIMIT
-        {
-            tap.body.extend_from_slice(chunk);
+        if matches!(tap.kind, Kind::Complete { .. }) {
+            keep(&mut tap.body, chunk, &mut tap.overflowed);
         }
     }
 
     /// After the exchange: adopt what was hashed, in the background.
     pub fn finish(self: &Arc<Self>, tap: Tap) {
-        if !(200..300).contains(&tap.status) {
+        if !tap.accepted() {
+            // The backend kept whatever it had for that part; we keep nothing for it.
+            if let Kind::Part {
+                upload_id, number, ..
+            } = &tap.kind
+            {
+                self.forget_stored_part(&tap.object, upload_id, *number);
+            }
             return;
         }
         let uploads = self.clone();
@@ -253,6 +340,7 @@ impl Uploads {
             kind,
             etag,
             body,
+            overflowed,
             ..
         } = tap;
         let (kind_label, piece_length, length, hashes, etag) = match kind {
@@ -261,8 +349,9 @@ impl Uploads {
                 length,
                 piece_length,
             } => {
-                let Some((hashes, etag)) = feed.whole(length, etag).await else {
-                    return skipped("failed");
+                let (hashes, etag) = match feed.whole(length, etag).await {
+                    Ok(whole) => whole,
+                    Err(reason) => return skipped(reason),
                 };
                 ("put", piece_length, length, hashes, etag)
             }
@@ -272,8 +361,12 @@ impl Uploads {
                 upload_id,
                 number,
             } => {
-                let Some((hashes, etag)) = feed.whole(length, etag).await else {
-                    return skipped("failed");
+                let (hashes, etag) = match feed.whole(length, etag).await {
+                    Ok(whole) => whole,
+                    Err(reason) => {
+                        self.forget_stored_part(&object, &upload_id, number);
+                        return skipped(reason);
+                    }
                 };
                 let part = Part {
                     etag,
@@ -289,10 +382,17 @@ impl Uploads {
                         .put_part(&upload, number, &self.part_entry(&object, &part))
                         .await;
                 }
-                self.parts.insert(&upload_id, number, part);
+                let upload = UploadRef {
+                    object: &object,
+                    upload_id: &upload_id,
+                };
+                self.parts.insert(&upload, number, part);
                 return;
             }
             Kind::Complete { upload_id, request } => {
+                if overflowed {
+                    return skipped("too_large");
+                }
                 let (Some(listed), Some(etag)) = (listed_parts(&request), completed_etag(&body))
                 else {
                     return skipped("failed");
@@ -301,10 +401,9 @@ impl Uploads {
                     return;
                 };
                 let found = self.gather(&object, &upload_id, &listed).await;
-                match assemble(&listed, found, piece_length) {
+                match assemble(&listed, found, piece_length, &etag) {
                     Ok((length, hashes)) => ("multipart", piece_length, length, hashes, etag),
-                    Err(NotAssembled::Incomplete) => return skipped("incomplete"),
-                    Err(NotAssembled::Misaligned) => return skipped("misaligned"),
+                    Err(why) => return skipped(why.reason()),
                 }
             }
         };
@@ -348,7 +447,7 @@ impl Uploads {
                 }
                 *slot = self
                     .parts
-                    .take(upload_id, *number)
+                    .take(&upload, *number)
                     .filter(|p| same_etag(&p.etag, etag));
                 if let (None, Some(store)) = (&slot, store) {
                     let entry = store.get_part(&upload, *number).await;
@@ -409,34 +508,55 @@ const PART_LOOKUPS: u32 = 10;
 const PART_LOOKUP_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Feed {
-    async fn feed(&mut self, chunk: &Bytes) {
+    fn new(hasher: BodyHasher, chunked: bool) -> Feed {
+        Feed {
+            hasher: Some(hasher),
+            chunked: chunked.then(Decoder::default),
+            behind: false,
+        }
+    }
+
+    /// A hasher that cannot take the chunk at once (behind, or gone) is given up.
+    fn feed(&mut self, chunk: &Bytes) {
         let Some(hasher) = &self.hasher else { return };
         let fed = match &mut self.chunked {
-            None => hasher.feed(chunk.clone()).await,
+            None => hasher.feed(chunk.clone()),
             Some(decoder) => match decoder.decode(chunk) {
-                Ok(payload) => {
-                    let mut fed = true;
-                    for piece in payload {
-                        fed = fed && hasher.feed(piece).await;
-                    }
-                    fed
+                Ok(payload) => payload.into_iter().all(|piece| hasher.feed(piece)),
+                Err(Malformed) => {
+                    self.hasher = None;
+                    return;
                 }
-                Err(Malformed) => false,
             },
         };
         if !fed {
             self.hasher = None;
+            self.behind = true;
         }
     }
 
     /// The body's hashes and the backend's ETag for it — if the backend gave one, and every
-    /// one of the `length` bytes announced (no more) was hashed, framing complete.
-    async fn whole(self, length: u64, etag: Option<String>) -> Option<(PieceHashes, String)> {
-        if self.chunked.as_ref().is_some_and(|d| !d.is_done()) {
-            return None;
+    /// one of the `length` bytes announced (no more) was hashed, framing complete; else why
+    /// not (a skip reason).
+    async fn whole(
+        self,
+        length: u64,
+        etag: Option<String>,
+    ) -> Result<(PieceHashes, String), &'static str> {
+        if self.behind {
+            return Err("behind");
         }
-        let (total, hashes) = self.hasher?.finish().await?;
-        (total == length).then_some((hashes, etag?))
+        if self.chunked.as_ref().is_some_and(|d| !d.is_done()) {
+            return Err("failed");
+        }
+        let hashed = match self.hasher {
+            Some(hasher) => hasher.finish().await,
+            None => None,
+        };
+        match (hashed, etag) {
+            (Some((total, hashes)), Some(etag)) if total == length => Ok((hashes, etag)),
+            _ => Err("failed"),
+        }
     }
 }
 
@@ -448,6 +568,23 @@ impl Tap {
             status: 0,
             etag: None,
             body: Vec::new(),
+            overflowed: false,
         }
     }
+
+    /// Whether the backend answered 2xx.
+    fn accepted(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// Keeps a completion's document up to [`COMPLETION_BODY_LIMIT`]; past it, nothing more is
+/// kept and the tap is spoiled (a document missing a chunk could still parse).
+fn keep(into: &mut Vec<u8>, chunk: &Bytes, overflowed: &mut bool) {
+    if *overflowed || into.len() + chunk.len() > COMPLETION_BODY_LIMIT {
+        *overflowed = true;
+        into.clear();
+        return;
+    }
+    into.extend_from_slice(chunk);
 }

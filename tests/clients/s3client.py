@@ -131,6 +131,37 @@ def run(s3, cmd, args):
         r = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
                                          MultipartUpload={"Parts": parts})
         return {"etag": r["ETag"], "parts": len(parts)}
+    if cmd == "multipart-replaced":
+        # Part 1 uploaded as A, then replaced by B through a presigned part URL (extra query
+        # parameters, as browser uploads send), then the upload completed listing part 1 as
+        # LISTED ("stale": A's ETag; "real": B's; "backwards": the parts in reverse order).
+        # Returns the completion's answer, or the backend's refusal.
+        bucket, key, a_path, b_path, tail_path, listed = args
+        read = lambda p: open(p, "rb").read()
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        a = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=read(a_path))
+        url = s3.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": bucket, "Key": key, "UploadId": upload, "PartNumber": 1},
+            ExpiresIn=300,
+        )
+        import urllib.request
+        req = urllib.request.Request(url, data=read(b_path), method="PUT")
+        with urllib.request.urlopen(req) as r:
+            b_etag = r.headers["ETag"]
+        tail = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=2,
+                              Body=read(tail_path))
+        first = {"stale": a["ETag"], "real": b_etag, "backwards": b_etag}[listed]
+        parts = [{"PartNumber": 1, "ETag": first}, {"PartNumber": 2, "ETag": tail["ETag"]}]
+        if listed == "backwards":
+            parts.reverse()
+        try:
+            r = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload,
+                                             MultipartUpload={"Parts": parts})
+        except botocore.exceptions.ClientError as e:
+            s3.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+            return {"refused": e.response["Error"]["Code"]}
+        return {"etag": r["ETag"], "a": a["ETag"], "b": b_etag}
     if cmd == "put-ssec":
         bucket, key, path = args
         with open(path, "rb") as f:

@@ -400,7 +400,7 @@ fn magnet_link_names_infohash_trackers_and_web_seed() {
     );
     assert!(
         link.contains(&format!(
-            "&ws=http%3A%2F%2F127.0.0.1%3A{}%2Fpublic%2Fbt%2Fmagnet.bin",
+            "&ws=http%3A%2F%2F127.0.0.1%3A{}%2F_s3torrent%2Fwebseed%2Fpublic%2Fbt%2Fmagnet.bin",
             s.port
         )),
         "{link}"

@@ -18,10 +18,22 @@ pub struct SeedingSidecar {
 /// A sidecar that seeds (objects = all unless `extra` says otherwise), with its tracker on
 /// and no web seed: peers can only get the bytes from the seeder (or each other).
 pub fn seeding_sidecar(name: &str, extra: &str) -> SeedingSidecar {
+    seeding_sidecar_with(name, "", extra)
+}
+
+/// As [`seeding_sidecar`], with `torrent` added to `[torrent]`.
+pub fn seeding_sidecar_with(name: &str, torrent: &str, extra: &str) -> SeedingSidecar {
+    seeding_sidecar_on(env(), name, torrent, extra)
+}
+
+/// As [`seeding_sidecar_with`], in front of `env`'s backend.
+pub fn seeding_sidecar_on(env: &Env, name: &str, torrent: &str, extra: &str) -> SeedingSidecar {
     let seeder_port = free_ports(1)[0];
-    let sidecar = extra_sidecar_logging(
+    let sidecar = extra_sidecar_on(
+        env,
         name,
         |c| {
+            let c = c.replace("[torrent]\n", &format!("[torrent]\n{torrent}"));
             let base = own_url(&c);
             format!(
                 "{c}\n[tracker]\nenabled = true\npublic_url = \"{base}/_s3torrent/announce\"\n\
@@ -271,16 +283,16 @@ fn the_web_seed_serves_each_piece_of_a_seeded_object_about_once() {
     let key = "bt/shaped.bin";
     let data = test_data(256 * 1024, 409); // 16 pieces of 16 KiB
     put_object("public", key, &data, &dir);
-    let path = format!("/public/{key}");
-    let range = |r: &str| request(port, "GET", &path, &[("Range", r)]);
-    // Before the seeder seeds it, ranges are plain pass-through.
+    let route = format!("/_s3torrent/webseed/public/{key}");
+    let range = |r: &str| request(port, "GET", &route, &[("Range", r)]);
+    // Before the seeder seeds it, the web seed serves any range.
     assert_eq!(range("bytes=0-16383").status, 206);
     assert_eq!(range("bytes=0-16383").status, 206);
     assert_eq!(
-        request(port, "GET", &format!("{path}?torrent"), &[]).status,
+        request(port, "GET", &format!("/public/{key}?torrent"), &[]).status,
         200
     );
-    // Seeded: a range with pieces the swarm lacks comes from the origin, once.
+    // Seeded: a range with pieces the swarm lacks comes from the origin, once delivered.
     let first = range("bytes=0-65535");
     assert_eq!(first.status, 206);
     assert_eq!(first.body, data[..65536]);
@@ -292,26 +304,75 @@ fn the_web_seed_serves_each_piece_of_a_seeded_object_about_once() {
     assert_eq!(range("bytes=65536-131071").status, 206);
     assert_eq!(range("bytes=131072-").status, 206);
     assert_eq!(range("bytes=0-").status, 503);
-    // Signed requests are never shaped: an SDK's ranged download is not a web seed.
-    let host = format!("127.0.0.1:{port}");
-    let mut signed = signed_headers(
-        ADMIN,
-        "GET",
-        &host,
-        &path,
-        None,
-        std::time::SystemTime::now(),
-    );
-    signed.push(("range".into(), "bytes=0-16383".into()));
-    let refs: Vec<(&str, &str)> = signed
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    assert_eq!(request(port, "GET", &path, &refs).status, 206);
+    // The same object by its S3 URL is ordinary S3: never shaped, whoever asks.
+    let path = format!("/public/{key}");
+    let plain = request(port, "GET", &path, &[("Range", "bytes=0-16383")]);
+    assert_eq!(plain.status, 206);
+    assert_eq!(plain.body, data[..16384]);
     let metrics = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
     assert_eq!(
         metric(&metrics, "s3torrent_seeder_webseed_deferred_total"),
         2
+    );
+}
+
+/// What a browser's `<video>` sends: `bytes=0-`, dropped after a few bytes. It once marked
+/// every piece as gone, and every ranged read of the object got 503 from then on.
+#[test]
+fn a_dropped_read_leaves_ordinary_reads_and_the_web_seed_alone() {
+    let s = seeding_sidecar("seed-dropped", "objects = \"all\"\n");
+    let port = s.sidecar.port;
+    let dir = env().scratch("seed-dropped");
+    let key = "bt/dropped.bin";
+    let data = test_data(4 * 1024 * 1024, 424);
+    put_object("public", key, &data, &dir);
+    assert_eq!(
+        request(port, "GET", &format!("/public/{key}?torrent"), &[]).status,
+        200
+    );
+    let route = format!("/_s3torrent/webseed/public/{key}");
+    for target in [route.as_str(), &format!("/public/{key}")] {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let head =
+            format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nRange: bytes=0-\r\n\r\n");
+        c.write_all(head.as_bytes()).unwrap();
+        let mut first = [0u8; 10];
+        c.read_exact(&mut first).unwrap();
+        drop(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let range = [("Range", "bytes=16384-32767")];
+    let want = &data[16384..32768];
+    // Unsigned, SigV4-presigned and SigV2-presigned ranged reads: the backend's answer.
+    let r = request(port, "GET", &format!("/public/{key}"), &range);
+    assert_eq!((r.status, r.body.as_slice()), (206, want), "unsigned");
+    let base = format!("http://127.0.0.1:{port}");
+    for signature in ["s3v4", "default"] {
+        let url = s3client_signing(
+            &base,
+            READER,
+            signature,
+            &["presign-get", "public", key, "300"],
+        );
+        let target = url["url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches(&base)
+            .to_string();
+        let r = request(port, "GET", &target, &range);
+        assert_eq!(
+            (r.status, r.body.as_slice()),
+            (206, want),
+            "{signature}: {}",
+            r.text()
+        );
+    }
+    // And the web seed itself: the dropped read delivered no whole piece.
+    let r = request(port, "GET", &route, &[("Range", "bytes=0-16383")]);
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &data[..16384]),
+        "web seed"
     );
 }
 
@@ -361,5 +422,259 @@ fn the_seed_is_announced_to_external_trackers_when_configured() {
     assert_eq!(
         seeds, 1,
         "the seeder announced itself, as a seed, to the external tracker"
+    );
+}
+
+/// A peer of our own making, for what real clients never send.
+struct RawPeer(TcpStream);
+
+impl RawPeer {
+    /// Connects and handshakes (fast and extension bits set); `None` if the seeder refuses.
+    fn connect(port: u16, info_hash: [u8; 20]) -> RawPeer {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut h = vec![19u8];
+        h.extend_from_slice(b"BitTorrent protocol");
+        h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]);
+        h.extend_from_slice(&info_hash);
+        h.extend_from_slice(b"-XX0001-rawpeer00000");
+        s.write_all(&h).unwrap();
+        let mut back = [0u8; 68];
+        s.read_exact(&mut back).unwrap();
+        RawPeer(s)
+    }
+
+    fn send(&mut self, id: u8, body: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(&frame(id, body))
+    }
+
+    fn request(&mut self, index: u32, begin: u32, length: u32) -> std::io::Result<()> {
+        let mut b = index.to_be_bytes().to_vec();
+        b.extend_from_slice(&begin.to_be_bytes());
+        b.extend_from_slice(&length.to_be_bytes());
+        self.send(6, &b)
+    }
+
+    /// The next message (id, body), keep-alives skipped; `None` once the seeder hung up.
+    fn read(&mut self) -> Option<(u8, Vec<u8>)> {
+        loop {
+            let mut len = [0u8; 4];
+            self.0.read_exact(&mut len).ok()?;
+            let len = u32::from_be_bytes(len) as usize;
+            if len == 0 {
+                continue;
+            }
+            let mut body = vec![0u8; len];
+            self.0.read_exact(&mut body).ok()?;
+            return Some((body[0], body[1..].to_vec()));
+        }
+    }
+
+    /// Reads until message `id`, noting the pieces shown (`have`) on the way.
+    fn until(&mut self, id: u8, shown: &mut Vec<u32>) -> Option<Vec<u8>> {
+        loop {
+            let (got, body) = self.read()?;
+            if got == 4 {
+                shown.push(u32::from_be_bytes(body[..4].try_into().unwrap()));
+            }
+            if got == id {
+                return Some(body);
+            }
+        }
+    }
+
+    /// Interested, then unchoked: the pieces shown so far.
+    fn unchoked(&mut self) -> Vec<u32> {
+        let mut shown = Vec::new();
+        self.send(2, &[]).unwrap();
+        self.until(1, &mut shown).expect("unchoked");
+        shown
+    }
+}
+
+fn frame(id: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = ((body.len() + 1) as u32).to_be_bytes().to_vec();
+    m.push(id);
+    m.extend_from_slice(body);
+    m
+}
+
+/// 16 KiB pieces, as the probes that found these defects used.
+fn small_piece_seeder(name: &str) -> SeedingSidecar {
+    seeding_sidecar_with(name, "piece_length = 16384\n", "")
+}
+
+/// One `ut_metadata` request costs the seeder a 16 KiB copy: a peer sending thousands and
+/// reading nothing is held to a few, and cut off if it lets output pile up.
+#[test]
+fn metadata_floods_from_peers_that_never_read_stay_bounded() {
+    let s = small_piece_seeder("seed-metadata-flood");
+    // 1024 pieces: `info` is 20 KiB, so metadata piece 0 is a whole 16 KiB.
+    let f = fixture("seed-metadata-flood", s.sidecar.port, 16 * 1024 * 1024, 420);
+    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let honest = fixture("seed-metadata-honest", s.sidecar.port, 2 * 1024 * 1024, 421);
+    let before = crate::bittorrent::rss_kib(s.sidecar.pid);
+    let request = frame(
+        20,
+        &[[1u8].as_slice(), b"d8:msg_typei0e5:piecei0ee"].concat(),
+    );
+    let flood: Vec<u8> = std::iter::repeat_n(request, 2000).flatten().collect();
+    let mut floods = Vec::new();
+    for _ in 0..8 {
+        let mut p = RawPeer::connect(s.seeder_port, hash);
+        p.send(
+            20,
+            &[[0u8].as_slice(), b"d1:md11:ut_metadatai3eee"].concat(),
+        )
+        .unwrap();
+        let _ = p.0.write_all(&flood);
+        floods.push(p);
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    libtorrent_gets(honest.torrent.to_str().unwrap(), &honest, "lt");
+    let grown = crate::bittorrent::rss_kib(s.sidecar.pid).saturating_sub(before) / 1024;
+    assert!(grown < 24, "8 metadata floods grew RSS by {grown} MiB");
+    drop(floods);
+}
+
+fn backend_bytes(s: &SeedingSidecar) -> u64 {
+    let m = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
+    metric(&m, "s3torrent_seeder_backend_bytes_total")
+}
+
+/// A peer may fetch only what it was shown, in blocks of 16 KiB (or a piece's last): tiny
+/// or unoffered requests end the connection before the backend is asked for anything.
+#[test]
+fn tiny_and_unoffered_requests_read_nothing_from_the_backend() {
+    let s = small_piece_seeder("seed-tiny");
+    let f = fixture("seed-tiny", s.sidecar.port, 1024 * 1024, 422);
+    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let before = backend_bytes(&s);
+    // 40 one-byte requests, each for another piece.
+    let mut p = RawPeer::connect(s.seeder_port, hash);
+    let shown = p.unchoked();
+    assert!(!shown.is_empty(), "pieces are shown");
+    for i in 0..40 {
+        let _ = p.request(shown.get(i).copied().unwrap_or(i as u32), 0, 1);
+    }
+    assert!(hung_up(&mut p.0), "tiny requests end the connection");
+    // A whole block of a piece it was not shown.
+    let mut p = RawPeer::connect(s.seeder_port, hash);
+    let shown = p.unchoked();
+    let hidden = (0..64).find(|i| !shown.contains(i)).unwrap();
+    let _ = p.request(hidden, 0, 16384);
+    assert!(hung_up(&mut p.0), "an unoffered piece ends the connection");
+    assert_eq!(
+        backend_bytes(&s),
+        before,
+        "nothing was read from the backend"
+    );
+    // What it was shown it gets, read once.
+    let mut p = RawPeer::connect(s.seeder_port, hash);
+    let shown = p.unchoked();
+    p.request(shown[0], 0, 16384).unwrap();
+    let piece = p.until(7, &mut Vec::new()).expect("the block");
+    let at = shown[0] as usize * 16384;
+    assert_eq!(&piece[8..], &f.data[at..at + 16384]);
+    assert_eq!(backend_bytes(&s) - before, 16384);
+}
+
+/// A peer claiming every piece (a lying bitfield) once made every piece look spread, so an
+/// honest newcomer was shown nothing and stalled. It completes now.
+#[test]
+fn a_lying_bitfield_does_not_stall_an_honest_peer() {
+    let s = small_piece_seeder("seed-liar");
+    let f = fixture("seed-liar", s.sidecar.port, 2 * 1024 * 1024, 423);
+    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    // Every piece leaves the origin once: a first peer takes it all, and goes.
+    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "first");
+    let mut liar = RawPeer::connect(s.seeder_port, hash);
+    liar.send(5, &[0xff; 16]).unwrap(); // 128 pieces, all "had"
+    std::thread::sleep(Duration::from_millis(500));
+    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "second");
+    drop(liar);
+}
+
+/// "Public" means anyone: the check that decides it carries no caller's address (a policy
+/// on `aws:SourceIp` would otherwise make an object public to one caller public to all).
+#[test]
+fn the_public_check_carries_no_callers_address() {
+    let (fake, heads) = recording_backend();
+    let seeder_port = free_ports(1)[0];
+    let s = extra_sidecar_full("seed-public-xff", |c| {
+        let live = format!("http://127.0.0.1:{}", env().s3_port);
+        let c = c.replace(&live, &format!("http://127.0.0.1:{fake}"));
+        format!("{c}\n[seeder]\nenabled = true\nlisten = \"127.0.0.1:{seeder_port}\"\n")
+    });
+    wait_for_port(seeder_port, "seeder", &s.log);
+    let r = request(s.port, "GET", "/b/public.bin?torrent", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hash = crate::bittorrent::torrent_info_hash(&r.body);
+    assert!(handshake(seeder_port, hash).is_some(), "seeded");
+    let heads = heads.lock().unwrap();
+    let probes: Vec<&String> = heads
+        .iter()
+        .filter(|h| h.contains("range: bytes=0-0"))
+        .collect();
+    assert!(
+        probes.iter().any(|h| h.contains("x-forwarded-for")),
+        "the caller's own check names it: {probes:?}"
+    );
+    assert!(
+        probes.iter().any(|h| !h.contains("x-forwarded-for")
+            && !h.contains("forwarded:")
+            && !h.contains("authorization")),
+        "the public check names nobody: {probes:?}"
+    );
+}
+
+/// An object made private stops being seeded within `seeder.public_recheck`: on Ceph RGW,
+/// by a bucket policy that no longer lets anyone read it.
+#[test]
+fn an_object_made_private_is_no_longer_seeded() {
+    let ceph = crate::rgw::ceph();
+    let backend = ceph.backend_url();
+    assert!(s3client(&backend, ADMIN, &["mkbucket", "recheck"])
+        .get("error")
+        .is_none());
+    assert!(s3client(&backend, ADMIN, &["policy", "recheck", "public"])
+        .get("error")
+        .is_none());
+    let s = seeding_sidecar_on(ceph, "seed-recheck", "", "public_recheck = 2\n");
+    let dir = ceph.scratch("seed-recheck");
+    ceph.put_object("recheck", "was-public.bin", &test_data(100_000, 425), &dir);
+    let r = request(
+        s.sidecar.port,
+        "GET",
+        "/recheck/was-public.bin?torrent",
+        &[],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hash = crate::bittorrent::torrent_info_hash(&r.body);
+    assert!(
+        handshake(s.seeder_port, hash).is_some(),
+        "seeded while public"
+    );
+    assert!(s3client(&backend, ADMIN, &["policy", "recheck", "reader"])
+        .get("error")
+        .is_none());
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while handshake(s.seeder_port, hash).is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still seeded 15 s after it was made private"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        request(
+            s.sidecar.port,
+            "GET",
+            "/recheck/was-public.bin?torrent",
+            &[]
+        )
+        .status,
+        403,
+        "and anonymous callers get no torrent"
     );
 }

@@ -264,3 +264,80 @@ fn sum(text: &str, name: &str) -> u64 {
         .map(|v| v as u64)
         .sum()
 }
+
+/// Someone who can write the store bucket (a tenant who created it first; a pass-through
+/// `PUT` before the sidecar refused those) cannot make a replica serve hashes it did not
+/// compute: a forged entry fails verification, counts, and the torrent is generated anew.
+/// Callers cannot reach the store bucket through the sidecar at all.
+fn a_forged_store_entry_is_never_served(env: &Env) {
+    let name = format!("forged-{:?}", env.backend).to_lowercase();
+    let prefix = format!("{name}/");
+    let a = replica_on(env, &format!("{name}-a"), "store", &prefix, "");
+    let dir = env.scratch(&name);
+    let data = test_data(3 * 1024 * 1024 + 11, 1320);
+    env.put_object("shared", &format!("{name}.bin"), &data, &dir);
+    let target = format!("/shared/{name}.bin?torrent");
+    let good = torrent(a.port, &target);
+    let listed = s3client(&env.backend_url(), ADMIN, &["list", "store", &prefix]);
+    let entry = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .find(|k| !k.contains("/.leases/"))
+        .unwrap_or_else(|| panic!("an entry: {listed}"));
+    let file = dir.join("entry");
+    let out = s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["get", "store", &entry, file.to_str().unwrap()],
+    );
+    assert!(out.get("error").is_none(), "{out}");
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = bytes.windows(6).position(|w| w == b"pieces").unwrap() + 20;
+    bytes[at] ^= 0xff; // one hash byte
+    std::fs::write(&file, &bytes).unwrap();
+    let out = s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["put", "store", &entry, file.to_str().unwrap()],
+    );
+    assert!(out.get("error").is_none(), "{out}");
+
+    let b = replica_on(env, &format!("{name}-b"), "store", &prefix, "");
+    let served = torrent(b.port, &target);
+    assert_eq!(served, good, "generated again, not the forged entry");
+    let (t, f) = (dir.join("t.torrent"), dir.join("data"));
+    std::fs::write(&t, &served).unwrap();
+    std::fs::write(&f, &data).unwrap();
+    assert_eq!(check_torrent(&t, &f)["bad_pieces"], serde_json::json!([]));
+    let m = metrics(&b);
+    assert_eq!(
+        metric(&m, "s3torrent_store_errors_total{op=\"verify\"}"),
+        1,
+        "{m}"
+    );
+
+    // Path-style and virtual-hosted, any method: 403, and the backend is not asked.
+    let key = format!("/store/{entry}");
+    for (method, target, host) in [
+        ("GET", key.as_str(), None),
+        ("PUT", key.as_str(), None),
+        ("GET", "/store/", None),
+        ("GET", "/store?list-type=2", None),
+        ("GET", &format!("/{entry}"), Some(format!("store.{DOMAIN}"))),
+        ("GET", &format!("{key}?torrent"), None),
+        ("GET", &format!("/_s3torrent/webseed{key}"), None),
+    ] {
+        let host = host.unwrap_or(format!("127.0.0.1:{}", b.port));
+        let r = request(b.port, method, target, &[("Host", &host)]);
+        assert_eq!(r.status, 403, "{method} {target}: {}", r.text());
+        assert_eq!(
+            r.s3_code().as_deref(),
+            Some("AccessDenied"),
+            "{method} {target}"
+        );
+    }
+}
+
+crate::on_both_backends!(a_forged_store_entry_is_never_served);

@@ -294,3 +294,187 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+fn threads(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Opens a `PUT` announcing 2 MiB and sends one byte of it; signed as `ADMIN` if `signed`.
+fn slow_put(port: u16, key: &str, signed: bool) -> std::net::TcpStream {
+    use std::io::Write;
+    let host = format!("127.0.0.1:{port}");
+    let target = format!("/upload/{key}");
+    let mut head = format!("PUT {target} HTTP/1.1\r\nContent-Length: 2097152\r\n");
+    let headers = match signed {
+        true => signed_headers(
+            ADMIN,
+            "PUT",
+            &host,
+            &target,
+            Some("UNSIGNED-PAYLOAD"),
+            std::time::SystemTime::now(),
+        ),
+        false => vec![("host".to_string(), host)],
+    };
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\nx");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(head.as_bytes()).unwrap();
+    c
+}
+
+/// Uploads are watched before the backend has said anything. Slow `PUT`s, each announcing
+/// 2 MiB and trickling a byte at a time, hold no thread: anonymous ones get no hasher at all,
+/// signed ones at most `uploads.max_hashers` (the rest go through unhashed, `busy`), and a
+/// dropped one gives its hasher back. An honest upload and a cold `?torrent` beside them
+/// both work.
+#[test]
+fn slow_uploads_hold_no_thread_and_honest_work_goes_on() {
+    use std::io::Write;
+    let s = replica(
+        "slow-puts",
+        "store",
+        "slowput/",
+        "[uploads]\nmax_hashers = 4\n",
+    );
+    let before = threads(s.pid);
+    let mut slow: Vec<std::net::TcpStream> = (0..30)
+        .map(|i| slow_put(s.port, &format!("slow/{i}.bin"), false))
+        .collect();
+    let signed: Vec<std::net::TcpStream> = (0..6)
+        .map(|i| slow_put(s.port, &format!("slow/signed-{i}.bin"), true))
+        .collect();
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(700));
+        for c in &mut slow {
+            let _ = c.write_all(b"x");
+        }
+    }
+    let grown = threads(s.pid).saturating_sub(before);
+    assert!(grown <= 4, "36 slow uploads took {grown} threads");
+    let m = metrics(&s);
+    assert_eq!(
+        metric(
+            &m,
+            "s3torrent_uploads_skipped_total{reason=\"unauthenticated\"}"
+        ),
+        30
+    );
+    assert_eq!(
+        metric(&m, "s3torrent_uploads_skipped_total{reason=\"busy\"}"),
+        2
+    );
+
+    // The signed ones hang up: their hashers are free again, and an honest upload is hashed.
+    drop(signed);
+    std::thread::sleep(Duration::from_millis(500));
+    let data = test_data(16 * 1024 * 1024, 1510);
+    upload_through(&s, "put", "upload", "honest.bin", &data, &[]);
+    let m = wait_for_metric(&s, "s3torrent_uploads_hashed_total{kind=\"put\"}", 1);
+    assert_eq!(
+        metric(&m, "s3torrent_uploads_skipped_total{reason=\"busy\"}"),
+        2
+    );
+    let got = env().scratch("slow-puts").join("honest");
+    let out = s3client(
+        &env().backend_url(),
+        ADMIN,
+        &["get", "upload", "honest.bin", got.to_str().unwrap()],
+    );
+    assert!(out.get("error").is_none(), "{out}");
+    assert!(std::fs::read(&got).unwrap() == data, "stored intact");
+    // ... and a cold `?torrent` is generated.
+    let cold = test_data(8 * 1024 * 1024 + 1, 1511);
+    let dir = env().scratch("slow-puts");
+    put_object("upload", "cold.bin", &cold, &dir);
+    let r = request(s.port, "GET", "/upload/cold.bin?torrent", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let (t, f) = (dir.join("cold.torrent"), dir.join("cold"));
+    std::fs::write(&t, &r.body).unwrap();
+    std::fs::write(&f, &cold).unwrap();
+    assert_eq!(check_torrent(&t, &f)["bad_pieces"], serde_json::json!([]));
+    assert!(threads(s.pid).saturating_sub(before) <= 8);
+    drop(slow);
+}
+
+/// The backend's object, fetched straight from it.
+fn backend_copy(env: &Env, bucket: &str, key: &str, dir: &std::path::Path) -> Vec<u8> {
+    let got = dir.join(format!("backend-{}", key.replace('/', "_")));
+    let out = s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["get", bucket, key, got.to_str().unwrap()],
+    );
+    assert!(out.get("error").is_none(), "{out}");
+    std::fs::read(got).unwrap()
+}
+
+/// A multipart part re-uploaded around the tap (a presigned part URL: more query parameters
+/// than a plain `UploadPart`), then a completion that lists the *old* part's ETag, or the
+/// parts out of order: whatever the backend makes of it, the torrent describes what it holds.
+fn a_replaced_part_never_lends_its_old_hashes(env: &Env) {
+    let mib = 1024 * 1024;
+    let name = format!("replaced-{:?}", env.backend).to_lowercase();
+    let s = extra_sidecar_on(
+        env,
+        &name,
+        |c| c.replace("[torrent]\n", &format!("[torrent]\npiece_length = {mib}\n")),
+        "warn",
+    );
+    let dir = env.scratch(&name);
+    let (a, b, tail) = (
+        test_data(5 * mib as usize, 1520),
+        test_data(5 * mib as usize, 1521),
+        test_data(mib as usize + 3, 1522),
+    );
+    let files: Vec<String> = [("a", &a), ("b", &b), ("tail", &tail)]
+        .iter()
+        .map(|(n, d)| {
+            let f = dir.join(n);
+            std::fs::write(&f, d).unwrap();
+            f.to_str().unwrap().to_string()
+        })
+        .collect();
+    let endpoint = format!("http://127.0.0.1:{}", s.port);
+    for listed in ["stale", "real", "backwards"] {
+        let key = format!("replaced/{listed}.bin");
+        let args = [
+            "multipart-replaced",
+            "multipart",
+            &key,
+            &files[0],
+            &files[1],
+            &files[2],
+            listed,
+        ];
+        let out = s3client(&endpoint, ADMIN, &args);
+        assert!(out.get("error").is_none(), "{listed}: {out}");
+        if out.get("refused").is_some() {
+            continue; // the backend itself checked the list
+        }
+        std::thread::sleep(Duration::from_millis(500)); // adoption runs just after
+        let held = backend_copy(env, "multipart", &key, &dir);
+        let r = request(s.port, "GET", &format!("/multipart/{key}?torrent"), &[]);
+        assert_eq!(r.status, 200, "{listed}: {}", r.text());
+        let (t, f) = (dir.join(format!("{listed}.torrent")), dir.join(listed));
+        std::fs::write(&t, &r.body).unwrap();
+        std::fs::write(&f, &held).unwrap();
+        let check = check_torrent(&t, &f);
+        assert_eq!(
+            check["bad_pieces"],
+            serde_json::json!([]),
+            "{listed}: {check}"
+        );
+    }
+}
+
+crate::on_both_backends!(a_replaced_part_never_lends_its_old_hashes);

@@ -64,7 +64,19 @@ pub struct Verifier<'a> {
     pub bucket_in_host: Option<&'a str>,
 }
 
-impl Verifier<'_> {
+impl<'a> Verifier<'a> {
+    /// A verifier of the callers `config` lists (`[[auth.credentials]]`), now, for a request
+    /// whose bucket came from a virtual-hosted `Host` (`bucket_in_host`) or not.
+    pub fn of(config: &'a crate::config::Config, bucket_in_host: Option<&'a str>) -> Self {
+        Verifier {
+            bucket_in_host,
+            credentials: &config.auth.credentials,
+            region: &config.upstream.region,
+            service: "s3",
+            now: SystemTime::now(),
+        }
+    }
+
     /// Returns the caller, or the S3 error a real S3 would give for this signature: SigV4,
     /// or SigV2 (`crate::s3::sigv2`) for the clients that still send it.
     pub fn authenticate(&self, req: &SignedRequest<'_>) -> Result<Caller, S3Error> {

@@ -1,0 +1,53 @@
+//! With `objects = "public"`, only objects an anonymous caller may read are seeded (knowing
+//! an infohash is weaker than a signature). "Anonymous" means no one at all: the check is an
+//! unsigned one-byte `GET` that carries no caller's context (no `X-Forwarded-For`), so an
+//! object public only to some addresses is not public. It is asked again every
+//! `seeder.public_recheck`: an object made private, or changed, stops being seeded.
+
+use std::sync::Arc;
+
+use crate::s3::upstream::{Identity, Purpose, Upstream};
+use crate::s3::ObjectRef;
+
+use super::Seeder;
+
+/// Whether an anonymous caller, with no context of any caller's, may read `object` as it is
+/// at `etag`.
+pub async fn readable_by_anyone(upstream: &Upstream, object: &ObjectRef, etag: &str) -> bool {
+    let headers = [("range", "bytes=0-0")];
+    let Ok(response) = upstream
+        .send(
+            Purpose::Probe,
+            "GET",
+            object,
+            &Identity::Anonymous,
+            &headers,
+        )
+        .await
+    else {
+        return false;
+    };
+    let ok = matches!(response.status(), 200 | 206) && response.header_str("etag") == Some(etag);
+    match response.status() {
+        200 => response.finish().await,
+        _ => drop(response.small_body(64 * 1024).await),
+    }
+    ok
+}
+
+impl Seeder {
+    /// Asks again, every `public_recheck`, whether each seeded object is still public, and
+    /// retires the torrents of those that are not.
+    pub(super) async fn recheck_public(self: Arc<Self>) {
+        let every = self.config.public_recheck.get();
+        loop {
+            tokio::time::sleep(every).await;
+            for torrent in self.registry.all() {
+                if !readable_by_anyone(&self.upstream, &torrent.object, &torrent.etag).await {
+                    tracing::info!(target: "s3torrent::seeder", bucket = %torrent.object.bucket, "an object is no longer public (or changed): no longer seeded");
+                    torrent.retire();
+                }
+            }
+        }
+    }
+}
