@@ -381,7 +381,7 @@ impl ProxyHttp for S3TorrentProxy {
             request_id = %request_id,
             route,
             method,
-            path = %session.req_header().uri.path(),
+            path = ?session.req_header().uri.path(),
             status,
             duration_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
             cache = ctx.cache.as_str(),
@@ -392,7 +392,8 @@ impl ProxyHttp for S3TorrentProxy {
     }
 
     /// What pingora's own error lines say about a request: never the query string, which
-    /// may be a presigned URL's signature (a bearer token).
+    /// may be a presigned URL's signature (a bearer token); the path and `Host` quoted and
+    /// escaped, so a client's bytes cannot forge fields of a text log line.
     fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
         let req = session.req_header();
         let host = req
@@ -400,7 +401,7 @@ impl ProxyHttp for S3TorrentProxy {
             .get(http::header::HOST)
             .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
             .unwrap_or_default();
-        format!("{} {}, Host: {host}", req.method, req.uri.path())
+        format!("{} {:?}, Host: {host:?}", req.method, req.uri.path())
     }
 
     /// Failures of pass-through traffic still answer in S3's XML, so SDKs retry them.

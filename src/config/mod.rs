@@ -174,6 +174,14 @@ impl Config {
         }
         at_least_one(up.timeout.secs() >= 1, "upstream.timeout")?;
         at_least_one(self.torrent.max_object_size >= 1, "torrent.max_object_size")?;
+        // Within the window a caller keeps its torrent (and, presigned, fresh web-seed URLs)
+        // after losing READ: keep it short.
+        let max_revalidate = 300;
+        if self.cache.revalidate_after.secs() > max_revalidate {
+            return Err(invalid(format!(
+                "key `cache.revalidate_after` must be at most {max_revalidate} seconds"
+            )));
+        }
         let limits = &self.limits;
         at_least_one(
             limits.max_concurrent_generations >= 1,

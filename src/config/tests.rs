@@ -213,3 +213,34 @@ fn store_and_uploads() {
     let unknown = format!("{MINIMAL}\n[uploads]\nhash_everything = true\n");
     assert!(parse(&unknown).unwrap_err().0.contains("hash_everything"));
 }
+
+#[test]
+fn hardening_bounds() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!(c.uploads.max_hashers, 8);
+    assert_eq!(c.store.lease_wait.secs(), 120);
+    assert!(
+        c.store.key.is_empty(),
+        "derived from the sidecar's secret by default"
+    );
+    assert_eq!(c.seeder.webseed_slot_ttl.secs(), 30);
+    assert_eq!(c.seeder.public_recheck.secs(), 300);
+    let long = format!("{MINIMAL}\n[cache]\nrevalidate_after = \"1h\"\n");
+    assert!(parse(&long)
+        .unwrap_err()
+        .0
+        .contains("cache.revalidate_after"));
+    let ok = format!("{MINIMAL}\n[cache]\nrevalidate_after = \"5m\"\n");
+    assert_eq!(parse(&ok).unwrap().cache.revalidate_after.secs(), 300);
+    let keyed = format!(
+        "{MINIMAL}\n[store]\nbucket = \"ok-bucket\"\nkey = \"k\"\nexpected_bucket_owner = \"123456789012\"\n"
+    );
+    let c = parse(&keyed).unwrap();
+    assert_eq!(c.store.key.expose(), "k");
+    assert!(
+        !c.effective_toml().contains("key = \"k\""),
+        "the store key is redacted"
+    );
+    let c = Config::from_toml(&keyed, |k| (k == ENV_STORE_KEY).then(|| "env".to_string())).unwrap();
+    assert_eq!(c.store.key.expose(), "env", "the environment wins");
+}

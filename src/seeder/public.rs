@@ -12,10 +12,14 @@ use crate::s3::ObjectRef;
 use super::Seeder;
 
 /// Whether an anonymous caller, with no context of any caller's, may read `object` as it is
-/// at `etag`.
-pub async fn readable_by_anyone(upstream: &Upstream, object: &ObjectRef, etag: &str) -> bool {
+/// at `etag`; `None` when the backend could not say (unreachable, 5xx).
+pub async fn readable_by_anyone(
+    upstream: &Upstream,
+    object: &ObjectRef,
+    etag: &str,
+) -> Option<bool> {
     let headers = [("range", "bytes=0-0")];
-    let Ok(response) = upstream
+    let response = upstream
         .send(
             Purpose::Probe,
             "GET",
@@ -24,26 +28,27 @@ pub async fn readable_by_anyone(upstream: &Upstream, object: &ObjectRef, etag: &
             &headers,
         )
         .await
-    else {
-        return false;
-    };
-    let ok = matches!(response.status(), 200 | 206) && response.header_str("etag") == Some(etag);
-    match response.status() {
+        .ok()?;
+    let status = response.status();
+    let readable = matches!(status, 200 | 206) && response.header_str("etag") == Some(etag);
+    match status {
         200 => response.finish().await,
         _ => drop(response.small_body(64 * 1024).await),
     }
-    ok
+    (status < 500).then_some(readable)
 }
 
 impl Seeder {
     /// Asks again, every `public_recheck`, whether each seeded object is still public, and
-    /// retires the torrents of those that are not.
+    /// retires the torrents of those that are not (a backend that cannot say retires
+    /// nothing: an outage is not a revocation).
     pub(super) async fn recheck_public(self: Arc<Self>) {
         let every = self.config.public_recheck.get();
         loop {
             tokio::time::sleep(every).await;
             for torrent in self.registry.all() {
-                if !readable_by_anyone(&self.upstream, &torrent.object, &torrent.etag).await {
+                let still = readable_by_anyone(&self.upstream, &torrent.object, &torrent.etag);
+                if still.await == Some(false) {
                     tracing::info!(target: "s3torrent::seeder", bucket = %torrent.object.bucket, "an object is no longer public (or changed): no longer seeded");
                     torrent.retire();
                 }

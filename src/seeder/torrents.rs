@@ -64,6 +64,13 @@ struct Spread {
     seen: Vec<u32>,
 }
 
+impl Spread {
+    /// How spread piece `i` is; reveals go to the least (uploads count double).
+    fn rank(&self, i: u32) -> u32 {
+        2 * self.uploaded[i as usize] + self.seen[i as usize]
+    }
+}
+
 impl SeedTorrent {
     pub fn new(
         info_hash: [u8; 20],
@@ -215,7 +222,7 @@ impl SeedTorrent {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let spread = self.spread();
-        let rank = |i: u32| 2 * spread.uploaded[i as usize] + spread.seen[i as usize];
+        let rank = |i: u32| spread.rank(i);
         let candidates = || {
             (0..n)
                 .map(move |k| (k + salt) % n)
@@ -241,7 +248,7 @@ impl SeedTorrent {
         (0..n)
             .map(|k| (k + salt) % n)
             .filter(|&i| !has.get(i) && !shown.get(i))
-            .min_by_key(|&i| 2 * spread.uploaded[i as usize] + spread.seen[i as usize])
+            .min_by_key(|&i| spread.rank(i))
     }
 }
 

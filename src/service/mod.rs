@@ -215,7 +215,7 @@ impl TorrentService {
         }
         let (service, torrent, etag) = (self.clone(), torrent.clone(), facts.etag.clone());
         let check = async move {
-            if readable_by_anyone(&service.upstream, &pinned, &etag).await {
+            if readable_by_anyone(&service.upstream, &pinned, &etag).await == Some(true) {
                 seeder.offer(&torrent, &pinned, &etag);
             }
         };

@@ -260,3 +260,28 @@ fn no_log_line_carries_a_presigned_credential() {
     );
     assert!(lines > 10, "the logs were written ({lines} lines)");
 }
+
+/// pingora's error lines name the request's `Host`: a client's quotes and bytes in it are
+/// escaped, so they cannot forge fields of a text log line.
+#[test]
+fn a_hostile_host_cannot_forge_log_fields() {
+    let (port, log) = down_backend_sidecar("log-host");
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /b/k HTTP/1.1\r\nHost: evil\" status=200 route=\"x\xff\r\n\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 503"));
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("Fail to proxy"))
+        .unwrap_or_else(|| panic!("pingora's failure line: {text}"));
+    assert!(!line.contains("evil\" status=200"), "unescaped: {line}");
+    assert!(
+        line.contains(r#"evil\" status=200 route=\"x"#),
+        "escaped: {line}"
+    );
+}
