@@ -143,9 +143,7 @@ impl S3TorrentProxy {
             &self.config.server.trusted_proxies,
         )
     }
-}
 
-impl S3TorrentProxy {
     /// A web-seed request: refused if malformed, deferred (503 SlowDown, Retry-After) when
     /// shaping says the swarm has its pieces, else proxied (`Ok(false)`).
     async fn webseed(

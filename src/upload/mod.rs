@@ -9,10 +9,17 @@
 //!
 //! Never a wrong torrent: what was hashed is adopted only if the backend answered 2xx with
 //! an ETag, every byte announced was hashed, and the object the sidecar then sees (one-byte
-//! `GET`, as for a caller) has that ETag and that length. Anything else (SSE-C, unknown
-//! lengths, malformed aws-chunked framing, parts through another replica, parts that are not whole
-//! pieces, or `piece_length = "auto"` for multipart, whose piece length depends on a total
-//! not known until completion) is left to lazy generation, counted by reason.
+//! `GET`, as for a caller) has that ETag and that length; a multipart object only if the
+//! completion's parts check out against the backend's own ETags (`parts`). Anything else
+//! (SSE-C, unknown lengths, malformed aws-chunked framing, parts through another replica,
+//! parts that are not whole pieces, or `piece_length = "auto"` for multipart, whose piece
+//! length depends on a total not known until completion) is left to lazy generation,
+//! counted by reason.
+//!
+//! Uploads are watched before the backend has said anything, so watching costs nothing an
+//! attacker could hold: only callers whose signature the sidecar verifies get a hasher, at
+//! most `uploads.max_hashers` at once (never waited for), hashers hold no thread while idle
+//! and never slow the upload, and a tap ends the moment the backend refuses.
 
 mod aws_chunked;
 mod hasher;
@@ -78,8 +85,10 @@ enum Kind {
         length: u64,
         piece_length: u64,
     },
+    /// A part: hashed (`feed`), or replaced at the backend by a body not hashed (`None`),
+    /// so whatever hashes were kept for that part no longer describe it.
     Part {
-        feed: Feed,
+        feed: Option<Feed>,
         length: u64,
         upload_id: String,
         number: u32,
@@ -138,14 +147,12 @@ impl Uploads {
         };
         // Whole object or one part; a completion carries only the parts list. Any `PUT`
         // naming an upload and a part, whatever else it carries, replaces that part at the
-        // backend: the hashes kept for it are forgotten now, and only this request's own
-        // (if it is hashed and the backend takes it) may stand in for them.
+        // backend if it answers 2xx: then only this request's own hashes (if it is hashed)
+        // may stand for that part, or none.
         let (upload_id, number) = (param("uploadId"), param("partNumber"));
         let part = match (method, &upload_id, &number) {
             ("PUT", Some(upload_id), Some(number)) => {
-                let number: u32 = number.parse().ok()?;
-                self.forget_part(&object, upload_id, number);
-                Some((upload_id.clone(), number))
+                Some((upload_id.clone(), number.parse().ok()?))
             }
             ("PUT", None, None) if query.is_empty() => None,
             ("POST", Some(upload_id), None) if query.len() == 1 => {
@@ -170,12 +177,17 @@ impl Uploads {
         };
         let verified = || matches!(verifier.authenticate(&signed), Ok(Caller::Signed { .. }));
         let tapped = self.tap_body(part.as_ref(), &header, &skip, &verified);
-        if tapped.is_none() {
-            if let Some((upload_id, number)) = &part {
-                self.forget_stored_part(&object, upload_id, *number);
-            }
-        }
-        tapped.map(|kind| Tap::new(object, kind))
+        let kind = match (tapped, part) {
+            (Some(kind), _) => kind,
+            (None, Some((upload_id, number))) => Kind::Part {
+                feed: None,
+                length: 0,
+                upload_id,
+                number,
+            },
+            (None, None) => return None,
+        };
+        Some(Tap::new(object, kind))
     }
 
     /// Starts hashing a `PutObject` (`part` = None) or an `UploadPart` body, if it can be.
@@ -244,7 +256,7 @@ impl Uploads {
                 piece_length,
             },
             Some((upload_id, number)) => Kind::Part {
-                feed,
+                feed: Some(feed),
                 length,
                 upload_id: upload_id.clone(),
                 number: *number,
@@ -253,31 +265,21 @@ impl Uploads {
     }
 
     /// The hashes kept for a part, here and in the store, no longer describe it.
-    fn forget_part(&self, object: &ObjectRef, upload_id: &str, number: u32) {
-        let upload = UploadRef { object, upload_id };
-        drop(self.parts.take(&upload, number));
-    }
-
-    fn forget_stored_part(&self, object: &ObjectRef, upload_id: &str, number: u32) {
-        let Some(store) = self.service.store().cloned() else {
-            return;
-        };
-        let (object, upload_id) = (object.clone(), upload_id.to_string());
-        tokio::spawn(async move {
-            let upload = UploadRef {
-                object: &object,
-                upload_id: &upload_id,
-            };
-            store.delete_parts(&upload, &[number]).await;
-        });
+    async fn forget_part(&self, upload: &UploadRef<'_>, number: u32) {
+        drop(self.parts.take(upload, number));
+        if let Some(store) = self.service.store() {
+            store.delete_parts(upload, &[number]).await;
+        }
     }
 
     /// A chunk of the request body, on its way to the backend: handed over, never waited on.
     pub fn request_body(&self, tap: &mut Tap, chunk: &Bytes) {
         match &mut tap.kind {
-            Kind::Put { feed, .. } | Kind::Part { feed, .. } => {
-                feed.feed(chunk);
-            }
+            Kind::Put { feed, .. }
+            | Kind::Part {
+                feed: Some(feed), ..
+            } => feed.feed(chunk),
+            Kind::Part { feed: None, .. } => {}
             Kind::Complete { request, .. } => {
                 keep(request, chunk, &mut tap.overflowed);
             }
@@ -299,7 +301,11 @@ impl Uploads {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         if !tap.accepted() {
-            if let Kind::Put { feed, .. } | Kind::Part { feed, .. } = &mut tap.kind {
+            if let Kind::Put { feed, .. }
+            | Kind::Part {
+                feed: Some(feed), ..
+            } = &mut tap.kind
+            {
                 feed.hasher = None;
             }
         }
@@ -311,16 +317,10 @@ impl Uploads {
         }
     }
 
-    /// After the exchange: adopt what was hashed, in the background.
+    /// After the exchange: adopt what was hashed, in the background. A refused part left
+    /// the backend's (and so our) copy of that part as it was.
     pub fn finish(self: &Arc<Self>, tap: Tap) {
         if !tap.accepted() {
-            // The backend kept whatever it had for that part; we keep nothing for it.
-            if let Kind::Part {
-                upload_id, number, ..
-            } = &tap.kind
-            {
-                self.forget_stored_part(&tap.object, upload_id, *number);
-            }
             return;
         }
         let uploads = self.clone();
@@ -361,10 +361,18 @@ impl Uploads {
                 upload_id,
                 number,
             } => {
+                let upload = UploadRef {
+                    object: &object,
+                    upload_id: &upload_id,
+                };
+                // Not hashed (counted when it was not tapped), or hashed in vain.
+                let Some(feed) = feed else {
+                    return self.forget_part(&upload, number).await;
+                };
                 let (hashes, etag) = match feed.whole(length, etag).await {
                     Ok(whole) => whole,
                     Err(reason) => {
-                        self.forget_stored_part(&object, &upload_id, number);
+                        self.forget_part(&upload, number).await;
                         return skipped(reason);
                     }
                 };
@@ -374,18 +382,10 @@ impl Uploads {
                     hashes,
                 };
                 if let Some(store) = self.service.store() {
-                    let upload = UploadRef {
-                        object: &object,
-                        upload_id: &upload_id,
-                    };
                     store
                         .put_part(&upload, number, &self.part_entry(&object, &part))
                         .await;
                 }
-                let upload = UploadRef {
-                    object: &object,
-                    upload_id: &upload_id,
-                };
                 self.parts.insert(&upload, number, part);
                 return;
             }

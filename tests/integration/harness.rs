@@ -608,7 +608,8 @@ pub fn fake_backend(handler: impl Fn(&str, &mut TcpStream) -> bool + Send + Sync
     port
 }
 
-/// Reads one request line and its headers; `None` at EOF.
+/// Reads one request line and its headers; `None` at EOF. A body (`Content-Length`) is read
+/// and dropped, so the next request on the connection starts where it should.
 fn read_request_head(reader: &mut impl std::io::BufRead) -> Option<String> {
     let mut head = String::new();
     if reader.read_line(&mut head).unwrap_or(0) == 0 {
@@ -617,6 +618,14 @@ fn read_request_head(reader: &mut impl std::io::BufRead) -> Option<String> {
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+            let length = head.lines().find_map(|l| {
+                let (name, value) = l.split_once(':')?;
+                name.eq_ignore_ascii_case("content-length")
+                    .then(|| value.trim().parse::<u64>().ok())?
+            });
+            if let Some(n) = length {
+                std::io::copy(&mut reader.take(n), &mut std::io::sink()).ok()?;
+            }
             return Some(head);
         }
         head.push_str(&h);

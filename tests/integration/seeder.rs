@@ -151,9 +151,8 @@ fn private_objects_are_not_seeded_by_default() {
     assert_eq!(r["status"], 200, "{r}");
     std::thread::sleep(Duration::from_millis(500)); // the background anonymous check
     let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&t).unwrap());
-    assert_eq!(
-        handshake(s.seeder_port, hash),
-        None,
+    assert!(
+        handshake(s.seeder_port, hash).is_none(),
         "the seeder does not know it"
     );
 }
@@ -168,19 +167,9 @@ fn hung_up(c: &mut TcpStream) -> bool {
     }
 }
 
-/// Sends a handshake for `info_hash`; the seeder's handshake back, if any.
-fn handshake(port: u16, info_hash: [u8; 20]) -> Option<Vec<u8>> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let mut h = vec![19u8];
-    h.extend_from_slice(b"BitTorrent protocol");
-    h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]);
-    h.extend_from_slice(&info_hash);
-    h.extend_from_slice(b"-XX0001-hostile00000");
-    s.write_all(&h).ok()?;
-    let mut back = vec![0u8; 68];
-    s.read_exact(&mut back).ok()?;
-    Some(back)
+/// Sends a handshake for `info_hash`: the connection, if the seeder answered it.
+fn handshake(port: u16, info_hash: [u8; 20]) -> Option<RawPeer> {
+    RawPeer::connect(port, info_hash)
 }
 
 #[test]
@@ -430,7 +419,7 @@ struct RawPeer(TcpStream);
 
 impl RawPeer {
     /// Connects and handshakes (fast and extension bits set); `None` if the seeder refuses.
-    fn connect(port: u16, info_hash: [u8; 20]) -> RawPeer {
+    fn connect(port: u16, info_hash: [u8; 20]) -> Option<RawPeer> {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut h = vec![19u8];
@@ -438,10 +427,10 @@ impl RawPeer {
         h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]);
         h.extend_from_slice(&info_hash);
         h.extend_from_slice(b"-XX0001-rawpeer00000");
-        s.write_all(&h).unwrap();
+        s.write_all(&h).ok()?;
         let mut back = [0u8; 68];
-        s.read_exact(&mut back).unwrap();
-        RawPeer(s)
+        s.read_exact(&mut back).ok()?;
+        Some(RawPeer(s))
     }
 
     fn send(&mut self, id: u8, body: &[u8]) -> std::io::Result<()> {
@@ -521,7 +510,7 @@ fn metadata_floods_from_peers_that_never_read_stay_bounded() {
     let flood: Vec<u8> = std::iter::repeat_n(request, 2000).flatten().collect();
     let mut floods = Vec::new();
     for _ in 0..8 {
-        let mut p = RawPeer::connect(s.seeder_port, hash);
+        let mut p = RawPeer::connect(s.seeder_port, hash).expect("handshake");
         p.send(
             20,
             &[[0u8].as_slice(), b"d1:md11:ut_metadatai3eee"].concat(),
@@ -533,6 +522,7 @@ fn metadata_floods_from_peers_that_never_read_stay_bounded() {
     std::thread::sleep(Duration::from_secs(2));
     libtorrent_gets(honest.torrent.to_str().unwrap(), &honest, "lt");
     let grown = crate::bittorrent::rss_kib(s.sidecar.pid).saturating_sub(before) / 1024;
+    eprintln!("8 metadata floods beside libtorrent: RSS grew {grown} MiB");
     assert!(grown < 24, "8 metadata floods grew RSS by {grown} MiB");
     drop(floods);
 }
@@ -551,7 +541,7 @@ fn tiny_and_unoffered_requests_read_nothing_from_the_backend() {
     let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
     let before = backend_bytes(&s);
     // 40 one-byte requests, each for another piece.
-    let mut p = RawPeer::connect(s.seeder_port, hash);
+    let mut p = RawPeer::connect(s.seeder_port, hash).expect("handshake");
     let shown = p.unchoked();
     assert!(!shown.is_empty(), "pieces are shown");
     for i in 0..40 {
@@ -559,18 +549,16 @@ fn tiny_and_unoffered_requests_read_nothing_from_the_backend() {
     }
     assert!(hung_up(&mut p.0), "tiny requests end the connection");
     // A whole block of a piece it was not shown.
-    let mut p = RawPeer::connect(s.seeder_port, hash);
+    let mut p = RawPeer::connect(s.seeder_port, hash).expect("handshake");
     let shown = p.unchoked();
     let hidden = (0..64).find(|i| !shown.contains(i)).unwrap();
     let _ = p.request(hidden, 0, 16384);
     assert!(hung_up(&mut p.0), "an unoffered piece ends the connection");
-    assert_eq!(
-        backend_bytes(&s),
-        before,
-        "nothing was read from the backend"
-    );
+    let read = backend_bytes(&s) - before;
+    eprintln!("40 one-byte requests and one unoffered: {read} backend bytes");
+    assert_eq!(read, 0, "nothing was read from the backend");
     // What it was shown it gets, read once.
-    let mut p = RawPeer::connect(s.seeder_port, hash);
+    let mut p = RawPeer::connect(s.seeder_port, hash).expect("handshake");
     let shown = p.unchoked();
     p.request(shown[0], 0, 16384).unwrap();
     let piece = p.until(7, &mut Vec::new()).expect("the block");
@@ -588,7 +576,7 @@ fn a_lying_bitfield_does_not_stall_an_honest_peer() {
     let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
     // Every piece leaves the origin once: a first peer takes it all, and goes.
     libtorrent_gets(f.torrent.to_str().unwrap(), &f, "first");
-    let mut liar = RawPeer::connect(s.seeder_port, hash);
+    let mut liar = RawPeer::connect(s.seeder_port, hash).expect("handshake");
     liar.send(5, &[0xff; 16]).unwrap(); // 128 pieces, all "had"
     std::thread::sleep(Duration::from_millis(500));
     libtorrent_gets(f.torrent.to_str().unwrap(), &f, "second");

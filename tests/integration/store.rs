@@ -341,3 +341,36 @@ fn a_forged_store_entry_is_never_served(env: &Env) {
 }
 
 crate::on_both_backends!(a_forged_store_entry_is_never_served);
+
+/// `store.expected_bucket_owner` travels on every store request, so a backend refuses them
+/// when someone else owns the bucket (seen by a backend that records what it is asked).
+#[test]
+fn store_requests_name_the_expected_bucket_owner() {
+    let (fake, heads) = recording_backend();
+    let port = extra_sidecar("store-owner", |c| {
+        let live = format!("http://127.0.0.1:{}", env().s3_port);
+        let c = c.replace(&live, &format!("http://127.0.0.1:{fake}"));
+        format!("{c}\n[store]\nbucket = \"store\"\nmin_bytes = 0\nexpected_bucket_owner = \"123456789012\"\n")
+    });
+    let r = request(port, "GET", "/b/owned.bin?torrent", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let heads = heads.lock().unwrap();
+    let store: Vec<&String> = heads.iter().filter(|h| h.contains(" /store/")).collect();
+    assert!(!store.is_empty(), "the store was asked: {heads:?}");
+    for h in &store {
+        assert!(
+            h.contains("x-amz-expected-bucket-owner: 123456789012"),
+            "{h}"
+        );
+    }
+    let object: Vec<&String> = heads
+        .iter()
+        .filter(|h| h.contains(" /b/owned.bin"))
+        .collect();
+    assert!(
+        object
+            .iter()
+            .all(|h| !h.contains("x-amz-expected-bucket-owner")),
+        "only store requests carry it"
+    );
+}

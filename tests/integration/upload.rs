@@ -360,6 +360,7 @@ fn slow_uploads_hold_no_thread_and_honest_work_goes_on() {
         }
     }
     let grown = threads(s.pid).saturating_sub(before);
+    eprintln!("36 slow uploads: threads {before} -> {}", before + grown);
     assert!(grown <= 4, "36 slow uploads took {grown} threads");
     let m = metrics(&s);
     assert_eq!(
