@@ -63,6 +63,8 @@ struct Webseed {
     ticket: Option<WebseedTicket>,
     /// Where the backend's bytes start in the object, once it answered with some.
     from: Option<u64>,
+    /// The client connection's `tcpi_bytes_acked` when the response began.
+    acked_before: Option<u64>,
 }
 
 impl S3TorrentProxy {
@@ -173,9 +175,16 @@ impl S3TorrentProxy {
             request,
             ticket,
             from: None,
+            acked_before: None,
         });
         Ok(false)
     }
+}
+
+/// Bytes of this connection the client's TCP has acknowledged (Linux `tcpi_bytes_acked`).
+fn bytes_acked(session: &Session) -> Option<u64> {
+    let socket = session.digest()?.socket_digest.as_ref()?;
+    socket.tcp_info().map(|info| info.tcpi_bytes_acked)
 }
 
 fn peer_ip(session: &Session) -> std::net::IpAddr {
@@ -300,7 +309,7 @@ impl ProxyHttp for S3TorrentProxy {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -313,6 +322,7 @@ impl ProxyHttp for S3TorrentProxy {
                 .get(http::header::CONTENT_RANGE)
                 .and_then(|v| v.to_str().ok());
             webseed.from = delivered_from(upstream_response.status.as_u16(), range);
+            webseed.acked_before = bytes_acked(session);
         }
         Ok(())
     }
@@ -340,17 +350,27 @@ impl ProxyHttp for S3TorrentProxy {
         if let Some(tap) = ctx.upload.take().filter(|_| e.is_none()) {
             self.uploads.finish(tap);
         }
-        // Only a response that reached the client whole counts as having left the origin:
-        // what a dropped read had in flight (kernel buffers hold megabytes) may never have
-        // been read, so its pieces stay fresh.
+        // Only what reached the client left the origin: all of a response that ended well;
+        // of one that broke off, what the client's TCP acknowledged (what we wrote may still
+        // sit in kernel buffers, megabytes of it, and be thrown away).
         if let Some(Webseed {
             ticket: Some(ticket),
             from: Some(from),
+            acked_before,
             ..
         }) = &ctx.webseed
         {
-            if e.is_none() && session.req_header().method == http::Method::GET {
-                ticket.delivered(*from, ctx.bytes_out);
+            let delivered = match e {
+                None => Some(ctx.bytes_out),
+                Some(_) => acked_before.zip(bytes_acked(session)).map(|(before, now)| {
+                    // Less the response head, well under 1 KiB.
+                    (now.saturating_sub(before).saturating_sub(1024)).min(ctx.bytes_out)
+                }),
+            };
+            if let Some(bytes) =
+                delivered.filter(|_| session.req_header().method == http::Method::GET)
+            {
+                ticket.delivered(*from, bytes);
             }
         }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());

@@ -241,6 +241,13 @@ fn hardening_bounds() {
         !c.effective_toml().contains("key = \"k\""),
         "the store key is redacted"
     );
+    let spin = format!(
+        "{MINIMAL}\n[seeder]\nenabled = true\nlisten = \"127.0.0.1:6999\"\npublic_recheck = 0\n"
+    );
+    assert!(parse(&spin)
+        .unwrap_err()
+        .0
+        .contains("seeder.public_recheck"));
     let c = Config::from_toml(&keyed, |k| (k == ENV_STORE_KEY).then(|| "env".to_string())).unwrap();
     assert_eq!(c.store.key.expose(), "env", "the environment wins");
 }

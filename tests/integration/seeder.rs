@@ -356,13 +356,57 @@ fn a_dropped_read_leaves_ordinary_reads_and_the_web_seed_alone() {
             r.text()
         );
     }
-    // And the web seed itself: the dropped read delivered no whole piece.
-    let r = request(port, "GET", &route, &[("Range", "bytes=0-16383")]);
+    // And the web seed itself: what the dropped read did not deliver is still fresh (it was
+    // acknowledged by the client's TCP for at most its receive window, far from the end).
+    let tail = data.len() - 16384;
+    let r = request(port, "GET", &route, &[("Range", &format!("bytes={tail}-"))]);
     assert_eq!(
         (r.status, r.body.as_slice()),
-        (206, &data[..16384]),
+        (206, &data[tail..]),
         "web seed"
     );
+}
+
+/// Two web-seed readers that never read once held both of an object's slots for as long as
+/// they kept the connection open. A slot (and the pieces it reserves) now lapses.
+#[test]
+fn slow_web_seed_readers_hold_their_slots_only_for_a_while() {
+    let s = seeding_sidecar("seed-slow-ws", "objects = \"all\"\nwebseed_slot_ttl = 3\n");
+    let port = s.sidecar.port;
+    let dir = env().scratch("seed-slow-ws");
+    let key = "bt/slow-ws.bin";
+    let mib = 1024 * 1024;
+    // Reads far larger than kernel buffers, so the responses stay under way.
+    let data = test_data(32 * mib, 426);
+    put_object("public", key, &data, &dir);
+    let r = request(port, "GET", &format!("/public/{key}?torrent"), &[]);
+    assert_eq!(r.status, 200);
+    let route = format!("/_s3torrent/webseed/public/{key}");
+    let slow: Vec<TcpStream> = [(0, 12 * mib - 1), (12 * mib, 24 * mib - 1)]
+        .iter()
+        .map(|(first, last)| {
+            let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let head = format!(
+                "GET {route} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nRange: bytes={first}-{last}\r\n\r\n"
+            );
+            c.write_all(head.as_bytes()).unwrap();
+            c
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let at = 28 * mib;
+    let range = format!("bytes={at}-{}", at + 16383);
+    let third = [("Range", range.as_str())];
+    let r = request(port, "GET", &route, &third);
+    assert_eq!(r.status, 503, "both slots are held");
+    std::thread::sleep(Duration::from_secs(3));
+    let r = request(port, "GET", &route, &third);
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (206, &data[at..at + 16384]),
+        "the slots lapsed"
+    );
+    drop(slow);
 }
 
 #[test]
