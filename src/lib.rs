@@ -14,9 +14,8 @@
 //!   `request_id`, `forwarded` (caller headers that travel upstream), `upstream` (the
 //!   sidecar's own requests to the backend over pingora's connector) and `xml`.
 //! - `service` — the `?torrent` service: `authorize` (READ, asked of the backend as the
-//!   caller) → `cache` (LRU by bytes, keyed by object + ETag) → `flight` (single-flight,
-//!   bounded) → the store → `generate` (fetch, piece-hash off the runtime) → `assemble` →
-//!   `response`.
+//!   caller) → `cache` (LRU by bytes, keyed by object + ETag) → single-flight (bounded) →
+//!   the store → `generate` (fetch, piece-hash off the runtime) → `assemble` → `response`.
 //! - [`torrent`] — the format: `bencode`, `Info`, `Metainfo`, `PieceHasher`, `PieceLength`,
 //!   and the generated `Torrent` as served.
 //! - [`tracker`] — the built-in BitTorrent tracker.
@@ -24,16 +23,17 @@
 //!   (`/_s3torrent/webseed/{bucket}/{key}`): the only requests web-seed shaping touches.
 //! - [`seeder`] — the sidecar as a BitTorrent seed: peer wire, `ut_metadata`, super-seeding,
 //!   piece data from the backend.
-//! - `store` — the shared torrent store in a bucket of the backend (`entry`, `lease`): what
-//!   one replica generated, every replica serves.
+//! - `store` — the shared torrent store in a bucket of the backend (`entry`, `lease`,
+//!   `parts`, `seal`): what one replica generated, every replica serves, authenticated.
 //! - `upload` — hash on upload: `PutObject` and multipart parts hashed as they pass
 //!   (`hasher`, `aws_chunked`, `parts`).
 //! - [`warm`] — `s3torrent warm`: fill the store for a prefix ahead of the first request.
 //!
 //! Around it:
 //!
+//! - `common` — building blocks with no knowledge of S3 or BitTorrent (single-flight).
 //! - [`config`] — TOML configuration, one file per section, validated before any port is
-//!   bound.
+//!   bound; it imports no other room (S3's own rules it validates against live there).
 //! - [`server`] — assembles the pingora server: proxy, admin listener, demo backend.
 //! - [`shutdown`] — SIGTERM: stop accepting, not-ready, drain in-flight requests.
 //! - [`admin`] — the admin listener (`/healthz`, `/readyz`, `/metrics`).
@@ -43,6 +43,7 @@
 //! - `fuzzing` — fuzz target bodies (built for `cargo fuzz` and for `cargo test` only).
 
 pub(crate) mod admin;
+pub(crate) mod common;
 pub mod config;
 #[cfg(feature = "demo")]
 pub(crate) mod demo;

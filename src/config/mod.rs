@@ -6,6 +6,7 @@
 //! environment, are checked in [`Config::from_toml`].
 
 mod auth;
+mod cidr;
 mod limits;
 mod seeder;
 mod server;
@@ -20,14 +21,16 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use auth::{AuthConfig, Credential, Secret};
+pub use cidr::Cidr;
 pub use limits::{CacheConfig, LimitsConfig};
 pub use seeder::{SeedObjects, SeederConfig};
 pub use server::{AdminConfig, DemoConfig, LogConfig, LogFormat, ServerConfig};
 pub use store::{StoreConfig, UploadsConfig};
 pub use torrent::{TorrentConfig, WebseedMode};
 pub use tracker::TrackerConfig;
+pub use tracker::{ANNOUNCE_PATH, SCRAPE_PATH};
 pub use upstream::{Endpoint, UpstreamConfig};
-pub use values::{Domain, HttpUrl, Seconds, TrackerUrl};
+pub use values::{is_bucket_name, Domain, HttpUrl, Seconds, TrackerUrl, MAX_PRESIGN_EXPIRES};
 
 pub const DEFAULT_PATH: &str = "config/s3torrent.toml";
 pub const ENV_UPSTREAM_ACCESS_KEY_ID: &str = "S3TORRENT_UPSTREAM_ACCESS_KEY_ID";
@@ -213,7 +216,7 @@ impl Config {
                 "key `torrent.public_base_url` is required when `torrent.webseed` is public or presigned",
             ));
         }
-        let max_expiry = crate::s3::sigv4::MAX_PRESIGN_EXPIRES;
+        let max_expiry = MAX_PRESIGN_EXPIRES;
         if t.presign_expiry.secs() == 0 || t.presign_expiry.secs() > max_expiry {
             return Err(invalid(format!(
                 "key `torrent.presign_expiry` must be from 1 to {max_expiry} seconds (7 days)"
@@ -228,7 +231,7 @@ impl Config {
                 "key `tracker.public_url` is required when `tracker.enabled` is true",
             ));
         }
-        let announce = crate::tracker::ANNOUNCE_PATH;
+        let announce = ANNOUNCE_PATH;
         if let Some(url) = &tr.public_url {
             let uri = url.as_str().parse::<http::Uri>().ok();
             if uri.as_ref().map(|u| u.path()) != Some(announce) {
@@ -271,7 +274,7 @@ impl Config {
         }
         let st = &self.store;
         if let Some(bucket) = &st.bucket {
-            if !crate::s3::route::is_bucket_name(bucket) {
+            if !is_bucket_name(bucket) {
                 return Err(invalid(format!(
                     "key `store.bucket`: {bucket:?} is not a valid S3 bucket name"
                 )));

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::s3::client_addr::Cidr;
-
+use super::cidr::Cidr;
 use super::values::{Domain, Seconds};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

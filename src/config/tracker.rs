@@ -4,6 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use super::values::{HttpUrl, Seconds};
 
+/// Where the tracker answers: under `/_s3torrent/`, which no S3 request can name path-style
+/// (bucket names begin with a letter or digit). `tracker.public_url` must name the first.
+pub const ANNOUNCE_PATH: &str = "/_s3torrent/announce";
+pub const SCRAPE_PATH: &str = "/_s3torrent/scrape";
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrackerConfig {

@@ -6,6 +6,19 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// SigV4 presigned URLs live at most 7 days (S3's rule; `torrent.presign_expiry` too).
+pub const MAX_PRESIGN_EXPIRES: u64 = 7 * 24 * 3600;
+
+/// S3's bucket naming rules: 3–63 of `a-z 0-9 . -`, starting and ending alphanumeric. (Here,
+/// with the other validated values, so configuration and S3 routing share one rule.)
+pub fn is_bucket_name(name: &str) -> bool {
+    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    (3..=63).contains(&name.len())
+        && name.bytes().all(|b| alnum(b) || b == b'.' || b == b'-')
+        && name.bytes().next().is_some_and(alnum)
+        && name.bytes().last().is_some_and(alnum)
+}
+
 /// A duration, written as whole seconds (`30`) or with a unit (`"30s"`, `"15m"`, `"2h"`,
 /// `"7d"`). Every duration in the configuration is one of these, named without a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

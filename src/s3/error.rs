@@ -195,6 +195,13 @@ impl fmt::Display for S3Error {
 
 impl std::error::Error for S3Error {}
 
+/// A single flight's task that ended without a result (a panic) fails its waiters so.
+impl From<crate::common::flight::Ended> for S3Error {
+    fn from(_: crate::common::flight::Ended) -> Self {
+        S3Error::internal("the generation task ended without a result")
+    }
+}
+
 pub fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -3,6 +3,7 @@
 
 use http::Method;
 
+pub use crate::config::is_bucket_name;
 use crate::config::Domain;
 
 use super::error::{Code, S3Error};
@@ -114,15 +115,6 @@ pub fn bucket_and_key(
     let bucket = decode_utf8(raw_bucket).map_err(|_| S3Error::invalid_uri())?;
     let key = decode_utf8(raw_key).map_err(|_| S3Error::invalid_uri())?;
     Ok((bucket, key, vhost.is_some()))
-}
-
-/// S3's bucket naming rules: 3–63 of `a-z 0-9 . -`, starting and ending alphanumeric.
-pub fn is_bucket_name(name: &str) -> bool {
-    let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
-    (3..=63).contains(&name.len())
-        && name.bytes().all(|b| alnum(b) || b == b'.' || b == b'-')
-        && name.bytes().next().is_some_and(alnum)
-        && name.bytes().last().is_some_and(alnum)
 }
 
 /// Whether `Host` names a bucket under one of the configured base domains.

@@ -10,10 +10,10 @@ use bytes::{Bytes, BytesMut};
 use lru::LruCache;
 use sha1::{Digest, Sha1};
 
+use crate::common::flight::{Joined, SingleFlight};
 use crate::metrics::SeederMetrics;
 use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::s3::S3Error;
-use crate::service::flight::{Joined, SingleFlight};
 
 use super::torrents::SeedTorrent;
 
@@ -28,7 +28,7 @@ const CONFIRM: u32 = u32::MAX;
 pub struct PieceStore {
     upstream: Arc<Upstream>,
     cache: Mutex<Cache>,
-    flights: Arc<SingleFlight<Key, Bytes>>,
+    flights: Arc<SingleFlight<Key, Bytes, S3Error>>,
     metrics: Arc<SeederMetrics>,
 }
 

@@ -6,7 +6,6 @@
 //! - [`authorize`] — the READ check; yields the [`ObjectFacts`] the torrent is built on.
 //! - [`probe_cache`] — optional short reuse of a caller's READ check.
 //! - [`cache`] — generated torrents, LRU bounded in bytes, keyed by object and ETag.
-//! - [`flight`] — single-flight: concurrent misses for one key share one generation.
 //! - [`generate`] — fetch the object and stream it through piece hashing.
 //! - [`assemble`] — piece hashes → the torrent, with this replica's trackers and web seeds.
 //! - [`response`] — the torrent response's headers, `If-None-Match`, the magnet link.
@@ -14,7 +13,6 @@
 mod assemble;
 mod authorize;
 mod cache;
-pub(crate) mod flight;
 mod generate;
 mod object_facts;
 mod probe_cache;
@@ -40,9 +38,9 @@ use crate::store::Store;
 use crate::torrent::{Format, Info, Torrent};
 use crate::tracker::Tracker;
 
+use crate::common::flight::{Joined, SingleFlight};
 use authorize::Authorizer;
 use cache::{CacheKey, TorrentCache};
-use flight::{Joined, SingleFlight};
 pub use object_facts::ObjectFacts;
 use probe_cache::ProbeCache;
 pub use produce::Warmed;
@@ -83,7 +81,7 @@ pub struct TorrentService {
     store: Option<Arc<Store>>,
     cache: TorrentCache,
     probes: ProbeCache,
-    flights: Arc<SingleFlight<CacheKey, Arc<Torrent>>>,
+    flights: Arc<SingleFlight<CacheKey, Arc<Torrent>, S3Error>>,
     /// Generations running or waiting for a slot; past its permits, 503 SlowDown.
     admission: Arc<Semaphore>,
     /// Generations running.

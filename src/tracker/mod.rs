@@ -135,10 +135,7 @@ fn failure(reason: &str) -> Vec<u8> {
     Value::Dict(d).encode()
 }
 
-/// Where the tracker answers: under `/_s3torrent/`, which no S3 request can name path-style
-/// (bucket names begin with a letter or digit).
-pub const ANNOUNCE_PATH: &str = "/_s3torrent/announce";
-pub const SCRAPE_PATH: &str = "/_s3torrent/scrape";
+pub use crate::config::{ANNOUNCE_PATH, SCRAPE_PATH};
 
 /// Which tracker endpoint a request names, if any: only a `GET` of one of the two paths, and
 /// never on a virtual-hosted `Host`, where `/_s3torrent/announce` is an ordinary key.

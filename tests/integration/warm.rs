@@ -175,7 +175,26 @@ fn an_interrupted_warm_resumes_without_redoing_stored_objects() {
         ADMIN,
         &["list", "store", "resume/.leases/"],
     );
-    let left_a_lease = !leases["keys"].as_array().unwrap().is_empty();
+    // A lease left behind matters only for an object not stored yet: killed between writing
+    // an entry and deleting its lease, the run leaves a lease nobody will wait on.
+    let entries = s3client(
+        &env.backend_url(),
+        ADMIN,
+        &["list", "store", "resume/warm/"],
+    );
+    let digest =
+        |k: &serde_json::Value| k.as_str().unwrap().rsplit('/').next().unwrap().to_string();
+    let stored_digests: Vec<String> = entries["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(digest)
+        .collect();
+    let left_a_lease = leases["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| !stored_digests.contains(&digest(k)));
 
     let mut out = None;
     let read = read_by("warm", || {

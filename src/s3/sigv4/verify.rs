@@ -17,8 +17,7 @@ use super::parse::{self, SignatureForm};
 
 /// S3 accepts requests whose time is within 15 minutes of its own clock.
 pub const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
-/// SigV4 presigned URLs live at most 7 days.
-pub const MAX_PRESIGN_EXPIRES: u64 = 7 * 24 * 3600;
+pub use crate::config::MAX_PRESIGN_EXPIRES;
 
 /// Who is asking, once the signature (if any) checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,12 +9,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
-use crate::s3::S3Error;
+type Outcome<V, E> = Option<Result<V, E>>;
 
-type Outcome<V> = Option<Result<V, S3Error>>;
+/// The work's task ended without a result (it panicked): what waiters get instead.
+#[derive(Debug, Clone, Copy)]
+pub struct Ended;
 
-pub struct SingleFlight<K, V> {
-    flights: Mutex<HashMap<K, watch::Receiver<Outcome<V>>>>,
+pub struct SingleFlight<K, V, E> {
+    flights: Mutex<HashMap<K, watch::Receiver<Outcome<V, E>>>>,
 }
 
 /// Whether this request started the work or joined work already under way.
@@ -24,10 +26,11 @@ pub enum Joined {
     Coalesced,
 }
 
-impl<K, V> SingleFlight<K, V>
+impl<K, V, E> SingleFlight<K, V, E>
 where
     K: Eq + Hash + Clone + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
+    E: Clone + Send + Sync + From<Ended> + 'static,
 {
     pub fn new() -> Self {
         SingleFlight {
@@ -42,10 +45,10 @@ where
     pub async fn run<F>(
         self: &Arc<Self>,
         key: K,
-        start: impl FnOnce() -> Result<F, S3Error>,
-    ) -> (Result<V, S3Error>, Joined)
+        start: impl FnOnce() -> Result<F, E>,
+    ) -> (Result<V, E>, Joined)
     where
-        F: Future<Output = Result<V, S3Error>> + Send + 'static,
+        F: Future<Output = Result<V, E>> + Send + 'static,
     {
         let (mut rx, joined) = {
             let mut flights = self.lock();
@@ -71,27 +74,26 @@ where
                 }
             }
         };
-        let ended = || S3Error::internal("the generation task ended without a result");
         let outcome = match rx.wait_for(Option::is_some).await {
-            Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(ended())),
-            Err(_) => Err(ended()),
+            Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(Ended.into())),
+            Err(_) => Err(Ended.into()),
         };
         (outcome, joined)
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<K, watch::Receiver<Outcome<V>>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<K, watch::Receiver<Outcome<V, E>>>> {
         self.flights.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Removes a flight when its task ends, however it ends (a panic included), so the key is
 /// never stuck.
-struct Landing<K: Eq + Hash, V> {
-    flights: Arc<SingleFlight<K, V>>,
+struct Landing<K: Eq + Hash, V, E> {
+    flights: Arc<SingleFlight<K, V, E>>,
     key: K,
 }
 
-impl<K: Eq + Hash, V> Drop for Landing<K, V> {
+impl<K: Eq + Hash, V, E> Drop for Landing<K, V, E> {
     fn drop(&mut self) {
         let mut flights = self
             .flights
@@ -108,9 +110,18 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
+    #[derive(Debug, Clone, PartialEq)]
+    struct Failed(&'static str);
+
+    impl From<Ended> for Failed {
+        fn from(_: Ended) -> Self {
+            Failed("ended")
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_callers_share_one_run_and_failures_are_not_kept() {
-        let flights = Arc::new(SingleFlight::<&str, u32>::new());
+        let flights = Arc::new(SingleFlight::<&str, u32, Failed>::new());
         let runs = Arc::new(AtomicUsize::new(0));
         let call = |fail: bool| {
             let (flights, runs) = (flights.clone(), runs.clone());
@@ -121,7 +132,7 @@ mod tests {
                             runs.fetch_add(1, Ordering::SeqCst);
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             if fail {
-                                Err(S3Error::internal("x"))
+                                Err(Failed("x"))
                             } else {
                                 Ok(7)
                             }
@@ -147,14 +158,11 @@ mod tests {
 
     #[tokio::test]
     async fn a_refused_start_leaves_no_flight() {
-        let flights = Arc::new(SingleFlight::<&str, u32>::new());
+        let flights = Arc::new(SingleFlight::<&str, u32, Failed>::new());
         let (r, _) = flights
-            .run(
-                "k",
-                || Err::<std::future::Ready<_>, _>(S3Error::slow_down()),
-            )
+            .run("k", || Err::<std::future::Ready<_>, _>(Failed("busy")))
             .await;
-        assert_eq!(r.unwrap_err().code.as_str(), "SlowDown");
+        assert_eq!(r.unwrap_err(), Failed("busy"));
         assert!(flights.lock().is_empty());
     }
 }
