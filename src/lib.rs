@@ -31,33 +31,32 @@
 //!
 //! Around it:
 //!
-//! - `common` — building blocks with no knowledge of S3 or BitTorrent (single-flight).
+//! - `common` — building blocks with no knowledge of S3 or BitTorrent: single-flight, a
+//!   byte-bounded LRU, an in-flight counter.
 //! - [`config`] — TOML configuration, one file per section, validated before any port is
 //!   bound; it imports no other room (S3's own rules it validates against live there).
-//! - [`server`] — assembles the pingora server: proxy, admin listener, demo backend.
-//! - [`shutdown`] — SIGTERM: stop accepting, not-ready, drain in-flight requests.
-//! - [`admin`] — the admin listener (`/healthz`, `/readyz`, `/metrics`).
-//! - [`metrics`] — Prometheus metrics, one struct per component, one registry.
-//! - [`logging`] — `tracing` setup (text or JSON), one access line per request.
+//! - [`ops`] — running it: `server` (assembles the pingora server: proxy, admin listener,
+//!   demo backend), `shutdown` (SIGTERM: stop accepting, not-ready, drain), `admin`
+//!   (`/healthz`, `/readyz`, `/metrics`).
+//! - [`telemetry`] — what every room reports: `metrics` (Prometheus, one struct per
+//!   component, one registry) and `logging` (`tracing`, text or JSON, one access line per
+//!   request).
 //! - `demo` — the embedded filesystem-backed S3 backend (cargo feature `demo`).
 //! - `fuzzing` — fuzz target bodies (built for `cargo fuzz` and for `cargo test` only).
 
-pub(crate) mod admin;
 pub(crate) mod common;
 pub mod config;
 #[cfg(feature = "demo")]
 pub(crate) mod demo;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
-pub mod logging;
-pub(crate) mod metrics;
+pub mod ops;
 pub(crate) mod proxy;
 pub mod s3;
 pub mod seeder;
-pub mod server;
 pub(crate) mod service;
-pub(crate) mod shutdown;
 pub(crate) mod store;
+pub mod telemetry;
 pub mod torrent;
 pub(crate) mod tracker;
 pub(crate) mod upload;

@@ -130,7 +130,7 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            s3torrent::logging::init(&config.log);
+            s3torrent::telemetry::logging::init(&config.log);
             return s3torrent::warm::main(config, target, options);
         }
         Command::CheckConfig(path) | Command::Run(path) => path,
@@ -148,8 +148,8 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    s3torrent::logging::init(&config.log);
-    let sidecar = match s3torrent::server::build(config) {
+    s3torrent::telemetry::logging::init(&config.log);
+    let sidecar = match s3torrent::ops::server::build(config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("s3torrent: cannot start: {e}");

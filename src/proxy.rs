@@ -12,8 +12,8 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
+use crate::common::in_flight::{InFlight, InFlightGuard};
 use crate::config::Config;
-use crate::metrics::Metrics;
 use crate::s3::client_addr::forwarded_for;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::request_id::new_request_id;
@@ -24,7 +24,7 @@ use crate::s3::{Code, S3Error};
 use crate::seeder::{Admission, Seeder, WebseedTicket};
 use crate::service::response::Reply;
 use crate::service::{CacheStatus, TorrentService};
-use crate::shutdown::{InFlight, InFlightGuard};
+use crate::telemetry::metrics::Metrics;
 use crate::tracker::{Tracker, TrackerEndpoint};
 use crate::upload::{Tap, Uploads};
 use crate::webseed::{delivered_from, WebseedRequest};

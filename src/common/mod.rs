@@ -1,5 +1,9 @@
 //! Building blocks every room may use, knowing nothing of S3 or BitTorrent: a leaf.
 //!
 //! - [`flight`] — single-flight: concurrent requests for one key share one run of the work.
+//! - [`byte_lru`] — an LRU bounded in bytes.
+//! - [`in_flight`] — work in flight, counted by guards, with a wake-up at zero.
 
+pub mod byte_lru;
 pub mod flight;
+pub mod in_flight;

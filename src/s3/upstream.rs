@@ -13,7 +13,7 @@ use pingora::upstreams::peer::HttpPeer;
 use sha2::Digest;
 
 use crate::config::{Endpoint, UpstreamConfig};
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 use super::error::S3Error;
 use super::object::ObjectRef;
@@ -36,7 +36,7 @@ pub struct Upstream {
     peer: HttpPeer,
     config: UpstreamConfig,
     metrics: Arc<Metrics>,
-    warned: crate::logging::WarnOnce,
+    warned: crate::telemetry::logging::WarnOnce,
 }
 
 /// Why the sidecar is asking the backend (a metrics label).

@@ -34,9 +34,9 @@ use pingora::services::background::BackgroundService;
 use tokio::sync::Semaphore;
 
 use crate::config::SeederConfig;
-use crate::metrics::SeederMetrics;
 use crate::s3::upstream::Upstream;
 use crate::s3::ObjectRef;
+use crate::telemetry::metrics::SeederMetrics;
 use crate::torrent::Torrent;
 use crate::tracker::Tracker;
 

@@ -3,17 +3,17 @@
 //! torrent's SHA-1 before it is served, kept in an LRU bounded in bytes, and fetched once for
 //! any number of peers asking at the same time. A changed object retires its torrent.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use lru::LruCache;
 use sha1::{Digest, Sha1};
 
+use crate::common::byte_lru::ByteLru;
 use crate::common::flight::{Joined, SingleFlight};
-use crate::metrics::SeederMetrics;
 use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::s3::S3Error;
+use crate::telemetry::metrics::SeederMetrics;
 
 use super::torrents::SeedTorrent;
 
@@ -27,33 +27,19 @@ const CONFIRM: u32 = u32::MAX;
 
 pub struct PieceStore {
     upstream: Arc<Upstream>,
-    cache: Mutex<Cache>,
+    cache: ByteLru<Key, Bytes>,
     flights: Arc<SingleFlight<Key, Bytes, S3Error>>,
     metrics: Arc<SeederMetrics>,
-}
-
-struct Cache {
-    lru: LruCache<Key, Bytes>,
-    bytes: u64,
-    max_bytes: u64,
 }
 
 impl PieceStore {
     pub fn new(upstream: Arc<Upstream>, max_bytes: u64, metrics: Arc<SeederMetrics>) -> Self {
         PieceStore {
             upstream,
-            cache: Mutex::new(Cache {
-                lru: LruCache::unbounded(),
-                bytes: 0,
-                max_bytes,
-            }),
+            cache: ByteLru::new(max_bytes, |_, data| data.len() as u64),
             flights: Arc::new(SingleFlight::new()),
             metrics,
         }
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The bytes of piece `index`, verified, and whether this call read them from the
@@ -64,7 +50,7 @@ impl PieceStore {
         index: u32,
     ) -> Result<(Bytes, bool), S3Error> {
         let key = (torrent.info_hash, index);
-        let hit = self.cache().lru.get(&key).cloned();
+        let hit = self.cache.get(&key);
         if let Some(hit) = hit {
             if torrent.unconfirmed_for() > RECONFIRM_AFTER {
                 self.confirm(torrent).await?;
@@ -78,7 +64,7 @@ impl PieceStore {
             .run(key, || {
                 Ok(async move {
                     let data = store.fetch(&torrent, index).await?;
-                    store.insert(key, data.clone());
+                    store.cache.insert(key, data.clone());
                     Ok(data)
                 })
             })
@@ -171,22 +157,5 @@ impl PieceStore {
             return Err(S3Error::service_unavailable("The object changed."));
         }
         Ok(data.freeze())
-    }
-
-    fn insert(&self, key: Key, data: Bytes) {
-        let mut cache = self.cache();
-        if data.len() as u64 > cache.max_bytes {
-            return;
-        }
-        cache.bytes += data.len() as u64;
-        if let Some(old) = cache.lru.put(key, data) {
-            cache.bytes -= old.len() as u64;
-        }
-        while cache.bytes > cache.max_bytes {
-            match cache.lru.pop_lru() {
-                Some((_, evicted)) => cache.bytes -= evicted.len() as u64,
-                None => break,
-            }
-        }
     }
 }

@@ -2,10 +2,9 @@
 //! ETag (and version), so an overwritten object is a different entry: a stale torrent is
 //! never served, and the old entry simply ages out.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use lru::LruCache;
-
+use crate::common::byte_lru::ByteLru;
 use crate::torrent::Torrent;
 
 /// The same key as the store's: the object, what the backend says it is now, and the
@@ -22,79 +21,11 @@ fn weight(key: &CacheKey, torrent: &Torrent) -> u64 {
     (torrent.weight() + key_bytes + 256) as u64
 }
 
-pub struct TorrentCache {
-    max_bytes: u64,
-    inner: Mutex<Inner>,
-}
+/// Generated torrents by key, bounded in bytes ([`weight`]).
+pub type TorrentCache = ByteLru<CacheKey, Arc<Torrent>>;
 
-struct Inner {
-    lru: LruCache<CacheKey, Arc<Torrent>>,
-    bytes: u64,
-}
-
-/// What an insert did, and the cache's size after it (for the metrics, under one lock).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Inserted {
-    pub evicted: usize,
-    pub bytes: u64,
-    pub entries: usize,
-}
-
-impl Inner {
-    fn report(&self, evicted: usize) -> Inserted {
-        Inserted {
-            evicted,
-            bytes: self.bytes,
-            entries: self.lru.len(),
-        }
-    }
-}
-
-impl TorrentCache {
-    pub fn new(max_bytes: u64) -> Self {
-        TorrentCache {
-            max_bytes,
-            inner: Mutex::new(Inner {
-                lru: LruCache::unbounded(),
-                bytes: 0,
-            }),
-        }
-    }
-
-    pub fn get(&self, key: &CacheKey) -> Option<Arc<Torrent>> {
-        self.lock().lru.get(key).cloned()
-    }
-
-    /// Inserts, evicting least-recently-used entries until the total fits. An entry larger
-    /// than the whole budget is not cached.
-    pub fn insert(&self, key: CacheKey, torrent: Arc<Torrent>) -> Inserted {
-        let cost = weight(&key, &torrent);
-        let mut inner = self.lock();
-        if cost > self.max_bytes {
-            return inner.report(0);
-        }
-        if let Some(old) = inner.lru.put(key.clone(), torrent) {
-            inner.bytes -= weight(&key, &old);
-        }
-        inner.bytes += cost;
-        let mut evicted = 0;
-        while inner.bytes > self.max_bytes {
-            match inner.lru.pop_lru() {
-                Some((k, t)) => {
-                    inner.bytes -= weight(&k, &t);
-                    evicted += 1;
-                }
-                None => break,
-            }
-        }
-        inner.report(evicted)
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // A panic while holding the lock cannot leave the LRU half-updated in a way that
-        // matters more than losing the cache, so keep serving.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
-    }
+pub fn torrent_cache(max_bytes: u64) -> TorrentCache {
+    ByteLru::new(max_bytes, |key, torrent| weight(key, torrent))
 }
 
 #[cfg(test)]
@@ -127,7 +58,7 @@ mod tests {
     #[test]
     fn evicts_least_recently_used_by_bytes() {
         let one = weight(&key("a", "e1"), &torrent(1000));
-        let cache = TorrentCache::new(3 * one);
+        let cache = torrent_cache(3 * one);
         cache.insert(key("a", "e1"), torrent(1000));
         cache.insert(key("b", "e1"), torrent(1000));
         assert_eq!(cache.insert(key("c", "e1"), torrent(1000)).entries, 3);
@@ -156,14 +87,14 @@ mod tests {
 
     #[test]
     fn a_new_etag_is_a_miss() {
-        let cache = TorrentCache::new(1 << 20);
+        let cache = torrent_cache(1 << 20);
         cache.insert(key("a", "\"v1\""), torrent(10));
         assert!(cache.get(&key("a", "\"v2\"")).is_none());
     }
 
     #[test]
     fn oversized_entries_are_not_cached_and_replacing_keeps_accounting() {
-        let cache = TorrentCache::new(2500);
+        let cache = torrent_cache(2500);
         assert_eq!(cache.insert(key("big", "e"), torrent(5000)).entries, 0);
         let before = cache.insert(key("a", "e"), torrent(100));
         let after = cache.insert(key("a", "e"), torrent(100));

@@ -14,10 +14,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use crate::config::TorrentConfig;
-use crate::metrics::GenerationMetrics;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::upstream::{Identity, Purpose, Upstream};
 use crate::s3::{Code, ObjectRef, S3Error};
+use crate::telemetry::metrics::GenerationMetrics;
 use crate::torrent::{PieceHasher, PieceHashes};
 
 use super::object_facts::ObjectFacts;

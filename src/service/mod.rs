@@ -25,7 +25,6 @@ use std::time::SystemTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Config, SeedObjects, WebseedMode};
-use crate::metrics::Metrics;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::route::TorrentRequest;
 use crate::s3::sigv4::{presign_url, Caller, SigningKey};
@@ -35,12 +34,13 @@ use crate::s3::{ObjectRef, S3Error};
 use crate::seeder::public::readable_by_anyone;
 use crate::seeder::Seeder;
 use crate::store::Store;
+use crate::telemetry::metrics::Metrics;
 use crate::torrent::{Format, Info, Torrent};
 use crate::tracker::Tracker;
 
 use crate::common::flight::{Joined, SingleFlight};
 use authorize::Authorizer;
-use cache::{CacheKey, TorrentCache};
+use cache::{torrent_cache, CacheKey, TorrentCache};
 pub use object_facts::ObjectFacts;
 use probe_cache::ProbeCache;
 pub use produce::Warmed;
@@ -121,7 +121,7 @@ impl TorrentService {
             upstream,
             store,
             metrics,
-            cache: TorrentCache::new(config.cache.max_bytes),
+            cache: torrent_cache(config.cache.max_bytes),
             probes: ProbeCache::new(config.cache.revalidate_after.get()),
             flights: Arc::new(SingleFlight::new()),
             admission: Arc::new(Semaphore::new(

@@ -26,10 +26,10 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::config::StoreConfig;
-use crate::metrics::Metrics;
 use crate::s3::error::parse_upstream_error;
 use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::s3::ObjectRef;
+use crate::telemetry::metrics::Metrics;
 use crate::torrent::Format;
 
 pub use entry::Entry;
@@ -80,7 +80,7 @@ pub struct Store {
     bucket: String,
     seal: SealKey,
     conditional: tokio::sync::OnceCell<bool>,
-    warned: crate::logging::WarnOnce,
+    warned: crate::telemetry::logging::WarnOnce,
 }
 
 /// What a failed store request was, for the log.

@@ -32,7 +32,6 @@ use pingora::http::{RequestHeader, ResponseHeader};
 use tokio::sync::Semaphore;
 
 use crate::config::{Config, Domain};
-use crate::metrics::Metrics;
 use crate::s3::route::bucket_and_key;
 use crate::s3::sigv4::{Caller, SignedRequest, Verifier};
 use crate::s3::uri::query_pairs;
@@ -40,6 +39,7 @@ use crate::s3::ObjectRef;
 use crate::service::TorrentService;
 use crate::store::parts::UploadRef;
 use crate::store::{Entry, EntryKey};
+use crate::telemetry::metrics::Metrics;
 use crate::torrent::{PieceHashes, PieceLength};
 
 use aws_chunked::{Decoder, Malformed};

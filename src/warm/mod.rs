@@ -17,10 +17,10 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::metrics::Metrics;
 use crate::s3::upstream::Upstream;
 use crate::s3::ObjectRef;
 use crate::service::{TorrentService, Warmed};
+use crate::telemetry::metrics::Metrics;
 
 use listing::Listed;
 use progress::{Counts, Progress};

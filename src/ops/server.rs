@@ -8,14 +8,15 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
-use crate::admin::{AdminApp, Readiness};
+use crate::common::in_flight::InFlight;
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::ops::admin::{AdminApp, Readiness};
+use crate::ops::shutdown::{Drain, Drained};
 use crate::proxy::S3TorrentProxy;
 use crate::s3::upstream::Upstream;
 use crate::seeder::{Seeder, SeederService};
 use crate::service::TorrentService;
-use crate::shutdown::{Drain, Drained, InFlight};
+use crate::telemetry::metrics::Metrics;
 use crate::tracker::Tracker;
 
 /// A built sidecar, ready to serve.

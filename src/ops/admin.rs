@@ -11,7 +11,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::config::Endpoint;
-use crate::metrics::Metrics;
+use crate::telemetry::metrics::Metrics;
 
 /// How long a reachability verdict is reused: probes stay cheap however often they come.
 const READY_CACHE: Duration = Duration::from_secs(2);

@@ -5,56 +5,14 @@
 //! instead of sitting out pingora's fixed sleep of the whole grace period, which stays only
 //! as the backstop.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::in_flight::InFlight;
+use crate::ops::admin::Readiness;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use tokio::sync::Notify;
-
-use crate::admin::Readiness;
-
-/// Requests between header and end of response, counted by guards held in the request CTX.
-#[derive(Default)]
-pub struct InFlight {
-    count: AtomicUsize,
-    /// Woken whenever the count drops to zero.
-    idle: Notify,
-}
-
-pub struct InFlightGuard(Arc<InFlight>);
-
-impl InFlight {
-    pub fn enter(self: &Arc<Self>) -> InFlightGuard {
-        self.count.fetch_add(1, Ordering::SeqCst);
-        InFlightGuard(self.clone())
-    }
-
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// Returns once no request is in flight.
-    async fn until_idle(&self) {
-        loop {
-            let notified = self.idle.notified();
-            if self.count() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-impl Drop for InFlightGuard {
-    fn drop(&mut self) {
-        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.0.idle.notify_waiters();
-        }
-    }
-}
 
 /// Set once draining is over (or the server stopped); the main thread waits for it.
 #[derive(Default)]
