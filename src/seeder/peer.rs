@@ -31,8 +31,8 @@ const MAX_OUT: usize = 1 << 20;
 const MAX_METADATA_OUT: usize = 4;
 /// The smallest block served, except a piece's last (clients ask for 16 KiB).
 const MIN_BLOCK: u32 = 16 * 1024;
-/// A peer that gained nothing from the swarm for this long, with nothing of ours left to
-/// fetch, is shown pieces others claim to have too (claims can be lies).
+/// A peer that gained nothing from the swarm for this long is kept a few pieces ahead with
+/// pieces others claim to have too (claims can be lies).
 const STARVED_AFTER: Duration = Duration::from_secs(5);
 /// Pieces shown to a peer ahead of what it has fetched.
 const REVEAL_AHEAD: u32 = 4;

@@ -6,7 +6,6 @@
 //! - [`lease`] — one replica generates an object at a time, where the backend honors
 //!   `If-None-Match: *`.
 //! - [`parts`] — multipart parts' hashes, for whichever replica sees the completion.
-//!
 //! - [`seal`] — every store object is authenticated (HMAC under the sidecar's key).
 //!
 //! The store is never in the way: a lookup or write that fails is logged, counted
