@@ -354,16 +354,7 @@ impl TorrentService {
 
     /// The object as the backend reports it now, at the piece length its torrent has here.
     fn cache_key(&self, object: &ObjectRef, facts: &ObjectFacts) -> CacheKey {
-        let torrent = &self.config.torrent;
-        CacheKey {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            version_id: object.version_id.clone(),
-            etag: facts.etag.clone(),
-            length: facts.length,
-            format: torrent.format,
-            piece_length: torrent.piece_length.for_length(facts.length),
-        }
+        CacheKey::of(object, &facts.etag, facts.length, &self.config.torrent)
     }
 
     fn cache_insert(&self, key: CacheKey, torrent: Arc<Torrent>) {

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use crate::config::StoreConfig;
+use crate::config::{StoreConfig, TorrentConfig};
 use crate::s3::error::parse_upstream_error;
 use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::s3::ObjectRef;
@@ -48,6 +48,20 @@ pub struct EntryKey {
 }
 
 impl EntryKey {
+    /// The one way a torrent's identity is made: `object` (as the request named it) at
+    /// `etag` and `length`, as `[torrent]` here hashes it.
+    pub fn of(object: &ObjectRef, etag: &str, length: u64, torrent: &TorrentConfig) -> EntryKey {
+        EntryKey {
+            bucket: object.bucket.clone(),
+            key: object.key.clone(),
+            version_id: object.version_id.clone(),
+            etag: etag.to_string(),
+            length,
+            format: torrent.format,
+            piece_length: torrent.piece_length.for_length(length),
+        }
+    }
+
     /// A fixed-length name: keys up to 1024 bytes and ETags would not fit in one key
     /// otherwise. Every field is length-prefixed, so no two keys share a name.
     fn digest(&self) -> String {

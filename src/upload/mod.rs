@@ -470,17 +470,8 @@ impl Uploads {
 
     /// A part as the store keeps it: an entry for the part's own bytes.
     fn part_entry(&self, object: &ObjectRef, part: &Part) -> Entry {
-        let torrent = &self.config.torrent;
         Entry {
-            key: EntryKey {
-                bucket: object.bucket.clone(),
-                key: object.key.clone(),
-                version_id: None,
-                etag: part.etag.clone(),
-                length: part.length,
-                format: torrent.format,
-                piece_length: torrent.piece_length.for_length(part.length),
-            },
+            key: EntryKey::of(object, &part.etag, part.length, &self.config.torrent),
             last_modified: None,
             hashes: part.hashes.clone(),
         }
