@@ -17,7 +17,7 @@ use crate::config::Config;
 use crate::s3::client_addr::forwarded_for;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::request_id::new_request_id;
-use crate::s3::route::{bucket_and_key, is_virtual_hosted, route, Route, TorrentRequest};
+use crate::s3::route::{bucket_of, is_virtual_hosted, route, Route, TorrentRequest};
 use crate::s3::sigv4::{SignedRequest, Verifier};
 use crate::s3::upstream::backend_peer;
 use crate::s3::{Code, S3Error};
@@ -132,8 +132,7 @@ impl S3TorrentProxy {
             return false;
         };
         let domains = &self.config.server.domains;
-        bucket_and_key(req.uri.path(), host, domains)
-            .is_ok_and(|(b, _, _)| store.is_store_bucket(&b))
+        bucket_of(req.uri.path(), host, domains).is_some_and(|b| store.is_store_bucket(&b))
     }
 
     /// `X-Forwarded-For` and `Forwarded` for the backend: the peer, or behind a trusted

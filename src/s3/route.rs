@@ -117,6 +117,16 @@ pub fn bucket_and_key(
     Ok((bucket, key, vhost.is_some()))
 }
 
+/// The bucket a request names, decoded, without decoding its key (a check every request
+/// pays for).
+pub fn bucket_of(path: &str, host: Option<&str>, domains: &[Domain]) -> Option<String> {
+    let raw = match virtual_host_bucket(host, domains) {
+        Some(bucket) => bucket,
+        None => path.strip_prefix('/')?.split('/').next()?,
+    };
+    decode_utf8(raw).ok()
+}
+
 /// Whether `Host` names a bucket under one of the configured base domains.
 pub fn is_virtual_hosted(host: Option<&str>, domains: &[Domain]) -> bool {
     virtual_host_bucket(host, domains).is_some()
@@ -167,6 +177,25 @@ mod tests {
             },
             virtual_hosted: vhost,
         })
+    }
+
+    #[test]
+    fn the_bucket_alone_is_read_as_bucket_and_key_read_it() {
+        let d = domains();
+        for (path, host) in [
+            ("/%73tore/a%2Fb", "x"),
+            ("/store", "x"),
+            ("/k/ey", "store.s3.example.com"),
+        ] {
+            let whole = bucket_and_key(path, Some(host), &d).unwrap().0;
+            assert_eq!(
+                bucket_of(path, Some(host), &d).as_deref(),
+                Some(whole.as_str())
+            );
+            assert_eq!(whole, "store", "{path} {host}");
+        }
+        assert_eq!(bucket_of("/", Some("x"), &d).as_deref(), Some(""));
+        assert_eq!(bucket_of("/%ff/k", Some("x"), &d), None);
     }
 
     #[test]

@@ -381,12 +381,7 @@ impl Peer {
             && self.shown.count_not_in(&self.has) < REVEAL_AHEAD;
         let pick = self
             .torrent
-            .pick_reveal(&self.has, &self.shown, self.salt)
-            .or_else(|| {
-                starved
-                    .then(|| self.torrent.pick_any(&self.has, &self.shown, self.salt))
-                    .flatten()
-            });
+            .pick_reveal(&self.has, &self.shown, self.salt, starved);
         if let Some(i) = pick {
             self.shown.set(i);
             self.send(&Message::Have(i));

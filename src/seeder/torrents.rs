@@ -213,8 +213,16 @@ impl SeedTorrent {
     /// The next piece to show a peer that has `has` and was shown `shown`: first the pieces
     /// that have not left the origin, least spread first (uploads count double); after that
     /// only pieces no connected peer has, so the swarm trades what it holds instead of the
-    /// origin sending it again. Ties are broken by `salt`, so peers see different pieces.
-    pub fn pick_reveal(&self, has: &BitSet, shown: &BitSet, salt: u32) -> Option<u32> {
+    /// origin sending it again — unless the peer is `starved` (the swarm is not feeding it):
+    /// then any piece it lacks, whatever others claim. Ties are broken by `salt`, so peers
+    /// see different pieces.
+    pub fn pick_reveal(
+        &self,
+        has: &BitSet,
+        shown: &BitSet,
+        salt: u32,
+        starved: bool,
+    ) -> Option<u32> {
         let n = self.num_pieces();
         let left = self
             .left_origin
@@ -236,19 +244,7 @@ impl SeedTorrent {
                     .filter(|&i| spread.seen[i as usize] == 0)
                     .min_by_key(|&i| rank(i))
             })
-    }
-}
-
-impl SeedTorrent {
-    /// Any piece the peer lacks and was not shown, least spread first: for a peer the swarm
-    /// is not feeding, whatever others claim.
-    pub fn pick_any(&self, has: &BitSet, shown: &BitSet, salt: u32) -> Option<u32> {
-        let n = self.num_pieces();
-        let spread = self.spread();
-        (0..n)
-            .map(|k| (k + salt) % n)
-            .filter(|&i| !has.get(i) && !shown.get(i))
-            .min_by_key(|&i| spread.rank(i))
+            .or_else(|| candidates().filter(|_| starved).min_by_key(|&i| rank(i)))
     }
 }
 
@@ -456,7 +452,7 @@ mod tests {
             t.note_uploaded(i);
         }
         let none = BitSet::new(4);
-        assert_eq!(t.pick_reveal(&none, &none, 0), Some(2));
+        assert_eq!(t.pick_reveal(&none, &none, 0, false), Some(2));
         // Once every piece is out, only what no peer has is shown again.
         for i in 0..4 {
             t.note_left_origin(i);
@@ -465,16 +461,26 @@ mod tests {
         shown.set(2);
         t.note_seen(0);
         t.note_seen(3);
-        assert_eq!(t.pick_reveal(&none, &shown, 0), Some(1));
+        assert_eq!(t.pick_reveal(&none, &shown, 0, false), Some(1));
         let mut holder = BitSet::new(4);
         holder.set(1);
         t.note_seen(1);
         assert_eq!(
-            t.pick_reveal(&none, &shown, 0),
+            t.pick_reveal(&none, &shown, 0, false),
             None,
             "the swarm has it all"
         );
         t.note_gone(&holder);
-        assert_eq!(t.pick_reveal(&none, &shown, 0), Some(1), "its holder left");
+        assert_eq!(
+            t.pick_reveal(&none, &shown, 0, false),
+            Some(1),
+            "its holder left"
+        );
+        t.note_seen(1);
+        assert_eq!(t.pick_reveal(&none, &shown, 0, false), None);
+        assert!(
+            t.pick_reveal(&none, &shown, 0, true).is_some(),
+            "a starved peer is shown what others (say they) have"
+        );
     }
 }
