@@ -28,7 +28,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::Semaphore;
@@ -114,15 +113,7 @@ impl Seeder {
         if !torrent.info.format().has_v1() || self.seeds(&torrent.info_hash) {
             return;
         }
-        let seed = SeedTorrent::new(
-            torrent.info_hash,
-            object.clone(),
-            etag.to_string(),
-            torrent.info.length,
-            torrent.info.piece_length,
-            torrent.info.pieces.clone(),
-            Bytes::from(torrent.info.to_value().encode()),
-        );
+        let seed = SeedTorrent::new(torrent, object.clone(), etag.to_string());
         if self.registry.insert(seed) {
             if let (Some(tracker), Some(addr)) = (&self.tracker, self.public_addr) {
                 tracker.add_seed(torrent.info_hash, addr);

@@ -330,7 +330,8 @@ impl Peer {
             // The origin's bytes count against the limits, not only the bytes sent.
             self.backend_debt += piece.len() as u64;
             self.seeder.limiter.take(piece.len() as u32).await;
-            if self.backend_debt > u64::from(REVEAL_AHEAD + 2) * self.torrent.piece_length {
+            if self.backend_debt > u64::from(REVEAL_AHEAD + 2) * self.torrent.layout.piece_length()
+            {
                 return Err(PeerError::Protocol(
                     "the peer takes little of what it asks for",
                 ));

@@ -127,12 +127,13 @@ impl PieceStore {
     }
 
     async fn fetch(&self, torrent: &SeedTorrent, index: u32) -> Result<Bytes, S3Error> {
-        let start = u64::from(index) * torrent.piece_length;
-        let size = torrent.piece_size(index) as usize;
-        let range = format!("bytes={start}-{}", start + size as u64 - 1);
+        // One file: the piece's only segment is its own bytes of the object.
+        let segment = &torrent.layout.segments(index)[0];
+        let size = (segment.range.end - segment.range.start) as usize;
+        let range = format!("bytes={}-{}", segment.range.start, segment.range.end - 1);
         let mut response = self.read_if_match(torrent, &range).await?;
         let status = response.status();
-        if status != 206 && !(status == 200 && size as u64 == torrent.length) {
+        if status != 206 && !(status == 200 && size as u64 == torrent.layout.length()) {
             response.finish().await;
             return Err(S3Error::service_unavailable(format!(
                 "The backend answered {status} to a piece read."

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use lru::LruCache;
 
 use crate::s3::ObjectRef;
+use crate::torrent::{Layout, Torrent};
 
 use super::bitset::BitSet;
 
@@ -26,8 +27,8 @@ pub struct SeedTorrent {
     /// versions); read with `If-Match: etag`.
     pub object: ObjectRef,
     pub etag: String,
-    pub length: u64,
-    pub piece_length: u64,
+    /// Its piece geometry.
+    pub layout: Layout,
     /// v1 piece hashes, 20 bytes each: what is read from the backend is checked against them.
     pub pieces: Vec<u8>,
     /// The exact `info` bytes, for BEP 9 metadata requests.
@@ -72,25 +73,19 @@ impl Spread {
 }
 
 impl SeedTorrent {
-    pub fn new(
-        info_hash: [u8; 20],
-        object: ObjectRef,
-        etag: String,
-        length: u64,
-        piece_length: u64,
-        pieces: Vec<u8>,
-        info: Bytes,
-    ) -> SeedTorrent {
-        let n = (pieces.len() / 20).max(1);
-        let count = (pieces.len() / 20) as u32;
+    /// Seeds `torrent` (a v1 or hybrid one) of `object` as it was at `etag`.
+    pub fn new(torrent: &Torrent, object: ObjectRef, etag: String) -> SeedTorrent {
+        let info = &torrent.info;
+        let layout = Layout::single(info.length, info.piece_length);
+        let count = layout.piece_count();
+        let n = (count as usize).max(1);
         SeedTorrent {
-            info_hash,
+            info_hash: torrent.info_hash,
             object,
             etag,
-            length,
-            piece_length,
-            pieces,
-            info,
+            layout,
+            pieces: info.pieces.clone(),
+            info: Bytes::from(info.to_value().encode()),
             retired: AtomicBool::new(false),
             confirmed: Mutex::new(Instant::now()),
             left_origin: Mutex::new(BitSet::new(count)),
@@ -103,13 +98,12 @@ impl SeedTorrent {
     }
 
     pub fn num_pieces(&self) -> u32 {
-        (self.pieces.len() / 20) as u32
+        self.layout.piece_count()
     }
 
     /// Bytes in piece `index` (the last one may be short).
     pub fn piece_size(&self, index: u32) -> u32 {
-        let start = u64::from(index) * self.piece_length;
-        (self.length.saturating_sub(start)).min(self.piece_length) as u32
+        self.layout.piece_size(index)
     }
 
     pub fn piece_hash(&self, index: u32) -> &[u8] {
@@ -144,9 +138,8 @@ impl SeedTorrent {
         first: u64,
         last: u64,
     ) -> Option<WebseedTicket> {
-        let n = self.num_pieces();
-        let from = (first / self.piece_length).min(u64::from(n)) as u32;
-        let to = (last / self.piece_length).min(u64::from(n.saturating_sub(1))) as u32;
+        let touched = self.layout.pieces_touching(first, last);
+        let (from, to) = (touched.start, touched.end.saturating_sub(1));
         let mut webseeds = self.webseeds.lock().unwrap_or_else(|p| p.into_inner());
         webseeds.live.retain(|r| r.at.elapsed() < term);
         if limit != 0 && webseeds.live.len() >= limit {
@@ -259,13 +252,9 @@ impl WebseedTicket {
     /// cover whole are in the swarm now.
     pub fn delivered(&self, start: u64, bytes: u64) {
         let t = &self.torrent;
-        let end = start.saturating_add(bytes).min(t.length);
         let mut left = t.left_origin.lock().unwrap_or_else(|p| p.into_inner());
-        for i in (start.div_ceil(t.piece_length)..end.div_ceil(t.piece_length)).map(|i| i as u32) {
-            let piece_end = u64::from(i) * t.piece_length + u64::from(t.piece_size(i));
-            if i < t.num_pieces() && piece_end <= end {
-                left.set(i);
-            }
+        for i in t.layout.pieces_within(start..start.saturating_add(bytes)) {
+            left.set(i);
         }
     }
 }
@@ -371,15 +360,24 @@ mod tests {
             key: "k".into(),
             version_id: None,
         };
-        SeedTorrent::new(
-            [1; 20],
-            object,
-            "\"e\"".into(),
-            pieces as u64 * 100,
-            100,
-            vec![0; 20 * pieces],
-            Bytes::new(),
-        )
+        let info = crate::torrent::Info {
+            length: pieces as u64 * P,
+            piece_length: P,
+            pieces: vec![0; 20 * pieces],
+            ..crate::torrent::Info::fixture()
+        };
+        let torrent = Torrent::new(info, Default::default(), None);
+        SeedTorrent::new(&torrent, object, "\"e\"".into())
+    }
+
+    const P: u64 = 16_384;
+
+    /// Offsets in hundredths of a piece: `at(150)` is half-way through piece 1.
+    fn at(x: u64) -> u64 {
+        if x == u64::MAX {
+            return x;
+        }
+        x * P / 100
     }
 
     const TERM: Duration = Duration::from_secs(30);
@@ -388,43 +386,43 @@ mod tests {
     fn each_piece_leaves_the_origin_once_when_delivered() {
         let t = Arc::new(torrent(10));
         let a = t
-            .enter_webseed(0, TERM, 0, 299)
+            .enter_webseed(0, TERM, at(0), at(299))
             .expect("pieces 0-2 are new");
         assert!(
-            t.enter_webseed(0, TERM, 150, 250).is_none(),
+            t.enter_webseed(0, TERM, at(150), at(250)).is_none(),
             "1-2 are reserved"
         );
         assert!(
-            t.enter_webseed(0, TERM, 250, 450).is_none(),
+            t.enter_webseed(0, TERM, at(250), at(450)).is_none(),
             "2 is reserved: the whole range waits"
         );
         let b = t
-            .enter_webseed(0, TERM, 300, u64::MAX)
+            .enter_webseed(0, TERM, at(300), at(u64::MAX))
             .expect("3.. are new");
         // A dropped read delivers only part: what it did not deliver is free again.
-        a.delivered(0, 150);
+        a.delivered(at(0), at(150));
         drop(a);
         assert!(
-            t.enter_webseed(0, TERM, 0, 99).is_none(),
+            t.enter_webseed(0, TERM, at(0), at(99)).is_none(),
             "piece 0 went out"
         );
         let c = t
-            .enter_webseed(0, TERM, 100, 299)
+            .enter_webseed(0, TERM, at(100), at(299))
             .expect("1-2 were never delivered");
         drop(c);
         // An open-ended read delivered to its end: every piece it covered.
-        b.delivered(300, 700);
+        b.delivered(at(300), at(700));
         drop(b);
-        assert!(t.enter_webseed(0, TERM, 900, 999).is_none());
+        assert!(t.enter_webseed(0, TERM, at(900), at(999)).is_none());
         let fresh = torrent(3);
         fresh.note_left_origin(1);
         let fresh = Arc::new(fresh);
         assert!(
-            fresh.enter_webseed(0, TERM, 100, 250).is_none(),
+            fresh.enter_webseed(0, TERM, at(100), at(250)).is_none(),
             "piece 1 is out"
         );
         assert!(
-            fresh.enter_webseed(0, TERM, 200, 250).is_some(),
+            fresh.enter_webseed(0, TERM, at(200), at(250)).is_some(),
             "piece 2 is new"
         );
     }
@@ -432,15 +430,15 @@ mod tests {
     #[test]
     fn webseed_slots_are_bounded_and_lapse() {
         let t = Arc::new(torrent(10));
-        let a = t.enter_webseed(2, TERM, 0, 99);
-        let b = t.enter_webseed(2, TERM, 100, 199);
+        let a = t.enter_webseed(2, TERM, at(0), at(99));
+        let b = t.enter_webseed(2, TERM, at(100), at(199));
         assert!(a.is_some() && b.is_some());
         assert!(
-            t.enter_webseed(2, TERM, 200, 299).is_none(),
+            t.enter_webseed(2, TERM, at(200), at(299)).is_none(),
             "both slots held"
         );
         // Slow readers keep running, but hold their slot (and pieces) only for the term.
-        let lapsed = t.enter_webseed(2, Duration::ZERO, 0, 99);
+        let lapsed = t.enter_webseed(2, Duration::ZERO, at(0), at(99));
         assert!(lapsed.is_some(), "lapsed slots and reservations are free");
         drop((a, b));
     }

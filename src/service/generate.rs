@@ -18,7 +18,7 @@ use crate::s3::forwarded::Forwarded;
 use crate::s3::upstream::{Identity, Purpose, Upstream};
 use crate::s3::{Code, ObjectRef, S3Error};
 use crate::telemetry::metrics::GenerationMetrics;
-use crate::torrent::{PieceHasher, PieceHashes};
+use crate::torrent::{Layout, PieceHasher, PieceHashes};
 
 use super::object_facts::ObjectFacts;
 
@@ -43,14 +43,15 @@ pub struct Generation<'a> {
 }
 
 impl Generation<'_> {
-    /// The object's piece hashes at `piece_length`.
-    pub async fn run(&self, piece_length: u64) -> Result<PieceHashes, S3Error> {
-        let ranges = piece_ranges(self.facts.length, piece_length, self.plan);
+    /// The object's piece hashes, laid out as `layout`.
+    pub async fn run(&self, layout: &Layout) -> Result<PieceHashes, S3Error> {
+        let plan = self.plan;
+        let ranges = layout.stretches(plan.streams, plan.min_parallel_bytes);
         let whole = ranges.len() == 1;
         let hashed = futures_util::future::try_join_all(
             ranges
                 .into_iter()
-                .map(|r| self.fetch_and_hash(r, piece_length, whole)),
+                .map(|r| self.fetch_and_hash(r, layout, whole)),
         )
         .await?;
         Ok(PieceHashes::concat(hashed))
@@ -59,7 +60,7 @@ impl Generation<'_> {
     async fn fetch_and_hash(
         &self,
         range: Range<u64>,
-        piece_length: u64,
+        layout: &Layout,
         whole: bool,
     ) -> Result<PieceHashes, S3Error> {
         let range_header = format!("bytes={}-{}", range.start, range.end - 1);
@@ -105,8 +106,9 @@ impl Generation<'_> {
         let expected = range.end - range.start;
         let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE_CHUNKS);
         let format = self.config.format;
+        let layout = layout.clone();
         let hasher = tokio::task::spawn_blocking(move || {
-            let mut h = PieceHasher::new(piece_length, expected, format);
+            let mut h = PieceHasher::new(&layout, expected, format);
             while let Some(chunk) = rx.blocking_recv() {
                 h.update(&chunk);
             }
@@ -145,25 +147,6 @@ impl Generation<'_> {
     }
 }
 
-/// Splits `[0, length)` into at most `plan.streams` ranges that start on piece boundaries.
-pub fn piece_ranges(length: u64, piece_length: u64, plan: FetchPlan) -> Vec<Range<u64>> {
-    let pieces = length.div_ceil(piece_length);
-    let streams = if length < plan.min_parallel_bytes {
-        1
-    } else {
-        (plan.streams.max(1) as u64).min(pieces)
-    };
-    let pieces_per_stream = pieces.div_ceil(streams);
-    (0..streams)
-        .map(|i| {
-            let start = i * pieces_per_stream * piece_length;
-            let end = ((i + 1) * pieces_per_stream * piece_length).min(length);
-            start..end
-        })
-        .filter(|r| !r.is_empty())
-        .collect()
-}
-
 fn fetch_refused(status: u16) -> S3Error {
     match status {
         // The object was overwritten between the authorization probe and this fetch.
@@ -182,44 +165,4 @@ fn changed() -> S3Error {
     S3Error::service_unavailable(
         "The object changed while its torrent was being generated. Please retry.",
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan(streams: usize) -> FetchPlan {
-        FetchPlan {
-            streams,
-            min_parallel_bytes: 1000,
-        }
-    }
-
-    #[test]
-    fn ranges_cover_the_object_on_piece_boundaries() {
-        for (length, piece, streams) in [
-            (10_000u64, 100u64, 4usize),
-            (10_001, 100, 3),
-            (250, 100, 8),
-            (100, 100, 4),
-        ] {
-            let ranges = piece_ranges(length, piece, plan(streams));
-            assert!(ranges.len() <= streams);
-            assert_eq!(ranges.first().unwrap().start, 0);
-            assert_eq!(ranges.last().unwrap().end, length);
-            for w in ranges.windows(2) {
-                assert_eq!(w[0].end, w[1].start);
-            }
-            for r in &ranges {
-                assert_eq!(r.start % piece, 0, "{length} {piece} {streams}: {ranges:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn small_objects_stay_one_get() {
-        assert_eq!(piece_ranges(999, 100, plan(4)), vec![0..999]);
-        assert_eq!(piece_ranges(1000, 100, plan(4)).len(), 4);
-        assert_eq!(piece_ranges(1000, 100, plan(1)), vec![0..1000]);
-    }
 }

@@ -11,7 +11,7 @@ use crate::s3::forwarded::Forwarded;
 use crate::s3::{ObjectRef, S3Error};
 use crate::store::lease::{Claim, LeaseGuard};
 use crate::store::{Entry, EntryKey, Store, StoreError};
-use crate::torrent::{PieceHashes, Torrent};
+use crate::torrent::{Layout, PieceHashes, Torrent};
 
 use super::assemble::Assembler;
 use super::cache::CacheKey;
@@ -52,8 +52,7 @@ impl TorrentService {
     ) -> Result<Torrent, S3Error> {
         let entry_key = key.clone();
         let Some(store) = self.store_for(facts.length) else {
-            let piece_length = entry_key.piece_length;
-            let hashes = self.generate(admitted, object, facts, forwarded, piece_length);
+            let hashes = self.generate(admitted, object, facts, forwarded, entry_key.layout());
             return Ok(self.assemble(object, self.entry(entry_key, facts, hashes.await?)));
         };
         if let Some(entry) = store.get(&entry_key).await {
@@ -86,7 +85,7 @@ impl TorrentService {
         lease: Option<LeaseGuard>,
     ) -> Result<(Entry, Result<(), StoreError>), S3Error> {
         let hashes = self
-            .generate(g.admitted, g.object, g.facts, g.forwarded, key.piece_length)
+            .generate(g.admitted, g.object, g.facts, g.forwarded, key.layout())
             .await?;
         let entry = self.entry(key, g.facts, hashes);
         let stored = store.put(&entry).await;
@@ -201,7 +200,7 @@ impl TorrentService {
         object: &ObjectRef,
         facts: &ObjectFacts,
         forwarded: &Forwarded,
-        piece_length: u64,
+        layout: Layout,
     ) -> Result<PieceHashes, S3Error> {
         let metrics = &self.metrics.generation;
         metrics.queued.inc();
@@ -224,7 +223,7 @@ impl TorrentService {
             forwarded,
             metrics,
         }
-        .run(piece_length)
+        .run(&layout)
         .await;
         metrics.in_flight.dec();
         metrics.duration.observe(started.elapsed().as_secs_f64());

@@ -114,18 +114,19 @@ fn hash_list(bytes: &[u8]) -> Option<Vec<Hash>> {
 /// Whether `hashes` has exactly one hash per piece (and per block of the last piece) of
 /// what the format asks for.
 fn complete(key: &EntryKey, hashes: &PieceHashes) -> bool {
+    // A stored piece length is checked before a layout is made of it.
     let p = key.piece_length;
     if key.length == 0 || !p.is_power_of_two() || p < BLOCK {
         return false;
     }
-    let pieces = key.length.div_ceil(p) as usize;
-    let last_piece = key.length - (pieces as u64 - 1) * p;
+    let layout = key.layout();
+    let pieces = layout.piece_count() as usize;
     let (v1, v2) = (key.format.has_v1(), key.format.has_v2());
     hashes.v1.len() == if v1 { 20 * pieces } else { 0 }
         && hashes.layer.len() == if v2 { pieces } else { 0 }
         && hashes.last_piece_leaves.len()
             == if v2 {
-                last_piece.div_ceil(BLOCK) as usize
+                layout.last_piece_blocks() as usize
             } else {
                 0
             }
@@ -134,7 +135,7 @@ fn complete(key: &EntryKey, hashes: &PieceHashes) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::torrent::PieceHasher;
+    use crate::torrent::{Layout, PieceHasher};
 
     fn key(format: Format, length: u64) -> EntryKey {
         EntryKey {
@@ -149,7 +150,7 @@ mod tests {
     }
 
     fn entry(format: Format, length: u64) -> Entry {
-        let mut h = PieceHasher::new(32 * 1024, length, format);
+        let mut h = PieceHasher::new(&Layout::single(length, 32 * 1024), length, format);
         h.update(&vec![7u8; length as usize]);
         Entry {
             key: key(format, length),

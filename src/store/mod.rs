@@ -2,6 +2,7 @@
 //! every replica (and a restarted one) finds what any replica generated, `warm` can fill it
 //! ahead of time, and uploads through the sidecar can leave their torrent there.
 //!
+//! - [`key`] — a torrent's identity: the key of the cache, the store and the single-flight.
 //! - [`entry`] — what is kept per object, and its strict decoding.
 //! - [`lease`] — one replica generates an object at a time, where the backend honors
 //!   `If-None-Match: *`.
@@ -15,6 +16,7 @@
 //! cannot reach the store bucket through the sidecar at all (403).
 
 mod entry;
+mod key;
 pub mod lease;
 pub mod parts;
 mod seal;
@@ -22,69 +24,16 @@ mod seal;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use sha2::{Digest, Sha256};
 
-use crate::config::{StoreConfig, TorrentConfig};
+use crate::config::StoreConfig;
 use crate::s3::error::parse_upstream_error;
 use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::s3::ObjectRef;
 use crate::telemetry::metrics::Metrics;
-use crate::torrent::Format;
 
 pub use entry::Entry;
+pub use key::EntryKey;
 use seal::SealKey;
-
-/// What an entry is for: the object (as the request named it), what the backend says it is
-/// now, and the settings that change its hashes.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct EntryKey {
-    pub bucket: String,
-    pub key: String,
-    pub version_id: Option<String>,
-    pub etag: String,
-    pub length: u64,
-    pub format: Format,
-    pub piece_length: u64,
-}
-
-impl EntryKey {
-    /// The one way a torrent's identity is made: `object` (as the request named it) at
-    /// `etag` and `length`, as `[torrent]` here hashes it.
-    pub fn of(object: &ObjectRef, etag: &str, length: u64, torrent: &TorrentConfig) -> EntryKey {
-        EntryKey {
-            bucket: object.bucket.clone(),
-            key: object.key.clone(),
-            version_id: object.version_id.clone(),
-            etag: etag.to_string(),
-            length,
-            format: torrent.format,
-            piece_length: torrent.piece_length.for_length(length),
-        }
-    }
-
-    /// A fixed-length name: keys up to 1024 bytes and ETags would not fit in one key
-    /// otherwise. Every field is length-prefixed, so no two keys share a name.
-    fn digest(&self) -> String {
-        let mut h = Sha256::new();
-        let version = self.version_id.as_deref().unwrap_or("");
-        let length = self.length.to_string();
-        let piece_length = self.piece_length.to_string();
-        for field in [
-            self.bucket.as_str(),
-            &self.key,
-            version,
-            &self.etag,
-            &length,
-            self.format.as_str(),
-            &piece_length,
-        ] {
-            h.update((field.len() as u64).to_be_bytes());
-            h.update(field.as_bytes());
-        }
-        h.update([self.version_id.is_some() as u8]);
-        hex::encode(h.finalize())
-    }
-}
 
 pub struct Store {
     upstream: Arc<Upstream>,
@@ -299,46 +248,5 @@ impl Store {
         if self.warned.first(&format!("{op}: {e}")) {
             tracing::warn!(target: "s3torrent::store", op, error = %e, "store request failed (logged once; counted in s3torrent_store_errors_total); generating without it");
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn key() -> EntryKey {
-        EntryKey {
-            bucket: "b".into(),
-            key: "k".into(),
-            version_id: None,
-            etag: "\"e\"".into(),
-            length: 10,
-            format: Format::V1,
-            piece_length: 16384,
-        }
-    }
-
-    #[test]
-    fn every_field_changes_the_name() {
-        let base = key().digest();
-        let changes: [fn(&mut EntryKey); 7] = [
-            |k| k.bucket = "c".into(),
-            |k| k.key = "k2".into(),
-            |k| k.version_id = Some(String::new()),
-            |k| k.etag = "\"f\"".into(),
-            |k| k.length = 11,
-            |k| k.format = Format::Hybrid,
-            |k| k.piece_length = 32768,
-        ];
-        for change in changes {
-            let mut k = key();
-            change(&mut k);
-            assert_ne!(k.digest(), base, "{k:?}");
-        }
-        // Field boundaries are part of the name: "b"+"kk" is not "bk"+"k".
-        let (mut a, mut b) = (key(), key());
-        (a.bucket, a.key) = ("b".into(), "kk".into());
-        (b.bucket, b.key) = ("bk".into(), "k".into());
-        assert_ne!(a.digest(), b.digest());
     }
 }

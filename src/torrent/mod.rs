@@ -1,5 +1,5 @@
 //! The torrent format: bencode, the `info` dictionary (v1, v2 or hybrid), the metainfo file
-//! around it, piece hashing (SHA-1 pieces, BEP 52 Merkle trees) and piece length choice, and
+//! around it, piece geometry (`Layout`), piece hashing (SHA-1 pieces, BEP 52 Merkle trees), piece length choice, and
 //! the generated torrent as served.
 
 pub mod bencode;
@@ -7,6 +7,7 @@ mod file_tree;
 mod format;
 mod generated;
 mod info;
+mod layout;
 pub mod merkle;
 mod metainfo;
 mod piece_hasher;
@@ -16,6 +17,7 @@ pub use file_tree::FileTree;
 pub use format::Format;
 pub use generated::Torrent;
 pub use info::Info;
+pub use layout::{Layout, Segment};
 pub use metainfo::{Encoded, Metainfo};
 pub use piece_hasher::{PieceHasher, PieceHashes};
 pub use piece_length::PieceLength;

@@ -6,7 +6,7 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
 use super::merkle::{self, Hash, BLOCK};
-use super::Format;
+use super::{Format, Layout};
 
 pub struct PieceHasher {
     piece_length: u64,
@@ -49,9 +49,10 @@ impl PieceHashes {
 }
 
 impl PieceHasher {
-    /// `expected_length` only sizes the output buffers; the hasher accepts any stream.
-    pub fn new(piece_length: u64, expected_length: u64, format: Format) -> Self {
-        assert!(piece_length >= BLOCK && piece_length.is_power_of_two());
+    /// Hashes a piece-aligned stretch of `layout`'s bytes; `expected_length` only sizes
+    /// the output buffers (the hasher accepts any stream).
+    pub fn new(layout: &Layout, expected_length: u64, format: Format) -> Self {
+        let piece_length = layout.piece_length();
         let count = usize::try_from(expected_length.div_ceil(piece_length)).unwrap_or(0);
         PieceHasher {
             piece_length,
@@ -144,7 +145,8 @@ mod tests {
     }
 
     fn hash(data: &[u8], piece: u64, chunk: usize, format: Format) -> PieceHashes {
-        let mut h = PieceHasher::new(piece, data.len() as u64, format);
+        let layout = Layout::single(data.len().max(1) as u64, piece);
+        let mut h = PieceHasher::new(&layout, data.len() as u64, format);
         for c in data.chunks(chunk) {
             h.update(c);
         }

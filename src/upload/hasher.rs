@@ -14,7 +14,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::task::JoinHandle;
 
-use crate::torrent::{Format, PieceHasher, PieceHashes};
+use crate::torrent::{Format, Layout, PieceHasher, PieceHashes};
 
 /// Bytes handed over and not hashed yet; past it the hasher is abandoned.
 const MAX_BEHIND: usize = 8 << 20;
@@ -28,14 +28,9 @@ pub struct BodyHasher {
 }
 
 impl BodyHasher {
-    pub fn start(
-        piece_length: u64,
-        expected: u64,
-        format: Format,
-        permit: OwnedSemaphorePermit,
-    ) -> BodyHasher {
+    pub fn start(layout: &Layout, format: Format, permit: OwnedSemaphorePermit) -> BodyHasher {
         let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
-        let hasher = PieceHasher::new(piece_length, expected, format);
+        let hasher = PieceHasher::new(layout, layout.length(), format);
         let behind = Arc::new(AtomicUsize::new(0));
         let task = tokio::spawn(hash_all(rx, hasher, behind.clone(), permit));
         BodyHasher {

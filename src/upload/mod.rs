@@ -40,7 +40,7 @@ use crate::service::TorrentService;
 use crate::store::parts::UploadRef;
 use crate::store::{Entry, EntryKey};
 use crate::telemetry::metrics::Metrics;
-use crate::torrent::{PieceHashes, PieceLength};
+use crate::torrent::{Layout, PieceHashes, PieceLength};
 
 use aws_chunked::{Decoder, Malformed};
 use hasher::BodyHasher;
@@ -247,7 +247,9 @@ impl Uploads {
             skip("busy");
             return None;
         };
-        let hasher = BodyHasher::start(piece_length, length, torrent.format, permit);
+        // A part is a piece-aligned stretch of its object: hashed as a file of its own.
+        let layout = Layout::single(length, piece_length);
+        let hasher = BodyHasher::start(&layout, torrent.format, permit);
         let feed = Feed::new(hasher, chunked);
         Some(match part {
             None => Kind::Put {
