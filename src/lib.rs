@@ -14,8 +14,10 @@
 //!   `request_id`, `forwarded` (caller headers that travel upstream), `upstream` (the
 //!   sidecar's own requests to the backend over pingora's connector) and `xml`.
 //! - `service` — the `?torrent` service: `authorize` (READ, asked of the backend as the
-//!   caller) → `cache` (LRU by bytes, keyed by object + ETag) → single-flight (bounded) →
-//!   the store → `generate` (fetch, piece-hash off the runtime) → `assemble` → `response`.
+//!   caller) → the catalog → tracker and seeder → `response`.
+//! - `catalog` — where a torrent comes from: `cache` (LRU by bytes, keyed by the torrent's
+//!   identity) → single-flight (bounded) → the store and its lease → `generate` (fetch,
+//!   piece-hash off the runtime) → `assemble`; `warm` and hash on upload come in here too.
 //! - [`torrent`] — the format: `bencode`, `Info`, `Metainfo`, `PieceHasher`, `PieceLength`,
 //!   and the generated `Torrent` as served.
 //! - [`tracker`] — the built-in BitTorrent tracker.
@@ -44,6 +46,7 @@
 //! - `demo` — the embedded filesystem-backed S3 backend (cargo feature `demo`).
 //! - `fuzzing` — fuzz target bodies (built for `cargo fuzz` and for `cargo test` only).
 
+pub(crate) mod catalog;
 pub(crate) mod common;
 pub mod config;
 #[cfg(feature = "demo")]

@@ -12,6 +12,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
+use crate::catalog::{CacheStatus, Catalog};
 use crate::common::in_flight::{InFlight, InFlightGuard};
 use crate::config::Config;
 use crate::s3::client_addr::forwarded_for;
@@ -23,7 +24,7 @@ use crate::s3::upstream::backend_peer;
 use crate::s3::{Code, S3Error};
 use crate::seeder::{Admission, Seeder, WebseedTicket};
 use crate::service::response::Reply;
-use crate::service::{CacheStatus, TorrentService};
+use crate::service::TorrentService;
 use crate::telemetry::metrics::Metrics;
 use crate::tracker::{Tracker, TrackerEndpoint};
 use crate::upload::{Tap, Uploads};
@@ -32,6 +33,7 @@ use crate::webseed::{delivered_from, WebseedRequest};
 pub struct S3TorrentProxy {
     config: Arc<Config>,
     torrents: Arc<TorrentService>,
+    catalog: Arc<Catalog>,
     metrics: Arc<Metrics>,
     in_flight: Arc<InFlight>,
     tracker: Option<Arc<Tracker>>,
@@ -71,6 +73,7 @@ impl S3TorrentProxy {
     pub fn new(
         config: Arc<Config>,
         torrents: Arc<TorrentService>,
+        catalog: Arc<Catalog>,
         metrics: Arc<Metrics>,
         in_flight: Arc<InFlight>,
         tracker: Option<Arc<Tracker>>,
@@ -80,12 +83,13 @@ impl S3TorrentProxy {
         let uploads = Arc::new(Uploads::new(
             config.clone(),
             metrics.clone(),
-            torrents.clone(),
+            catalog.clone(),
         ));
         S3TorrentProxy {
             uploads,
             config,
             torrents,
+            catalog,
             metrics,
             in_flight,
             tracker,
@@ -128,7 +132,7 @@ impl S3TorrentProxy {
     /// configured domain (`server.domains` must list every domain the backend serves
     /// buckets on). Store objects are the sidecar's alone: no caller writes or reads them.
     fn names_store_bucket(&self, req: &RequestHeader, host: Option<&str>) -> bool {
-        let Some(store) = self.torrents.store() else {
+        let Some(store) = self.catalog.store() else {
             return false;
         };
         let domains = &self.config.server.domains;

@@ -12,12 +12,10 @@
 use http::Method;
 use pingora::http::RequestHeader;
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, WEBSEED_PATH};
 use crate::s3::route::{is_bucket_name, MAX_KEY_BYTES};
 use crate::s3::uri::{decode_utf8, query_pairs};
 use crate::s3::{ObjectRef, S3Error};
-
-pub const PREFIX: &str = "/_s3torrent/webseed/";
 
 /// The headers of a web-seed request that reach the backend.
 const FORWARDED: [&str; 6] = [
@@ -39,7 +37,7 @@ pub struct WebseedRequest {
 
 /// The web-seed request this is, if it names the route; `Err` for a malformed one.
 pub fn parse(req: &RequestHeader, virtual_hosted: bool) -> Option<Result<WebseedRequest, S3Error>> {
-    let rest = req.uri.path().strip_prefix(PREFIX)?;
+    let rest = req.uri.path().strip_prefix(WEBSEED_PATH)?;
     if virtual_hosted {
         return None;
     }

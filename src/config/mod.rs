@@ -26,7 +26,7 @@ pub use limits::{CacheConfig, LimitsConfig};
 pub use seeder::{SeedObjects, SeederConfig};
 pub use server::{AdminConfig, DemoConfig, LogConfig, LogFormat, ServerConfig};
 pub use store::{StoreConfig, UploadsConfig};
-pub use torrent::{TorrentConfig, WebseedMode};
+pub use torrent::{TorrentConfig, WebseedMode, WEBSEED_PATH};
 pub use tracker::TrackerConfig;
 pub use tracker::{ANNOUNCE_PATH, SCRAPE_PATH};
 pub use upstream::{Endpoint, UpstreamConfig};

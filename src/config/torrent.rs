@@ -6,6 +6,10 @@ use crate::torrent::{Format, PieceLength};
 
 use super::values::{HttpUrl, Seconds, TrackerUrl};
 
+/// The sidecar's own web-seed route, which torrents with `webseed = "public"` name (the
+/// `webseed` room serves it): `{WEBSEED_PATH}{bucket}/{key}`.
+pub const WEBSEED_PATH: &str = "/_s3torrent/webseed/";
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(default, deny_unknown_fields)]
 pub struct TorrentConfig {

@@ -8,6 +8,7 @@ use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
+use crate::catalog::Catalog;
 use crate::common::in_flight::InFlight;
 use crate::config::Config;
 use crate::ops::admin::{AdminApp, Readiness};
@@ -74,9 +75,19 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
         )?)),
         false => None,
     };
-    let torrents = Arc::new(TorrentService::new(
+    let builtin_tracker = tracker
+        .as_ref()
+        .and(config.tracker.public_url.as_ref())
+        .map(|url| url.to_string());
+    let catalog = Arc::new(Catalog::new(
         config.clone(),
         metrics.clone(),
+        upstream.clone(),
+        builtin_tracker,
+    ));
+    let torrents = Arc::new(TorrentService::new(
+        config.clone(),
+        catalog.clone(),
         upstream,
         tracker.clone(),
         seeder.clone(),
@@ -86,6 +97,7 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
         S3TorrentProxy::new(
             config.clone(),
             torrents,
+            catalog,
             metrics.clone(),
             in_flight.clone(),
             tracker,

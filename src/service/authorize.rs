@@ -1,25 +1,15 @@
 //! Who may get a torrent: the backend decides, asked as the caller (unsigned for anonymous
 //! callers, re-signed with the caller's own key otherwise), never with the sidecar's
-//! credentials.
-//!
-//! The probe is a `GET` of the object's first byte (`Range: bytes=0-0`), not a `HEAD`: piece
-//! hashes describe the content, so the question must be "may this caller read the bytes?",
-//! and some backends allow `HEAD` where they refuse `GET` (e.g. SSE-KMS objects without
-//! decrypt permission). A refusal comes with the backend's own error document, passed on. A
-//! success also yields the facts the torrent is built on (ETag, length, Last-Modified,
-//! version).
+//! credentials: the one-byte probe of [`ObjectFacts::probe`], whose success yields the facts
+//! the torrent is built on. A caller's answer may be reused for a while ([`ProbeCache`]).
 
-use crate::s3::error::parse_upstream_error;
+use crate::catalog::ObjectFacts;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::sigv4::Caller;
-use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
-use crate::s3::{Code, ObjectRef, S3Error};
+use crate::s3::upstream::{Identity, Upstream};
+use crate::s3::{ObjectRef, S3Error};
 
-use super::object_facts::ObjectFacts;
 use super::probe_cache::{ProbeCache, ProbeKey};
-
-/// Error documents are small; a larger body is not one.
-const ERROR_BODY_LIMIT: usize = 64 * 1024;
 
 pub struct Authorizer<'a> {
     pub upstream: &'a Upstream,
@@ -51,157 +41,10 @@ impl Authorizer<'_> {
         if let Some(facts) = self.probes.get(&probe_key, now) {
             return Ok(facts);
         }
-        let facts = self.probe(object, &identity, forwarded).await;
+        let facts = ObjectFacts::probe(self.upstream, object, &identity, forwarded).await;
         if let Ok(f) = &facts {
             self.probes.put(probe_key, f.clone(), now);
         }
         facts
-    }
-
-    /// The object's facts as the sidecar sees them (`warm`, uploads): the same one-byte
-    /// `GET`, so they match what a caller's check reports.
-    pub async fn sidecar_facts(&self, object: &ObjectRef) -> Result<ObjectFacts, S3Error> {
-        self.probe(object, &Identity::Sidecar, &Forwarded::default())
-            .await
-    }
-
-    async fn probe(
-        &self,
-        object: &ObjectRef,
-        identity: &Identity<'_>,
-        forwarded: &Forwarded,
-    ) -> Result<ObjectFacts, S3Error> {
-        let mut headers = forwarded.probe_pairs();
-        headers.push(("range", "bytes=0-0"));
-        let probe = self
-            .upstream
-            .send(Purpose::Probe, "GET", object, identity, &headers)
-            .await?;
-        let facts = match probe.status() {
-            200 | 206 | 416 => facts_from(&probe),
-            status => {
-                let body = probe.small_body(ERROR_BODY_LIMIT).await;
-                return Err(refusal(status, &body));
-            }
-        };
-        // Read the one byte so the connection is reused; from a backend that ignored the
-        // range, the whole object follows: not read, the connection is dropped.
-        match probe.status() {
-            200 => probe.finish().await,
-            _ => drop(probe.small_body(16).await),
-        }
-        facts
-    }
-}
-
-/// The backend's verdict under our request id: its code (when we know it) and message.
-fn refusal(status: u16, body: &[u8]) -> S3Error {
-    if status >= 500 {
-        return S3Error::service_unavailable(format!(
-            "The backend answered {status}. Please retry."
-        ));
-    }
-    let detail = parse_upstream_error(body);
-    if status == 400 && detail.as_ref().is_some_and(|(_, m)| mentions_sse_c(m)) {
-        return sse_c_error();
-    }
-    // A code we do not know is named by the status, never by a guess.
-    let code = detail
-        .as_ref()
-        .and_then(|(code, _)| Code::parse(code))
-        .unwrap_or_else(|| Code::for_status(status));
-    let message = match detail {
-        Some((_, message)) if !message.is_empty() => message,
-        _ if code == Code::InvalidRequest => format!("The backend refused the request ({status})."),
-        _ => code.default_message().to_string(),
-    };
-    S3Error::new(code, message).with_status(status)
-}
-
-fn facts_from(probe: &UpstreamResponse<'_>) -> Result<ObjectFacts, S3Error> {
-    if probe
-        .header_str("x-amz-server-side-encryption-customer-algorithm")
-        .is_some()
-    {
-        return Err(sse_c_error());
-    }
-    let length = object_length(probe).ok_or_else(|| {
-        S3Error::upstream_broke("The backend did not report the object's length.")
-    })?;
-    // An empty object is refused as such later; a 416 for it may carry no ETag.
-    let etag = probe
-        .header_str("etag")
-        .filter(|e| !e.is_empty())
-        .or((length == 0).then_some(""))
-        .ok_or_else(|| S3Error::upstream_broke("The backend did not report the object's ETag."))?;
-    Ok(ObjectFacts {
-        etag: etag.to_string(),
-        length,
-        last_modified: probe.header_str("last-modified").map(str::to_string),
-        version_id: probe
-            .header_str("x-amz-version-id")
-            .filter(|v| !v.is_empty() && *v != "null")
-            .map(str::to_string),
-        request_charged: probe.header_str("x-amz-request-charged") == Some("requester"),
-    })
-}
-
-/// The whole object's length: from `Content-Range: bytes 0-0/N` (206), the `Content-Length`
-/// of a 200 from a backend that ignored the range, or 0 for a 416 (byte 0 does not exist).
-fn object_length(probe: &UpstreamResponse<'_>) -> Option<u64> {
-    match probe.status() {
-        200 => probe.header_str("content-length")?.parse().ok(),
-        416 => Some(0),
-        _ => total_of_content_range(probe.header_str("content-range")?),
-    }
-}
-
-fn total_of_content_range(value: &str) -> Option<u64> {
-    value
-        .strip_prefix("bytes ")?
-        .rsplit_once('/')?
-        .1
-        .parse()
-        .ok()
-}
-
-fn sse_c_error() -> S3Error {
-    S3Error::invalid_request(
-        "Torrent creation is not supported for objects encrypted with a customer-provided key (SSE-C): the sidecar cannot read them.",
-    )
-}
-
-/// S3 refuses to read an SSE-C object without the key (400), saying why.
-fn mentions_sse_c(message: &str) -> bool {
-    let m = message.to_ascii_lowercase();
-    m.contains("customer") || m.contains("server side encryption")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_range_totals() {
-        assert_eq!(total_of_content_range("bytes 0-0/1234"), Some(1234));
-        assert_eq!(total_of_content_range("bytes */0"), Some(0));
-        assert_eq!(total_of_content_range("bytes 0-0/*"), None);
-        assert_eq!(total_of_content_range("items 0-0/5"), None);
-    }
-
-    #[test]
-    fn refusals_keep_the_backends_code_and_status() {
-        let body = b"<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>";
-        let e = refusal(404, body);
-        assert_eq!((e.status, e.code), (404, Code::NoSuchBucket));
-        assert_eq!(e.message, "The specified bucket does not exist");
-        let e = refusal(
-            400,
-            b"<Error><Code>SomethingNew</Code><Message>m</Message></Error>",
-        );
-        assert_eq!((e.status, e.code), (400, Code::InvalidRequest));
-        let e = refusal(403, b"");
-        assert_eq!((e.status, e.code), (403, Code::AccessDenied));
-        assert_eq!(refusal(503, b"").code, Code::ServiceUnavailable);
     }
 }

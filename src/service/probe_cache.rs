@@ -14,7 +14,7 @@ use crate::s3::forwarded::Forwarded;
 use crate::s3::sigv4::Caller;
 use crate::s3::ObjectRef;
 
-use super::object_facts::ObjectFacts;
+use crate::catalog::ObjectFacts;
 
 /// Entries kept at most; the window is short, so this only bounds memory under key floods.
 const MAX_ENTRIES: usize = 10_000;

@@ -8,7 +8,7 @@ use crate::s3::uri::encode;
 use crate::s3::ObjectRef;
 use crate::torrent::Torrent;
 
-use super::object_facts::ObjectFacts;
+use crate::catalog::ObjectFacts;
 
 /// A response the proxy writes as is (plus `x-amz-request-id`).
 #[derive(Debug)]

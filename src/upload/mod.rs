@@ -31,12 +31,12 @@ use bytes::Bytes;
 use pingora::http::{RequestHeader, ResponseHeader};
 use tokio::sync::Semaphore;
 
+use crate::catalog::{Catalog, Upload};
 use crate::config::{Config, Domain};
 use crate::s3::route::bucket_and_key;
 use crate::s3::sigv4::{Caller, SignedRequest, Verifier};
 use crate::s3::uri::query_pairs;
 use crate::s3::ObjectRef;
-use crate::service::TorrentService;
 use crate::store::parts::UploadRef;
 use crate::store::{Entry, EntryKey};
 use crate::telemetry::metrics::Metrics;
@@ -52,7 +52,7 @@ const COMPLETION_BODY_LIMIT: usize = 2 << 20;
 pub struct Uploads {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
-    service: Arc<TorrentService>,
+    catalog: Arc<Catalog>,
     parts: PendingParts,
     /// One permit per upload being hashed (`uploads.max_hashers`).
     hashers: Arc<Semaphore>,
@@ -98,13 +98,13 @@ enum Kind {
 }
 
 impl Uploads {
-    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, service: Arc<TorrentService>) -> Self {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>, catalog: Arc<Catalog>) -> Self {
         Uploads {
             parts: PendingParts::new(config.uploads.max_pending_parts),
             hashers: Arc::new(Semaphore::new(config.uploads.max_hashers)),
             config,
             metrics,
-            service,
+            catalog,
         }
     }
 
@@ -269,7 +269,7 @@ impl Uploads {
     /// The hashes kept for a part, here and in the store, no longer describe it.
     async fn forget_part(&self, upload: &UploadRef<'_>, number: u32) {
         drop(self.parts.take(upload, number));
-        if let Some(store) = self.service.store() {
+        if let Some(store) = self.catalog.store() {
             store.delete_parts(upload, &[number]).await;
         }
     }
@@ -383,7 +383,7 @@ impl Uploads {
                     length,
                     hashes,
                 };
-                if let Some(store) = self.service.store() {
+                if let Some(store) = self.catalog.store() {
                     store
                         .put_part(&upload, number, &self.part_entry(&object, &part))
                         .await;
@@ -409,10 +409,13 @@ impl Uploads {
                 }
             }
         };
-        let adopted = self
-            .service
-            .adopt(&object, &etag, length, piece_length, hashes)
-            .await;
+        let upload = Upload {
+            etag,
+            length,
+            piece_length,
+            hashes,
+        };
+        let adopted = self.catalog.adopt(&object, upload).await;
         match adopted {
             Ok(()) => self
                 .metrics
@@ -420,7 +423,7 @@ impl Uploads {
                 .hashed
                 .with_label_values(&[kind_label])
                 .inc(),
-            Err(reason) => skipped(reason),
+            Err(why) => skipped(why.reason()),
         }
     }
 }
@@ -436,7 +439,7 @@ impl Uploads {
         upload_id: &str,
         listed: &[(u32, String)],
     ) -> Vec<Option<Part>> {
-        let store = self.service.store();
+        let store = self.catalog.store();
         let upload = UploadRef { object, upload_id };
         let mut found: Vec<Option<Part>> = vec![None; listed.len()];
         for attempt in 0..PART_LOOKUPS {

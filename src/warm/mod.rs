@@ -2,7 +2,7 @@
 //! store ahead of the first `?torrent`, so no caller waits for a large object to be read.
 //!
 //! Lists the prefix (ListObjectsV2, paginated) and, `--concurrency` objects at a time, asks
-//! the same service the sidecar runs to make sure the store holds each object's torrent for
+//! the same catalog the sidecar runs to make sure the store holds each object's torrent for
 //! its current ETag: stored ones are skipped, so a rerun resumes where an interrupted run
 //! stopped. Replicas serving meanwhile take part through the same leases.
 
@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
+use crate::catalog::{Catalog, Warmed};
 use crate::config::Config;
 use crate::s3::upstream::Upstream;
 use crate::s3::ObjectRef;
-use crate::service::{TorrentService, Warmed};
 use crate::telemetry::metrics::Metrics;
 
 use listing::Listed;
@@ -107,11 +107,10 @@ async fn run(
 ) -> Result<String, String> {
     let metrics = Arc::new(Metrics::new());
     let upstream = Arc::new(Upstream::new(&config.upstream, metrics.clone()));
-    let service = Arc::new(TorrentService::new(
+    let catalog = Arc::new(Catalog::new(
         config.clone(),
         metrics.clone(),
         upstream.clone(),
-        None,
         None,
     ));
     let exporter = options.metrics_file.clone().map(|path| {
@@ -142,12 +141,12 @@ async fn run(
             counts.listed.fetch_add(1, Relaxed);
             counts.listed_bytes.fetch_add(listed.size, Relaxed);
             let permit = slots.clone().acquire_owned().await.expect("never closed");
-            let (service, counts, progress) = (service.clone(), counts.clone(), progress.clone());
+            let (catalog, counts, progress) = (catalog.clone(), counts.clone(), progress.clone());
             let metrics = metrics.clone();
             let bucket = target.bucket.clone();
             tasks.spawn(async move {
                 let _permit = permit;
-                warm_one(&service, &metrics, bucket, listed, &counts).await;
+                warm_one(&catalog, &metrics, bucket, listed, &counts).await;
                 progress.update(&counts);
             });
             // Reap finished tasks as we go: a prefix may hold millions of objects.
@@ -179,7 +178,7 @@ fn write_metrics(metrics: &Metrics, path: &Path) {
 }
 
 async fn warm_one(
-    service: &Arc<TorrentService>,
+    catalog: &Arc<Catalog>,
     metrics: &Metrics,
     bucket: String,
     listed: Listed,
@@ -193,7 +192,7 @@ async fn warm_one(
     // Empty objects and folder markers have no torrent (clients reject a length of 0).
     let result = match listed.size {
         0 => Ok(Warmed::AlreadyStored),
-        _ => service.warm(&object).await,
+        _ => catalog.ensure_stored(&object).await,
     };
     let label = match result {
         Ok(Warmed::Stored { bytes }) => {

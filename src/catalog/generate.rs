@@ -20,7 +20,7 @@ use crate::s3::{Code, ObjectRef, S3Error};
 use crate::telemetry::metrics::GenerationMetrics;
 use crate::torrent::{Layout, PieceHasher, PieceHashes};
 
-use super::object_facts::ObjectFacts;
+use super::facts::ObjectFacts;
 
 /// Chunks (≤ 64 KiB each) in flight between one network reader and its hashing thread.
 const HASH_QUEUE_CHUNKS: usize = 16;

@@ -1,12 +1,11 @@
 //! Where a torrent missing from the cache comes from: the shared store, the replica holding
 //! the object's lease, or a generation here (stored for the others); and the two other ways
-//! in — `warm` and hash on upload.
+//! in: `warm` ([`Catalog::ensure_stored`]) and hash on upload ([`Catalog::adopt`]).
 
 use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::config::WebseedMode;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::{ObjectRef, S3Error};
 use crate::store::lease::{Claim, LeaseGuard};
@@ -14,10 +13,9 @@ use crate::store::{Entry, EntryKey, Store, StoreError};
 use crate::torrent::{Layout, PieceHashes, Torrent};
 
 use super::assemble::Assembler;
-use super::cache::CacheKey;
+use super::facts::ObjectFacts;
 use super::generate::{FetchPlan, Generation};
-use super::object_facts::ObjectFacts;
-use super::TorrentService;
+use super::Catalog;
 
 /// What `warm` did for one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +28,34 @@ pub enum Warmed {
     Small,
 }
 
+/// Hashes an upload made from its own bytes, for [`Catalog::adopt`].
+pub struct Upload {
+    /// The ETag the backend answered the upload with.
+    pub etag: String,
+    pub length: u64,
+    pub piece_length: u64,
+    pub hashes: PieceHashes,
+}
+
+/// Why an upload's hashes were not used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotAdopted {
+    /// The backend now holds other bytes (another write came after it).
+    Changed,
+    /// The object could not be checked, is not eligible, or the hashes do not fit it.
+    Failed,
+}
+
+impl NotAdopted {
+    /// The metric label (`s3torrent_upload_skipped_total{reason}`).
+    pub fn reason(self) -> &'static str {
+        match self {
+            NotAdopted::Changed => "changed",
+            NotAdopted::Failed => "failed",
+        }
+    }
+}
+
 /// One generation's inputs: its admission, and the object as the caller was authorized.
 struct Generated<'a> {
     admitted: OwnedSemaphorePermit,
@@ -38,14 +64,14 @@ struct Generated<'a> {
     forwarded: &'a Forwarded,
 }
 
-impl TorrentService {
+impl Catalog {
     /// The torrent for an object missing from the cache: from the store when a replica (or
     /// `warm`, or an upload) left it there, else generated — by this replica, or by the one
     /// holding the object's lease — and stored for the others.
     pub(super) async fn produce(
         &self,
         admitted: OwnedSemaphorePermit,
-        key: &CacheKey,
+        key: &EntryKey,
         object: &ObjectRef,
         facts: &ObjectFacts,
         forwarded: &Forwarded,
@@ -107,27 +133,29 @@ impl TorrentService {
         Assembler {
             config: &self.config.torrent,
             announce: &self.announce,
-            url_list: match self.config.torrent.webseed {
-                WebseedMode::Public => vec![self.public_webseed_url(object)],
-                WebseedMode::None | WebseedMode::Presigned => Vec::new(),
-            },
         }
         .torrent(object, entry)
     }
 
+    /// The store, for an object of `length` bytes: not below `store.min_bytes`.
+    fn store_for(&self, length: u64) -> Option<&Arc<Store>> {
+        self.store
+            .as_ref()
+            .filter(|_| length >= self.config.store.min_bytes)
+    }
+
     /// `s3torrent warm`: makes sure the store holds the torrent of `object` as it is now.
-    pub async fn warm(self: &Arc<Self>, object: &ObjectRef) -> Result<Warmed, S3Error> {
+    pub async fn ensure_stored(self: &Arc<Self>, object: &ObjectRef) -> Result<Warmed, S3Error> {
         let store = self
             .store
             .clone()
             .ok_or_else(|| S3Error::invalid_request("`warm` needs a store: set [store] bucket."))?;
-        let authorizer = self.authorizer();
-        let facts = authorizer.sidecar_facts(object).await?;
+        let facts = ObjectFacts::of_sidecar(&self.upstream, object).await?;
         self.check_eligible(&facts)?;
         if self.store_for(facts.length).is_none() {
             return Ok(Warmed::Small);
         }
-        let entry_key = self.cache_key(object, &facts);
+        let entry_key = self.identity(object, &facts);
         if store.get(&entry_key).await.is_some() {
             return Ok(Warmed::AlreadyStored);
         }
@@ -161,33 +189,24 @@ impl TorrentService {
 
     /// Hash on upload: takes hashes made from an upload's own bytes, if the object the
     /// backend now holds is that upload (its ETag and length, seen as the sidecar sees it),
-    /// hashed at the piece length a generation would use. `Err` names why not.
-    pub async fn adopt(
-        &self,
-        object: &ObjectRef,
-        etag: &str,
-        length: u64,
-        piece_length: u64,
-        hashes: PieceHashes,
-    ) -> Result<(), &'static str> {
-        let authorizer = self.authorizer();
-        let facts = authorizer
-            .sidecar_facts(object)
+    /// hashed at the piece length a generation would use.
+    pub async fn adopt(&self, object: &ObjectRef, upload: Upload) -> Result<(), NotAdopted> {
+        let facts = ObjectFacts::of_sidecar(&self.upstream, object)
             .await
-            .map_err(|_| "failed")?;
-        if facts.etag != etag || facts.length != length {
-            return Err("changed");
+            .map_err(|_| NotAdopted::Failed)?;
+        if facts.etag != upload.etag || facts.length != upload.length {
+            return Err(NotAdopted::Changed);
         }
-        let key = self.cache_key(object, &facts);
-        if self.check_eligible(&facts).is_err() || piece_length != key.piece_length {
-            return Err("failed");
+        let key = self.identity(object, &facts);
+        if self.check_eligible(&facts).is_err() || upload.piece_length != key.piece_length {
+            return Err(NotAdopted::Failed);
         }
-        let entry = self.entry(key.clone(), &facts, hashes);
+        let entry = self.entry(key.clone(), &facts, upload.hashes);
         if !entry.is_complete() {
             tracing::error!(target: "s3torrent::upload", "upload hashes do not cover the object; not used");
-            return Err("failed");
+            return Err(NotAdopted::Failed);
         }
-        if let Some(store) = self.store_for(length) {
+        if let Some(store) = self.store_for(facts.length) {
             let _ = store.put(&entry).await;
         }
         self.cache_insert(key, Arc::new(self.assemble(object, entry)));

@@ -1,15 +1,12 @@
-//! Generated torrents, kept in an LRU bounded in bytes. The key includes the object's
-//! ETag (and version), so an overwritten object is a different entry: a stale torrent is
-//! never served, and the old entry simply ages out.
+//! Generated torrents, kept in an LRU bounded in bytes, under the torrent's identity (the
+//! store's key). The key includes the object's ETag (and version), so an overwritten object
+//! is a different entry: a stale torrent is never served, and the old entry ages out.
 
 use std::sync::Arc;
 
 use crate::common::byte_lru::ByteLru;
+use crate::store::EntryKey as CacheKey;
 use crate::torrent::Torrent;
-
-/// The same key as the store's: the object, what the backend says it is now, and the
-/// settings that change its torrent (format, piece length).
-pub use crate::store::EntryKey as CacheKey;
 
 /// What an entry costs the budget: the torrent and everything kept beside it, and the key.
 fn weight(key: &CacheKey, torrent: &Torrent) -> u64 {

@@ -1,0 +1,189 @@
+//! The catalog: where a torrent comes from once the caller may have it. It alone owns the
+//! path cache → single-flight → store (shared by every replica) → lease → generation →
+//! assembly, behind three calls: [`Catalog::get_or_make`] (a `?torrent`),
+//! [`Catalog::ensure_stored`] (`warm`) and [`Catalog::adopt`] (hash on upload).
+//!
+//! - [`facts`] — what the backend says an object is (the one-byte probe).
+//! - [`cache`] — generated torrents, LRU bounded in bytes, keyed by the torrent's identity.
+//! - [`generate`] — fetch the object and stream it through piece hashing.
+//! - [`assemble`] — piece hashes → the torrent, with this replica's trackers and web seeds.
+//! - [`produce`] — a torrent missing from the cache: the store, the lease, a generation.
+
+mod assemble;
+mod cache;
+mod facts;
+mod generate;
+mod produce;
+
+use std::sync::Arc;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::common::flight::{Joined, SingleFlight};
+use crate::config::Config;
+use crate::s3::forwarded::Forwarded;
+use crate::s3::upstream::Upstream;
+use crate::s3::{ObjectRef, S3Error};
+use crate::store::{EntryKey, Store};
+use crate::telemetry::metrics::Metrics;
+use crate::torrent::Torrent;
+
+use cache::{torrent_cache, TorrentCache};
+pub use facts::ObjectFacts;
+pub use produce::{Upload, Warmed};
+
+/// How a torrent request was served, for the access log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CacheStatus {
+    /// Refused before the cache was consulted.
+    #[default]
+    None,
+    Hit,
+    Miss,
+    /// Joined a generation another request had started.
+    Coalesced,
+}
+
+impl CacheStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheStatus::None => "-",
+            CacheStatus::Hit => "hit",
+            CacheStatus::Miss => "miss",
+            CacheStatus::Coalesced => "coalesced",
+        }
+    }
+}
+
+pub struct Catalog {
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    upstream: Arc<Upstream>,
+    /// Tracker tiers for every torrent: the built-in tracker first, then `[torrent] announce`.
+    announce: Vec<Vec<String>>,
+    /// The shared store in the backend, behind the in-memory cache (`[store]`).
+    store: Option<Arc<Store>>,
+    cache: TorrentCache,
+    flights: Arc<SingleFlight<EntryKey, Arc<Torrent>, S3Error>>,
+    /// Generations running or waiting for a slot; past its permits, 503 SlowDown.
+    admission: Arc<Semaphore>,
+    /// Generations running.
+    slots: Semaphore,
+}
+
+impl Catalog {
+    /// `builtin_tracker`: the built-in tracker's public URL, when it runs here.
+    pub fn new(
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        upstream: Arc<Upstream>,
+        builtin_tracker: Option<String>,
+    ) -> Catalog {
+        let secret = config.upstream.secret_access_key.expose();
+        let store =
+            Store::new(&config.store, secret, upstream.clone(), metrics.clone()).map(Arc::new);
+        let configured = config.torrent.announce.iter();
+        let announce = builtin_tracker
+            .map(|url| vec![url])
+            .into_iter()
+            .chain(configured.map(|tier| tier.iter().map(|u| u.0.clone()).collect()))
+            .collect();
+        let limits = &config.limits;
+        Catalog {
+            announce,
+            store,
+            cache: torrent_cache(config.cache.max_bytes),
+            flights: Arc::new(SingleFlight::new()),
+            admission: Arc::new(Semaphore::new(
+                limits.max_concurrent_generations + limits.max_queued_generations,
+            )),
+            slots: Semaphore::new(limits.max_concurrent_generations),
+            upstream,
+            metrics,
+            config,
+        }
+    }
+
+    /// The shared store, when configured.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
+    }
+
+    /// The torrent of `object` as `facts` describe it (the caller was authorized against
+    /// them): from the cache, or made once however many ask at the same time.
+    pub async fn get_or_make(
+        self: &Arc<Self>,
+        object: &ObjectRef,
+        facts: &ObjectFacts,
+        forwarded: &Forwarded,
+        status: &mut CacheStatus,
+    ) -> Result<Arc<Torrent>, S3Error> {
+        self.check_eligible(facts)?;
+        let key = self.identity(object, facts);
+        if let Some(t) = self.cache.get(&key) {
+            self.metrics.cache.hits.inc();
+            *status = CacheStatus::Hit;
+            return Ok(t);
+        }
+        self.metrics.cache.misses.inc();
+        *status = CacheStatus::Miss;
+        let start = || {
+            let admitted = self.admit()?;
+            let catalog = self.clone();
+            let (key, object, facts) = (key.clone(), object.clone(), facts.clone());
+            let forwarded = forwarded.clone();
+            Ok(async move {
+                let torrent = catalog
+                    .produce(admitted, &key, &object, &facts, &forwarded)
+                    .await
+                    .map(Arc::new)?;
+                catalog.cache_insert(key, torrent.clone());
+                Ok(torrent)
+            })
+        };
+        let (result, joined) = self.flights.run(key.clone(), start).await;
+        if joined == Joined::Coalesced {
+            self.metrics.generation.coalesced.inc();
+            *status = CacheStatus::Coalesced;
+        }
+        result
+    }
+
+    /// The torrent's identity: the object as the backend reports it now, at the piece
+    /// length its torrent has here.
+    fn identity(&self, object: &ObjectRef, facts: &ObjectFacts) -> EntryKey {
+        EntryKey::of(object, &facts.etag, facts.length, &self.config.torrent)
+    }
+
+    /// Generations read whole objects: cap how many run and how many may wait, so a burst
+    /// of cold requests turns into 503 SlowDown instead of unbounded backend load.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, S3Error> {
+        self.admission.clone().try_acquire_owned().map_err(|_| {
+            self.metrics.generation.rejected.inc();
+            S3Error::slow_down()
+        })
+    }
+
+    fn cache_insert(&self, key: EntryKey, torrent: Arc<Torrent>) {
+        let inserted = self.cache.insert(key, torrent);
+        let m = &self.metrics.cache;
+        m.evictions.inc_by(inserted.evicted as u64);
+        m.bytes.set(inserted.bytes as i64);
+        m.entries.set(inserted.entries as i64);
+    }
+
+    fn check_eligible(&self, facts: &ObjectFacts) -> Result<(), S3Error> {
+        if facts.length == 0 {
+            return Err(S3Error::invalid_request(
+                "Torrent creation is not supported for empty objects: BitTorrent clients reject a length of 0.",
+            ));
+        }
+        let max = self.config.torrent.max_object_size;
+        if facts.length > max {
+            return Err(S3Error::invalid_request(format!(
+                "Torrent creation is not supported for objects larger than {max}"
+            )));
+        }
+        Ok(())
+    }
+}
