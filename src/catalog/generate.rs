@@ -3,27 +3,27 @@
 //! hashing off the async runtime (SHA-1 and/or the BEP 52 SHA-256 block tree, in one pass).
 //!
 //! Large objects are read as several ranged GETs aligned to piece boundaries, each hashed
-//! on its own blocking thread: pieces are independent, so the ranges' hash lists simply
+//! on the blocking pool on its own: pieces are independent, so the ranges' hash lists simply
 //! concatenate (the v2 root is then built over the joined piece layer). Memory per
-//! generation is bounded by `streams × HASH_QUEUE_CHUNKS` chunks, one piece's block leaves
+//! generation is bounded by `streams × HASH_BEHIND` bytes, one piece's block leaves
 //! per stream, plus 20 + 32 bytes per piece, whatever the object's size.
 
 use std::ops::Range;
 
-use bytes::Bytes;
-use tokio::sync::mpsc;
-
+use crate::common::blocking_feed::BlockingFeed;
 use crate::config::TorrentConfig;
 use crate::s3::forwarded::Forwarded;
-use crate::s3::upstream::{Identity, Purpose, Upstream};
+use crate::s3::upstream::{IfMatch, Purpose, Upstream};
 use crate::s3::{Code, ObjectRef, S3Error};
 use crate::telemetry::metrics::GenerationMetrics;
 use crate::torrent::{Layout, PieceHasher, PieceHashes};
 
 use super::facts::ObjectFacts;
 
-/// Chunks (≤ 64 KiB each) in flight between one network reader and its hashing thread.
-const HASH_QUEUE_CHUNKS: usize = 16;
+/// Bytes read and not hashed yet, per stream: the reader waits past it.
+const HASH_BEHIND: usize = 1 << 20;
+/// Bytes hashed per trip to the blocking pool.
+const HASH_BATCH: usize = 256 << 10;
 
 /// How an object is read: how many ranged GETs at most, and from what size on.
 #[derive(Debug, Clone, Copy)]
@@ -64,27 +64,24 @@ impl Generation<'_> {
         whole: bool,
     ) -> Result<PieceHashes, S3Error> {
         let range_header = format!("bytes={}-{}", range.start, range.end - 1);
-        let mut headers: Vec<(&str, &str)> = vec![("if-match", self.facts.etag.as_str())];
+        let mut headers: Vec<(&str, &str)> = Vec::new();
         if !whole {
             headers.push(("range", range_header.as_str()));
         }
         headers.extend(self.forwarded.pairs());
-        let mut response = self
+        let etag = &self.facts.etag;
+        let read = self
             .upstream
-            .send(
-                Purpose::Fetch,
-                "GET",
-                self.object,
-                &Identity::Sidecar,
-                &headers,
-            )
-            .await?;
+            .get_if_match(Purpose::Fetch, self.object, etag, &headers);
+        // The object was overwritten between the authorization probe and this fetch.
+        let IfMatch::Same(mut response) = read.await? else {
+            return Err(changed());
+        };
         let expected_status = if whole { 200 } else { 206 };
         if response.status() != expected_status {
             let status = response.status();
             response.finish().await;
             match status {
-                412 => self.upstream.count_error("changed"),
                 400 | 401 | 403 => self.upstream.warn_once(
                     &format!("fetch {status}"),
                     &format!("the backend refused the sidecar's own read of an object ({status}): check [upstream] credentials and their permissions"),
@@ -93,27 +90,9 @@ impl Generation<'_> {
             }
             return Err(fetch_refused(status));
         }
-        // Backends that ignore If-Match still report the ETag of what they send.
-        if response
-            .header_str("etag")
-            .is_some_and(|e| e != self.facts.etag)
-        {
-            response.finish().await;
-            self.upstream.count_error("changed");
-            return Err(changed());
-        }
-
         let expected = range.end - range.start;
-        let (tx, mut rx) = mpsc::channel::<Bytes>(HASH_QUEUE_CHUNKS);
-        let format = self.config.format;
-        let layout = layout.clone();
-        let hasher = tokio::task::spawn_blocking(move || {
-            let mut h = PieceHasher::new(&layout, expected, format);
-            while let Some(chunk) = rx.blocking_recv() {
-                h.update(&chunk);
-            }
-            (h.total(), h.finish())
-        });
+        let hasher = PieceHasher::new(layout, expected, self.config.format);
+        let feed = BlockingFeed::spawn(hasher, PieceHasher::update, HASH_BATCH, HASH_BEHIND);
         let mut received: u64 = 0;
         let read: Result<(), S3Error> = async {
             while let Some(chunk) = response.chunk().await? {
@@ -124,19 +103,19 @@ impl Generation<'_> {
                         "The backend sent more bytes than the object's length.",
                     ));
                 }
-                tx.send(chunk)
-                    .await
-                    .map_err(|_| S3Error::internal("the hashing thread stopped"))?;
+                if !feed.feed(chunk).await {
+                    return Err(S3Error::internal("the hashing task stopped"));
+                }
             }
             Ok(())
         }
         .await;
-        drop(tx);
-        let (total, pieces) = hasher.await.map_err(|e| {
-            tracing::error!(error = %e, "a hashing thread failed");
+        read?;
+        let hasher = feed.finish().await.ok_or_else(|| {
+            tracing::error!("a hashing task failed");
             S3Error::internal("We encountered an internal error. Please try again.")
         })?;
-        read?;
+        let (total, pieces) = (hasher.total(), hasher.finish());
         response.finish().await;
         if total != expected {
             return Err(S3Error::upstream_broke(format!(
@@ -149,8 +128,6 @@ impl Generation<'_> {
 
 fn fetch_refused(status: u16) -> S3Error {
     match status {
-        // The object was overwritten between the authorization probe and this fetch.
-        412 => changed(),
         s if s >= 500 => S3Error::service_unavailable(format!(
             "The backend answered {s} while the object was fetched. Please retry."
         )),

@@ -2,8 +2,11 @@
 //!
 //! - [`flight`] — single-flight: concurrent requests for one key share one run of the work.
 //! - [`byte_lru`] — an LRU bounded in bytes.
+//! - [`blocking_feed`] — bytes from async code to work on the blocking pool, in batches,
+//!   bounded in bytes waiting.
 //! - [`in_flight`] — work in flight, counted by guards, with a wake-up at zero.
 
+pub mod blocking_feed;
 pub mod byte_lru;
 pub mod flight;
 pub mod in_flight;

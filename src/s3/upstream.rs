@@ -77,6 +77,14 @@ pub fn backend_peer(endpoint: &Endpoint, connect_timeout: Duration) -> HttpPeer 
 }
 
 /// A response whose body has not been read yet.
+/// What a read pinned to an ETag found.
+pub enum IfMatch<'a> {
+    /// The object is still the one named: the backend's answer (any status).
+    Same(UpstreamResponse<'a>),
+    /// The object changed: nothing of it may be used.
+    Changed,
+}
+
 pub struct UpstreamResponse<'a> {
     upstream: &'a Upstream,
     session: HttpSession,
@@ -127,6 +135,30 @@ impl Upstream {
         let path = object.path_and_query();
         self.call(purpose, method, &path, identity, extra_headers, None)
             .await
+    }
+
+    /// A `GET` as the sidecar of `object` as it was at `etag` (`If-Match`, plus `extra`):
+    /// [`IfMatch::Changed`] on a 412, or when a backend that ignores `If-Match` reports
+    /// another ETag for what it sends (counted as `changed`); any other answer as it came.
+    pub async fn get_if_match(
+        &self,
+        purpose: Purpose,
+        object: &ObjectRef,
+        etag: &str,
+        extra: &[(&str, &str)],
+    ) -> Result<IfMatch<'_>, S3Error> {
+        let mut headers = vec![("if-match", etag)];
+        headers.extend_from_slice(extra);
+        let response = self
+            .send(purpose, "GET", object, &Identity::Sidecar, &headers)
+            .await?;
+        let moved = response.header_str("etag").is_some_and(|e| e != etag);
+        if response.status() == 412 || moved {
+            response.finish().await;
+            self.count_error("changed");
+            return Ok(IfMatch::Changed);
+        }
+        Ok(IfMatch::Same(response))
     }
 
     /// Sends a request for any path-style target (already percent-encoded), with a small

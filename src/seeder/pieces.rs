@@ -11,7 +11,7 @@ use sha1::{Digest, Sha1};
 
 use crate::common::byte_lru::ByteLru;
 use crate::common::flight::{Joined, SingleFlight};
-use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
+use crate::s3::upstream::{IfMatch, Purpose, Upstream, UpstreamResponse};
 use crate::s3::S3Error;
 use crate::telemetry::metrics::SeederMetrics;
 
@@ -79,7 +79,7 @@ impl PieceStore {
             .flights
             .run((torrent.info_hash, CONFIRM), || {
                 Ok(async move {
-                    let response = store.read_if_match(&t, "bytes=0-0").await?;
+                    let response = store.read(&t, "bytes=0-0").await?;
                     let status = response.status();
                     drop(response.small_body(16).await);
                     match status {
@@ -97,33 +97,24 @@ impl PieceStore {
         result.map(drop)
     }
 
-    /// A ranged GET as the sidecar with `If-Match` on the torrent's ETag. A 412, or an ETag
-    /// other than the torrent's from a backend that ignores `If-Match`, retires the torrent.
-    async fn read_if_match(
+    /// A ranged read of the object as the torrent knows it; a changed object retires it.
+    async fn read(
         &self,
         torrent: &SeedTorrent,
         range: &str,
     ) -> Result<UpstreamResponse<'_>, S3Error> {
-        let headers = [("if-match", torrent.etag.as_str()), ("range", range)];
-        let response = self
+        let (object, etag) = (&torrent.object, &torrent.etag);
+        let range = [("range", range)];
+        let read = self
             .upstream
-            .send(
-                Purpose::Seed,
-                "GET",
-                &torrent.object,
-                &Identity::Sidecar,
-                &headers,
-            )
-            .await?;
-        let moved = response
-            .header_str("etag")
-            .is_some_and(|e| e != torrent.etag);
-        if response.status() == 412 || moved {
-            response.finish().await;
-            torrent.retire();
-            return Err(S3Error::service_unavailable("The object changed."));
+            .get_if_match(Purpose::Seed, object, etag, &range);
+        match read.await? {
+            IfMatch::Same(response) => Ok(response),
+            IfMatch::Changed => {
+                torrent.retire();
+                Err(S3Error::service_unavailable("The object changed."))
+            }
         }
-        Ok(response)
     }
 
     async fn fetch(&self, torrent: &SeedTorrent, index: u32) -> Result<Bytes, S3Error> {
@@ -131,7 +122,7 @@ impl PieceStore {
         let segment = &torrent.layout.segments(index)[0];
         let size = (segment.range.end - segment.range.start) as usize;
         let range = format!("bytes={}-{}", segment.range.start, segment.range.end - 1);
-        let mut response = self.read_if_match(torrent, &range).await?;
+        let mut response = self.read(torrent, &range).await?;
         let status = response.status();
         if status != 206 && !(status == 200 && size as u64 == torrent.layout.length()) {
             response.finish().await;
