@@ -77,7 +77,9 @@ pub fn backend_peer(endpoint: &Endpoint, connect_timeout: Duration) -> HttpPeer 
 }
 
 /// A response whose body has not been read yet.
-/// What a read pinned to an ETag found.
+/// What a read pinned to an ETag found. Matched right where it is returned, so the size of
+/// its variants does not matter (boxing would cost an allocation per read).
+#[allow(clippy::large_enum_variant)]
 pub enum IfMatch<'a> {
     /// The object is still the one named: the backend's answer (any status).
     Same(UpstreamResponse<'a>),
