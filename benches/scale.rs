@@ -16,7 +16,7 @@
 #[allow(dead_code)]
 mod common;
 #[allow(dead_code)]
-#[path = "../tests/integration/harness.rs"]
+#[path = "../tests/integration/harness/mod.rs"]
 mod harness;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -29,15 +29,13 @@ use common::*;
 use harness::*;
 
 /// A sidecar with S3's own size limit, keeping torrents in the store under `prefix` (none:
-/// no store), with `extra` TOML appended.
-fn sidecar(name: &str, store_prefix: Option<&str>, extra: &str) -> Sidecar {
-    extra_sidecar_full(name, |c| {
-        let c = c.replace("max_object_size = 67108864", "max_object_size = 5368709120");
-        let store = store_prefix.map_or(String::new(), |p| {
-            format!("\n[store]\nbucket = \"store\"\nprefix = \"{p}\"\n")
-        });
-        format!("{c}{store}{extra}")
-    })
+/// no store).
+fn big_sidecar(name: &str, store_prefix: Option<&str>) -> SidecarBuilder<'static> {
+    let s = sidecar(name).set("torrent.max_object_size", 5_368_709_120i64);
+    match store_prefix {
+        Some(p) => s.set("store.bucket", "store").set("store.prefix", p),
+        None => s,
+    }
 }
 
 fn main() {
@@ -69,7 +67,7 @@ fn bench_replicas(big: &Path, size_mib: usize) {
         upload("shared", &key, big);
         let prefix = format!("bench-replicas-{round}/");
         let replicas: Vec<Sidecar> = (0..3)
-            .map(|i| sidecar(&format!("bench-replica-{round}-{i}"), Some(&prefix), ""))
+            .map(|i| big_sidecar(&format!("bench-replica-{round}-{i}"), Some(&prefix)).start())
             .collect();
         let target = format!("/shared/{key}?torrent");
         let before = bucket_bytes_sent("shared");
@@ -148,12 +146,10 @@ fn put_seconds(port: u16, target: &str, file: &Path) -> f64 {
 
 fn bench_upload(big: &Path, size_mib: usize) {
     let rounds = env_or("BENCH_ROUNDS", 3);
-    let hashing = sidecar("bench-upload-hash", Some("bench-upload/"), "");
-    let plain = sidecar(
-        "bench-upload-plain",
-        Some("bench-upload/"),
-        "\n[uploads]\nhash = false\n",
-    );
+    let hashing = big_sidecar("bench-upload-hash", Some("bench-upload/")).start();
+    let plain = big_sidecar("bench-upload-plain", Some("bench-upload/"))
+        .set("uploads.hash", false)
+        .start();
     // The file is read once ahead, so both sides send from the page cache.
     put_seconds(plain.port, "/upload/bench/warmup.bin", big);
     let (mut with, mut without) = (Vec::new(), Vec::new());
@@ -217,7 +213,9 @@ fn bench_warm() {
         assert!(put.get("error").is_none(), "{put}");
     }
     // One cold `?torrent` each: no store, no cache.
-    let cold = sidecar("bench-warm-cold", None, "\n[cache]\nmax_bytes = 0\n");
+    let cold = big_sidecar("bench-warm-cold", None)
+        .set("cache.max_bytes", 0)
+        .start();
     let config = dir.join("warm.toml");
     let concurrencies: Vec<String> = std::env::var("BENCH_WARM_CONCURRENCY")
         .unwrap_or_else(|_| "4".into())

@@ -24,7 +24,7 @@
 #[allow(dead_code)]
 mod common;
 #[allow(dead_code)]
-#[path = "../tests/integration/harness.rs"]
+#[path = "../tests/integration/harness/mod.rs"]
 mod harness;
 
 use std::path::Path;
@@ -41,13 +41,11 @@ fn cold_sidecar(name: &str) -> (u16, u32) {
 
 /// As [`cold_sidecar`], making torrents of `format`.
 fn cold_sidecar_of(name: &str, format: &str) -> (u16, u32) {
-    let s = extra_sidecar_full(name, |c| {
-        let c = c.replace(
-            "max_object_size = 67108864",
-            &format!("max_object_size = 5368709120\nformat = \"{format}\""),
-        );
-        format!("{c}\n[cache]\nmax_bytes = 0\n")
-    });
+    let s = sidecar(name)
+        .set("torrent.max_object_size", 5_368_709_120i64)
+        .set("torrent.format", format)
+        .set("cache.max_bytes", 0)
+        .start();
     (s.port, s.pid)
 }
 
@@ -183,27 +181,19 @@ fn swarm_run(peers: usize, mib: usize, seeding: bool) -> SwarmRun {
     let key = format!("bench/{name}.bin");
     upload("evict", &key, &file);
     let seeder_port = free_ports(1)[0];
-    let s = extra_sidecar_full(&name, |c| {
-        let listen = c
-            .lines()
-            .find_map(|l| l.strip_prefix("listen = \""))
-            .unwrap()
-            .trim_end_matches('"')
-            .to_string();
-        let c = c
-            .replace("max_object_size = 67108864", "max_object_size = 5368709120")
-            .replace(
-                "[torrent]\n",
-                &format!(
-                    "[torrent]\nwebseed = \"public\"\npublic_base_url = \"http://{listen}\"\n"
-                ),
-            );
-        let seeder = match seeding {
-            true => format!("\n[seeder]\nenabled = true\nlisten = \"127.0.0.1:{seeder_port}\"\n"),
-            false => String::new(),
-        };
-        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"http://{listen}/_s3torrent/announce\"\ninterval = 5\npeer_ttl = 60\n{seeder}")
-    });
+    let builder = sidecar(&name)
+        .set("torrent.max_object_size", 5_368_709_120i64)
+        .webseeds("public", "v1")
+        .tracker()
+        .set("tracker.interval", 5)
+        .set("tracker.peer_ttl", 60);
+    let s = match seeding {
+        true => builder
+            .set("seeder.enabled", true)
+            .set("seeder.listen", format!("127.0.0.1:{seeder_port}")),
+        false => builder,
+    }
+    .start();
     let r = request(s.port, "GET", &format!("/evict/{key}?torrent"), &[]);
     assert_eq!(r.status, 200);
     let torrent = dir.join("swarm.torrent");

@@ -5,7 +5,7 @@
 //! the sidecar's RSS (start, end, peak); exits non-zero on any wrong answer or 5xx.
 
 #[allow(dead_code)]
-#[path = "../tests/integration/harness.rs"]
+#[path = "../tests/integration/harness/mod.rs"]
 mod harness;
 
 use std::collections::HashMap;
@@ -172,7 +172,7 @@ fn main() {
         .unwrap_or(30.0);
     let _ = env();
     // A small cache, so entries are evicted and regenerated throughout.
-    let s = extra_sidecar_full("soak", |c| format!("{c}\n[cache]\nmax_bytes = 262144\n"));
+    let s = sidecar("soak").set("cache.max_bytes", 262144).start();
     println!(
         "soak: {minutes} min, {WORKERS} workers x {KEYS_PER_WORKER} keys, sidecar pid {}",
         s.pid

@@ -225,10 +225,7 @@ fn head_but_not_get_backend() -> u16 {
 #[test]
 fn read_means_get_not_head() {
     let fake = head_but_not_get_backend();
-    let port = extra_sidecar("head-not-get", |c| {
-        let live = format!("http://127.0.0.1:{}", env().s3_port);
-        c.replace(&live, &format!("http://127.0.0.1:{fake}"))
-    });
+    let port = sidecar("head-not-get").backend_port(fake).start().port;
     let r = request(port, "GET", "/b/kms.bin?torrent", &[]);
     assert_eq!(r.status, 403, "{}", r.text());
     assert_eq!(r.s3_code().as_deref(), Some("AccessDenied"));
@@ -237,7 +234,7 @@ fn read_means_get_not_head() {
 #[test]
 fn forwarded_headers_travel_only_when_the_caller_signed_them() {
     let (fake, heads) = recording_backend();
-    let port = sidecar_on("forwarded-signed", fake, "");
+    let port = sidecar("forwarded-signed").backend_port(fake).start().port;
     let host = format!("127.0.0.1:{port}");
     let target = "/b/fw.bin?torrent";
     let payer = ("x-amz-request-payer", "requester");
@@ -289,7 +286,7 @@ fn the_backend_learns_the_client_address_from_the_sidecar_not_the_client() {
     let spoof = [("x-forwarded-for", "6.6.6.6"), ("forwarded", "for=6.6.6.6")];
     // Pass-through and the READ check alike; the sidecar's own fetch names nobody.
     let (fake, heads) = recording_backend();
-    let port = sidecar_on("xff-untrusted", fake, "");
+    let port = sidecar("xff-untrusted").backend_port(fake).start().port;
     assert_eq!(request(port, "GET", "/b/plain.bin", &spoof).status, 200);
     assert_eq!(request(port, "GET", "/b/t.bin?torrent", &spoof).status, 200);
     let seen = client_headers(&heads.lock().unwrap());
@@ -300,7 +297,11 @@ fn the_backend_learns_the_client_address_from_the_sidecar_not_the_client() {
 
     // Behind a trusted proxy, its chain is kept and extended.
     let (fake, heads) = recording_backend();
-    let port = sidecar_on("xff-trusted", fake, "trusted_proxies = [\"127.0.0.0/8\"]\n");
+    let port = sidecar("xff-trusted")
+        .backend_port(fake)
+        .set("server.trusted_proxies", vec!["127.0.0.0/8"])
+        .start()
+        .port;
     assert_eq!(request(port, "GET", "/b/plain.bin", &spoof).status, 200);
     let seen = client_headers(&heads.lock().unwrap());
     assert_eq!(

@@ -7,19 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-
 use crate::harness::*;
-
-/// `http://127.0.0.1:{port}` of the sidecar a generated config text describes.
-pub(crate) fn own_url(config: &str) -> String {
-    let listen = config
-        .lines()
-        .find_map(|l| l.strip_prefix("listen = \""))
-        .and_then(|l| l.strip_suffix('"'))
-        .unwrap();
-    format!("http://{listen}")
-}
 
 fn webseed_sidecar(name: &str, mode: &str) -> Sidecar {
     format_webseed_sidecar(name, mode, "v1")
@@ -32,93 +20,7 @@ fn format_webseed_sidecar(name: &str, mode: &str, format: &str) -> Sidecar {
 
 /// As [`format_webseed_sidecar`], in front of `env`'s backend.
 fn webseed_sidecar_on(env: &Env, name: &str, mode: &str, format: &str) -> Sidecar {
-    let tweak = |c: String| {
-        let base = own_url(&c);
-        c.replace(
-            "[torrent]\n",
-            &format!(
-                "[torrent]\nwebseed = \"{mode}\"\npublic_base_url = \"{base}\"\nformat = \"{format}\"\n"
-            ),
-        )
-    };
-    extra_sidecar_on(env, name, tweak, "warn")
-}
-
-/// aria2c with DHT, LPD and PEX off; `--bt-stop-timeout` because a bad piece hangs it.
-/// `source` is a .torrent file or a magnet link.
-pub(crate) fn aria2c(source: impl AsRef<std::ffi::OsStr>, save: &Path) -> std::process::Output {
-    Command::new("timeout")
-        .args(["90", "aria2c", "--enable-dht=false", "--enable-dht6=false"])
-        .args([
-            "--bt-enable-lpd=false",
-            "--enable-peer-exchange=false",
-            "--seed-time=0",
-        ])
-        .args([
-            "--bt-stop-timeout=30",
-            "--console-log-level=warn",
-            "--summary-interval=0",
-        ])
-        .args(["--bt-save-metadata=false", "--listen-port=6881-6999", "-d"])
-        .arg(save)
-        .arg(source)
-        .output()
-        .expect("aria2c")
-}
-
-pub(crate) fn lt_client(args: &[&str]) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/lt_client.py");
-    let out = Command::new(libtorrent_python())
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "lt_client {args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-pub(crate) struct Fixture {
-    pub dir: PathBuf,
-    pub data: Vec<u8>,
-    pub torrent: PathBuf,
-    pub name: String,
-}
-
-/// Uploads an object to the public bucket and fetches its torrent anonymously from `port`.
-pub(crate) fn fixture(test: &str, port: u16, size: usize, seed: u64) -> Fixture {
-    fixture_on(env(), test, port, size, seed)
-}
-
-/// As [`fixture`], on `env`'s backend.
-fn fixture_on(env: &Env, test: &str, port: u16, size: usize, seed: u64) -> Fixture {
-    let dir = env.scratch(test);
-    let data = test_data(size, seed);
-    let name = format!("{test}.bin");
-    let key = format!("bt/{name}");
-    env.put_object("public", &key, &data, &dir);
-    let r = request(port, "GET", &format!("/public/{key}?torrent"), &[]);
-    assert_eq!(r.status, 200, "{}", r.text());
-    let torrent = dir.join(format!("{test}.torrent"));
-    std::fs::write(&torrent, &r.body).unwrap();
-    Fixture {
-        dir,
-        data,
-        torrent,
-        name,
-    }
-}
-
-pub(crate) fn assert_downloaded(path: &Path, data: &[u8], client: &str) {
-    let got = std::fs::read(path).unwrap_or_else(|e| panic!("{client}: {}: {e}", path.display()));
-    assert!(
-        got == data,
-        "{client}: downloaded bytes differ from the object"
-    );
+    SidecarBuilder::on(env, name).webseeds(mode, format).start()
 }
 
 /// The web seed is the backend itself (through the sidecar), whichever backend it is.
@@ -147,16 +49,6 @@ fn libtorrent_downloads(test: &str, format: &str) {
     libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
 }
 
-/// libtorrent fetches `f`'s object from `source` (its .torrent or a magnet link) into
-/// `f.dir/save` within 60 s, with no hash failure, and the bytes are the object's.
-pub(crate) fn libtorrent_gets(source: &str, f: &Fixture, save: &str) {
-    let save = f.dir.join(save);
-    let out = lt_client(&["download", source, save.to_str().unwrap(), "60"]);
-    assert_eq!(out["finished"], true, "{out}");
-    assert_eq!(out["hash_failures"], 0, "{out}");
-    assert_downloaded(&save.join(&f.name), &f.data, "libtorrent");
-}
-
 /// aria2 has no v2: it takes a hybrid torrent by its v1 half.
 #[test]
 fn aria2c_downloads_a_hybrid_torrent_as_v1() {
@@ -169,58 +61,10 @@ fn aria2c_downloads(test: &str, format: &str) {
     aria2c_gets(&f.torrent, &f, "aria2");
 }
 
-/// aria2c fetches `f`'s object from `source` (its .torrent or a magnet link) into
-/// `f.dir/save`, and the bytes are the object's.
-pub(crate) fn aria2c_gets(source: impl AsRef<std::ffi::OsStr>, f: &Fixture, save: &str) {
-    let save = f.dir.join(save);
-    let out = aria2c(source, &save);
-    assert!(
-        out.status.success(),
-        "aria2c: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_downloaded(&save.join(&f.name), &f.data, "aria2c");
-}
-
 #[test]
 fn transmission_downloads_from_the_web_seed_alone() {
     let s = webseed_sidecar("ws-transmission", "public");
     transmission_downloads(&fixture("ws-transmission", s.port, 1024 * 1024 + 11, 202));
-}
-
-pub(crate) fn transmission_downloads(f: &Fixture) {
-    transmission_downloads_with(f, &[])
-}
-
-/// transmission-cli with extra flags (`-et`: peers without encryption, as the seeder is).
-pub(crate) fn transmission_downloads_with(f: &Fixture, flags: &[&str]) {
-    let save = f.dir.join("transmission");
-    std::fs::create_dir_all(&save).unwrap();
-    let port = free_ports(1)[0];
-    let mut cmd = Command::new("transmission-cli");
-    cmd.arg("-w")
-        .arg(&save)
-        .arg("-g")
-        .arg(f.dir.join("transmission-config"))
-        .args(["-D", "-M", "-p", &port.to_string()])
-        .args(flags)
-        .arg(&f.torrent)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // transmission-cli seeds forever once done (and retries bad pieces forever): poll the
-    // file, then stop it by its PID.
-    let mut child = spawn_guarded(cmd);
-    let path = save.join(&f.name);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while Instant::now() < deadline {
-        if std::fs::read(&path).is_ok_and(|got| got == f.data) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_downloaded(&path, &f.data, "transmission-cli");
 }
 
 /// Fetches the private object's torrent as READER from a sidecar at `base`.
@@ -299,15 +143,12 @@ fn presigned_web_seed_with_libtorrent_on_the_default_port() {
         return;
     }
     let admin = free_ports(1)[0];
-    let config = sidecar_config(env.s3_port, 80, admin)
-        .replace(
-            "listen = \"127.0.0.1:80\"",
-            &format!("listen = \"{ip}:80\""),
-        )
-        .replace(
-            "[torrent]\n",
-            &format!("[torrent]\nwebseed = \"presigned\"\npublic_base_url = \"http://{ip}\"\n"),
-        );
+    let config = SidecarBuilder::on(env, "ws-presigned-lt")
+        .set("server.listen", format!("{ip}:80"))
+        .set("admin.listen", format!("127.0.0.1:{admin}"))
+        .set("torrent.webseed", "presigned")
+        .set("torrent.public_base_url", format!("http://{ip}"))
+        .config_text();
     let path = dir.join("s3torrent.toml");
     std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3torrent"));
@@ -374,13 +215,10 @@ fn corrupted_copy_is_detected(test: &str, format: &str) {
 
 #[test]
 fn magnet_link_names_infohash_trackers_and_web_seed() {
-    let s = extra_sidecar_full("magnet", |c| {
-        let base = own_url(&c);
-        c.replace(
-            "[torrent]\n",
-            &format!("[torrent]\nwebseed = \"public\"\npublic_base_url = \"{base}\"\nannounce = [[\"udp://tracker.example:6969\"]]\n"),
-        )
-    });
+    let s = sidecar("magnet")
+        .webseeds("public", "v1")
+        .set("torrent.announce", vec![vec!["udp://tracker.example:6969"]])
+        .start();
     let f = fixture("magnet", s.port, 50_000, 205);
     let r = request(s.port, "GET", "/public/bt/magnet.bin?torrent", &[]);
     let link = r.header("link").expect("Link header");
@@ -408,10 +246,11 @@ fn magnet_link_names_infohash_trackers_and_web_seed() {
 }
 
 fn tracker_sidecar(name: &str) -> Sidecar {
-    extra_sidecar_full(name, |c| {
-        let base = own_url(&c);
-        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"{base}/_s3torrent/announce\"\ninterval = 2\npeer_ttl = 30\n")
-    })
+    sidecar(name)
+        .tracker()
+        .set("tracker.interval", 2)
+        .set("tracker.peer_ttl", 30)
+        .start()
 }
 
 #[test]
@@ -545,50 +384,6 @@ fn qbittorrent_downloads_a_hybrid_torrent() {
         Some(2)
     );
     qbittorrent_downloads(&f);
-}
-
-pub(crate) fn qbittorrent_downloads(f: &Fixture) {
-    let profile = f.dir.join("qbt-profile");
-    let config_dir = profile.join("qBittorrent").join("config");
-    std::fs::create_dir_all(&config_dir).unwrap();
-    // DHT, LSD, PeX, UPnP/NAT-PMP off; the Web UI on loopback without a login, to poll it.
-    // SSRF mitigation off: libtorrent otherwise refuses a tracker on a local address unless
-    // its path is exactly /announce (and these tests run on loopback).
-    std::fs::write(
-        config_dir.join("qBittorrent.conf"),
-        "[LegalNotice]\nAccepted=true\n\n[BitTorrent]\nSession\\DHTEnabled=false\nSession\\LSDEnabled=false\n\
-         Session\\SSRFMitigation=false\n\
-         Session\\PeXEnabled=false\nSession\\Port=0\n\n[Network]\nPortForwardingEnabled=false\n\n\
-         [Preferences]\nConnection\\UPnP=false\nWebUI\\Address=127.0.0.1\nWebUI\\LocalHostAuth=false\n",
-    )
-    .unwrap();
-    let save = f.dir.join("qbt");
-    let webui = free_ports(1)[0];
-    let mut cmd = Command::new("qbittorrent-nox");
-    cmd.arg(format!("--profile={}", profile.display()))
-        .arg(format!("--webui-port={webui}"))
-        .arg(format!("--save-path={}", save.display()))
-        .arg(&f.torrent)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut child = spawn_guarded(cmd);
-    // qBittorrent preallocates the file: completion comes from its API, not the file size.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut state = Value::Null;
-    while Instant::now() < deadline {
-        if std::net::TcpStream::connect(("127.0.0.1", webui)).is_ok() {
-            let r = request(webui, "GET", "/api/v2/torrents/info", &[]);
-            state = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
-            if state[0]["progress"].as_f64() == Some(1.0) {
-                break;
-            }
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(state[0]["progress"].as_f64(), Some(1.0), "{state}");
-    assert_downloaded(&save.join(&f.name), &f.data, "qbittorrent-nox");
 }
 
 /// The web seed's URL in a torrent, and its `X-Amz-Expires`.
@@ -742,21 +537,6 @@ fn buckets_named_announce_and_scrape_stay_s3_buckets_while_the_tracker_answers()
     assert!(answer.get("interval").is_some(), "a tracker answer");
 }
 
-pub(crate) fn torrent_info_hash(torrent: &[u8]) -> [u8; 20] {
-    use sha1::{Digest, Sha1};
-    let v = s3torrent::torrent::bencode::decode(torrent).unwrap();
-    Sha1::digest(v.get("info").unwrap().encode()).into()
-}
-
-pub(crate) fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// One announce from `source` (an address in 127.0.0.0/8), answered or not.
 async fn announce_from(source: std::net::Ipv4Addr, port: u16, target: String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -780,13 +560,11 @@ async fn announce_from(source: std::net::Ipv4Addr, port: u16, target: String) {
 fn an_announce_flood_stays_within_the_tracker_bounds() {
     const PEERS: usize = 3000;
     const FLOOD: usize = 20_000;
-    let s = extra_sidecar_full("tracker-flood", |c| {
-        let base = own_url(&c);
-        format!(
-            "{c}\n[tracker]\nenabled = true\npublic_url = \"{base}/_s3torrent/announce\"\n\
-             max_peers = {PEERS}\nmax_peers_per_address = 2\n"
-        )
-    });
+    let s = sidecar("tracker-flood")
+        .tracker()
+        .set("tracker.max_peers", PEERS as i64)
+        .set("tracker.max_peers_per_address", 2)
+        .start();
     let dir = env().scratch("tracker-flood");
     let hashes: Vec<String> = (0..4)
         .map(|i| {

@@ -48,7 +48,7 @@ fn eviction_is_by_bytes() {
     for (i, d) in objects.iter().enumerate() {
         put_object("evict", &format!("{i}.bin"), d, &dir);
     }
-    let port = extra_sidecar("evict", |c| format!("{c}\n[cache]\nmax_bytes = 8000\n"));
+    let port = sidecar("evict").set("cache.max_bytes", 8000).start().port;
     let get = |i: usize| {
         assert_eq!(
             request(port, "GET", &format!("/evict/{i}.bin?torrent"), &[]).status,
@@ -128,12 +128,15 @@ fn parallel_ranged_fetch_gives_the_same_torrent() {
     let dir = env.scratch("parallel");
     let data = test_data(9 * 1024 * 1024 + 12_345, 92);
     put_object("par", "par.bin", &data, &dir);
-    let single = extra_sidecar("single-stream", |c| {
-        format!("{c}\n[limits]\nfetch_streams = 1\n")
-    });
-    let multi = extra_sidecar("multi-stream", |c| {
-        format!("{c}\n[limits]\nfetch_streams = 3\nparallel_fetch_min_bytes = 1048576\n")
-    });
+    let single = sidecar("single-stream")
+        .set("limits.fetch_streams", 1)
+        .start()
+        .port;
+    let multi = sidecar("multi-stream")
+        .set("limits.fetch_streams", 3)
+        .set("limits.parallel_fetch_min_bytes", 1048576)
+        .start()
+        .port;
     let before = bucket_bytes_sent("par");
     let a = request(single, "GET", "/par/par.bin?torrent", &[]);
     let b = request(multi, "GET", "/par/par.bin?torrent", &[]);
@@ -178,10 +181,7 @@ fn failing_backend() -> (u16, Arc<AtomicUsize>) {
 #[test]
 fn a_failed_flight_is_reported_to_every_waiter_and_not_cached() {
     let (fake, gets) = failing_backend();
-    let port = extra_sidecar("failing-flight", |c| {
-        let live = format!("http://127.0.0.1:{}", env().s3_port);
-        c.replace(&live, &format!("http://127.0.0.1:{fake}"))
-    });
+    let port = sidecar("failing-flight").backend_port(fake).start().port;
     let handles: Vec<_> = (0..5)
         .map(|_| std::thread::spawn(move || request(port, "GET", "/b/k?torrent", &[])))
         .collect();
@@ -205,9 +205,9 @@ fn revalidate_after_reuses_a_callers_probe_and_only_theirs() {
     let dir = env.scratch("revalidate");
     let first = test_data(40_000, 93);
     put_object("cache", "reval.bin", &first, &dir);
-    let s = extra_sidecar_full("revalidate", |c| {
-        format!("{c}\n[cache]\nrevalidate_after = 60\n")
-    });
+    let s = sidecar("revalidate")
+        .set("cache.revalidate_after", 60)
+        .start();
     let probes = || {
         let text = request(s.admin_port, "GET", "/metrics", &[]).text();
         text.lines()

@@ -90,12 +90,9 @@ fn empty_object_and_object_over_the_limit(env: &Env) {
     assert!(r.text().contains("empty"), "{}", r.text());
 
     env.put_object("public", "lim/big.bin", &test_data(1001, 50), &dir);
-    let small_limit = extra_sidecar_on(
-        env,
-        "limit-1000",
-        |c| c.replace("max_object_size = 67108864", "max_object_size = 1000"),
-        "warn",
-    );
+    let small_limit = SidecarBuilder::on(env, "limit-1000")
+        .set("torrent.max_object_size", 1000)
+        .start();
     let r = request(small_limit.port, "GET", "/public/lim/big.bin?torrent", &[]);
     assert_s3_error(&r, 400, "InvalidRequest");
     assert!(
@@ -183,9 +180,11 @@ fn too_many_generations_is_slow_down_with_retry_after() {
             &dir,
         );
     }
-    let port = extra_sidecar("slowdown", |c| {
-        format!("{c}\n[limits]\nmax_concurrent_generations = 1\nmax_queued_generations = 0\n")
-    });
+    let port = sidecar("slowdown")
+        .set("limits.max_concurrent_generations", 1)
+        .set("limits.max_queued_generations", 0)
+        .start()
+        .port;
     let handles: Vec<_> = (0..4)
         .map(|i| {
             std::thread::spawn(move || {
@@ -217,10 +216,7 @@ fn too_many_generations_is_slow_down_with_retry_after() {
 #[test]
 fn unreachable_backend_is_503_for_torrents_and_pass_through() {
     let dead = free_ports(1)[0];
-    let port = extra_sidecar("dead-backend", |c| {
-        let live = format!("http://127.0.0.1:{}", env().s3_port);
-        c.replace(&live, &format!("http://127.0.0.1:{dead}"))
-    });
+    let port = sidecar("dead-backend").backend_port(dead).start().port;
     assert_s3_error(
         &request(port, "GET", "/public/x.bin?torrent", &[]),
         503,
@@ -257,10 +253,7 @@ fn short_body_backend() -> (u16, Arc<AtomicUsize>) {
 #[test]
 fn backend_breaking_off_mid_body_is_502_and_nothing_is_cached() {
     let (fake, gets) = short_body_backend();
-    let port = extra_sidecar("short-body", |c| {
-        let live = format!("http://127.0.0.1:{}", env().s3_port);
-        c.replace(&live, &format!("http://127.0.0.1:{fake}"))
-    });
+    let port = sidecar("short-body").backend_port(fake).start().port;
     for attempt in 1..=2 {
         let r = request(port, "GET", "/b/k.bin?torrent", &[]);
         assert_s3_error(&r, 502, "InternalError");

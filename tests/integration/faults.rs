@@ -160,11 +160,11 @@ fn torrent_is_right(body: &[u8]) -> bool {
 #[test]
 fn every_backend_fault_is_a_retryable_error_then_recovers() {
     let backend = start_backend();
-    let port = extra_sidecar("faults", |c| {
-        let live = format!("http://127.0.0.1:{}", env().s3_port);
-        c.replace(&live, &format!("http://127.0.0.1:{}", backend.port))
-            .replace("timeout_secs = 20", "timeout_secs = 1")
-    });
+    let port = sidecar("faults")
+        .backend_port(backend.port)
+        .set("upstream.timeout_secs", 1)
+        .start()
+        .port;
     let faults = [
         (Fault::Reset, 502),
         (Fault::Dies, 502),

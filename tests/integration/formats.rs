@@ -46,12 +46,17 @@ fn sidecar_parts(torrent: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
 /// A sidecar making `format` torrents; objects from 1 MiB on are read as 3 piece-aligned
 /// ranged GETs, so the per-range hashes are joined as they are for large objects.
 fn one_format_sidecar(format: &str, piece_length: &str) -> u16 {
-    extra_sidecar(&format!("format-{format}-{piece_length}"), |c| {
-        format!(
-            "{c}format = \"{format}\"\npiece_length = {piece_length}\n\
-             [limits]\nfetch_streams = 3\nparallel_fetch_min_bytes = 1048576\n"
-        )
-    })
+    // A number, or "auto".
+    let piece: toml::Value = piece_length
+        .parse::<i64>()
+        .map_or(piece_length.into(), Into::into);
+    sidecar(&format!("format-{format}-{piece_length}"))
+        .set("torrent.format", format)
+        .set("torrent.piece_length", piece)
+        .set("limits.fetch_streams", 3)
+        .set("limits.parallel_fetch_min_bytes", 1048576)
+        .start()
+        .port
 }
 
 #[test]

@@ -136,7 +136,7 @@ fn slowloris_does_not_starve_other_clients() {
 #[test]
 fn only_origin_form_targets_are_served() {
     let (fake, heads) = recording_backend();
-    let port = sidecar_on("origin-form", fake, "");
+    let port = sidecar("origin-form").backend_port(fake).start().port;
     let targets = [
         "b/k?torrent".to_string(),
         format!("http://127.0.0.1:{fake}/b/k?torrent"),
@@ -161,16 +161,9 @@ fn only_origin_form_targets_are_served() {
 
 /// A sidecar whose backend is down, logging at the default level to a file.
 fn down_backend_sidecar(name: &str) -> (u16, std::path::PathBuf) {
-    let dir = env().scratch(name);
-    let [port, admin, dead] = free_ports(3)[..] else {
-        unreachable!()
-    };
-    let config = dir.join("s3torrent.toml");
-    let text = sidecar_config(dead, port, admin);
-    std::fs::write(&config, text).unwrap();
-    let log = dir.join("sidecar.log");
-    start_sidecar_logging(&config, &log, port, "info");
-    (port, log.with_extension("err"))
+    let dead = free_ports(1)[0];
+    let s = sidecar(name).backend_port(dead).logging("info").start();
+    (s.port, s.log)
 }
 
 #[test]
@@ -191,7 +184,7 @@ fn error_bodies_name_no_backend_address_or_internal_chain() {
 fn no_log_line_carries_a_presigned_credential() {
     let env = env();
     let (down, log) = down_backend_sidecar("log-secrets");
-    let live = extra_sidecar_logging("log-secrets-live", |c| c, "info");
+    let live = sidecar("log-secrets-live").logging("info").start();
     let dir = env.scratch("log-secrets");
     put_object(
         "private",

@@ -14,7 +14,6 @@ mod harness;
 mod hostile;
 mod ops;
 mod passthrough;
-mod rgw;
 mod seeder;
 mod store;
 mod torrents;

@@ -26,7 +26,7 @@ fn metrics_move_with_traffic_and_pass_promtool() {
     let dir = env.scratch("metrics");
     let data = test_data(300_000, 120);
     put_object("public", "metrics/m.bin", &data, &dir);
-    let s = extra_sidecar_full("metrics", |c| c);
+    let s = sidecar("metrics").start();
     let t = "/public/metrics/m.bin?torrent";
     assert_eq!(request(s.port, "GET", t, &[]).status, 200);
     assert_eq!(request(s.port, "GET", t, &[]).status, 200);
@@ -202,15 +202,10 @@ fn slow_backend() -> u16 {
 fn sigterm_lets_the_in_flight_torrent_finish_refuses_new_connections_and_exits_0() {
     let backend = slow_backend();
     let dir = env().scratch("sigterm");
-    let [port, admin_port] = free_ports(2)[..] else {
-        unreachable!()
-    };
+    let builder = sidecar("sigterm").backend_port(backend);
+    let port = builder.port();
     let config = dir.join("s3torrent.toml");
-    let text = sidecar_config(1, port, admin_port).replace(
-        "http://127.0.0.1:1\"",
-        &format!("http://127.0.0.1:{backend}\""),
-    );
-    std::fs::write(&config, text).unwrap();
+    std::fs::write(&config, builder.config_text()).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3torrent"));
     cmd.arg("--config")
         .arg(&config)
@@ -395,8 +390,10 @@ fn access_log_bytes_and_one_warning_per_misconfiguration() {
     let env = env();
     let dir = env.scratch("access-log");
     put_object("public", "log/obj.bin", &test_data(50_000, 77), &dir);
-    let json = |c: String| format!("{c}\n[log]\nformat = \"json\"\n");
-    let good = extra_sidecar_logging("access-log", json, "info");
+    let good = sidecar("access-log")
+        .set("log.format", "json")
+        .logging("info")
+        .start();
     let r = request(good.port, "GET", "/public/log/obj.bin?torrent", &[]);
     assert_eq!(r.status, 200);
     let head = request(good.port, "HEAD", "/public/log/obj.bin?torrent", &[]);
@@ -420,23 +417,7 @@ fn access_log_bytes_and_one_warning_per_misconfiguration() {
 
     // The sidecar's key may not read `public` (noread's): anonymous callers may, so the
     // READ check passes and the sidecar's own fetch is refused.
-    let misconfigured = extra_sidecar_logging(
-        "wrong-key",
-        |c| {
-            c.replacen(
-                &format!(
-                    "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
-                    ADMIN.0, ADMIN.1
-                ),
-                &format!(
-                    "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
-                    NOREAD.0, NOREAD.1
-                ),
-                1,
-            )
-        },
-        "warn",
-    );
+    let misconfigured = sidecar("wrong-key").upstream_credentials(NOREAD).start();
     for _ in 0..3 {
         let r = request(
             misconfigured.port,

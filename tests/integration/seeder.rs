@@ -5,9 +5,6 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use crate::bittorrent::{
-    aria2c_gets, fixture, libtorrent_gets, lt_client, own_url, qbittorrent_downloads,
-};
 use crate::harness::*;
 
 pub struct SeedingSidecar {
@@ -15,34 +12,34 @@ pub struct SeedingSidecar {
     pub seeder_port: u16,
 }
 
-/// A sidecar that seeds (objects = all unless `extra` says otherwise), with its tracker on
-/// and no web seed: peers can only get the bytes from the seeder (or each other).
-pub fn seeding_sidecar(name: &str, extra: &str) -> SeedingSidecar {
-    seeding_sidecar_with(name, "", extra)
+/// A sidecar that seeds (the default objects, `public`), with its tracker on and no web
+/// seed: peers can only get the bytes from the seeder (or each other).
+pub fn seeding_sidecar(name: &str) -> SeedingSidecar {
+    seeding_sidecar_with(name, |b| b)
 }
 
-/// As [`seeding_sidecar`], with `torrent` added to `[torrent]`.
-pub fn seeding_sidecar_with(name: &str, torrent: &str, extra: &str) -> SeedingSidecar {
-    seeding_sidecar_on(env(), name, torrent, extra)
+/// As [`seeding_sidecar`], with more settings.
+pub fn seeding_sidecar_with(
+    name: &str,
+    settings: impl FnOnce(SidecarBuilder) -> SidecarBuilder,
+) -> SeedingSidecar {
+    seeding_sidecar_on(env(), name, settings)
 }
 
 /// As [`seeding_sidecar_with`], in front of `env`'s backend.
-pub fn seeding_sidecar_on(env: &Env, name: &str, torrent: &str, extra: &str) -> SeedingSidecar {
+pub fn seeding_sidecar_on<'a>(
+    env: &'a Env,
+    name: &str,
+    settings: impl FnOnce(SidecarBuilder<'a>) -> SidecarBuilder<'a>,
+) -> SeedingSidecar {
     let seeder_port = free_ports(1)[0];
-    let sidecar = extra_sidecar_on(
-        env,
-        name,
-        |c| {
-            let c = c.replace("[torrent]\n", &format!("[torrent]\n{torrent}"));
-            let base = own_url(&c);
-            format!(
-                "{c}\n[tracker]\nenabled = true\npublic_url = \"{base}/_s3torrent/announce\"\n\
-                 interval = 2\npeer_ttl = 30\n\n[seeder]\nenabled = true\n\
-                 listen = \"127.0.0.1:{seeder_port}\"\n{extra}"
-            )
-        },
-        "warn",
-    );
+    let builder = SidecarBuilder::on(env, name)
+        .tracker()
+        .set("tracker.interval", 2)
+        .set("tracker.peer_ttl", 30)
+        .set("seeder.enabled", true)
+        .set("seeder.listen", format!("127.0.0.1:{seeder_port}"));
+    let sidecar = settings(builder).start();
     wait_for_port(seeder_port, "seeder", &sidecar.log);
     SeedingSidecar {
         sidecar,
@@ -52,7 +49,7 @@ pub fn seeding_sidecar_on(env: &Env, name: &str, torrent: &str, extra: &str) -> 
 
 #[test]
 fn libtorrent_downloads_from_the_seeder_alone() {
-    let s = seeding_sidecar("seed-lt", "");
+    let s = seeding_sidecar("seed-lt");
     let f = fixture("seed-lt", s.sidecar.port, 3 * 1024 * 1024 + 7, 400);
     let torrent = s3torrent::torrent::bencode::decode(&std::fs::read(&f.torrent).unwrap()).unwrap();
     assert!(torrent.get("url-list").is_none(), "no web seed");
@@ -71,7 +68,7 @@ pub fn metric(text: &str, name: &str) -> u64 {
 
 #[test]
 fn aria2c_and_qbittorrent_download_from_the_seeder() {
-    let s = seeding_sidecar("seed-clients", "");
+    let s = seeding_sidecar("seed-clients");
     let f = fixture("seed-aria2", s.sidecar.port, 2 * 1024 * 1024 + 3, 401);
     aria2c_gets(&f.torrent, &f, "aria2");
     // Not Transmission: 3.00 discards tracker peers in 127.0.0.0/8 ("martian" addresses), so
@@ -97,7 +94,7 @@ fn magnet_of(port: u16, key: &str) -> String {
 
 #[test]
 fn a_magnet_link_alone_is_enough() {
-    let s = seeding_sidecar("seed-magnet", "");
+    let s = seeding_sidecar("seed-magnet");
     let f = fixture("seed-magnet", s.sidecar.port, 1024 * 1024 + 9, 404);
     let magnet = magnet_of(s.sidecar.port, &format!("bt/{}", f.name));
     assert!(
@@ -113,7 +110,7 @@ fn a_magnet_link_alone_is_enough() {
 
 #[test]
 fn an_overwritten_object_is_never_served_from_its_old_torrent() {
-    let s = seeding_sidecar("seed-overwrite", "");
+    let s = seeding_sidecar("seed-overwrite");
     let f = fixture("seed-overwrite", s.sidecar.port, 1024 * 1024, 405);
     // Same length, other bytes.
     put_object(
@@ -138,7 +135,7 @@ fn an_overwritten_object_is_never_served_from_its_old_torrent() {
 
 #[test]
 fn private_objects_are_not_seeded_by_default() {
-    let s = seeding_sidecar("seed-private", "");
+    let s = seeding_sidecar("seed-private");
     let dir = env().scratch("seed-private");
     put_object("private", "bt/secret.bin", &test_data(50_000, 407), &dir);
     let t = dir.join("secret.torrent");
@@ -150,7 +147,7 @@ fn private_objects_are_not_seeded_by_default() {
     );
     assert_eq!(r["status"], 200, "{r}");
     std::thread::sleep(Duration::from_millis(500)); // the background anonymous check
-    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&t).unwrap());
+    let hash = crate::harness::torrent_info_hash(&std::fs::read(&t).unwrap());
     assert!(
         handshake(s.seeder_port, hash).is_none(),
         "the seeder does not know it"
@@ -174,9 +171,9 @@ fn handshake(port: u16, info_hash: [u8; 20]) -> Option<RawPeer> {
 
 #[test]
 fn hostile_peers_hurt_nobody_else() {
-    let s = seeding_sidecar("seed-hostile", "");
+    let s = seeding_sidecar("seed-hostile");
     let f = fixture("seed-hostile", s.sidecar.port, 2 * 1024 * 1024, 408);
-    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let hash = crate::harness::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
     let port = s.seeder_port;
     let frame = |id: u8, body: &[u8]| {
         let mut m = ((body.len() + 1) as u32).to_be_bytes().to_vec();
@@ -253,20 +250,20 @@ fn hostile_peers_hurt_nobody_else() {
         );
         slow_readers.push(c);
     }
-    let before = crate::bittorrent::rss_kib(s.sidecar.pid);
+    let before = crate::harness::rss_kib(s.sidecar.pid);
     // Meanwhile a real client gets the object.
     libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
-    let grown = crate::bittorrent::rss_kib(s.sidecar.pid).saturating_sub(before) / 1024;
+    let grown = crate::harness::rss_kib(s.sidecar.pid).saturating_sub(before) / 1024;
     assert!(grown < 64, "RSS grew {grown} MiB");
     drop(slow_readers);
 }
 
 #[test]
 fn the_web_seed_serves_each_piece_of_a_seeded_object_about_once() {
-    let s = seeding_sidecar(
-        "seed-shaping",
-        "objects = \"all\"\nwebseed_concurrency = 4\n",
-    );
+    let s = seeding_sidecar_with("seed-shaping", |b| {
+        b.set("seeder.objects", "all")
+            .set("seeder.webseed_concurrency", 4)
+    });
     let port = s.sidecar.port;
     let dir = env().scratch("seed-shaping");
     let key = "bt/shaped.bin";
@@ -309,7 +306,7 @@ fn the_web_seed_serves_each_piece_of_a_seeded_object_about_once() {
 /// every piece as gone, and every ranged read of the object got 503 from then on.
 #[test]
 fn a_dropped_read_leaves_ordinary_reads_and_the_web_seed_alone() {
-    let s = seeding_sidecar("seed-dropped", "objects = \"all\"\n");
+    let s = seeding_sidecar_with("seed-dropped", |b| b.set("seeder.objects", "all"));
     let port = s.sidecar.port;
     let dir = env().scratch("seed-dropped");
     let key = "bt/dropped.bin";
@@ -371,7 +368,10 @@ fn a_dropped_read_leaves_ordinary_reads_and_the_web_seed_alone() {
 /// they kept the connection open. A slot (and the pieces it reserves) now lapses.
 #[test]
 fn slow_web_seed_readers_hold_their_slots_only_for_a_while() {
-    let s = seeding_sidecar("seed-slow-ws", "objects = \"all\"\nwebseed_slot_ttl = 3\n");
+    let s = seeding_sidecar_with("seed-slow-ws", |b| {
+        b.set("seeder.objects", "all")
+            .set("seeder.webseed_slot_ttl", 3)
+    });
     let port = s.sidecar.port;
     let dir = env().scratch("seed-slow-ws");
     let key = "bt/slow-ws.bin";
@@ -413,30 +413,21 @@ fn slow_web_seed_readers_hold_their_slots_only_for_a_while() {
 fn the_seed_is_announced_to_external_trackers_when_configured() {
     // Tracker: another sidecar's built-in tracker, which knows the torrent once it served it
     // (torrents are deterministic: the same object gives the same infohash on both).
-    let tracker = extra_sidecar_full("ext-tracker", |c| {
-        let base = own_url(&c);
-        format!("{c}\n[tracker]\nenabled = true\npublic_url = \"{base}/_s3torrent/announce\"\n")
-    });
+    let tracker = sidecar("ext-tracker").tracker().start();
     let announce = format!("http://127.0.0.1:{}/_s3torrent/announce", tracker.port);
     let seeder_port = free_ports(1)[0];
-    let seeder = extra_sidecar_full("ext-seeder", |c| {
-        let c = c.replace(
-            "[torrent]\n",
-            &format!("[torrent]\nannounce = [[\"{announce}\"]]\n"),
-        );
-        format!(
-            "{c}\n[seeder]\nenabled = true\nlisten = \"127.0.0.1:{seeder_port}\"\nannounce_external = true\n"
-        )
-    });
+    let seeder = sidecar("ext-seeder")
+        .set("torrent.announce", vec![vec![announce.as_str()]])
+        .set("seeder.enabled", true)
+        .set("seeder.listen", format!("127.0.0.1:{seeder_port}"))
+        .set("seeder.announce_external", true)
+        .start();
     let dir = env().scratch("ext-announce");
     put_object("public", "bt/ext.bin", &test_data(40_000, 410), &dir);
     let from_tracker = request(tracker.port, "GET", "/public/bt/ext.bin?torrent", &[]);
     let from_seeder = request(seeder.port, "GET", "/public/bt/ext.bin?torrent", &[]);
-    let hash = crate::bittorrent::torrent_info_hash(&from_tracker.body);
-    assert_eq!(
-        hash,
-        crate::bittorrent::torrent_info_hash(&from_seeder.body)
-    );
+    let hash = crate::harness::torrent_info_hash(&from_tracker.body);
+    assert_eq!(hash, crate::harness::torrent_info_hash(&from_seeder.body));
     let escaped: String = hash.iter().map(|b| format!("%{b:02X}")).collect();
     let scrape = format!("/_s3torrent/scrape?info_hash={escaped}");
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
@@ -534,7 +525,7 @@ fn frame(id: u8, body: &[u8]) -> Vec<u8> {
 
 /// 16 KiB pieces, as the probes that found these defects used.
 fn small_piece_seeder(name: &str) -> SeedingSidecar {
-    seeding_sidecar_with(name, "piece_length = 16384\n", "")
+    seeding_sidecar_with(name, |b| b.set("torrent.piece_length", 16384))
 }
 
 /// One `ut_metadata` request costs the seeder a 16 KiB copy: a peer sending thousands and
@@ -544,9 +535,9 @@ fn metadata_floods_from_peers_that_never_read_stay_bounded() {
     let s = small_piece_seeder("seed-metadata-flood");
     // 1024 pieces: `info` is 20 KiB, so metadata piece 0 is a whole 16 KiB.
     let f = fixture("seed-metadata-flood", s.sidecar.port, 16 * 1024 * 1024, 420);
-    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let hash = crate::harness::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
     let honest = fixture("seed-metadata-honest", s.sidecar.port, 2 * 1024 * 1024, 421);
-    let before = crate::bittorrent::rss_kib(s.sidecar.pid);
+    let before = crate::harness::rss_kib(s.sidecar.pid);
     let request = frame(
         20,
         &[[1u8].as_slice(), b"d8:msg_typei0e5:piecei0ee"].concat(),
@@ -565,7 +556,7 @@ fn metadata_floods_from_peers_that_never_read_stay_bounded() {
     }
     std::thread::sleep(Duration::from_secs(2));
     libtorrent_gets(honest.torrent.to_str().unwrap(), &honest, "lt");
-    let grown = crate::bittorrent::rss_kib(s.sidecar.pid).saturating_sub(before) / 1024;
+    let grown = crate::harness::rss_kib(s.sidecar.pid).saturating_sub(before) / 1024;
     eprintln!("8 metadata floods beside libtorrent: RSS grew {grown} MiB");
     assert!(grown < 24, "8 metadata floods grew RSS by {grown} MiB");
     drop(floods);
@@ -582,7 +573,7 @@ fn backend_bytes(s: &SeedingSidecar) -> u64 {
 fn tiny_and_unoffered_requests_read_nothing_from_the_backend() {
     let s = small_piece_seeder("seed-tiny");
     let f = fixture("seed-tiny", s.sidecar.port, 1024 * 1024, 422);
-    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let hash = crate::harness::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
     let before = backend_bytes(&s);
     // 40 one-byte requests, each for another piece.
     let mut p = RawPeer::connect(s.seeder_port, hash).expect("handshake");
@@ -617,7 +608,7 @@ fn tiny_and_unoffered_requests_read_nothing_from_the_backend() {
 fn a_lying_bitfield_does_not_stall_an_honest_peer() {
     let s = small_piece_seeder("seed-liar");
     let f = fixture("seed-liar", s.sidecar.port, 2 * 1024 * 1024, 423);
-    let hash = crate::bittorrent::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let hash = crate::harness::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
     // Every piece leaves the origin once: a first peer takes it all, and goes.
     libtorrent_gets(f.torrent.to_str().unwrap(), &f, "first");
     let mut liar = RawPeer::connect(s.seeder_port, hash).expect("handshake");
@@ -633,15 +624,15 @@ fn a_lying_bitfield_does_not_stall_an_honest_peer() {
 fn the_public_check_carries_no_callers_address() {
     let (fake, heads) = recording_backend();
     let seeder_port = free_ports(1)[0];
-    let s = extra_sidecar_full("seed-public-xff", |c| {
-        let live = format!("http://127.0.0.1:{}", env().s3_port);
-        let c = c.replace(&live, &format!("http://127.0.0.1:{fake}"));
-        format!("{c}\n[seeder]\nenabled = true\nlisten = \"127.0.0.1:{seeder_port}\"\n")
-    });
+    let s = sidecar("seed-public-xff")
+        .backend_port(fake)
+        .set("seeder.enabled", true)
+        .set("seeder.listen", format!("127.0.0.1:{seeder_port}"))
+        .start();
     wait_for_port(seeder_port, "seeder", &s.log);
     let r = request(s.port, "GET", "/b/public.bin?torrent", &[]);
     assert_eq!(r.status, 200, "{}", r.text());
-    let hash = crate::bittorrent::torrent_info_hash(&r.body);
+    let hash = crate::harness::torrent_info_hash(&r.body);
     assert!(handshake(seeder_port, hash).is_some(), "seeded");
     let heads = heads.lock().unwrap();
     let probes: Vec<&String> = heads
@@ -664,7 +655,7 @@ fn the_public_check_carries_no_callers_address() {
 /// by a bucket policy that no longer lets anyone read it.
 #[test]
 fn an_object_made_private_is_no_longer_seeded() {
-    let ceph = crate::rgw::ceph();
+    let ceph = crate::harness::ceph();
     let backend = ceph.backend_url();
     assert!(s3client(&backend, ADMIN, &["mkbucket", "recheck"])
         .get("error")
@@ -672,7 +663,7 @@ fn an_object_made_private_is_no_longer_seeded() {
     assert!(s3client(&backend, ADMIN, &["policy", "recheck", "public"])
         .get("error")
         .is_none());
-    let s = seeding_sidecar_on(ceph, "seed-recheck", "", "public_recheck = 2\n");
+    let s = seeding_sidecar_on(ceph, "seed-recheck", |b| b.set("seeder.public_recheck", 2));
     let dir = ceph.scratch("seed-recheck");
     ceph.put_object("recheck", "was-public.bin", &test_data(100_000, 425), &dir);
     let r = request(
@@ -682,7 +673,7 @@ fn an_object_made_private_is_no_longer_seeded() {
         &[],
     );
     assert_eq!(r.status, 200, "{}", r.text());
-    let hash = crate::bittorrent::torrent_info_hash(&r.body);
+    let hash = crate::harness::torrent_info_hash(&r.body);
     assert!(
         handshake(s.seeder_port, hash).is_some(),
         "seeded while public"

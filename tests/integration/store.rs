@@ -7,16 +7,20 @@ use crate::seeder::metric;
 
 /// A replica keeping torrents in `store_bucket` (under a prefix of the test's own, so tests
 /// sharing the bucket never see each other's entries).
-pub fn replica(name: &str, store_bucket: &str, prefix: &str, extra: &str) -> Sidecar {
-    replica_on(env(), name, store_bucket, prefix, extra)
+pub fn replica(name: &str, store_bucket: &str, prefix: &str) -> SidecarBuilder<'static> {
+    replica_on(env(), name, store_bucket, prefix)
 }
 
 /// As [`replica`], in front of `env`'s backend.
-fn replica_on(env: &Env, name: &str, store_bucket: &str, prefix: &str, extra: &str) -> Sidecar {
-    let tweak = |c: String| {
-        format!("{c}\n[store]\nbucket = \"{store_bucket}\"\nprefix = \"{prefix}\"\n{extra}")
-    };
-    extra_sidecar_on(env, name, tweak, "warn")
+fn replica_on<'a>(
+    env: &'a Env,
+    name: &str,
+    store_bucket: &str,
+    prefix: &str,
+) -> SidecarBuilder<'a> {
+    SidecarBuilder::on(env, name)
+        .set("store.bucket", store_bucket)
+        .set("store.prefix", prefix)
 }
 
 pub fn metrics(s: &Sidecar) -> String {
@@ -41,8 +45,8 @@ fn a_second_replica_serves_the_first_ones_torrent_reading_nothing() {
     let env = env();
     let dir = env.scratch("store-replicas");
     let (a, b) = (
-        replica("store-a", "store", "replicas/", ""),
-        replica("store-b", "store", "replicas/", ""),
+        replica("store-a", "store", "replicas/").start(),
+        replica("store-b", "store", "replicas/").start(),
     );
     let data = test_data(3 * 1024 * 1024 + 5, 1301);
     put_object("shared", "big.bin", &data, &dir);
@@ -93,7 +97,7 @@ fn a_second_replica_serves_the_first_ones_torrent_reading_nothing() {
 fn small_objects_bypass_the_store() {
     let env = env();
     let dir = env.scratch("store-small");
-    let s = replica("store-small", "store", "small/", "");
+    let s = replica("store-small", "store", "small/").start();
     put_object("unstored", "small.bin", &test_data(100_000, 1308), &dir);
     for _ in 0..2 {
         torrent(s.port, "/unstored/small.bin?torrent");
@@ -117,8 +121,8 @@ fn concurrent_cold_requests_on_two_replicas_read_the_object_once() {
     let env = env();
     let dir = env.scratch("store-lease");
     let (a, b) = (
-        replica("lease-a", "store", "lease/", ""),
-        replica("lease-b", "store", "lease/", ""),
+        replica("lease-a", "store", "lease/").start(),
+        replica("lease-b", "store", "lease/").start(),
     );
     let data = test_data(24 * 1024 * 1024, 1303);
     put_object("leased", "lease.bin", &data, &dir);
@@ -157,7 +161,7 @@ fn a_missing_store_bucket_still_serves_torrents(env: &Env) {
     env.put_object("unstored", "missing.bin", &data, &dir);
     let target = "/unstored/missing.bin?torrent";
     let expected = torrent(env.port, target);
-    let missing = replica_on(env, "store-missing", "no-such-store", "", "");
+    let missing = replica_on(env, "store-missing", "no-such-store", "").start();
     assert_eq!(torrent(missing.port, target), expected);
     let m = metrics(&missing);
     assert!(
@@ -189,20 +193,9 @@ fn a_read_only_store_still_serves_torrents() {
     let expected = torrent(env.port, target);
 
     // The sidecar's own key may read everything but write nothing.
-    let read_only = extra_sidecar_full("store-read-only", |c| {
-        let c = c.replacen(
-            &format!(
-                "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
-                ADMIN.0, ADMIN.1
-            ),
-            &format!(
-                "access_key_id = \"{}\"\nsecret_access_key = \"{}\"",
-                READER.0, READER.1
-            ),
-            1,
-        );
-        format!("{c}\n[store]\nbucket = \"store\"\nprefix = \"read-only/\"\n")
-    });
+    let read_only = replica("store-read-only", "store", "read-only/")
+        .upstream_credentials(READER)
+        .start();
     assert_eq!(torrent(read_only.port, target), expected);
     assert_eq!(
         torrent(read_only.port, target),
@@ -224,8 +217,8 @@ fn a_read_only_store_still_serves_torrents() {
 fn replicas_share_one_generation(env: &Env) {
     let dir = env.scratch("store-both");
     let (a, b) = (
-        replica_on(env, "both-a", "store", "both/", ""),
-        replica_on(env, "both-b", "store", "both/", ""),
+        replica_on(env, "both-a", "store", "both/").start(),
+        replica_on(env, "both-b", "store", "both/").start(),
     );
     let data = test_data(8 * 1024 * 1024 + 1, 1305);
     env.put_object("replicas", "both.bin", &data, &dir);
@@ -272,7 +265,7 @@ fn sum(text: &str, name: &str) -> u64 {
 fn a_forged_store_entry_is_never_served(env: &Env) {
     let name = format!("forged-{:?}", env.backend).to_lowercase();
     let prefix = format!("{name}/");
-    let a = replica_on(env, &format!("{name}-a"), "store", &prefix, "");
+    let a = replica_on(env, &format!("{name}-a"), "store", &prefix).start();
     let dir = env.scratch(&name);
     let data = test_data(3 * 1024 * 1024 + 11, 1320);
     env.put_object("shared", &format!("{name}.bin"), &data, &dir);
@@ -304,7 +297,7 @@ fn a_forged_store_entry_is_never_served(env: &Env) {
     );
     assert!(out.get("error").is_none(), "{out}");
 
-    let b = replica_on(env, &format!("{name}-b"), "store", &prefix, "");
+    let b = replica_on(env, &format!("{name}-b"), "store", &prefix).start();
     let served = torrent(b.port, &target);
     assert_eq!(served, good, "generated again, not the forged entry");
     let (t, f) = (dir.join("t.torrent"), dir.join("data"));
@@ -347,11 +340,13 @@ crate::on_both_backends!(a_forged_store_entry_is_never_served);
 #[test]
 fn store_requests_name_the_expected_bucket_owner() {
     let (fake, heads) = recording_backend();
-    let port = extra_sidecar("store-owner", |c| {
-        let live = format!("http://127.0.0.1:{}", env().s3_port);
-        let c = c.replace(&live, &format!("http://127.0.0.1:{fake}"));
-        format!("{c}\n[store]\nbucket = \"store\"\nmin_bytes = 0\nexpected_bucket_owner = \"123456789012\"\n")
-    });
+    let port = sidecar("store-owner")
+        .backend_port(fake)
+        .set("store.bucket", "store")
+        .set("store.min_bytes", 0)
+        .set("store.expected_bucket_owner", "123456789012")
+        .start()
+        .port;
     let r = request(port, "GET", "/b/owned.bin?torrent", &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     let heads = heads.lock().unwrap();

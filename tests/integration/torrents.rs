@@ -250,7 +250,7 @@ fn aws_cli_get_object_torrent_and_determinism_across_replicas() {
     verify(&out_file, &data, &dir);
 
     // A second sidecar (another replica, empty cache) produces the same bytes.
-    let other = extra_sidecar("replica", |c| c);
+    let other = sidecar("replica").start().port;
     let (_, anon) = curl_torrent(other, "public", "cli/file.bin", &data, &dir);
     assert_eq!(std::fs::read(&out_file).unwrap(), anon);
 }

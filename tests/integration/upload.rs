@@ -71,24 +71,20 @@ fn served_without_reading(
 
 /// `[torrent] piece_length` fixed (multipart hashing needs it), plus a store.
 fn fixed_pieces(name: &str, piece_length: u64, store_prefix: Option<&str>) -> Sidecar {
-    extra_sidecar_full(name, |c| {
-        let c = c.replace(
-            "[torrent]\n",
-            &format!("[torrent]\npiece_length = {piece_length}\n"),
-        );
-        match store_prefix {
-            Some(p) => format!("{c}\n[store]\nbucket = \"store\"\nprefix = \"{p}\"\n"),
-            None => c,
-        }
-    })
+    let s = sidecar(name).set("torrent.piece_length", piece_length as i64);
+    match store_prefix {
+        Some(p) => s.set("store.bucket", "store").set("store.prefix", p),
+        None => s,
+    }
+    .start()
 }
 
 #[test]
 fn a_put_through_the_sidecar_is_hashed_on_its_way() {
     let env = env();
     let (a, b) = (
-        replica("upload-a", "store", "upload/", ""),
-        replica("upload-b", "store", "upload/", ""),
+        replica("upload-a", "store", "upload/").start(),
+        replica("upload-b", "store", "upload/").start(),
     );
     let data = test_data(5 * 1024 * 1024 + 3, 1501);
     upload_through(&a, "put", "upload", "put.bin", &data, &[]);
@@ -232,7 +228,7 @@ fn a_misaligned_multipart_upload_is_left_to_lazy_generation() {
 #[test]
 fn an_aws_chunked_put_is_hashed_without_its_framing() {
     let env = env();
-    let a = replica("chunked-a", "store", "chunked/", "");
+    let a = replica("chunked-a", "store", "chunked/").start();
     let data = test_data(1024 * 1024 + 333, 1504);
     let mut wire = Vec::new();
     for c in data.chunks(64 * 1024) {
@@ -340,12 +336,9 @@ fn slow_put(port: u16, key: &str, signed: bool) -> std::net::TcpStream {
 #[test]
 fn slow_uploads_hold_no_thread_and_honest_work_goes_on() {
     use std::io::Write;
-    let s = replica(
-        "slow-puts",
-        "store",
-        "slowput/",
-        "[uploads]\nmax_hashers = 4\n",
-    );
+    let s = replica("slow-puts", "store", "slowput/")
+        .set("uploads.max_hashers", 4)
+        .start();
     let before = threads(s.pid);
     let mut slow: Vec<std::net::TcpStream> = (0..30)
         .map(|i| slow_put(s.port, &format!("slow/{i}.bin"), false))
@@ -425,12 +418,9 @@ fn backend_copy(env: &Env, bucket: &str, key: &str, dir: &std::path::Path) -> Ve
 fn a_replaced_part_never_lends_its_old_hashes(env: &Env) {
     let mib = 1024 * 1024;
     let name = format!("replaced-{:?}", env.backend).to_lowercase();
-    let s = extra_sidecar_on(
-        env,
-        &name,
-        |c| c.replace("[torrent]\n", &format!("[torrent]\npiece_length = {mib}\n")),
-        "warn",
-    );
+    let s = SidecarBuilder::on(env, &name)
+        .set("torrent.piece_length", mib as i64)
+        .start();
     let dir = env.scratch(&name);
     let (a, b, tail) = (
         test_data(5 * mib as usize, 1520),

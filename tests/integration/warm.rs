@@ -9,15 +9,13 @@ use crate::store::{read_by, replica};
 
 /// A configuration for `warm` (the sidecar's, plus the store, taking objects of any size).
 fn warm_config(dir: &Path, store_prefix: &str, lease: &str) -> PathBuf {
-    let env = env();
-    let [port, admin] = free_ports(2)[..] else {
-        unreachable!()
-    };
     let config = dir.join("warm.toml");
-    let text = sidecar_config(env.s3_port, port, admin);
-    let text = format!(
-        "{text}\n[store]\nbucket = \"store\"\nprefix = \"{store_prefix}\"\nlease = \"{lease}\"\nmin_bytes = 0\n"
-    );
+    let text = sidecar("warm")
+        .set("store.bucket", "store")
+        .set("store.prefix", store_prefix)
+        .set("store.lease", lease)
+        .set("store.min_bytes", 0)
+        .config_text();
     std::fs::write(&config, text).unwrap();
     config
 }
@@ -99,7 +97,9 @@ fn a_warmed_prefix_is_served_by_a_replica_without_reading() {
     let line = format!("s3torrent_warm_bytes_hashed_total {hashed}");
     assert!(prom.lines().any(|l| l == line), "{prom}");
 
-    let b = replica("warm-replica", "store", "prefix/", "min_bytes = 0\n");
+    let b = replica("warm-replica", "store", "prefix/")
+        .set("store.min_bytes", 0)
+        .start();
     for (key, data) in &objects {
         let target = format!("/warm/{}?torrent", s3torrent::s3::uri::encode_path(key));
         let mut body = Vec::new();

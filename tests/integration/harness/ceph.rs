@@ -37,7 +37,7 @@ macro_rules! on_both_backends {
             }
             #[test]
             fn ceph_rgw() {
-                super::$name($crate::rgw::ceph())
+                super::$name($crate::harness::ceph())
             }
         }
     )*};
