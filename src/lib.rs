@@ -47,6 +47,7 @@
 //! - `fuzzing` — fuzz target bodies (built for `cargo fuzz` and for `cargo test` only).
 
 pub(crate) mod catalog;
+pub(crate) mod cluster;
 pub(crate) mod common;
 pub mod config;
 #[cfg(feature = "demo")]

@@ -13,6 +13,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
 use crate::catalog::{CacheStatus, Catalog};
+use crate::cluster::{Cluster, Frame, Member};
 use crate::common::in_flight::{InFlight, InFlightGuard};
 use crate::config::Config;
 use crate::s3::client_addr::forwarded_for;
@@ -38,8 +39,16 @@ pub struct S3TorrentProxy {
     in_flight: Arc<InFlight>,
     tracker: Option<Arc<Tracker>>,
     seeder: Option<Arc<Seeder>>,
+    cluster: Option<Arc<Cluster>>,
     uploads: Arc<Uploads>,
     peer: HttpPeer,
+}
+
+/// The swarm's parts the proxy answers for or hands requests to.
+pub struct Swarm {
+    pub tracker: Option<Arc<Tracker>>,
+    pub seeder: Option<Arc<Seeder>>,
+    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Facts learned early in a request and used later.
@@ -67,7 +76,13 @@ struct Webseed {
     from: Option<u64>,
     /// The client connection's `tcpi_bytes_acked` when the response began.
     acked_before: Option<u64>,
+    /// The replica that owns the object's torrent, which shapes it: the request is handed
+    /// there (with a one-use token) instead of to the backend.
+    owner: Option<Member>,
 }
+
+/// The header a web-seed request handed to its owner carries: a one-use sibling token.
+const SIBLING_HEADER: &str = "x-s3torrent-sibling";
 
 impl S3TorrentProxy {
     pub fn new(
@@ -76,9 +91,13 @@ impl S3TorrentProxy {
         catalog: Arc<Catalog>,
         metrics: Arc<Metrics>,
         in_flight: Arc<InFlight>,
-        tracker: Option<Arc<Tracker>>,
-        seeder: Option<Arc<Seeder>>,
+        swarm: Swarm,
     ) -> Self {
+        let Swarm {
+            tracker,
+            seeder,
+            cluster,
+        } = swarm;
         let peer = backend_peer(&config.upstream.endpoint, config.upstream.timeout.get());
         let uploads = Arc::new(Uploads::new(
             config.clone(),
@@ -94,6 +113,7 @@ impl S3TorrentProxy {
             in_flight,
             tracker,
             seeder,
+            cluster,
             peer,
         }
     }
@@ -162,6 +182,20 @@ impl S3TorrentProxy {
             Err(e) => return answer(session, ctx, "webseed", Err(e)).await,
         };
         ctx.route = "webseed";
+        match self.webseed_owner(session, &request).await {
+            Ok(Some(owner)) => {
+                ctx.webseed = Some(Webseed {
+                    request,
+                    ticket: None,
+                    from: None,
+                    acked_before: None,
+                    owner: Some(owner),
+                });
+                return Ok(false);
+            }
+            Ok(None) => {}
+            Err(e) => return answer(session, ctx, "webseed", Err(e)).await,
+        }
         let admission = self
             .seeder
             .as_ref()
@@ -179,8 +213,81 @@ impl S3TorrentProxy {
             ticket,
             from: None,
             acked_before: None,
+            owner: None,
         });
         Ok(false)
+    }
+
+    /// With `[cluster]`: the replica that shapes this web-seed request, when it is another
+    /// (the one owning the object's torrent). A request a sibling handed here is served
+    /// here, if its token is good; one with a forged or used token is refused.
+    async fn webseed_owner(
+        &self,
+        session: &Session,
+        request: &WebseedRequest,
+    ) -> Result<Option<Member>, S3Error> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(None);
+        };
+        let req = session.req_header();
+        if let Some(token) = req.headers.get(SIBLING_HEADER) {
+            let token = token.to_str().unwrap_or("");
+            return match cluster.check_token(token, &webseed_target(req)).await {
+                Ok(()) => Ok(None),
+                Err(_) => Err(S3Error::new(
+                    Code::AccessDenied,
+                    "The sibling token is not valid.",
+                )),
+            };
+        }
+        let seeded = self
+            .seeder
+            .as_ref()
+            .and_then(|s| s.seeded_as(&request.object));
+        Ok(seeded.and_then(|ih| cluster.owner_of(&ih)))
+    }
+
+    /// The tracker's answer: from the replica that owns the torrent (with `[cluster]`), or
+    /// from this one's tracker.
+    async fn track(
+        &self,
+        tracker: &Tracker,
+        endpoint: TrackerEndpoint,
+        query: &str,
+        ip: std::net::IpAddr,
+    ) -> Vec<u8> {
+        let local = || match endpoint {
+            TrackerEndpoint::Announce => tracker.announce(query, ip),
+            TrackerEndpoint::Scrape => tracker.scrape(query),
+        };
+        let Some(cluster) = &self.cluster else {
+            return local();
+        };
+        let owner = crate::tracker::swarm_of(endpoint, query).and_then(|ih| cluster.owner_of(&ih));
+        let Some(owner) = owner else {
+            return local();
+        };
+        let kind = match endpoint {
+            TrackerEndpoint::Announce => "announce",
+            TrackerEndpoint::Scrape => "scrape",
+        };
+        let frame = Frame::new(kind)
+            .with_bytes("q", query)
+            .with_bytes("ip", ip.to_string());
+        match cluster.ask(&owner, &frame).await {
+            Ok(answer) if answer.bytes("body").is_some() => {
+                cluster.forwarded(kind);
+                answer.bytes("body").unwrap_or_default().to_vec()
+            }
+            Ok(_) => {
+                cluster.fell_back("owner answered nothing", &owner.name);
+                local()
+            }
+            Err(e) => {
+                cluster.fell_back("owner unreachable", &e);
+                local()
+            }
+        }
     }
 }
 
@@ -189,6 +296,18 @@ fn bytes_acked(session: &Session) -> Option<u64> {
     let socket = session.digest()?.socket_digest.as_ref()?;
     socket.tcp_info().map(|info| info.tcpi_bytes_acked)
 }
+
+/// A web-seed request's target as the client sent it (path and query): what a sibling
+/// token is for.
+fn webseed_target(req: &RequestHeader) -> String {
+    match req.uri.query() {
+        Some(q) => format!("{}?{q}", req.uri.path()),
+        None => req.uri.path().to_string(),
+    }
+}
+
+/// Dialing a sibling on the pod network: it answers at once, or it is gone.
+const SIBLING_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn peer_ip(session: &Session) -> std::net::IpAddr {
     session
@@ -245,11 +364,11 @@ impl ProxyHttp for S3TorrentProxy {
         }
         if let Some(tracker) = &self.tracker {
             if let Some(endpoint) = crate::tracker::endpoint(&req.method, uri.path(), vhost) {
-                let query = uri.query().unwrap_or("");
-                let body = match endpoint {
-                    TrackerEndpoint::Announce => tracker.announce(query, peer_ip(session)),
-                    TrackerEndpoint::Scrape => tracker.scrape(query),
-                };
+                let query = uri.query().unwrap_or("").to_string();
+                let tracker = tracker.clone();
+                let body = self
+                    .track(&tracker, endpoint, &query, peer_ip(session))
+                    .await;
                 let reply = Reply {
                     status: 200,
                     headers: vec![("content-type", "text/plain".to_string())],
@@ -272,9 +391,39 @@ impl ProxyHttp for S3TorrentProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
+        if let Some(owner) = ctx.webseed.as_ref().and_then(|w| w.owner.as_ref()) {
+            let mut peer = HttpPeer::new(owner.server_addr(), false, String::new());
+            peer.options.connection_timeout = Some(SIBLING_CONNECT_TIMEOUT);
+            return Ok(Box::new(peer));
+        }
         Ok(Box::new(self.peer.clone()))
+    }
+
+    /// A web-seed owner that cannot be reached: the request goes to the backend from here,
+    /// shaped by this replica (the origin may pay more; the client does not wait).
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        mut e: Box<pingora::Error>,
+    ) -> Box<pingora::Error> {
+        if let Some(webseed) = ctx.webseed.as_mut().filter(|w| w.owner.is_some()) {
+            let owner = webseed.owner.take().map(|o| o.name).unwrap_or_default();
+            if let Some(cluster) = &self.cluster {
+                cluster.fell_back("owner unreachable", &owner);
+            }
+            if let Some(seeder) = &self.seeder {
+                let r = &webseed.request;
+                if let Admission::Admitted(t) = seeder.admit_webseed(&r.object, r.first, r.last) {
+                    webseed.ticket = Some(t);
+                }
+            }
+            e.set_retry(true);
+        }
+        e
     }
 
     /// The backend learns who the client is from the sidecar, never from the client.
@@ -286,9 +435,21 @@ impl ProxyHttp for S3TorrentProxy {
     ) -> Result<()> {
         if let Some(webseed) = &ctx.webseed {
             let endpoint = &self.config.upstream.endpoint;
-            *upstream_request = webseed
-                .request
-                .upstream_request(session.req_header(), endpoint)?;
+            let req = session.req_header();
+            *upstream_request = webseed.request.upstream_request(req, endpoint)?;
+            if let (Some(owner), Some(cluster)) = (&webseed.owner, &self.cluster) {
+                // To the owner: the web-seed route itself, with a token for it.
+                let target = webseed_target(req);
+                upstream_request.set_uri(
+                    target
+                        .parse()
+                        .map_err(|_| pingora::Error::new(pingora::ErrorType::InternalError))?,
+                );
+                upstream_request
+                    .insert_header(http::header::HOST, owner.server_addr().to_string())?;
+                upstream_request.insert_header(SIBLING_HEADER, cluster.token(&target))?;
+                cluster.forwarded("webseed");
+            }
         }
         let (xff, fwd) = self.client_headers(session);
         upstream_request.insert_header("x-forwarded-for", xff)?;

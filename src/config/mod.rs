@@ -7,6 +7,7 @@
 
 mod auth;
 mod cidr;
+mod cluster;
 mod limits;
 mod seeder;
 mod server;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 pub use auth::{AuthConfig, Credential, Secret};
 pub use cidr::Cidr;
+pub use cluster::{ClusterConfig, ENV_POD_IP, ENV_POD_NAME};
 pub use limits::{CacheConfig, LimitsConfig};
 pub use seeder::{SeedObjects, SeederConfig};
 pub use server::{AdminConfig, DemoConfig, LogConfig, LogFormat, ServerConfig};
@@ -65,6 +67,8 @@ pub struct Config {
     pub uploads: UploadsConfig,
     #[serde(default)]
     pub demo: DemoConfig,
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Debug)]
@@ -129,6 +133,18 @@ impl Config {
         }
         if let Some(v) = env(ENV_STORE_KEY) {
             self.store.key = Secret::new(v);
+        }
+        // The pod's own facts matter only to a cluster member.
+        if let Some(v) = env(ENV_POD_NAME).filter(|_| self.cluster.enabled) {
+            self.cluster.pod_name = v;
+        }
+        if let Some(v) = env(ENV_POD_IP).filter(|_| self.cluster.enabled) {
+            let ip = v.parse().map_err(|_| {
+                invalid(format!(
+                    "environment variable {ENV_POD_IP}: {v:?} is not an IP address"
+                ))
+            })?;
+            self.cluster.pod_ip = Some(ip);
         }
         for (i, c) in self.auth.credentials.iter_mut().enumerate() {
             if let Some(path) = &c.secret_access_key_file {
@@ -284,6 +300,31 @@ impl Config {
                 return Err(invalid("key `store.lease` must be at least 3 seconds"));
             }
             at_least_one(st.lease_wait.secs() >= 1, "store.lease_wait")?;
+        }
+        let cl = &self.cluster;
+        if cl.enabled {
+            if st.bucket.is_none() {
+                return Err(invalid(
+                    "key `cluster.enabled` needs `store.bucket`: replicas find each other there",
+                ));
+            }
+            if cl.pod_ip.is_none() || cl.pod_name.is_empty() {
+                return Err(invalid(format!(
+                    "key `cluster.enabled` needs the pod's IP and name: `cluster.pod_ip` and `cluster.pod_name`, or {ENV_POD_IP} and {ENV_POD_NAME} (downward API)"
+                )));
+            }
+            if cl.heartbeat.secs() == 0 || cl.member_ttl.secs() < 2 * cl.heartbeat.secs() {
+                return Err(invalid(
+                    "keys `cluster.heartbeat` ≥ 1 and `cluster.member_ttl` ≥ twice the heartbeat",
+                ));
+            }
+            at_least_one(cl.max_connections >= 1, "cluster.max_connections")?;
+            let others = [self.server.listen, self.admin.listen, sd.listen];
+            if others.contains(&cl.listen) {
+                return Err(invalid(
+                    "key `cluster.listen` must differ from the other listeners",
+                ));
+            }
         }
         if self.demo.enabled && !cfg!(feature = "demo") {
             return Err(invalid(

@@ -251,3 +251,26 @@ fn hardening_bounds() {
     let c = Config::from_toml(&keyed, |k| (k == ENV_STORE_KEY).then(|| "env".to_string())).unwrap();
     assert_eq!(c.store.key.expose(), "env", "the environment wins");
 }
+
+#[test]
+fn a_cluster_needs_a_store_and_the_pods_ip_and_name() {
+    let base = format!("{MINIMAL}\n[cluster]\nenabled = true\n");
+    let e = parse(&base).unwrap_err().0;
+    assert!(e.contains("store.bucket"), "{e}");
+    let with_store = format!("{base}\n[store]\nbucket = \"torrents\"\n");
+    let e = parse(&with_store).unwrap_err().0;
+    assert!(e.contains("S3TORRENT_POD_IP"), "{e}");
+    let env = |k: &str| match k {
+        ENV_POD_IP => Some("10.1.2.3".to_string()),
+        ENV_POD_NAME => Some("s3torrent-1".to_string()),
+        _ => None,
+    };
+    let c = Config::from_toml(&with_store, env).unwrap();
+    assert_eq!(c.cluster.pod_ip, Some("10.1.2.3".parse().unwrap()));
+    assert_eq!(c.cluster.pod_name, "s3torrent-1");
+    let bad_ip = |k: &str| (k == ENV_POD_IP).then(|| "not-an-ip".to_string());
+    let e = Config::from_toml(&with_store, bad_ip).unwrap_err().0;
+    assert!(e.contains("S3TORRENT_POD_IP"), "{e}");
+    // Off, the pod's environment is not read at all.
+    assert!(Config::from_toml(MINIMAL, bad_ip).is_ok());
+}

@@ -3,7 +3,9 @@
 //! - [`server`] — assembles the pingora server from a validated configuration.
 //! - [`shutdown`] — SIGTERM: stop accepting, not-ready, drain in-flight requests.
 //! - [`admin`] — the admin listener (`/healthz`, `/readyz`, `/metrics`).
+//! - [`siblings`] — the sibling port (`[cluster]`): what replicas hand each other.
 
 pub(crate) mod admin;
 pub mod server;
 pub(crate) mod shutdown;
+pub(crate) mod siblings;

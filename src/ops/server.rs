@@ -9,11 +9,13 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
 use crate::catalog::Catalog;
+use crate::cluster::Cluster;
 use crate::common::in_flight::InFlight;
 use crate::config::Config;
 use crate::ops::admin::{AdminApp, Readiness};
 use crate::ops::shutdown::{Drain, Drained};
-use crate::proxy::S3TorrentProxy;
+use crate::ops::siblings::SiblingService;
+use crate::proxy::{S3TorrentProxy, Swarm};
 use crate::s3::upstream::Upstream;
 use crate::seeder::{Seeder, SeederService};
 use crate::service::TorrentService;
@@ -85,12 +87,17 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
         upstream.clone(),
         builtin_tracker,
     ));
+    let cluster = Cluster::new(&config, catalog.store().cloned(), metrics.cluster.clone());
+    if let (Some(cluster), Some(seeder)) = (&cluster, &seeder) {
+        seeder.attach(cluster.clone());
+    }
     let torrents = Arc::new(TorrentService::new(
         config.clone(),
         catalog.clone(),
         upstream,
         tracker.clone(),
         seeder.clone(),
+        cluster.clone(),
     ));
     let mut proxy = http_proxy_service_with_name(
         &server.configuration,
@@ -100,8 +107,11 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
             catalog,
             metrics.clone(),
             in_flight.clone(),
-            tracker,
-            seeder.clone(),
+            Swarm {
+                tracker: tracker.clone(),
+                seeder: seeder.clone(),
+                cluster: cluster.clone(),
+            },
         ),
         "s3torrent proxy",
     );
@@ -127,6 +137,20 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
         },
     ));
 
+    if let Some(cluster) = cluster {
+        let listener = std::net::TcpListener::bind(config.cluster.listen)?;
+        listener.set_nonblocking(true)?;
+        server.add_service(pingora::services::background::background_service(
+            "siblings",
+            SiblingService {
+                cluster,
+                listener: std::sync::Mutex::new(Some(listener)),
+                max_connections: config.cluster.max_connections,
+                tracker,
+                seeder: seeder.clone(),
+            },
+        ));
+    }
     if let Some(seeder) = seeder {
         server.add_service(pingora::services::background::background_service(
             "seeder",

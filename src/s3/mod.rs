@@ -6,6 +6,7 @@
 pub mod client_addr;
 pub mod error;
 pub mod forwarded;
+pub mod listing;
 pub mod object;
 pub mod request_id;
 pub mod route;

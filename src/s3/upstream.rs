@@ -76,7 +76,6 @@ pub fn backend_peer(endpoint: &Endpoint, connect_timeout: Duration) -> HttpPeer 
     peer
 }
 
-/// A response whose body has not been read yet.
 /// What a read pinned to an ETag found. Matched right where it is returned, so the size of
 /// its variants does not matter (boxing would cost an allocation per read).
 #[allow(clippy::large_enum_variant)]
@@ -87,6 +86,7 @@ pub enum IfMatch<'a> {
     Changed,
 }
 
+/// A response whose body has not been read yet.
 pub struct UpstreamResponse<'a> {
     upstream: &'a Upstream,
     session: HttpSession,

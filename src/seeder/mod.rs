@@ -10,6 +10,8 @@
 //! - [`announcer`] — announcing to a torrent's external trackers, when configured.
 //! - [`public`] — whether an object is public (with `objects = "public"`), asked again
 //!   periodically.
+//! - [`siblings`] — among replicas (`[cluster]`): peers of a torrent another replica owns
+//!   are relayed to it; offered torrents are described to every sibling.
 //!
 //! Trust: knowing an infohash is weaker than a signature, so by default (`objects =
 //! "public"`) only objects an anonymous caller may read are seeded.
@@ -19,6 +21,7 @@ mod bitset;
 mod peer;
 mod pieces;
 pub mod public;
+pub mod siblings;
 mod torrents;
 pub mod wire;
 
@@ -60,6 +63,8 @@ pub struct Seeder {
     public_addr: Option<SocketAddr>,
     /// The built-in tracker's announce URL (not announced to: the seed is listed there).
     own_tracker: Option<String>,
+    /// The replicas this one seeds with (`[cluster]`), once attached.
+    cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
 }
 
 impl Seeder {
@@ -95,6 +100,7 @@ impl Seeder {
             own_tracker,
             upstream,
             config: config.clone(),
+            cluster: std::sync::OnceLock::new(),
         })
     }
 
@@ -119,6 +125,12 @@ impl Seeder {
                 tracker.add_seed(torrent.info_hash, addr);
             }
             self.announce_external(torrent);
+            if let (Some(cluster), Some(seed)) =
+                (self.cluster(), self.registry.get(&torrent.info_hash))
+            {
+                let frame = siblings::torrent_frame(&torrent.swarm_ids(), Some(&seed));
+                cluster.spread_torrent(torrent.info_hash, frame);
+            }
         }
     }
 
@@ -154,6 +166,11 @@ impl Seeder {
     /// Retry-After): every piece the range touches has already left the origin or is on its
     /// way, or enough web-seed requests for the object are under way. So each piece leaves
     /// the origin about once, and late joiners take from the swarm.
+    /// The infohash `object` is seeded under, if it is.
+    pub fn seeded_as(&self, object: &ObjectRef) -> Option<[u8; 20]> {
+        self.registry.for_object(object).map(|t| t.info_hash)
+    }
+
     pub fn admit_webseed(&self, object: &ObjectRef, first: u64, last: u64) -> Admission {
         let Some(torrent) = self.registry.for_object(object) else {
             return Admission::NotSeeded;

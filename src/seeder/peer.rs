@@ -74,10 +74,31 @@ impl From<std::io::Error> for PeerError {
 pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), PeerError> {
     // Up to the infohash first: some clients (Transmission) send their peer id only after
     // they have seen ours.
-    let mut theirs = [0u8; HANDSHAKE_LEN];
-    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut theirs[..48]))
+    let mut head = [0u8; 48];
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut head))
         .await
         .map_err(|_| PeerError::Timeout)??;
+    // A torrent another replica owns is that replica's to serve: the whole connection goes.
+    if let Some(cluster) = seeder.cluster() {
+        let info_hash = Handshake::parse_head(&head).map(|h| h.info_hash);
+        if let Some((ih, owner)) = info_hash.and_then(|ih| Some((ih, cluster.owner_of(&ih)?))) {
+            match seeder.relay(cluster, &owner, stream, head, ih).await {
+                Ok(()) => return Ok(()),
+                Err(back) => stream = back,
+            }
+        }
+    }
+    serve_after_head(stream, head, seeder).await
+}
+
+/// A peer connection whose handshake was read up to the infohash (`head`).
+pub async fn serve_after_head(
+    mut stream: TcpStream,
+    head: [u8; 48],
+    seeder: Arc<Seeder>,
+) -> Result<(), PeerError> {
+    let mut theirs = [0u8; HANDSHAKE_LEN];
+    theirs[..48].copy_from_slice(&head);
     let Some(head) = Handshake::parse(&theirs) else {
         // An MSE/PE (encrypted) handshake looks like noise: the seeder speaks plaintext.
         return Err(PeerError::Protocol("not a BitTorrent handshake"));

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use lru::LruCache;
+use sha1::Digest;
 
 use crate::s3::ObjectRef;
 use crate::torrent::{Layout, Torrent};
@@ -77,15 +78,53 @@ impl SeedTorrent {
     pub fn new(torrent: &Torrent, object: ObjectRef, etag: String) -> SeedTorrent {
         let info = &torrent.info;
         let layout = Layout::single(info.length, info.piece_length);
-        let count = layout.piece_count();
-        let n = (count as usize).max(1);
-        SeedTorrent {
-            info_hash: torrent.info_hash,
+        let encoded = Bytes::from(info.to_value().encode());
+        Self::of(
+            torrent.info_hash,
             object,
             etag,
             layout,
-            pieces: info.pieces.clone(),
-            info: Bytes::from(info.to_value().encode()),
+            info.pieces.clone(),
+            encoded,
+        )
+    }
+
+    /// Seeds the torrent whose `info` dictionary is `info` (v1 or hybrid, one file), as a
+    /// sibling described it; `None` if `info` is not one.
+    pub fn from_info(info: Bytes, object: ObjectRef, etag: String) -> Option<SeedTorrent> {
+        let v = crate::torrent::bencode::decode(&info).ok()?;
+        let length = u64::try_from(v.get("length")?.as_int()?).ok()?;
+        let piece_length = u64::try_from(v.get("piece length")?.as_int()?).ok()?;
+        let pieces = v.get("pieces")?.as_bytes()?.to_vec();
+        let valid = length > 0
+            && piece_length >= crate::torrent::merkle::BLOCK
+            && piece_length.is_power_of_two()
+            && pieces.len() as u64 == 20 * length.div_ceil(piece_length);
+        if !valid {
+            return None;
+        }
+        let info_hash: [u8; 20] = sha1::Sha1::digest(&info).into();
+        let layout = Layout::single(length, piece_length);
+        Some(Self::of(info_hash, object, etag, layout, pieces, info))
+    }
+
+    fn of(
+        info_hash: [u8; 20],
+        object: ObjectRef,
+        etag: String,
+        layout: Layout,
+        pieces: Vec<u8>,
+        info: Bytes,
+    ) -> SeedTorrent {
+        let count = layout.piece_count();
+        let n = (count as usize).max(1);
+        SeedTorrent {
+            info_hash,
+            object,
+            etag,
+            layout,
+            pieces,
+            info,
             retired: AtomicBool::new(false),
             confirmed: Mutex::new(Instant::now()),
             left_origin: Mutex::new(BitSet::new(count)),
@@ -381,6 +420,29 @@ mod tests {
     }
 
     const TERM: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_seed_described_by_its_info_is_the_same_seed() {
+        let t = torrent(5);
+        let again = SeedTorrent::from_info(t.info.clone(), t.object.clone(), t.etag.clone())
+            .expect("a v1 info");
+        assert_eq!(again.info_hash, t.info_hash);
+        assert_eq!(
+            (again.layout.clone(), again.pieces.clone()),
+            (t.layout.clone(), t.pieces.clone())
+        );
+        // Pieces that do not match the length are not an info to seed.
+        let mut v = crate::torrent::bencode::decode(&t.info).unwrap();
+        if let crate::torrent::bencode::Value::Dict(d) = &mut v {
+            d.insert(
+                b"length".to_vec(),
+                crate::torrent::bencode::Value::Int(10 * P as i64),
+            );
+        }
+        let bad = Bytes::from(v.encode());
+        assert!(SeedTorrent::from_info(bad, t.object.clone(), t.etag.clone()).is_none());
+        assert!(SeedTorrent::from_info(Bytes::from_static(b"garbage"), t.object, t.etag).is_none());
+    }
 
     #[test]
     fn each_piece_leaves_the_origin_once_when_delivered() {

@@ -35,6 +35,13 @@ impl Handshake {
         })
     }
 
+    /// The first 48 bytes (up to the infohash; the peer id is zero).
+    pub fn parse_head(head: &[u8; 48]) -> Option<Handshake> {
+        let mut full = [0u8; HANDSHAKE_LEN];
+        full[..48].copy_from_slice(head);
+        Self::parse(&full)
+    }
+
     pub fn encode(&self) -> [u8; HANDSHAKE_LEN] {
         let mut out = [0u8; HANDSHAKE_LEN];
         out[0] = 19;

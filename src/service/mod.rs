@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::catalog::{CacheStatus, Catalog, ObjectFacts};
+use crate::cluster::Cluster;
 use crate::config::{Config, SeedObjects, WebseedMode};
 use crate::s3::forwarded::Forwarded;
 use crate::s3::route::TorrentRequest;
@@ -21,6 +22,7 @@ use crate::s3::sigv4::{presign_url, Caller, SigningKey};
 use crate::s3::upstream::Upstream;
 use crate::s3::{ObjectRef, S3Error};
 use crate::seeder::public::readable_by_anyone;
+use crate::seeder::siblings::torrent_frame;
 use crate::seeder::Seeder;
 use crate::torrent::Torrent;
 use crate::tracker::Tracker;
@@ -32,6 +34,7 @@ use response::{magnet_link, reply, Rendered, Reply};
 pub struct TorrentService {
     config: Arc<Config>,
     catalog: Arc<Catalog>,
+    cluster: Option<Arc<Cluster>>,
     tracker: Option<Arc<Tracker>>,
     seeder: Option<Arc<Seeder>>,
     upstream: Arc<Upstream>,
@@ -45,8 +48,10 @@ impl TorrentService {
         upstream: Arc<Upstream>,
         tracker: Option<Arc<Tracker>>,
         seeder: Option<Arc<Seeder>>,
+        cluster: Option<Arc<Cluster>>,
     ) -> Self {
         TorrentService {
+            cluster,
             tracker,
             seeder,
             upstream,
@@ -78,6 +83,11 @@ impl TorrentService {
             for id in torrent.swarm_ids() {
                 tracker.register(id);
             }
+        }
+        // Every replica's tracker knows it too (the seeder adds the seed, once it seeds it).
+        if let Some(cluster) = &self.cluster {
+            let frame = torrent_frame(&torrent.swarm_ids(), None);
+            cluster.spread_torrent(torrent.info_hash, frame);
         }
         self.offer_to_seeder(object, &torrent, &facts, caller).await;
         let rendered = self.render(object, &torrent, caller, &facts)?;

@@ -8,6 +8,7 @@
 //!   `If-None-Match: *`.
 //! - [`parts`] — multipart parts' hashes, for whichever replica sees the completion.
 //! - [`seal`] — every store object is authenticated (HMAC under the sidecar's key).
+//! - [`records`] — small sealed records of the sidecar's own (cluster membership).
 //!
 //! The store is never in the way: a lookup or write that fails is logged, counted
 //! (`s3torrent_store_errors_total`) and the torrent is generated as if there were no store.
@@ -19,6 +20,7 @@ mod entry;
 mod key;
 pub mod lease;
 pub mod parts;
+mod records;
 mod seal;
 
 use std::sync::Arc;

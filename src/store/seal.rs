@@ -31,6 +31,14 @@ impl SealKey {
         SealKey(mac.finalize().into_bytes().into())
     }
 
+    /// A key of its own for `purpose`.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
+        mac.update(b"derived for: ");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     fn mac(&self, name: &str, body: &[u8]) -> [u8; MAC_LEN] {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("any key length");
         mac.update(name.as_bytes());

@@ -18,6 +18,7 @@ pub struct Metrics {
     pub store: StoreMetrics,
     pub uploads: UploadMetrics,
     pub warm: WarmMetrics,
+    pub cluster: std::sync::Arc<ClusterMetrics>,
 }
 
 impl Metrics {
@@ -33,6 +34,7 @@ impl Metrics {
             store: StoreMetrics::register(&registry),
             uploads: UploadMetrics::register(&registry),
             warm: WarmMetrics::register(&registry),
+            cluster: std::sync::Arc::new(ClusterMetrics::register(&registry)),
             registry,
         }
     }
@@ -431,6 +433,48 @@ impl WarmMetrics {
                 registry,
                 "s3torrent_warm_bytes_hashed_total",
                 "Object bytes `s3torrent warm` read and hashed.",
+            ),
+        }
+    }
+}
+
+/// `[cluster]`: who the siblings are and what passes between them.
+pub struct ClusterMetrics {
+    pub members: IntGauge,
+    /// Sibling frames received, by kind and result (`ok`, `forged`, `replayed`, `stale`,
+    /// `malformed`).
+    pub frames: IntCounterVec,
+    /// Work sent to the sibling that owns it: `announce`, `scrape`, `peer`, `webseed`.
+    pub forwarded: IntCounterVec,
+    /// Work done here because the owner could not be reached, by cause.
+    pub fallbacks: IntCounterVec,
+}
+
+impl ClusterMetrics {
+    fn register(registry: &Registry) -> Self {
+        ClusterMetrics {
+            members: gauge(
+                registry,
+                "s3torrent_cluster_members",
+                "Live replicas this one knows of, itself included.",
+            ),
+            frames: counter_vec(
+                registry,
+                "s3torrent_cluster_frames_total",
+                "Sibling messages received, by kind and result (forged, replayed and stale ones are refused).",
+                &["kind", "result"],
+            ),
+            forwarded: counter_vec(
+                registry,
+                "s3torrent_cluster_forwarded_total",
+                "Work handed to the replica that owns it.",
+                &["what"],
+            ),
+            fallbacks: counter_vec(
+                registry,
+                "s3torrent_cluster_fallbacks_total",
+                "Work done here because its owner could not be reached, by cause.",
+                &["cause"],
             ),
         }
     }

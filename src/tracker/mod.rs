@@ -129,6 +129,18 @@ impl Tracker {
     }
 }
 
+/// The one torrent a request is about (an announce, or a scrape of one infohash): what
+/// decides which replica answers it.
+pub fn swarm_of(endpoint: TrackerEndpoint, query: &str) -> Option<[u8; 20]> {
+    match endpoint {
+        TrackerEndpoint::Announce => parse_announce(query).ok().map(|a| a.info_hash),
+        TrackerEndpoint::Scrape => match parse_scrape(query).ok()?[..] {
+            [one] => Some(one),
+            _ => None,
+        },
+    }
+}
+
 fn failure(reason: &str) -> Vec<u8> {
     let mut d = std::collections::BTreeMap::new();
     d.insert(b"failure reason".to_vec(), Value::bytes(reason));

@@ -6,7 +6,6 @@
 //! its current ETag: stored ones are skipped, so a rerun resumes where an interrupted run
 //! stopped. Replicas serving meanwhile take part through the same leases.
 
-mod listing;
 mod progress;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +21,7 @@ use crate::s3::upstream::Upstream;
 use crate::s3::ObjectRef;
 use crate::telemetry::metrics::Metrics;
 
-use listing::Listed;
+use crate::s3::listing::{self, Listed};
 use progress::{Counts, Progress};
 
 /// What to warm: `s3://bucket/prefix`.

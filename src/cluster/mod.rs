@@ -1,0 +1,328 @@
+//! Several replicas, one sidecar (`[cluster]`): each torrent has one owner among the live
+//! replicas (rendezvous hashing over its infohash), and whatever any replica receives for it
+//! — an announce, a peer connection, a web-seed request — is handed to the owner, so one
+//! tracker sees the whole swarm and one seeder reads each piece from the origin once.
+//!
+//! - [`member`] — one replica as the others know it.
+//! - [`ring`] — who owns a key.
+//! - [`frame`] — authenticated sibling messages (forged, stale, replayed ones refused).
+//!
+//! Membership lives in the store bucket the replicas already share: every `heartbeat` each
+//! writes a sealed record of itself and reads the others'; one not heard of for
+//! `member_ttl` is gone. A replica that cannot reach the store or an owner does the work
+//! itself (counted in `s3torrent_cluster_fallbacks_total`, logged once per cause): the
+//! origin pays more, nobody waits. Sibling traffic uses pod addresses only, on a port of its
+//! own that no S3 request can reach.
+
+pub mod frame;
+pub mod member;
+pub mod ring;
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use lru::LruCache;
+use pingora::server::ShutdownWatch;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use crate::config::Config;
+use crate::store::Store;
+use crate::telemetry::logging::WarnOnce;
+use crate::telemetry::metrics::ClusterMetrics;
+
+pub use frame::{Frame, FrameKey, Refused};
+pub use member::Member;
+
+/// The store folder membership records live in.
+const MEMBERS: &str = "cluster-members";
+/// A sibling frame is small (a torrent's `info` at most): larger is refused unread.
+pub const MAX_FRAME: usize = 8 << 20;
+/// Dialing a sibling and its answer: on a pod network, well under this.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(2);
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Torrent announcements kept to hand to a replica that joins later.
+const RECENT_TORRENTS: usize = 2000;
+
+pub struct Cluster {
+    me: Member,
+    heartbeat: Duration,
+    ttl: Duration,
+    store: Arc<Store>,
+    key: FrameKey,
+    /// Live members, sorted by name, this one included.
+    live: RwLock<Vec<Member>>,
+    /// The latest `torrent` frame per infohash, for members that join later.
+    recent: Mutex<LruCache<[u8; 20], Frame>>,
+    metrics: Arc<ClusterMetrics>,
+    warned: WarnOnce,
+}
+
+impl Cluster {
+    /// `None` unless `[cluster] enabled` (which needs a store).
+    pub fn new(
+        config: &Config,
+        store: Option<Arc<Store>>,
+        metrics: Arc<ClusterMetrics>,
+    ) -> Option<Arc<Cluster>> {
+        let c = &config.cluster;
+        let store = store.filter(|_| c.enabled)?;
+        let me = Member {
+            name: c.pod_name.clone(),
+            ip: c.pod_ip?,
+            cluster_port: c.listen.port(),
+            server_port: config.server.listen.port(),
+            at: frame::unix_now(),
+        };
+        let key = FrameKey::new(store.derived_key("cluster frames v1"));
+        metrics.members.set(1);
+        Some(Arc::new(Cluster {
+            live: RwLock::new(vec![me.clone()]),
+            me,
+            heartbeat: c.heartbeat.get(),
+            ttl: c.member_ttl.get(),
+            store,
+            key,
+            recent: Mutex::new(LruCache::new(
+                NonZeroUsize::new(RECENT_TORRENTS).expect("not zero"),
+            )),
+            metrics,
+            warned: WarnOnce::default(),
+        }))
+    }
+
+    pub fn me(&self) -> &Member {
+        &self.me
+    }
+
+    /// The sibling that owns `key`, or `None` when this replica does.
+    pub fn owner_of(&self, key: &[u8]) -> Option<Member> {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        ring::owner(&live, key)
+            .filter(|m| m.name != self.me.name)
+            .cloned()
+    }
+
+    /// Every live member but this one.
+    pub fn siblings(&self) -> Vec<Member> {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        live.iter()
+            .filter(|m| m.name != self.me.name)
+            .cloned()
+            .collect()
+    }
+
+    /// Dials `to` and writes `frame`: the stream, for what follows (an answer, a relayed
+    /// peer connection).
+    pub async fn send(&self, to: &Member, frame: &Frame) -> std::io::Result<TcpStream> {
+        let connect = TcpStream::connect(to.cluster_addr());
+        let mut stream = tokio::time::timeout(DIAL_TIMEOUT, connect)
+            .await
+            .map_err(|_| std::io::ErrorKind::TimedOut)??;
+        let _ = stream.set_nodelay(true);
+        stream
+            .write_all(&self.key.seal(frame, &self.me.name))
+            .await?;
+        Ok(stream)
+    }
+
+    /// Sends `frame` to `to` and reads its answer.
+    pub async fn ask(&self, to: &Member, frame: &Frame) -> Result<Frame, String> {
+        let mut stream = self.send(to, frame).await.map_err(|e| e.to_string())?;
+        let answer = self.key.read(&mut stream, MAX_FRAME);
+        match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
+            Ok(Ok(frame)) => Ok(frame),
+            Ok(Err(refused)) => Err(format!("its answer was {}", refused.as_str())),
+            Err(_) => Err("no answer in time".into()),
+        }
+    }
+
+    /// Writes `frame` as the answer on a sibling's stream.
+    pub async fn answer(&self, stream: &mut TcpStream, frame: &Frame) -> std::io::Result<()> {
+        stream.write_all(&self.key.seal(frame, &self.me.name)).await
+    }
+
+    /// Reads and checks a sibling's frame, counting what was refused (by kind unknown: the
+    /// frame was not trusted enough to read one).
+    pub async fn receive(&self, stream: &mut TcpStream) -> Result<Frame, Refused> {
+        let read = tokio::time::timeout(ANSWER_TIMEOUT, self.key.read(stream, MAX_FRAME));
+        let result = read.await.unwrap_or(Err(Refused::Malformed));
+        let (kind, outcome) = match &result {
+            Ok(f) => (f.kind.as_str(), "ok"),
+            Err(r) => ("unknown", r.as_str()),
+        };
+        // Kinds from a sealed frame are ours; anything else is counted as one label.
+        let kind = match kind {
+            "torrent" | "announce" | "scrape" | "peer" | "webseed" => kind,
+            _ => "unknown",
+        };
+        self.metrics
+            .frames
+            .with_label_values(&[kind, outcome])
+            .inc();
+        if let Err(r) = &result {
+            if self.warned.first(r.as_str()) {
+                tracing::warn!(target: "s3torrent::cluster", refused = r.as_str(), "a sibling message was refused (logged once per cause; counted in s3torrent_cluster_frames_total)");
+            }
+        }
+        result
+    }
+
+    /// A one-use token for a request handed to a sibling over HTTP (a web-seed request):
+    /// `{ts}.{nonce}.{tag}` over `what`.
+    pub fn token(&self, what: &str) -> String {
+        let sealed = self.key.seal(
+            &Frame::new("webseed").with_bytes("what", what),
+            &self.me.name,
+        );
+        hex::encode(sealed)
+    }
+
+    /// Whether `token` is a fresh, unused token for `what` from a sibling.
+    pub async fn check_token(&self, token: &str, what: &str) -> Result<(), Refused> {
+        let bytes = hex::decode(token).map_err(|_| Refused::Malformed)?;
+        let frame = self.key.read(&mut &bytes[..], MAX_FRAME).await;
+        let outcome = match &frame {
+            Ok(f) if f.kind == "webseed" && f.text("what") == Some(what) => Ok(()),
+            Ok(_) => Err(Refused::Forged),
+            Err(r) => Err(*r),
+        };
+        let label = outcome.err().map_or("ok", Refused::as_str);
+        self.metrics
+            .frames
+            .with_label_values(&["webseed", label])
+            .inc();
+        outcome
+    }
+
+    /// Work for `key` was handed to its owner.
+    pub fn forwarded(&self, what: &str) {
+        self.metrics.forwarded.with_label_values(&[what]).inc();
+    }
+
+    /// The owner could not be reached: the work is done here. Counted every time, logged
+    /// once per cause.
+    pub fn fell_back(&self, cause: &'static str, detail: &str) {
+        self.metrics.fallbacks.with_label_values(&[cause]).inc();
+        if self.warned.first(cause) {
+            tracing::warn!(target: "s3torrent::cluster", cause, detail, "a sibling could not be reached; doing the work here (logged once per cause; counted in s3torrent_cluster_fallbacks_total)");
+        }
+    }
+
+    /// Tells every sibling about a torrent (`frame`, kind `torrent`), and keeps it for
+    /// replicas that join later.
+    pub fn spread_torrent(self: &Arc<Self>, info_hash: [u8; 20], frame: Frame) {
+        let fresh = {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            // New, or now with a seed where it had none.
+            let fresh = recent
+                .peek(&info_hash)
+                .is_none_or(|old| old.bytes("info").is_none() && frame.bytes("info").is_some());
+            if fresh {
+                recent.put(info_hash, frame.clone());
+            }
+            fresh
+        };
+        if fresh {
+            let cluster = self.clone();
+            tokio::spawn(async move {
+                for sibling in cluster.siblings() {
+                    cluster.tell(&sibling, &frame).await;
+                }
+            });
+        }
+    }
+
+    /// Keeps a torrent a sibling told us of, to hand on to replicas that join later.
+    pub fn remember_torrent(&self, info_hash: [u8; 20], frame: Frame) {
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.put(info_hash, frame);
+    }
+
+    async fn tell(&self, to: &Member, frame: &Frame) {
+        match self.send(to, frame).await {
+            Ok(mut stream) => drop(stream.shutdown().await),
+            Err(e) => self.fell_back("sibling unreachable", &e.to_string()),
+        }
+    }
+
+    /// Heartbeats until shutdown, then says it left.
+    pub async fn run(self: Arc<Self>, mut shutdown: ShutdownWatch) {
+        loop {
+            self.beat().await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.heartbeat) => {}
+                _ = shutdown.changed() => break,
+            }
+        }
+        let left = Member {
+            at: 0,
+            ..self.me.clone()
+        };
+        let _ = self
+            .store
+            .put_record(MEMBERS, &self.me.name, left.encode())
+            .await;
+    }
+
+    /// Says this replica is alive and reads who else is.
+    async fn beat(self: &Arc<Self>) {
+        let now = frame::unix_now();
+        let me = Member {
+            at: now,
+            ..self.me.clone()
+        };
+        if let Err(e) = self
+            .store
+            .put_record(MEMBERS, &self.me.name, me.encode())
+            .await
+        {
+            self.fell_back("membership write", &e.to_string());
+        }
+        let ttl = self.ttl.as_secs();
+        let alive = |m: &Member| m.at != 0 && now.saturating_sub(m.at) <= ttl && m.at <= now + ttl;
+        let mut live: Vec<Member> = match self.store.records(MEMBERS).await {
+            Ok(records) => records
+                .iter()
+                .filter_map(|r| Member::decode(r))
+                .filter(|m| alive(m) && m.name != self.me.name)
+                .collect(),
+            Err(e) => {
+                self.fell_back("membership read", &e.to_string());
+                // The last view, less those it can no longer vouch for.
+                let old = self.live.read().unwrap_or_else(|p| p.into_inner());
+                old.iter()
+                    .filter(|m| alive(m) && m.name != self.me.name)
+                    .cloned()
+                    .collect()
+            }
+        };
+        live.push(me);
+        live.sort_by(|a, b| a.name.cmp(&b.name));
+        let joined: Vec<Member> = {
+            let mut old = self.live.write().unwrap_or_else(|p| p.into_inner());
+            let joined = live
+                .iter()
+                .filter(|m| !old.iter().any(|o| o.name == m.name))
+                .cloned()
+                .collect();
+            *old = live;
+            self.metrics.members.set(old.len() as i64);
+            joined
+        };
+        for member in joined {
+            tracing::info!(target: "s3torrent::cluster", member = %member.name, addr = %member.cluster_addr(), "a replica joined");
+            let frames: Vec<Frame> = {
+                let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+                recent.iter().map(|(_, f)| f.clone()).collect()
+            };
+            let cluster = self.clone();
+            tokio::spawn(async move {
+                for frame in frames {
+                    cluster.tell(&member, &frame).await;
+                }
+            });
+        }
+    }
+}
