@@ -5,6 +5,7 @@ mod authz;
 mod bittorrent;
 mod cache;
 mod cli;
+mod cluster;
 mod demo;
 mod errors;
 mod faults;

@@ -123,6 +123,10 @@ pub const BUCKETS: &[&str] = &[
     "split",
     "store",
     "hostile",
+    "swarm",
+    "swarm-seed",
+    "swarm-web",
+    "swarm-kill",
 ];
 
 fn start_seaweed(dir: &Path) -> (u16, u16) {
@@ -133,7 +137,7 @@ fn start_seaweed(dir: &Path) -> (u16, u16) {
          "actions": ["Read", "List"]},
         {"name": "noread", "credentials": [{"accessKey": NOREAD.0, "secretKey": NOREAD.1}],
          "actions": ["List", "Write:public"]},
-        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile", "Read:shared", "Read:leased", "Read:unstored", "Read:warm", "Read:upload", "Read:multipart", "Read:misaligned", "Read:chunked", "Read:replicas", "Read:split"]}
+        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile", "Read:shared", "Read:leased", "Read:unstored", "Read:warm", "Read:upload", "Read:multipart", "Read:misaligned", "Read:chunked", "Read:replicas", "Read:split", "Read:swarm", "Read:swarm-seed", "Read:swarm-web", "Read:swarm-kill"]}
     ]});
     let ids = dir.join("identities.json");
     std::fs::write(&ids, identities.to_string()).unwrap();

@@ -4,6 +4,7 @@
 //! - [`backends`] — SeaweedFS (started once per test binary, a sidecar in front of it) and
 //!   fake backends; [`ceph`] — Ceph RGW beside it ([`on_both_backends!`]).
 //! - [`sidecar`] — sidecars under test, configured by a typed builder.
+//! - [`replicas`] — several sidecars behind HAProxy, as behind a Kubernetes Service.
 //! - [`http`] — a minimal HTTP/1.1 client and SigV4 signing, for requests exactly as meant.
 //! - [`clients`] — the real clients: boto3, the aws CLI, libtorrent, aria2c, Transmission,
 //!   qBittorrent.
@@ -13,6 +14,7 @@ pub mod ceph;
 pub mod clients;
 pub mod http;
 pub mod processes;
+pub mod replicas;
 pub mod sidecar;
 
 pub use backends::*;
@@ -21,6 +23,8 @@ pub use ceph::*;
 pub use clients::*;
 pub use http::*;
 pub use processes::*;
+#[allow(unused_imports)]
+pub use replicas::*;
 pub use sidecar::*;
 
 pub const ADMIN: (&str, &str) = ("ADMINKEY", "ADMINSECRET");

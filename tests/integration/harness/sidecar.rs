@@ -69,6 +69,7 @@ pub struct SidecarBuilder<'a> {
     admin_port: u16,
     config: Table,
     level: &'static str,
+    vars: Vec<(String, String)>,
 }
 
 /// A sidecar in front of the SeaweedFS backend.
@@ -90,6 +91,7 @@ impl<'a> SidecarBuilder<'a> {
             admin_port,
             config: text.parse().expect("the base configuration is TOML"),
             level: "warn",
+            vars: Vec::new(),
         }
     }
 
@@ -144,6 +146,19 @@ impl<'a> SidecarBuilder<'a> {
             .set("torrent.format", format)
     }
 
+    /// Sets an environment variable of its process (what a pod learns from the downward
+    /// API, say).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.vars.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Listens on `port` (chosen by the caller, e.g. already known to a balancer).
+    pub fn listening_on(mut self, port: u16) -> Self {
+        self.port = port;
+        self.set("server.listen", format!("127.0.0.1:{port}"))
+    }
+
     /// Logs at `level` (`RUST_LOG`) instead of `warn`.
     pub fn logging(mut self, level: &'static str) -> Self {
         self.level = level;
@@ -160,7 +175,7 @@ impl<'a> SidecarBuilder<'a> {
         let config = dir.join("s3torrent.toml");
         std::fs::write(&config, self.config_text()).unwrap();
         let log = dir.join("sidecar.log");
-        let pid = start_sidecar_logging(&config, &log, self.port, self.level);
+        let pid = start_sidecar_with(&config, &log, self.port, self.level, &self.vars);
         Sidecar {
             port: self.port,
             admin_port: self.admin_port,
@@ -176,9 +191,20 @@ pub fn start_sidecar(config: &Path, log: &Path, port: u16) -> u32 {
 
 /// As [`start_sidecar`], logging at `level` (to `log` with extension `err`).
 pub fn start_sidecar_logging(config: &Path, log: &Path, port: u16, level: &str) -> u32 {
+    start_sidecar_with(config, log, port, level, &[])
+}
+
+fn start_sidecar_with(
+    config: &Path,
+    log: &Path,
+    port: u16,
+    level: &str,
+    vars: &[(String, String)],
+) -> u32 {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3torrent"));
     cmd.arg("--config")
         .arg(config)
+        .envs(vars.iter().map(|(k, v)| (k, v)))
         .env("RUST_LOG", level)
         .stdout(std::fs::File::create(log).unwrap())
         .stderr(std::fs::File::create(log.with_extension("err")).unwrap());

@@ -1,0 +1,277 @@
+//! Several replicas behind one Service are one swarm: a crowd costs the origin about one copy
+//! however many replicas serve it, a replica that dies or joins mid-crowd changes nothing a
+//! peer sees, and forged sibling messages do nothing. Bytes the origin served are counted by
+//! SeaweedFS for a bucket of each counting test's own (`swarm-*`).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// A crowd's outcome.
+struct Crowd {
+    finished: usize,
+    hash_failures: u64,
+    /// Origin bytes ÷ object size.
+    copies: f64,
+    seconds: f64,
+}
+
+/// Uploads `mib` MiB as `bucket/key` and fetches its torrent through the Service.
+fn object_and_torrent(
+    set: &ReplicaSet,
+    bucket: &str,
+    key: &str,
+    mib: usize,
+    seed: u64,
+) -> std::path::PathBuf {
+    let data = test_data(mib << 20, seed);
+    put_object(bucket, key, &data, set.dir());
+    let r = request(set.port, "GET", &format!("/{bucket}/{key}?torrent"), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let torrent = set.dir().join(format!("{}.torrent", key.replace('/', "_")));
+    std::fs::write(&torrent, &r.body).unwrap();
+    torrent
+}
+
+/// `peers` libtorrent peers fetch `torrent` (of an object of `bucket`); `during` runs
+/// meanwhile (after `after`).
+fn crowd(
+    set: &mut ReplicaSet,
+    bucket: &str,
+    torrent: &std::path::Path,
+    mib: usize,
+    peers: usize,
+    after: Duration,
+    during: impl FnOnce(&mut ReplicaSet),
+) -> Crowd {
+    let before = bucket_bytes_sent(bucket);
+    let work = set.dir().join(format!("peers-{peers}"));
+    let child = Command::new(libtorrent_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/lt_client.py"
+        ))
+        .args(["swarm", torrent.to_str().unwrap(), work.to_str().unwrap()])
+        .args([&peers.to_string(), "240"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3-libtorrent");
+    std::thread::sleep(after);
+    during(set);
+    let out = child.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lt_client output");
+    let finished = v["peers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|p| p["finished"] == true)
+        .count();
+    Crowd {
+        finished,
+        hash_failures: v["hash_failures"].as_u64().unwrap_or(0),
+        copies: (bucket_bytes_sent(bucket) - before) as f64 / (mib << 20) as f64,
+        seconds: v["seconds"].as_f64().unwrap_or(0.0),
+    }
+}
+
+fn forwarded(set: &ReplicaSet, what: &str) -> f64 {
+    set.sum(&format!(
+        "s3torrent_cluster_forwarded_total{{what=\"{what}\"}}"
+    ))
+}
+
+/// No web seed: every byte comes from the seeders (and the peers), through any replica.
+#[test]
+fn three_replicas_behind_one_service_seed_one_copy() {
+    let mut set = ReplicaSet::start("cluster-three", 3, 3, true, false);
+    let mib = 24;
+    let torrent = object_and_torrent(&set, "swarm-seed", "three.bin", mib, 1900);
+    let c = crowd(
+        &mut set,
+        "swarm-seed",
+        &torrent,
+        mib,
+        6,
+        Duration::ZERO,
+        |_| {},
+    );
+    println!(
+        "3 replicas, seeders only, 6 peers, {mib} MiB: {}/6 finished in {:.1} s, origin {:.2} copies",
+        c.finished, c.seconds, c.copies
+    );
+    assert_eq!((c.finished, c.hash_failures), (6, 0));
+    assert!(c.copies <= 1.15, "the origin served {:.2} copies", c.copies);
+    // The replicas did work as one: announces and peers went to the torrent's owner.
+    assert!(
+        forwarded(&set, "announce") > 0.0,
+        "no announce reached an owner"
+    );
+    assert!(forwarded(&set, "peer") > 0.0, "no peer was relayed");
+    let fallbacks = set.sum("s3torrent_cluster_fallbacks_total{cause=\"owner unreachable\"}");
+    assert_eq!(fallbacks, 0.0);
+}
+
+/// With the web seed, its requests are shaped by the owner, wherever they land.
+#[test]
+fn web_seed_requests_through_any_replica_are_shaped_once() {
+    let mut set = ReplicaSet::start("cluster-webseed", 3, 3, true, true);
+    let mib = 24;
+    let torrent = object_and_torrent(&set, "swarm-web", "webseed.bin", mib, 1903);
+    let c = crowd(
+        &mut set,
+        "swarm-web",
+        &torrent,
+        mib,
+        6,
+        Duration::ZERO,
+        |_| {},
+    );
+    println!(
+        "3 replicas, web seed and seeders, 6 peers, {mib} MiB: {}/6 finished in {:.1} s, origin {:.2} copies",
+        c.finished, c.seconds, c.copies
+    );
+    assert_eq!((c.finished, c.hash_failures), (6, 0));
+    assert!(c.copies <= 1.15, "the origin served {:.2} copies", c.copies);
+    assert!(
+        forwarded(&set, "webseed") > 0.0,
+        "no web-seed request reached the owner"
+    );
+}
+
+#[test]
+fn a_replica_killed_mid_crowd_changes_nothing_a_peer_sees() {
+    let mut set = ReplicaSet::start("cluster-kill", 3, 3, true, false);
+    let mib = 48;
+    let torrent = object_and_torrent(&set, "swarm-kill", "kill.bin", mib, 1901);
+    let hash = torrent_info_hash(&std::fs::read(&torrent).unwrap());
+    // The torrent's owner dies once it is seeding.
+    let during = |set: &mut ReplicaSet| {
+        let owner = set.owner_of(&hash);
+        let admin = set.replicas[owner].as_ref().unwrap().admin_port;
+        let uploaded = || {
+            let m = request(admin, "GET", "/metrics", &[]).text();
+            metric(&m, "s3torrent_seeder_uploaded_bytes_total")
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while uploaded() < (4 << 20) as f64 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        println!(
+            "killing replica {owner}, the owner, after it uploaded {} bytes",
+            uploaded()
+        );
+        set.kill(owner);
+    };
+    let c = crowd(
+        &mut set,
+        "swarm-kill",
+        &torrent,
+        mib,
+        6,
+        Duration::ZERO,
+        during,
+    );
+    println!(
+        "3 replicas, the owner killed mid-crowd, 6 peers, {mib} MiB: {}/6 finished in {:.1} s, origin {:.2} copies",
+        c.finished, c.seconds, c.copies
+    );
+    assert_eq!((c.finished, c.hash_failures), (6, 0));
+    assert!(c.copies <= 1.5, "the origin served {:.2} copies", c.copies);
+}
+
+#[test]
+fn a_replica_added_later_knows_the_torrents_and_serves_them() {
+    let mut set = ReplicaSet::start("cluster-join", 2, 3, true, true);
+    let torrent = object_and_torrent(&set, "swarm", "join.bin", 2, 1902);
+    let hash = torrent_info_hash(&std::fs::read(&torrent).unwrap());
+    let i = set.add();
+    set.wait_for_members(3);
+    let late = set.replicas[i].as_ref().unwrap();
+    // Its tracker takes announces for a torrent served before it started.
+    let target = format!(
+        "/_s3torrent/announce?info_hash={}&peer_id=-LT2080-aaaaaaaaaaaa&port=7000&left=1&compact=1",
+        percent(&hash)
+    );
+    let mut answered = false;
+    for _ in 0..20 {
+        let r = request(late.port, "GET", &target, &[]);
+        if !r.text().contains("failure reason") {
+            answered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(
+        answered,
+        "the late replica's tracker never knew the torrent"
+    );
+}
+
+/// Anyone who can reach a sibling port may send it bytes: forged, cut, or replayed frames
+/// are refused and counted, and a web-seed request with a forged sibling token is refused.
+#[test]
+fn forged_sibling_messages_are_refused_and_serve_nothing() {
+    let set = ReplicaSet::start("cluster-forged", 2, 2, true, true);
+    let port = set.slot_ports(0)[2];
+    let body = b"d1:k4:peer2:tsi1e1:n16:aaaaaaaaaaaaaaaae";
+    let mut frame = b"S3TSIB1\n".to_vec();
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(body);
+    frame.extend_from_slice(&[0u8; 32]); // not the tag
+    let mut handshake = vec![19u8];
+    handshake.extend_from_slice(b"BitTorrent protocol");
+    handshake.extend_from_slice(&[0u8; 48]);
+    for attempt in [frame.clone(), b"GET / HTTP/1.1\r\n\r\n".to_vec(), handshake] {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&attempt).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        assert!(got.is_empty(), "a refused frame got an answer: {got:?}");
+    }
+    let m = request(
+        set.replicas[0].as_ref().unwrap().admin_port,
+        "GET",
+        "/metrics",
+        &[],
+    )
+    .text();
+    assert!(
+        metric(
+            &m,
+            "s3torrent_cluster_frames_total{kind=\"unknown\",result=\"forged\"}"
+        ) >= 1.0,
+        "{m}"
+    );
+    assert!(
+        metric(
+            &m,
+            "s3torrent_cluster_frames_total{kind=\"unknown\",result=\"malformed\"}"
+        ) >= 2.0,
+        "{m}"
+    );
+    let s = set.replicas[0].as_ref().unwrap();
+    let r = request(
+        s.port,
+        "GET",
+        "/_s3torrent/webseed/swarm/anything.bin",
+        &[("x-s3torrent-sibling", "00ff")],
+    );
+    assert_eq!(
+        (r.status, r.s3_code().as_deref()),
+        (403, Some("AccessDenied"))
+    );
+}
+
+fn percent(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("%{b:02X}")).collect()
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+        .sum()
+}
