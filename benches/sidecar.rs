@@ -2,7 +2,8 @@
 //! ratio of two things measured side by side in the same run (median of rounds, alternating),
 //! because these machines are shared and noisy: absolute times mean little.
 //!
-//! Sections (`BENCH_ONLY=cold,format,hit,pass,rss,coalesce,swarm` to pick; default all):
+//! Sections (`BENCH_ONLY=cold,format,hit,pass,rss,coalesce,swarm,cluster` to pick; default
+//! all):
 //! - `cold`: cold `?torrent` of a 1 GiB object ÷ plain GET through the sidecar (goal ≤ 1.10),
 //!   and ÷ `mktorrent -t 2` on a page-cached local copy (goal ≤ 1.5);
 //! - `hit`: cache-hit `?torrent` req/s ÷ proxied `HEAD` req/s of the same object (oha; ≥ 0.9);
@@ -15,6 +16,11 @@
 //! - `swarm`: 8 and 16 libtorrent peers fetch a 256 MiB object with the sidecar's torrent
 //!   (web seed + built-in tracker), without and with the sidecar's seeder → bytes the origin
 //!   served ÷ object size (goal with the seeder ≤ 1.25), time to finish, peak RSS.
+//! - `cluster`: the same crowds through HAProxy (round robin, HTTP + TCP) in front of 1, 3
+//!   and 5 replicas with `[cluster]` (web seed, tracker, seeder, one store) → origin copies
+//!   (goal ≤ 1.15) and crowd time ÷ 1 replica's (goal ≤ 1.1); then 3 replicas with the
+//!   torrent's owner SIGKILLed mid-crowd (goal: all finish, ≤ 1.5 copies); and 3 replicas
+//!   without `[cluster]`, as before it (islands sharing the store).
 //!
 //! Environment: `BENCH_SIZE_MIB` (cold/pass object, default 1024), `BENCH_ROUNDS` (5),
 //! `BENCH_LOAD_SECS` (5), `BENCH_RSS_BIG_MIB` (4096). Needs curl, oha, nginx, mktorrent
@@ -98,7 +104,7 @@ fn peak_rss_mib(pid: u32) -> f64 {
 
 fn main() {
     let only = std::env::var("BENCH_ONLY")
-        .unwrap_or_else(|_| "cold,format,hit,pass,rss,coalesce,swarm".into());
+        .unwrap_or_else(|_| "cold,format,hit,pass,rss,coalesce,swarm,cluster".into());
     let run = |s: &str| only.split(',').any(|o| o.trim() == s);
     let env = env();
     println!("s3torrent benchmark suite (SeaweedFS on loopback; ratios of medians, same run)");
@@ -128,6 +134,128 @@ fn main() {
     }
     if run("swarm") {
         bench_swarm();
+    }
+    if run("cluster") {
+        bench_cluster();
+    }
+}
+
+fn bench_cluster() {
+    let mib = env_or("BENCH_SWARM_MIB", 256);
+    let counts = std::env::var("BENCH_SWARM_PEERS").unwrap_or_else(|_| "8,16".into());
+    println!("\n[cluster] libtorrent crowds on a {mib} MiB object through HAProxy in front of N replicas");
+    for peers in counts
+        .split(',')
+        .filter_map(|p| p.trim().parse::<usize>().ok())
+    {
+        let one = cluster_run(&format!("bench-c1-{peers}"), 1, peers, mib, true, false);
+        let three = cluster_run(&format!("bench-c3-{peers}"), 3, peers, mib, true, false);
+        let five = cluster_run(&format!("bench-c5-{peers}"), 5, peers, mib, true, false);
+        for (what, r) in [
+            ("1 replica ", &one),
+            ("3 replicas", &three),
+            ("5 replicas", &five),
+        ] {
+            println!(
+                "  {peers:>2} peers, {what}: finished {}/{peers} in {:>5.1} s, origin/size {:.2}",
+                r.done, r.seconds, r.origin_ratio
+            );
+        }
+        println!(
+            "  {peers:>2} peers: origin 3 replicas {:.2}, 5 replicas {:.2} (goal <= 1.15); time 3 / 1 replica {:.2}, 5 / 1 {:.2} (goal <= 1.1)",
+            three.origin_ratio,
+            five.origin_ratio,
+            three.seconds / one.seconds,
+            five.seconds / one.seconds
+        );
+    }
+    let peers = 8;
+    let killed = cluster_run("bench-ckill", 3, peers, mib, true, true);
+    println!(
+        "  {peers} peers, 3 replicas, the owner SIGKILLed mid-crowd: finished {}/{peers} in {:.1} s, origin/size {:.2} (goal: all, <= 1.5)",
+        killed.done, killed.seconds, killed.origin_ratio
+    );
+    let islands = cluster_run("bench-cislands", 3, peers, mib, false, false);
+    println!(
+        "  {peers} peers, 3 replicas without [cluster] (before): finished {}/{peers} in {:.1} s, origin/size {:.2}",
+        islands.done, islands.seconds, islands.origin_ratio
+    );
+}
+
+/// A crowd through the balancer in front of `n` replicas; with `kill`, the torrent's owner
+/// dies once it has uploaded a little.
+fn cluster_run(
+    name: &str,
+    n: usize,
+    peers: usize,
+    mib: usize,
+    cluster: bool,
+    kill: bool,
+) -> SwarmRun {
+    let mut set = ReplicaSet::start(name, n, n, cluster, true);
+    let dir = set.dir().to_path_buf();
+    let file = dir.join("swarm.bin");
+    write_data(&file, mib, 40 + peers as u64 + n as u64 + u64::from(kill));
+    let key = format!("bench/{name}.bin");
+    upload("swarm", &key, &file);
+    let r = request(set.port, "GET", &format!("/swarm/{key}?torrent"), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let torrent = dir.join("swarm.torrent");
+    std::fs::write(&torrent, &r.body).unwrap();
+    let hash = torrent_info_hash(&r.body);
+    let before = bucket_bytes_sent("swarm");
+    let started = Instant::now();
+    let child = Command::new("/usr/bin/python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/lt_client.py"
+        ))
+        .args([
+            "swarm",
+            torrent.to_str().unwrap(),
+            dir.join("peers").to_str().unwrap(),
+        ])
+        .args([&peers.to_string(), "600"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3-libtorrent");
+    if kill {
+        let owner = set.owner_of(&hash);
+        let admin = set.replicas[owner].as_ref().unwrap().admin_port;
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        while Instant::now() < deadline {
+            let m = request(admin, "GET", "/metrics", &[]).text();
+            let up: f64 = m
+                .lines()
+                .find_map(|l| l.strip_prefix("s3torrent_seeder_uploaded_bytes_total "))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.0);
+            if up >= (mib << 18) as f64 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        set.kill(owner);
+    }
+    let out = child.wait_with_output().unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let served = bucket_bytes_sent("swarm") - before;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lt_client output");
+    let done = v["peers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|p| p["finished"] == true)
+        .count();
+    let peak = set.live().map(|s| peak_rss_mib(s.pid)).fold(0.0, f64::max);
+    for s in set.live() {
+        unsafe { libc::kill(s.pid as i32, libc::SIGTERM) };
+    }
+    SwarmRun {
+        done,
+        seconds,
+        origin_ratio: served as f64 / (mib << 20) as f64,
+        peak_rss_mib: peak,
     }
 }
 
