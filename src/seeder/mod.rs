@@ -26,7 +26,7 @@ mod torrents;
 pub mod wire;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -65,7 +65,14 @@ pub struct Seeder {
     own_tracker: Option<String>,
     /// The replicas this one seeds with (`[cluster]`), once attached.
     cluster: std::sync::OnceLock<Arc<crate::cluster::Cluster>>,
+    /// One permit per peer connection (`max_peers`), taken before it is accepted.
+    peer_slots: Arc<Semaphore>,
+    /// Set on shutdown: every peer stops.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
+
+/// After a failing `accept`, the pause before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 impl Seeder {
     pub fn bind(
@@ -101,6 +108,8 @@ impl Seeder {
             upstream,
             config: config.clone(),
             cluster: std::sync::OnceLock::new(),
+            peer_slots: Arc::new(Semaphore::new(config.max_peers)),
+            stopping: tokio::sync::watch::channel(false).0,
         })
     }
 
@@ -193,35 +202,56 @@ impl Seeder {
         self.waiting.load(Ordering::SeqCst)
     }
 
+    /// Accepts peers until shutdown, at most `max_peers` at once: a slot is taken before
+    /// `accept`, so a peer past the bound waits in the kernel's backlog instead of being
+    /// accepted and dropped. A failing `accept` (out of descriptors, say) waits a moment
+    /// instead of spinning. On shutdown every peer is told to stop (see [`Peer::run`]).
     async fn accept_loop(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         mut shutdown: ShutdownWatch,
     ) {
-        let connected = Arc::new(AtomicUsize::new(0));
         loop {
-            let (stream, _) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(_) => continue,
-                },
-                _ = shutdown.changed() => return,
+            let permit = tokio::select! {
+                p = self.peer_slots.clone().acquire_owned() => p.expect("never closed"),
+                _ = shutdown.changed() => break,
             };
-            if connected.load(Ordering::SeqCst) >= self.config.max_peers {
-                continue; // dropped: the peer tries elsewhere
-            }
-            connected.fetch_add(1, Ordering::SeqCst);
-            self.metrics.peers.inc();
-            let (seeder, count) = (self.clone(), connected.clone());
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((s, _)) => s,
+                    Err(e) => {
+                        self.metrics.accept_errors.inc();
+                        tracing::debug!(target: "s3torrent::seeder", error = %e, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+                _ = shutdown.changed() => break,
+            };
+            let seeder = self.clone();
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
+                seeder.metrics.peers.inc();
                 if let Err(e) = peer::serve(stream, seeder.clone()).await {
                     tracing::debug!(target: "s3torrent::seeder", error = %e, "peer closed");
                 }
-                count.fetch_sub(1, Ordering::SeqCst);
                 seeder.metrics.peers.dec();
+                drop(permit);
             });
         }
+        // Stop accepting (the listener goes with this loop) and tell every peer.
+        let _ = self.stopping.send(true);
+    }
+
+    /// A slot for a peer a sibling relayed here, if one is free now (never waited for: the
+    /// sibling's peer is refused instead).
+    pub(crate) fn try_peer_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.peer_slots.clone().try_acquire_owned().ok()
+    }
+
+    /// Resolves once the seeder is shutting down.
+    pub(crate) fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.stopping.subscribe()
     }
 }
 

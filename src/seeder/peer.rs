@@ -212,9 +212,15 @@ impl Peer {
     async fn run(&mut self, reader: &mut tokio::net::tcp::OwnedReadHalf) -> Result<(), PeerError> {
         let mut inbox = BytesMut::with_capacity(64 * 1024);
         let mut tick = tokio::time::interval(TICK);
+        let mut stopping = self.seeder.stopping();
         loop {
             if self.torrent.is_retired() {
                 return Err(PeerError::Protocol("the object changed; torrent retired"));
+            }
+            // Shutting down: nothing new for this peer; what is queued is written, then
+            // the connection closes.
+            if *stopping.borrow() {
+                return Ok(());
             }
             let serving = self.slot.is_some() && !self.queue.is_empty();
             tokio::select! {
@@ -234,6 +240,7 @@ impl Peer {
                     }
                 }
                 _ = tick.tick() => self.on_tick()?,
+                _ = stopping.changed() => {}
                 _ = std::future::ready(()), if serving => self.serve_one().await?,
             }
             self.flush().await?;

@@ -120,6 +120,10 @@ impl Seeder {
         else {
             return;
         };
+        // Relayed peers count against `max_peers` like any.
+        let Some(_slot) = self.try_peer_slot() else {
+            return;
+        };
         self.metrics.peers.inc();
         if let Err(e) = peer::serve_after_head(stream, head, self.clone()).await {
             let e: PeerError = e;

@@ -321,9 +321,13 @@ struct Index {
 
 impl Registry {
     pub fn new() -> Registry {
+        Self::with_capacity(MAX_TORRENTS)
+    }
+
+    fn with_capacity(torrents: usize) -> Registry {
         Registry {
             inner: Mutex::new(Index {
-                by_hash: LruCache::new(NonZeroUsize::new(MAX_TORRENTS).expect("non-zero")),
+                by_hash: LruCache::new(NonZeroUsize::new(torrents.max(1)).expect("non-zero")),
                 by_object: HashMap::new(),
             }),
         }
@@ -345,7 +349,11 @@ impl Registry {
         }
         let object = (torrent.object.bucket.clone(), torrent.object.key.clone());
         let hash = torrent.info_hash;
-        if let Some((_, old)) = index.by_hash.push(hash, Arc::new(torrent)) {
+        if let Some((old_hash, old)) = index.by_hash.push(hash, Arc::new(torrent)) {
+            // Pushed out of the LRU: no longer seeded, so nothing may go on announcing it.
+            if old_hash != hash {
+                old.retire();
+            }
             let old_object = (old.object.bucket.clone(), old.object.key.clone());
             if index.by_object.get(&old_object) == Some(&old.info_hash) {
                 index.by_object.remove(&old_object);
@@ -420,6 +428,38 @@ mod tests {
     }
 
     const TERM: Duration = Duration::from_secs(30);
+
+    #[test]
+    fn a_torrent_pushed_out_of_the_registry_is_retired() {
+        let registry = Registry::with_capacity(2);
+        let seeds: Vec<SeedTorrent> = (1..=3u8)
+            .map(|i| {
+                let info = crate::torrent::Info {
+                    name: format!("{i}.bin"),
+                    ..crate::torrent::Info::fixture()
+                };
+                let t = Torrent::new(info, Default::default(), None);
+                let object = ObjectRef {
+                    bucket: "b".into(),
+                    key: format!("{i}"),
+                    version_id: None,
+                };
+                SeedTorrent::new(&t, object, "\"e\"".into())
+            })
+            .collect();
+        let hashes: Vec<[u8; 20]> = seeds.iter().map(|s| s.info_hash).collect();
+        for s in seeds {
+            assert!(registry.insert(s));
+        }
+        assert!(registry.get(&hashes[0]).is_none(), "the oldest went");
+        assert!(registry.get(&hashes[1]).is_some() && registry.get(&hashes[2]).is_some());
+        // Whoever still holds the evicted torrent (its announce loop) sees it retired.
+        let index = registry.lock();
+        assert!(index
+            .by_hash
+            .peek(&hashes[1])
+            .is_some_and(|t| !t.is_retired()));
+    }
 
     #[test]
     fn a_seed_described_by_its_info_is_the_same_seed() {

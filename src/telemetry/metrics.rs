@@ -228,6 +228,7 @@ pub struct SeederMetrics {
     pub backend_bytes: IntCounter,
     pub piece_cache_hits: IntCounter,
     pub webseed_deferred: IntCounter,
+    pub accept_errors: IntCounter,
 }
 
 impl SeederMetrics {
@@ -257,6 +258,11 @@ impl SeederMetrics {
                 registry,
                 "s3torrent_seeder_piece_cache_hits_total",
                 "Piece reads served from the seeder's piece cache.",
+            ),
+            accept_errors: counter(
+                registry,
+                "s3torrent_seeder_accept_errors_total",
+                "Peer connections the seeder could not accept (out of descriptors, say).",
             ),
             webseed_deferred: counter(
                 registry,

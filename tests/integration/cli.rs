@@ -120,3 +120,62 @@ fn warm_refuses_bad_arguments_with_64() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+/// The Kubernetes manifests, base and replicas, are valid against the Kubernetes schemas
+/// (PyPI `kubernetes-validate`, offline, strict: no unknown field), every file a
+/// kustomization names exists, and each configuration they ship passes `check-config` with
+/// what the pod's environment supplies.
+#[test]
+fn the_kubernetes_manifests_validate_offline() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes");
+    for dir in ["base", "replicas"] {
+        let dir = root.join(dir);
+        let kustomization = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();
+        let named: Vec<&str> = kustomization
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("- "))
+            .filter(|f| f.ends_with(".yaml") || f.ends_with(".toml"))
+            .collect();
+        assert!(named.len() >= 3, "{kustomization}");
+        for f in &named {
+            assert!(
+                dir.join(f).exists(),
+                "{}: names {f}, which is missing",
+                dir.display()
+            );
+        }
+        let manifests: Vec<_> = named
+            .iter()
+            .filter(|f| f.ends_with(".yaml"))
+            .map(|f| dir.join(f))
+            .collect();
+        let out = Command::new("kubernetes-validate")
+            .args(["--strict", "--no-warn", "-k", "1.30.0"])
+            .args(&manifests)
+            .output()
+            .expect("kubernetes-validate (pip install kubernetes-validate)");
+        assert!(
+            out.status.success(),
+            "{}: {}{}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = Command::new(env!("CARGO_BIN_EXE_s3torrent"))
+            .arg("check-config")
+            .arg(dir.join("s3torrent.toml"))
+            .env("S3TORRENT_UPSTREAM_ACCESS_KEY_ID", "k")
+            .env("S3TORRENT_UPSTREAM_SECRET_ACCESS_KEY", "s")
+            .env("S3TORRENT_CALLER_SECRET_ACCESS_KEY", "c")
+            .env("S3TORRENT_POD_IP", "10.0.0.7")
+            .env("S3TORRENT_POD_NAME", "s3torrent-0")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -701,3 +701,168 @@ fn an_object_made_private_is_no_longer_seeded() {
         "and anonymous callers get no torrent"
     );
 }
+
+/// Peers past `seeder.max_peers` are not accepted (they wait in the backlog, costing the
+/// sidecar nothing) and get in when a peer leaves.
+#[test]
+fn peers_past_max_peers_wait_unaccepted_and_get_in_when_one_leaves() {
+    let s = seeding_sidecar_with("seed-max-peers", |b| b.set("seeder.max_peers", 2));
+    let f = fixture("seed-max-peers", s.sidecar.port, 100_000, 430);
+    let hash = torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let first = RawPeer::connect(s.seeder_port, hash).expect("first peer");
+    let _second = RawPeer::connect(s.seeder_port, hash).expect("second peer");
+    // The third connects (the kernel's backlog) but nobody reads its handshake.
+    let mut third = TcpStream::connect(("127.0.0.1", s.seeder_port)).unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut h = vec![19u8];
+    h.extend_from_slice(b"BitTorrent protocol");
+    h.extend_from_slice(&[0u8; 8]);
+    h.extend_from_slice(&hash);
+    h.extend_from_slice(b"-XX0001-thirdpeer000");
+    third.write_all(&h).unwrap();
+    let mut back = [0u8; 68];
+    assert!(
+        third.read_exact(&mut back).is_err(),
+        "a third peer was served"
+    );
+    let m = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
+    assert_eq!(metric(&m, "s3torrent_seeder_peers"), 2);
+    drop(first);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    third.read_exact(&mut back).expect("in once a slot is free");
+    assert_eq!(&back[28..48], &hash);
+}
+
+/// Out of file descriptors, `accept` fails: the seeder waits a moment before it tries again
+/// instead of spinning on the core.
+#[test]
+fn a_failing_accept_does_not_spin() {
+    let seeder_port = free_ports(1)[0];
+    let builder = sidecar("seed-emfile")
+        .set("seeder.enabled", true)
+        .set("seeder.listen", format!("127.0.0.1:{seeder_port}"));
+    let s = builder.start();
+    wait_for_port(seeder_port, "seeder", &s.log);
+    // Lower the running sidecar's (soft) descriptor limit to what it has open now, plus a
+    // few.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", s.pid))
+        .unwrap()
+        .count();
+    let limit = open + 4;
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.pid)).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let hard = line.split_whitespace().nth(4).unwrap().to_string();
+    let status = std::process::Command::new("prlimit")
+        .args([
+            "--pid",
+            &s.pid.to_string(),
+            &format!("--nofile={limit}:{limit}"),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success(), "prlimit");
+    let conns: Vec<TcpStream> = (0..20)
+        .filter_map(|_| TcpStream::connect(("127.0.0.1", seeder_port)).ok())
+        .collect();
+    assert!(conns.len() >= 10, "the backlog took {}", conns.len());
+    let cpu = || {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", s.pid)).unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        // utime and stime, in clock ticks (100 per second here).
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu();
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu() - before;
+    println!("3 s with accept failing: {used} ticks of CPU");
+    assert!(
+        used < 15,
+        "{used} ticks of CPU in 3 s: the accept loop spins"
+    );
+    // Hung up: the few accepted connections close, leaving a descriptor for the metrics.
+    drop(conns);
+    std::thread::sleep(Duration::from_millis(500));
+    let m = request(s.admin_port, "GET", "/metrics", &[]).text();
+    assert!(
+        metric(&m, "s3torrent_seeder_accept_errors_total") >= 1,
+        "{m}"
+    );
+}
+
+/// On SIGTERM the seeder stops accepting and closes its peers at once, while the proxy
+/// still drains an S3 request in flight.
+#[test]
+fn sigterm_closes_the_seeders_peers_while_requests_drain() {
+    const LEN: usize = 2 * 1024 * 1024;
+    let backend = fake_backend(|line, out| {
+        if is_probe(line) {
+            return out.write_all(&probe_answer("\"sd\"", LEN)).is_ok();
+        }
+        let head = format!("HTTP/1.1 200 OK\r\nETag: \"sd\"\r\nContent-Length: {LEN}\r\n\r\n");
+        if out.write_all(head.as_bytes()).is_err() {
+            return false;
+        }
+        let slow = line.contains("slow.bin") && !line.contains("torrent");
+        for chunk in test_data(LEN, 8).chunks(LEN / 40) {
+            if slow {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if out.write_all(chunk).is_err() {
+                return false;
+            }
+        }
+        true
+    });
+    let seeder_port = free_ports(1)[0];
+    let s = sidecar("seed-sigterm")
+        .backend_port(backend)
+        .set("server.grace_period", 20)
+        .set("seeder.enabled", true)
+        .set("seeder.objects", "all")
+        .set("seeder.listen", format!("127.0.0.1:{seeder_port}"))
+        .start();
+    wait_for_port(seeder_port, "seeder", &s.log);
+    let r = request(s.port, "GET", "/b/obj.bin?torrent", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hash = torrent_info_hash(&r.body);
+    let mut peer = RawPeer::connect(seeder_port, hash).expect("a peer");
+    let port = s.port;
+    let in_flight = std::thread::spawn(move || request(port, "GET", "/b/slow.bin", &[]));
+    std::thread::sleep(Duration::from_millis(500));
+    let sent = std::time::Instant::now();
+    unsafe { libc::kill(s.pid as i32, libc::SIGTERM) };
+    while peer.read().is_some() {}
+    let closed = sent.elapsed();
+    let alive = std::path::Path::new(&format!("/proc/{}", s.pid)).exists();
+    println!("peer closed {closed:?} after SIGTERM; sidecar still draining: {alive}");
+    assert!(
+        closed < Duration::from_secs(3),
+        "the peer stayed {closed:?}"
+    );
+    assert!(
+        alive,
+        "the sidecar had already exited: the check proves nothing"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", seeder_port)).is_err(),
+        "the seeder still accepts"
+    );
+    assert_eq!(
+        in_flight.join().unwrap().body.len(),
+        LEN,
+        "the drain finished it"
+    );
+}
