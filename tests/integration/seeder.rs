@@ -753,12 +753,6 @@ fn a_failing_accept_does_not_spin() {
         .unwrap()
         .count();
     let limit = open + 4;
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", s.pid)).unwrap();
-    let line = limits
-        .lines()
-        .find(|l| l.starts_with("Max open files"))
-        .unwrap();
-    let hard = line.split_whitespace().nth(4).unwrap().to_string();
     let status = std::process::Command::new("prlimit")
         .args([
             "--pid",
