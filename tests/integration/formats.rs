@@ -46,10 +46,10 @@ fn sidecar_parts(torrent: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
 /// A sidecar making `format` torrents; objects from 1 MiB on are read as 3 piece-aligned
 /// ranged GETs, so the per-range hashes are joined as they are for large objects.
 fn one_format_sidecar(format: &str, piece_length: &str) -> u16 {
-    // A number, or "auto".
+    // A number, or "auto" (quoted, as it was TOML).
     let piece: toml::Value = piece_length
         .parse::<i64>()
-        .map_or(piece_length.into(), Into::into);
+        .map_or(piece_length.trim_matches('"').into(), Into::into);
     sidecar(&format!("format-{format}-{piece_length}"))
         .set("torrent.format", format)
         .set("torrent.piece_length", piece)

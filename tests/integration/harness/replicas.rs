@@ -17,9 +17,9 @@ pub struct ReplicaSet {
     pub seeder_port: u16,
     /// `None` once killed.
     pub replicas: Vec<Option<Sidecar>>,
-    /// Ports each replica slot uses (server, seeder, cluster): a slot not started yet is
-    /// already in the balancer, down until it answers.
-    slots: Vec<[u16; 3]>,
+    /// Ports each replica slot uses (server, seeder, cluster, admin): a slot not started
+    /// yet is already in the balancer, down until it answers.
+    slots: Vec<[u16; 4]>,
     cluster: bool,
     webseed: bool,
     pub haproxy_pid: u32,
@@ -32,11 +32,12 @@ impl ReplicaSet {
     /// get the bytes from the seeders (and each other) alone.
     pub fn start(name: &str, n: usize, slots: usize, cluster: bool, webseed: bool) -> ReplicaSet {
         let dir = env().scratch(name);
-        let [port, seeder_port] = free_ports(2)[..] else {
-            unreachable!()
-        };
-        let slots: Vec<[u16; 3]> = (0..slots)
-            .map(|_| free_ports(3).try_into().expect("three ports"))
+        // All at once, so no two are the same.
+        let ports = free_ports(2 + 4 * slots);
+        let (port, seeder_port) = (ports[0], ports[1]);
+        let slots: Vec<[u16; 4]> = ports[2..]
+            .chunks(4)
+            .map(|c| c.try_into().expect("four ports"))
             .collect();
         let haproxy_pid = start_haproxy(&dir, port, seeder_port, &slots);
         let mut set = ReplicaSet {
@@ -60,7 +61,7 @@ impl ReplicaSet {
     /// Starts the next replica slot.
     pub fn add(&mut self) -> usize {
         let i = self.replicas.len();
-        let [server, seeder, cluster] = self.slots[i];
+        let [server, seeder, cluster, admin] = self.slots[i];
         let lb = format!("http://127.0.0.1:{}", self.port);
         let builder = sidecar(&format!("{}-{i}", self.name))
             .set("torrent.max_object_size", 5_368_709_120i64)
@@ -90,7 +91,7 @@ impl ReplicaSet {
             .env("S3TORRENT_POD_IP", "127.0.0.1")
             .env("S3TORRENT_POD_NAME", &format!("{}-{i}", self.name));
         self.replicas
-            .push(Some(builder.listening_on(server).start()));
+            .push(Some(builder.listening_on(server, admin).start()));
         i
     }
 
@@ -173,8 +174,8 @@ impl ReplicaSet {
             .expect("a live replica")
     }
 
-    /// Slot `i`'s ports: server, seeder, cluster.
-    pub fn slot_ports(&self, i: usize) -> [u16; 3] {
+    /// Slot `i`'s ports: server, seeder, cluster, admin.
+    pub fn slot_ports(&self, i: usize) -> [u16; 4] {
         self.slots[i]
     }
 
@@ -185,7 +186,7 @@ impl ReplicaSet {
 
 /// HAProxy in the foreground: `port` (HTTP) and `seeder_port` (TCP) round-robin over the
 /// slots, each health-checked every 300 ms.
-fn start_haproxy(dir: &std::path::Path, port: u16, seeder_port: u16, slots: &[[u16; 3]]) -> u32 {
+fn start_haproxy(dir: &std::path::Path, port: u16, seeder_port: u16, slots: &[[u16; 4]]) -> u32 {
     let mut cfg = String::from(
         "global\n  maxconn 4096\n\ndefaults\n  timeout connect 2s\n  timeout client 300s\n  \
          timeout server 300s\n  option redispatch\n  retries 2\n\n",
@@ -194,7 +195,7 @@ fn start_haproxy(dir: &std::path::Path, port: u16, seeder_port: u16, slots: &[[u
         "frontend s3\n  mode http\n  bind 127.0.0.1:{port}\n  default_backend replicas\n\n\
          backend replicas\n  mode http\n  balance roundrobin\n  option http-server-close\n"
     ));
-    for (i, [server, _, _]) in slots.iter().enumerate() {
+    for (i, [server, ..]) in slots.iter().enumerate() {
         cfg.push_str(&format!(
             "  server r{i} 127.0.0.1:{server} check inter 300 fall 1 rise 1\n"
         ));
@@ -203,7 +204,7 @@ fn start_haproxy(dir: &std::path::Path, port: u16, seeder_port: u16, slots: &[[u
         "\nfrontend peers\n  mode tcp\n  bind 127.0.0.1:{seeder_port}\n  default_backend seeders\n\n\
          backend seeders\n  mode tcp\n  balance roundrobin\n"
     ));
-    for (i, [_, seeder, _]) in slots.iter().enumerate() {
+    for (i, [_, seeder, ..]) in slots.iter().enumerate() {
         cfg.push_str(&format!(
             "  server s{i} 127.0.0.1:{seeder} check inter 300 fall 1 rise 1\n"
         ));

@@ -153,10 +153,12 @@ impl<'a> SidecarBuilder<'a> {
         self
     }
 
-    /// Listens on `port` (chosen by the caller, e.g. already known to a balancer).
-    pub fn listening_on(mut self, port: u16) -> Self {
-        self.port = port;
+    /// Listens on `port`, its admin listener on `admin` (chosen by the caller, e.g. already
+    /// known to a balancer).
+    pub fn listening_on(mut self, port: u16, admin: u16) -> Self {
+        (self.port, self.admin_port) = (port, admin);
         self.set("server.listen", format!("127.0.0.1:{port}"))
+            .set("admin.listen", format!("127.0.0.1:{admin}"))
     }
 
     /// Logs at `level` (`RUST_LOG`) instead of `warn`.
