@@ -33,6 +33,7 @@ impl Assembler<'_> {
             s3_location: config
                 .s3_info_keys
                 .then(|| (object.bucket.clone(), object.key.clone())),
+            files: Vec::new(),
         };
         let meta = Metainfo {
             announce: self.announce.to_vec(),

@@ -1,10 +1,24 @@
-//! The `info` dictionary of a single-file torrent, v1, v2 or hybrid; its encoded bytes define
-//! the infohash (SHA-1 for v1, SHA-256 for v2).
+//! The `info` dictionary, v1, v2 or hybrid, of one file or of many; its encoded bytes define
+//! the infohash (SHA-1 for v1, SHA-256 for v2). Many files are laid out as libtorrent 2.0.8's
+//! `create_torrent` lays them: v1 files end to end with no pad files; hybrid with a BEP 47
+//! pad file (`attr` `p`, path `.pad/N`) after every file, the last one too, that does not
+//! end on a piece boundary; v2 (and hybrid) with a `file tree` whose empty files have no
+//! root.
 
 use std::collections::BTreeMap;
 
 use super::bencode::Value;
-use super::{FileTree, Format};
+use super::{FileTree, Format, Layout};
+
+/// One file of a multi-file torrent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InfoFile {
+    /// Path segments under the torrent's `name`, each already safe.
+    pub path: Vec<String>,
+    pub length: u64,
+    /// v2: its Merkle root and piece layer; `None` for v1, and for an empty file.
+    pub tree: Option<FileTree>,
+}
 
 /// The `info` dictionary.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +33,8 @@ pub struct Info {
     pub private: bool,
     /// `x-amz-bucket` / `x-amz-key`, as Amazon S3 put them (opt-in: changes the infohash).
     pub s3_location: Option<(String, String)>,
+    /// Many files (a directory): then `length` is their layout's and `file_tree` is unused.
+    pub files: Vec<InfoFile>,
 }
 
 impl Info {
@@ -66,14 +82,32 @@ impl Info {
     }
 
     pub fn format(&self) -> Format {
-        match (self.file_tree.is_some(), self.pieces.is_empty()) {
+        let v2 = match self.files.is_empty() {
+            true => self.file_tree.is_some(),
+            false => self.files.iter().any(|f| f.tree.is_some()),
+        };
+        match (v2, self.pieces.is_empty()) {
             (false, _) => Format::V1,
             (true, false) => Format::Hybrid,
             (true, true) => Format::V2,
         }
     }
 
+    /// The piece layout of the files (one file: the object).
+    pub fn layout(&self) -> Layout {
+        match self.files.is_empty() {
+            true => Layout::single(self.length, self.piece_length),
+            false => {
+                let lengths: Vec<u64> = self.files.iter().map(|f| f.length).collect();
+                Layout::of_files(&lengths, self.piece_length, self.format() == Format::Hybrid)
+            }
+        }
+    }
+
     pub fn to_value(&self) -> Value {
+        if !self.files.is_empty() {
+            return self.multi_file_value();
+        }
         let mut d = BTreeMap::new();
         let format = self.format();
         if format.has_v1() {
@@ -109,6 +143,81 @@ impl Info {
     }
 }
 
+impl Info {
+    fn multi_file_value(&self) -> Value {
+        let mut d = BTreeMap::new();
+        let format = self.format();
+        if format.has_v1() {
+            let layout = self.layout();
+            let mut files = Vec::new();
+            for (i, f) in self.files.iter().enumerate() {
+                let mut entry = BTreeMap::new();
+                entry.insert(b"length".to_vec(), Value::Int(f.length as i64));
+                entry.insert(b"path".to_vec(), path_value(&f.path));
+                files.push(Value::Dict(entry));
+                let pad = layout.pad_after(i);
+                if pad > 0 {
+                    let mut entry = BTreeMap::new();
+                    entry.insert(b"attr".to_vec(), Value::bytes("p"));
+                    entry.insert(b"length".to_vec(), Value::Int(pad as i64));
+                    let path = [".pad".to_string(), pad.to_string()];
+                    entry.insert(b"path".to_vec(), path_value(&path));
+                    files.push(Value::Dict(entry));
+                }
+            }
+            d.insert(b"files".to_vec(), Value::List(files));
+            d.insert(b"pieces".to_vec(), Value::bytes(self.pieces.clone()));
+        }
+        if format.has_v2() {
+            let mut root = BTreeMap::new();
+            for f in &self.files {
+                let mut leaf = BTreeMap::new();
+                leaf.insert(b"length".to_vec(), Value::Int(f.length as i64));
+                if let Some(tree) = &f.tree {
+                    leaf.insert(
+                        b"pieces root".to_vec(),
+                        Value::bytes(tree.pieces_root.to_vec()),
+                    );
+                }
+                insert_path(&mut root, &f.path, Value::Dict(leaf));
+            }
+            d.insert(b"file tree".to_vec(), Value::Dict(root));
+            d.insert(b"meta version".to_vec(), Value::Int(2));
+        }
+        d.insert(b"name".to_vec(), Value::bytes(self.name.as_bytes()));
+        d.insert(
+            b"piece length".to_vec(),
+            Value::Int(self.piece_length as i64),
+        );
+        if self.private {
+            d.insert(b"private".to_vec(), Value::Int(1));
+        }
+        Value::Dict(d)
+    }
+}
+
+fn path_value(path: &[String]) -> Value {
+    Value::List(path.iter().map(|s| Value::bytes(s.as_bytes())).collect())
+}
+
+/// `tree[path…][""] = leaf`, making the folders on the way.
+fn insert_path(tree: &mut BTreeMap<Vec<u8>, Value>, path: &[String], leaf: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let node = tree
+        .entry(first.as_bytes().to_vec())
+        .or_insert_with(|| Value::Dict(BTreeMap::new()));
+    if let Value::Dict(children) = node {
+        match rest.is_empty() {
+            true => {
+                children.insert(Vec::new(), leaf);
+            }
+            false => insert_path(children, rest, leaf),
+        }
+    }
+}
+
 #[cfg(test)]
 impl Info {
     /// A small, valid `info` for tests of the types around it.
@@ -121,6 +230,7 @@ impl Info {
             file_tree: None,
             private: false,
             s3_location: None,
+            files: Vec::new(),
         }
     }
 }

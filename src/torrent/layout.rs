@@ -2,9 +2,10 @@
 //! which file bytes each piece covers. The only place that knows it; the hasher, the
 //! generator, the store entry and the seeder all ask a [`Layout`].
 //!
-//! A torrent's bytes are its files end to end. When files are piece-aligned (v2 and hybrid,
-//! BEP 47), a file that does not end on a piece boundary is followed by a pad of zeros up
-//! to the next one; the pad belongs to no object and is never read.
+//! A torrent's bytes are its files end to end. When files are piece-aligned (hybrid, BEP 47),
+//! every file that does not end on a piece boundary — the last one too, as libtorrent 2.0.8
+//! writes them — is followed by a pad of zeros up to the next one; a pad belongs to no
+//! object and is never read.
 
 use std::ops::Range;
 
@@ -15,7 +16,7 @@ pub struct Layout {
     piece_length: u64,
     /// Each file's place in the torrent's bytes, in order; pads lie between them.
     files: Vec<Range<u64>>,
-    /// The end of the last file (a last pad is not part of the torrent).
+    /// The end of the last file, or of the pad after it.
     length: u64,
 }
 
@@ -32,7 +33,8 @@ impl Layout {
         Layout::of_files(&[length], piece_length, false)
     }
 
-    /// Files of these lengths end to end; with `aligned`, each begins on a piece boundary.
+    /// Files of these lengths end to end; with `aligned`, each begins and ends on a piece
+    /// boundary (padded).
     pub fn of_files(lengths: &[u64], piece_length: u64, aligned: bool) -> Layout {
         assert!(piece_length >= BLOCK && piece_length.is_power_of_two());
         let mut at = 0u64;
@@ -47,6 +49,9 @@ impl Layout {
                 file
             })
             .collect();
+        if aligned {
+            at = at.next_multiple_of(piece_length);
+        }
         Layout {
             piece_length,
             files,
@@ -88,6 +93,12 @@ impl Layout {
             0 => 0,
             n => u64::from(self.piece_size(n - 1)).div_ceil(BLOCK),
         }
+    }
+
+    /// Zeros after file `i` up to the next file (or the end).
+    pub fn pad_after(&self, i: usize) -> u64 {
+        let next = self.files.get(i + 1).map_or(self.length, |f| f.start);
+        self.files.get(i).map_or(0, |f| next - f.end)
     }
 
     /// Pieces holding any of the bytes `first..=last` (clamped to the torrent).
@@ -219,8 +230,12 @@ mod tests {
     fn aligned_files_start_on_piece_boundaries_and_pads_are_never_read() {
         let l = Layout::of_files(&[10, 2 * P, 1], P, true);
         assert_eq!(l.files(), &[0..10, P..3 * P, 3 * P..3 * P + 1]);
-        assert_eq!(l.length(), 3 * P + 1);
+        assert_eq!(l.length(), 4 * P, "the last file is padded too");
         assert_eq!(l.piece_count(), 4);
+        assert_eq!(
+            (l.pad_after(0), l.pad_after(1), l.pad_after(2)),
+            (P - 10, 0, P - 1)
+        );
         assert_eq!(
             l.segments(0),
             vec![Segment {

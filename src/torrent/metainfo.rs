@@ -37,16 +37,20 @@ impl Metainfo {
         let info_bytes = info.to_value().encode();
         let info_hash: [u8; 20] = Sha1::digest(&info_bytes).into();
         let info_hash_v2 = info
-            .file_tree
-            .is_some()
+            .format()
+            .has_v2()
             .then(|| super::merkle::sha256(&info_bytes));
 
         let mut top = BTreeMap::new();
-        if let Some(tree) = &info.file_tree {
+        if info.format().has_v2() {
             // A file of one piece has no layer entry; the dictionary is still there, empty,
             // as libtorrent writes it.
+            let trees = info
+                .file_tree
+                .iter()
+                .chain(info.files.iter().filter_map(|f| f.tree.as_ref()));
             let mut layers = BTreeMap::new();
-            if !tree.piece_layer.is_empty() {
+            for tree in trees.filter(|t| !t.piece_layer.is_empty()) {
                 layers.insert(
                     tree.pieces_root.to_vec(),
                     Value::bytes(tree.piece_layer.clone()),

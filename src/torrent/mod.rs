@@ -10,14 +10,16 @@ mod info;
 mod layout;
 pub mod merkle;
 mod metainfo;
+mod multi_hasher;
 mod piece_hasher;
 mod piece_length;
 
 pub use file_tree::FileTree;
 pub use format::Format;
 pub use generated::Torrent;
-pub use info::Info;
+pub use info::{Info, InfoFile};
 pub use layout::{Layout, Segment};
 pub use metainfo::{Encoded, Metainfo};
+pub use multi_hasher::MultiHasher;
 pub use piece_hasher::{PieceHasher, PieceHashes};
 pub use piece_length::PieceLength;
