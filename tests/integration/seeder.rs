@@ -606,7 +606,12 @@ fn tiny_and_unoffered_requests_read_nothing_from_the_backend() {
 /// honest newcomer was shown nothing and stalled. It completes now.
 #[test]
 fn a_lying_bitfield_does_not_stall_an_honest_peer() {
-    let s = small_piece_seeder("seed-liar");
+    // Seen stalling at 127 of 128 pieces twice under the full suite's load (never alone):
+    // the seeder's peer log is kept, and shown if it happens again.
+    let s = seeding_sidecar_with("seed-liar", |b| {
+        b.set("torrent.piece_length", 16384)
+            .logging("warn,s3torrent::seeder=debug")
+    });
     let f = fixture("seed-liar", s.sidecar.port, 2 * 1024 * 1024, 423);
     let hash = crate::harness::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
     // Every piece leaves the origin once: a first peer takes it all, and goes.
@@ -614,7 +619,20 @@ fn a_lying_bitfield_does_not_stall_an_honest_peer() {
     let mut liar = RawPeer::connect(s.seeder_port, hash).expect("handshake");
     liar.send(5, &[0xff; 16]).unwrap(); // 128 pieces, all "had"
     std::thread::sleep(Duration::from_millis(500));
-    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "second");
+    let save = f.dir.join("second");
+    let out = lt_client(&[
+        "download",
+        f.torrent.to_str().unwrap(),
+        save.to_str().unwrap(),
+        "60",
+    ]);
+    if out["finished"] != true {
+        let log = std::fs::read_to_string(&s.sidecar.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(80).collect();
+        panic!("{out}\nseeder log, last lines first:\n{}", tail.join("\n"));
+    }
+    assert_eq!(out["hash_failures"], 0, "{out}");
+    assert_downloaded(&save.join(&f.name), &f.data, "libtorrent");
     drop(liar);
 }
 
