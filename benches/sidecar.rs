@@ -205,20 +205,7 @@ fn cluster_run(
     let hash = torrent_info_hash(&r.body);
     let before = bucket_bytes_sent("swarm");
     let started = Instant::now();
-    let child = Command::new("/usr/bin/python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/lt_client.py"
-        ))
-        .args([
-            "swarm",
-            torrent.to_str().unwrap(),
-            dir.join("peers").to_str().unwrap(),
-        ])
-        .args([&peers.to_string(), "600"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3-libtorrent");
+    let child = spawn_crowd(&torrent, &dir.join("peers"), peers, 600);
     if kill {
         let owner = set.owner_of(&hash);
         let admin = set.replicas[owner].as_ref().unwrap().admin_port;
@@ -237,16 +224,9 @@ fn cluster_run(
         }
         set.kill(owner);
     }
-    let out = child.wait_with_output().unwrap();
+    let (done, _, _) = crowd_outcome(child);
     let seconds = started.elapsed().as_secs_f64();
     let served = bucket_bytes_sent("swarm") - before;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lt_client output");
-    let done = v["peers"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|p| p["finished"] == true)
-        .count();
     let peak = set.live().map(|s| peak_rss_mib(s.pid)).fold(0.0, f64::max);
     for s in set.live() {
         unsafe { libc::kill(s.pid as i32, libc::SIGTERM) };
@@ -328,29 +308,9 @@ fn swarm_run(peers: usize, mib: usize, seeding: bool) -> SwarmRun {
     std::fs::write(&torrent, &r.body).unwrap();
     let before = bucket_bytes_sent("evict");
     let started = Instant::now();
-    let out = Command::new("/usr/bin/python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/lt_client.py"
-        ))
-        .args([
-            "swarm",
-            torrent.to_str().unwrap(),
-            dir.join("peers").to_str().unwrap(),
-            &peers.to_string(),
-            "600",
-        ])
-        .output()
-        .expect("python3-libtorrent");
+    let (done, _, _) = crowd_outcome(spawn_crowd(&torrent, &dir.join("peers"), peers, 600));
     let seconds = started.elapsed().as_secs_f64();
     let served = bucket_bytes_sent("evict") - before;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lt_client output");
-    let done = v["peers"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|p| p["finished"] == true)
-        .count();
     SwarmRun {
         done,
         seconds,

@@ -127,14 +127,7 @@ impl Info {
             d.insert(b"file tree".to_vec(), Value::Dict(root));
             d.insert(b"meta version".to_vec(), Value::Int(2));
         }
-        d.insert(b"name".to_vec(), Value::bytes(self.name.as_bytes()));
-        d.insert(
-            b"piece length".to_vec(),
-            Value::Int(self.piece_length as i64),
-        );
-        if self.private {
-            d.insert(b"private".to_vec(), Value::Int(1));
-        }
+        self.put_common(&mut d);
         if let Some((bucket, key)) = &self.s3_location {
             d.insert(b"x-amz-bucket".to_vec(), Value::bytes(bucket.as_bytes()));
             d.insert(b"x-amz-key".to_vec(), Value::bytes(key.as_bytes()));
@@ -184,6 +177,12 @@ impl Info {
             d.insert(b"file tree".to_vec(), Value::Dict(root));
             d.insert(b"meta version".to_vec(), Value::Int(2));
         }
+        self.put_common(&mut d);
+        Value::Dict(d)
+    }
+
+    /// What every `info` has: `name`, `piece length`, and `private` when set.
+    fn put_common(&self, d: &mut BTreeMap<Vec<u8>, Value>) {
         d.insert(b"name".to_vec(), Value::bytes(self.name.as_bytes()));
         d.insert(
             b"piece length".to_vec(),
@@ -192,7 +191,6 @@ impl Info {
         if self.private {
             d.insert(b"private".to_vec(), Value::Int(1));
         }
-        Value::Dict(d)
     }
 }
 

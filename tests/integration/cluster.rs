@@ -5,7 +5,6 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::harness::*;
@@ -50,31 +49,15 @@ fn crowd(
 ) -> Crowd {
     let before = bucket_bytes_sent(bucket);
     let work = set.dir().join(format!("peers-{peers}"));
-    let child = Command::new(libtorrent_python())
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/clients/lt_client.py"
-        ))
-        .args(["swarm", torrent.to_str().unwrap(), work.to_str().unwrap()])
-        .args([&peers.to_string(), "240"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3-libtorrent");
+    let child = spawn_crowd(torrent, &work, peers, 240);
     std::thread::sleep(after);
     during(set);
-    let out = child.wait_with_output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("lt_client output");
-    let finished = v["peers"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|p| p["finished"] == true)
-        .count();
+    let (finished, hash_failures, seconds) = crowd_outcome(child);
     Crowd {
         finished,
-        hash_failures: v["hash_failures"].as_u64().unwrap_or(0),
+        hash_failures,
         copies: (bucket_bytes_sent(bucket) - before) as f64 / (mib << 20) as f64,
-        seconds: v["seconds"].as_f64().unwrap_or(0.0),
+        seconds,
     }
 }
 

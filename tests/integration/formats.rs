@@ -22,17 +22,7 @@ fn libtorrent_create(
     std::fs::create_dir_all(&sub).unwrap();
     let file = sub.join(name);
     std::fs::write(&file, data).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/lt_create.py");
-    let out = Command::new(libtorrent_python())
-        .arg(script)
-        .arg(&file)
-        .arg(piece_length.to_string())
-        .arg(format)
-        .output()
-        .unwrap();
-    let v = parse_json(&out, "lt_create.py");
-    let hex = |k: &str| v[k].as_str().map(|h| hex::decode(h).unwrap());
-    (hex("info").unwrap(), hex("piece_layers"))
+    libtorrent_create_path(&file, piece_length, format)
 }
 
 /// The sidecar's `info` and `piece layers`, re-encoded by our strict decoder (which accepts

@@ -290,3 +290,37 @@ pub fn torrent_info_hash(torrent: &[u8]) -> [u8; 20] {
     let v = s3torrent::torrent::bencode::decode(torrent).unwrap();
     Sha1::digest(v.get("info").unwrap().encode()).into()
 }
+
+/// `peers` libtorrent peers in one process fetching `torrent` together (`lt_client.py
+/// swarm`), each saving under `work`, for at most `timeout_secs`.
+pub fn spawn_crowd(
+    torrent: &Path,
+    work: &Path,
+    peers: usize,
+    timeout_secs: u64,
+) -> std::process::Child {
+    Command::new(libtorrent_python())
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/clients/lt_client.py"
+        ))
+        .args(["swarm", torrent.to_str().unwrap(), work.to_str().unwrap()])
+        .args([peers.to_string(), timeout_secs.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3-libtorrent")
+}
+
+/// A crowd's outcome: peers that finished, hash failures, and its seconds.
+pub fn crowd_outcome(child: std::process::Child) -> (usize, u64, f64) {
+    let out = child.wait_with_output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).expect("lt_client output");
+    let finished = v["peers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|p| p["finished"] == true)
+        .count();
+    let failures = v["hash_failures"].as_u64().unwrap_or(0);
+    (finished, failures, v["seconds"].as_f64().unwrap_or(0.0))
+}
