@@ -170,7 +170,7 @@ impl Cluster {
     }
 
     /// A one-use token for a request handed to a sibling over HTTP (a web-seed request):
-    /// `{ts}.{nonce}.{tag}` over `what`.
+    /// a sealed frame naming `what`, hex-encoded for a header.
     pub fn token(&self, what: &str) -> String {
         let sealed = self.key.seal(
             &Frame::new("webseed").with_bytes("what", what),
