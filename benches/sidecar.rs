@@ -169,6 +169,10 @@ fn bench_cluster() {
             five.seconds / one.seconds
         );
     }
+    // BENCH_CLUSTER_EXTRAS=0 skips the kill and the before (which takes 10 minutes).
+    if env_or("BENCH_CLUSTER_EXTRAS", 1) == 0 {
+        return;
+    }
     let peers = 8;
     let killed = cluster_run("bench-ckill", 3, peers, mib, true, true);
     println!(
@@ -192,6 +196,10 @@ fn cluster_run(
     cluster: bool,
     kill: bool,
 ) -> SwarmRun {
+    // A name of its own per run: a repeated crowd must not find its peers' files there.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = &format!("{name}-r{run}");
     let mut set = ReplicaSet::start(name, n, n, cluster, true);
     let dir = set.dir().to_path_buf();
     let file = dir.join("swarm.bin");
