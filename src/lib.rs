@@ -18,15 +18,19 @@
 //! - `catalog` — where a torrent comes from: `cache` (LRU by bytes, keyed by the torrent's
 //!   identity) → single-flight (bounded) → the store and its lease → `generate` (fetch,
 //!   piece-hash off the runtime) → `assemble`; `warm` and hash on upload come in here too.
-//! - [`torrent`] — the format: `bencode`, `Info`, `Metainfo`, `PieceHasher`, `PieceLength`,
-//!   and the generated `Torrent` as served.
+//! - [`torrent`] — the format: `bencode`, `Layout` (the one owner of piece geometry),
+//!   `Info` (one file or many), `Metainfo`, `PieceHasher`, `MultiHasher`, `PieceLength`, and
+//!   the generated `Torrent` as served.
 //! - [`tracker`] — the built-in BitTorrent tracker.
 //! - `webseed` — the public web seed on the sidecar's own route
 //!   (`/_s3torrent/webseed/{bucket}/{key}`): the only requests web-seed shaping touches.
 //! - [`seeder`] — the sidecar as a BitTorrent seed: peer wire, `ut_metadata`, super-seeding,
-//!   piece data from the backend.
-//! - `store` — the shared torrent store in a bucket of the backend (`entry`, `lease`,
-//!   `parts`, `seal`): what one replica generated, every replica serves, authenticated.
+//!   piece data from the backend; among replicas, peers relayed to a torrent's owner.
+//! - `store` — the shared torrent store in a bucket of the backend (`key`, `entry`, `lease`,
+//!   `parts`, `records`, `seal`): what one replica generated, every replica serves,
+//!   authenticated.
+//! - `cluster` — several replicas, one swarm: membership in the store, one owner per torrent
+//!   (rendezvous hashing), authenticated sibling frames.
 //! - `upload` — hash on upload: `PutObject` and multipart parts hashed as they pass
 //!   (`hasher`, `aws_chunked`, `parts`).
 //! - [`warm`] — `s3torrent warm`: fill the store for a prefix ahead of the first request.
@@ -34,12 +38,13 @@
 //! Around it:
 //!
 //! - `common` — building blocks with no knowledge of S3 or BitTorrent: single-flight, a
-//!   byte-bounded LRU, an in-flight counter.
+//!   byte-bounded LRU, a blocking feed (work on the blocking pool, bounded), an in-flight
+//!   counter.
 //! - [`config`] — TOML configuration, one file per section, validated before any port is
 //!   bound; it imports no other room (S3's own rules it validates against live there).
 //! - [`ops`] — running it: `server` (assembles the pingora server: proxy, admin listener,
 //!   demo backend), `shutdown` (SIGTERM: stop accepting, not-ready, drain), `admin`
-//!   (`/healthz`, `/readyz`, `/metrics`).
+//!   (`/healthz`, `/readyz`, `/metrics`), `siblings` (the sibling port).
 //! - [`telemetry`] — what every room reports: `metrics` (Prometheus, one struct per
 //!   component, one registry) and `logging` (`tracing`, text or JSON, one access line per
 //!   request).
