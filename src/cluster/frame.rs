@@ -147,10 +147,14 @@ impl FrameKey {
         if len > max_body {
             return Err(Refused::Malformed);
         }
-        let mut rest = vec![0u8; len + TAG_LEN];
-        r.read_exact(&mut rest)
-            .await
-            .map_err(|_| Refused::Malformed)?;
+        // Grown as bytes arrive, never to the length claimed: a sender that claims megabytes
+        // and sends nothing holds nothing.
+        let want = (len + TAG_LEN) as u64;
+        let mut rest = Vec::with_capacity(len.min(64 * 1024) + TAG_LEN);
+        let read = r.take(want).read_to_end(&mut rest).await;
+        if read.is_err() || rest.len() as u64 != want {
+            return Err(Refused::Malformed);
+        }
         let (body, tag) = rest.split_at(len);
         self.open(&head, body, tag)
     }
@@ -247,6 +251,19 @@ mod tests {
         let mut huge = sealed.clone();
         huge[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
         assert_eq!(read(&key, &huge).await, Err(Refused::Malformed));
+    }
+
+    #[tokio::test]
+    async fn a_claimed_length_is_not_allocated_before_the_bytes_come() {
+        let key = FrameKey::new([7; 32]);
+        let mut claim = MAGIC.to_vec();
+        claim.extend_from_slice(&(8u32 << 20).to_be_bytes());
+        claim.extend_from_slice(&[0u8; 100]);
+        // 8 MiB claimed, 100 bytes sent, then the end: refused, having held ~100 bytes.
+        assert_eq!(
+            key.read(&mut &claim[..], 8 << 20).await,
+            Err(Refused::Malformed)
+        );
     }
 
     #[tokio::test]
