@@ -92,10 +92,6 @@ impl Cluster {
         }))
     }
 
-    pub fn me(&self) -> &Member {
-        &self.me
-    }
-
     /// The sibling that owns `key`, or `None` when this replica does.
     pub fn owner_of(&self, key: &[u8]) -> Option<Member> {
         let live = self.live.read().unwrap_or_else(|p| p.into_inner());
@@ -212,7 +208,10 @@ impl Cluster {
 
     /// Tells every sibling about a torrent (`frame`, kind `torrent`), and keeps it for
     /// replicas that join later.
-    pub fn spread_torrent(self: &Arc<Self>, info_hash: [u8; 20], frame: Frame) {
+    pub fn spread_torrent(self: &Arc<Self>, frame: Frame) {
+        let Some(info_hash) = torrent_key(&frame) else {
+            return;
+        };
         let fresh = {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
             // New, or now with a seed where it had none.
@@ -235,9 +234,11 @@ impl Cluster {
     }
 
     /// Keeps a torrent a sibling told us of, to hand on to replicas that join later.
-    pub fn remember_torrent(&self, info_hash: [u8; 20], frame: Frame) {
-        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        recent.put(info_hash, frame);
+    pub fn remember_torrent(&self, frame: &Frame) {
+        if let Some(info_hash) = torrent_key(frame) {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            recent.put(info_hash, frame.clone());
+        }
     }
 
     async fn tell(&self, to: &Member, frame: &Frame) {
@@ -325,4 +326,11 @@ impl Cluster {
             });
         }
     }
+}
+
+/// What a `torrent` frame is kept under, by sender and receivers alike: the first id the
+/// tracker knows it by.
+fn torrent_key(frame: &Frame) -> Option<[u8; 20]> {
+    let first = frame.list("ids")?.first()?.as_bytes()?;
+    first.try_into().ok()
 }

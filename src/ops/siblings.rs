@@ -115,16 +115,7 @@ impl Handler {
         if let Some(seeder) = &self.seeder {
             seeder.learn(frame);
         }
-        if let Some(ih) = frame.bytes("ih").and_then(|h| <[u8; 20]>::try_from(h).ok()) {
-            self.cluster.remember_torrent(ih, frame.clone());
-        } else if let Some(id) = frame
-            .list("ids")
-            .and_then(|ids| ids.first())
-            .and_then(|v| v.as_bytes())
-            .and_then(|h| <[u8; 20]>::try_from(h).ok())
-        {
-            self.cluster.remember_torrent(id, frame.clone());
-        }
+        self.cluster.remember_torrent(frame);
     }
 
     async fn track(&self, mut stream: TcpStream, frame: &Frame) {

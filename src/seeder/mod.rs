@@ -138,7 +138,7 @@ impl Seeder {
                 (self.cluster(), self.registry.get(&torrent.info_hash))
             {
                 let frame = siblings::torrent_frame(&torrent.swarm_ids(), Some(&seed));
-                cluster.spread_torrent(torrent.info_hash, frame);
+                cluster.spread_torrent(frame);
             }
         }
     }

@@ -12,7 +12,7 @@ use crate::cluster::{Cluster, Frame, Member};
 use crate::s3::ObjectRef;
 use crate::torrent::bencode::Value;
 
-use super::peer::{self, PeerError};
+use super::peer;
 use super::torrents::SeedTorrent;
 use super::Seeder;
 
@@ -137,7 +137,6 @@ impl Seeder {
         };
         self.metrics.peers.inc();
         if let Err(e) = peer::serve_after_head(stream, head, self.clone()).await {
-            let e: PeerError = e;
             tracing::debug!(target: "s3torrent::seeder", error = %e, "relayed peer closed");
         }
         self.metrics.peers.dec();

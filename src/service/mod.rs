@@ -87,7 +87,7 @@ impl TorrentService {
         // Every replica's tracker knows it too (the seeder adds the seed, once it seeds it).
         if let Some(cluster) = &self.cluster {
             let frame = torrent_frame(&torrent.swarm_ids(), None);
-            cluster.spread_torrent(torrent.info_hash, frame);
+            cluster.spread_torrent(frame);
         }
         self.offer_to_seeder(object, &torrent, &facts, caller).await;
         let rendered = self.render(object, &torrent, caller, &facts)?;
