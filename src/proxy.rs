@@ -19,8 +19,10 @@ use crate::config::Config;
 use crate::s3::client_addr::forwarded_for;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::request_id::new_request_id;
-use crate::s3::route::{bucket_of, is_virtual_hosted, route, Route, TorrentRequest};
-use crate::s3::sigv4::{SignedRequest, Verifier};
+use crate::s3::route::{
+    bucket_of, is_virtual_hosted, route, DirectoryRequest, Route, TorrentRequest,
+};
+use crate::s3::sigv4::{Caller, SignedRequest, Verifier};
 use crate::s3::upstream::backend_peer;
 use crate::s3::{Code, S3Error};
 use crate::seeder::{Admission, Seeder, WebseedTicket};
@@ -124,10 +126,36 @@ impl S3TorrentProxy {
         request: TorrentRequest,
         cache: &mut CacheStatus,
     ) -> Result<Reply, S3Error> {
-        let req = session.req_header();
         let bucket_in_host = request
             .virtual_hosted
             .then_some(request.object.bucket.as_str());
+        let (caller, forwarded, if_none_match) = self.caller(session, bucket_in_host)?;
+        self.torrents
+            .handle(&request, &caller, &forwarded, if_none_match, cache)
+            .await
+    }
+
+    async fn directory_reply(
+        &self,
+        session: &Session,
+        request: DirectoryRequest,
+        cache: &mut CacheStatus,
+    ) -> Result<Reply, S3Error> {
+        let bucket_in_host = request.virtual_hosted.then_some(request.bucket.as_str());
+        let (caller, forwarded, if_none_match) = self.caller(session, bucket_in_host)?;
+        self.torrents
+            .handle_directory(&request, &caller, &forwarded, if_none_match, cache)
+            .await
+    }
+
+    /// Who is asking (the signature verified), the headers that travel on their behalf,
+    /// and their `If-None-Match`.
+    fn caller<'s>(
+        &self,
+        session: &'s Session,
+        bucket_in_host: Option<&str>,
+    ) -> Result<(Caller, Forwarded, Option<&'s str>), S3Error> {
+        let req = session.req_header();
         let verifier = Verifier::of(&self.config, bucket_in_host);
         let caller = verifier.authenticate(&SignedRequest {
             method: req.method.as_str(),
@@ -143,9 +171,7 @@ impl S3TorrentProxy {
             .headers
             .get("if-none-match")
             .and_then(|v| v.to_str().ok());
-        self.torrents
-            .handle(&request, &caller, &forwarded, if_none_match, cache)
-            .await
+        Ok((caller, forwarded, if_none_match))
     }
 
     /// Whether a request names the store bucket, path-style or virtual-hosted on a
@@ -384,6 +410,7 @@ impl ProxyHttp for S3TorrentProxy {
             }
             Route::Reject(e) => Err(e),
             Route::Torrent(t) => self.torrent_reply(session, t, &mut ctx.cache).await,
+            Route::Directory(d) => self.directory_reply(session, d, &mut ctx.cache).await,
         };
         answer(session, ctx, "torrent", result).await
     }

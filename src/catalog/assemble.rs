@@ -1,12 +1,12 @@
-//! Hashes → torrent: the `info` dictionary from an object's piece hashes, and the metainfo
+//! Hashes → torrent: the `info` dictionary from an object's (or a directory's) piece hashes, and the metainfo
 //! around it from this replica's settings. The same for a fresh generation, a store entry
 //! and an upload, so all three give byte-identical torrents.
 
-use crate::config::{TorrentConfig, WebseedMode, WEBSEED_PATH};
+use crate::config::{TorrentConfig, WebseedMode, DIRECTORY_ROUTE, WEBSEED_PATH};
 use crate::s3::uri::{encode, encode_path};
 use crate::s3::ObjectRef;
 use crate::store::Entry;
-use crate::torrent::{FileTree, Format, Info, Metainfo, Torrent};
+use crate::torrent::{FileTree, Format, Info, InfoFile, Metainfo, Torrent};
 
 pub struct Assembler<'a> {
     pub config: &'a TorrentConfig,
@@ -35,19 +35,75 @@ impl Assembler<'_> {
                 .then(|| (object.bucket.clone(), object.key.clone())),
             files: Vec::new(),
         };
-        let meta = Metainfo {
+        let meta = self.meta(self.url_list(object), entry.last_modified.as_deref());
+        Torrent::new(info, meta, entry.last_modified)
+    }
+
+    /// A directory's torrent: its files in the entry's order, under `name`. With
+    /// `webseed = "public"`, one BEP 19 multi-file web seed (a URL ending in `/`, which
+    /// clients extend with `{name}/{path}`): the prefix's parent folder on the web-seed
+    /// route, so `{name}/{path}` spells each key; when some segment was made safe
+    /// (`renamed`), the directory's own route (`_dir/{bucket}/{digest}/`), which finds each
+    /// file's object by its path.
+    pub fn directory(&self, name: &str, renamed: bool, entry: Entry) -> Torrent {
+        let config = self.config;
+        let layout = entry.layout();
+        let url_list = match config.webseed {
+            WebseedMode::Public => vec![self.directory_webseed_url(&entry, renamed)],
+            WebseedMode::None | WebseedMode::Presigned => Vec::new(),
+        };
+        let files = entry
+            .files
+            .into_iter()
+            .map(|f| InfoFile {
+                path: f.path,
+                length: f.length,
+                tree: f.tree,
+            })
+            .collect();
+        let info = Info {
+            name: name.to_string(),
+            length: layout.length(),
+            piece_length: entry.key.piece_length,
+            pieces: entry.hashes.v1,
+            file_tree: None,
+            private: config.private,
+            s3_location: None,
+            files,
+        };
+        let meta = self.meta(url_list, entry.last_modified.as_deref());
+        Torrent::new(info, meta, entry.last_modified)
+    }
+
+    fn directory_webseed_url(&self, entry: &Entry, renamed: bool) -> String {
+        let base = self.config.public_base_url.as_ref();
+        let base = base.map_or("", |u| u.as_str()).trim_end_matches('/');
+        let route = WEBSEED_PATH.trim_end_matches('/');
+        let bucket = encode(&entry.key.bucket);
+        if renamed {
+            return format!("{base}{route}/{DIRECTORY_ROUTE}/{bucket}/{}/", entry.key.etag);
+        }
+        // The prefix without its last segment (the torrent's name).
+        let prefix = entry.key.key.trim_end_matches('/');
+        match prefix.rsplit_once('/') {
+            Some((parent, _)) => format!("{base}{route}/{bucket}/{}/", encode_path(parent)),
+            // A top-level folder, or the whole bucket (named after it): `{bucket}/{path}`.
+            None if prefix.is_empty() => format!("{base}{route}/"),
+            None => format!("{base}{route}/{bucket}/"),
+        }
+    }
+
+    fn meta(&self, url_list: Vec<String>, last_modified: Option<&str>) -> Metainfo {
+        Metainfo {
             announce: self.announce.to_vec(),
-            url_list: self.url_list(object),
-            comment: config.comment.clone(),
+            url_list,
+            comment: self.config.comment.clone(),
             created_by: concat!("s3torrent/", env!("CARGO_PKG_VERSION")).to_string(),
-            creation_date: entry
-                .last_modified
-                .as_deref()
+            creation_date: last_modified
                 .and_then(|lm| httpdate::parse_http_date(lm).ok())
                 .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                 .map(|d| d.as_secs() as i64),
-        };
-        Torrent::new(info, meta, entry.last_modified)
+        }
     }
 
     /// Web seeds that do not change per response (`public` mode; presigned ones are made

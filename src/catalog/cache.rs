@@ -39,6 +39,7 @@ mod tests {
             length: 1,
             format: Format::V1,
             piece_length: 16384,
+            directory: false,
         }
     }
 

@@ -7,10 +7,9 @@
 //! refuse `GET` (e.g. SSE-KMS objects without decrypt permission). A refusal comes with the
 //! backend's own error document, passed on.
 
-use crate::s3::error::parse_upstream_error;
 use crate::s3::forwarded::Forwarded;
 use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
-use crate::s3::{Code, ObjectRef, S3Error};
+use crate::s3::{ObjectRef, S3Error};
 
 /// Error documents are small; a larger body is not one.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -62,28 +61,14 @@ impl ObjectFacts {
     }
 }
 
-/// The backend's verdict under our request id: its code (when we know it) and message.
+/// The backend's verdict, with S3's own words for an SSE-C object read without its key.
 fn refusal(status: u16, body: &[u8]) -> S3Error {
-    if status >= 500 {
-        return S3Error::service_unavailable(format!(
-            "The backend answered {status}. Please retry."
-        ));
+    let sse_c = status == 400
+        && crate::s3::error::parse_upstream_error(body).is_some_and(|(_, m)| mentions_sse_c(&m));
+    match sse_c {
+        true => sse_c_error(),
+        false => S3Error::backend_refusal(status, body),
     }
-    let detail = parse_upstream_error(body);
-    if status == 400 && detail.as_ref().is_some_and(|(_, m)| mentions_sse_c(m)) {
-        return sse_c_error();
-    }
-    // A code we do not know is named by the status, never by a guess.
-    let code = detail
-        .as_ref()
-        .and_then(|(code, _)| Code::parse(code))
-        .unwrap_or_else(|| Code::for_status(status));
-    let message = match detail {
-        Some((_, message)) if !message.is_empty() => message,
-        _ if code == Code::InvalidRequest => format!("The backend refused the request ({status})."),
-        _ => code.default_message().to_string(),
-    };
-    S3Error::new(code, message).with_status(status)
 }
 
 fn facts_from(probe: &UpstreamResponse<'_>) -> Result<ObjectFacts, S3Error> {
@@ -148,6 +133,7 @@ fn mentions_sse_c(message: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::s3::Code;
 
     #[test]
     fn content_range_totals() {

@@ -13,7 +13,7 @@ use std::ops::Range;
 use crate::common::blocking_feed::BlockingFeed;
 use crate::config::TorrentConfig;
 use crate::s3::forwarded::Forwarded;
-use crate::s3::upstream::{IfMatch, Purpose, Upstream};
+use crate::s3::upstream::{IfMatch, Purpose, Upstream, UpstreamResponse};
 use crate::s3::{Code, ObjectRef, S3Error};
 use crate::telemetry::metrics::GenerationMetrics;
 use crate::torrent::{Layout, PieceHasher, PieceHashes};
@@ -21,9 +21,9 @@ use crate::torrent::{Layout, PieceHasher, PieceHashes};
 use super::facts::ObjectFacts;
 
 /// Bytes read and not hashed yet, per stream: the reader waits past it.
-const HASH_BEHIND: usize = 1 << 20;
+pub(super) const HASH_BEHIND: usize = 1 << 20;
 /// Bytes hashed per trip to the blocking pool.
-const HASH_BATCH: usize = 256 << 10;
+pub(super) const HASH_BATCH: usize = 256 << 10;
 
 /// How an object is read: how many ranged GETs at most, and from what size on.
 #[derive(Debug, Clone, Copy)]
@@ -79,38 +79,12 @@ impl Generation<'_> {
         };
         let expected_status = if whole { 200 } else { 206 };
         if response.status() != expected_status {
-            let status = response.status();
-            response.finish().await;
-            match status {
-                400 | 401 | 403 => self.upstream.warn_once(
-                    &format!("fetch {status}"),
-                    &format!("the backend refused the sidecar's own read of an object ({status}): check [upstream] credentials and their permissions"),
-                ),
-                _ => {}
-            }
-            return Err(fetch_refused(status));
+            return Err(refused_read(self.upstream, response).await);
         }
         let expected = range.end - range.start;
         let hasher = PieceHasher::new(layout, expected, self.config.format);
         let feed = BlockingFeed::spawn(hasher, PieceHasher::update, HASH_BATCH, HASH_BEHIND);
-        let mut received: u64 = 0;
-        let read: Result<(), S3Error> = async {
-            while let Some(chunk) = response.chunk().await? {
-                received += chunk.len() as u64;
-                self.metrics.bytes_hashed.inc_by(chunk.len() as u64);
-                if received > expected {
-                    return Err(S3Error::upstream_broke(
-                        "The backend sent more bytes than the object's length.",
-                    ));
-                }
-                if !feed.feed(chunk).await {
-                    return Err(S3Error::internal("the hashing task stopped"));
-                }
-            }
-            Ok(())
-        }
-        .await;
-        read?;
+        stream_into(&mut response, &feed, expected, self.metrics).await?;
         let hasher = feed.finish().await.ok_or_else(|| {
             tracing::error!("a hashing task failed");
             S3Error::internal("We encountered an internal error. Please try again.")
@@ -126,6 +100,47 @@ impl Generation<'_> {
     }
 }
 
+/// Feeds `response`'s body to `feed`; more than `expected` bytes is the backend's fault.
+/// Returns the bytes received.
+pub(super) async fn stream_into<S: Send + 'static>(
+    response: &mut UpstreamResponse<'_>,
+    feed: &BlockingFeed<S>,
+    expected: u64,
+    metrics: &GenerationMetrics,
+) -> Result<u64, S3Error> {
+    let mut received: u64 = 0;
+    while let Some(chunk) = response.chunk().await? {
+        received += chunk.len() as u64;
+        metrics.bytes_hashed.inc_by(chunk.len() as u64);
+        if received > expected {
+            return Err(S3Error::upstream_broke(
+                "The backend sent more bytes than the object's length.",
+            ));
+        }
+        if !feed.feed(chunk).await {
+            return Err(S3Error::internal("the hashing task stopped"));
+        }
+    }
+    Ok(received)
+}
+
+/// A read the backend did not answer as asked: a warning once for a refusal of the
+/// sidecar's own credentials, and the error for the caller.
+pub(super) async fn refused_read(
+    upstream: &Upstream,
+    response: UpstreamResponse<'_>,
+) -> S3Error {
+    let status = response.status();
+    response.finish().await;
+    if let 400 | 401 | 403 = status {
+        upstream.warn_once(
+            &format!("fetch {status}"),
+            &format!("the backend refused the sidecar's own read of an object ({status}): check [upstream] credentials and their permissions"),
+        );
+    }
+    fetch_refused(status)
+}
+
 fn fetch_refused(status: u16) -> S3Error {
     match status {
         s if s >= 500 => S3Error::service_unavailable(format!(
@@ -138,7 +153,7 @@ fn fetch_refused(status: u16) -> S3Error {
     }
 }
 
-fn changed() -> S3Error {
+pub(super) fn changed() -> S3Error {
     S3Error::service_unavailable(
         "The object changed while its torrent was being generated. Please retry.",
     )

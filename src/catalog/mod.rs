@@ -4,6 +4,8 @@
 //! [`Catalog::ensure_stored`] (`warm`) and [`Catalog::adopt`] (hash on upload).
 //!
 //! - [`facts`] — what the backend says an object is (the one-byte probe).
+//! - [`directory`] — a prefix's objects as one torrent: the plan from the listing, the
+//!   facts from the READ checks; [`hash_files`] generates it.
 //! - [`cache`] — generated torrents, LRU bounded in bytes, keyed by the torrent's identity.
 //! - [`generate`] — fetch the object and stream it through piece hashing.
 //! - [`assemble`] — piece hashes → the torrent, with this replica's trackers and web seeds.
@@ -11,8 +13,10 @@
 
 mod assemble;
 mod cache;
+pub mod directory;
 mod facts;
 mod generate;
+mod hash_files;
 mod produce;
 
 use std::sync::Arc;
@@ -29,6 +33,7 @@ use crate::telemetry::metrics::Metrics;
 use crate::torrent::Torrent;
 
 use cache::{torrent_cache, TorrentCache};
+use directory::DirectoryFacts;
 pub use facts::ObjectFacts;
 pub use produce::{Upload, Warmed};
 
@@ -42,6 +47,23 @@ pub enum CacheStatus {
     Miss,
     /// Joined a generation another request had started.
     Coalesced,
+}
+
+/// What a torrent is made of: one object, or the objects under a prefix.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    Object { object: ObjectRef, facts: ObjectFacts },
+    Directory(Arc<DirectoryFacts>),
+}
+
+impl Subject {
+    /// Bytes of content (a directory's files in all).
+    fn length(&self) -> u64 {
+        match self {
+            Subject::Object { facts, .. } => facts.length,
+            Subject::Directory(d) => d.length(),
+        }
+    }
 }
 
 impl CacheStatus {
@@ -119,7 +141,37 @@ impl Catalog {
         status: &mut CacheStatus,
     ) -> Result<Arc<Torrent>, S3Error> {
         self.check_eligible(facts)?;
-        let key = self.identity(object, facts);
+        let subject = Subject::Object {
+            object: object.clone(),
+            facts: facts.clone(),
+        };
+        self.get_or_make_subject(subject, forwarded, status).await
+    }
+
+    /// The torrent of a directory as its files' facts describe it (the caller was
+    /// authorized for every one).
+    pub async fn get_or_make_directory(
+        self: &Arc<Self>,
+        directory: Arc<DirectoryFacts>,
+        forwarded: &Forwarded,
+        status: &mut CacheStatus,
+    ) -> Result<Arc<Torrent>, S3Error> {
+        if directory.length() == 0 {
+            return Err(S3Error::invalid_request(
+                "Torrent creation is not supported for a prefix of empty objects only: BitTorrent clients reject a length of 0.",
+            ));
+        }
+        let subject = Subject::Directory(directory);
+        self.get_or_make_subject(subject, forwarded, status).await
+    }
+
+    async fn get_or_make_subject(
+        self: &Arc<Self>,
+        subject: Subject,
+        forwarded: &Forwarded,
+        status: &mut CacheStatus,
+    ) -> Result<Arc<Torrent>, S3Error> {
+        let key = self.identity(&subject);
         if let Some(t) = self.cache.get(&key) {
             self.metrics.cache.hits.inc();
             *status = CacheStatus::Hit;
@@ -130,11 +182,11 @@ impl Catalog {
         let start = || {
             let admitted = self.admit()?;
             let catalog = self.clone();
-            let (key, object, facts) = (key.clone(), object.clone(), facts.clone());
+            let key = key.clone();
             let forwarded = forwarded.clone();
             Ok(async move {
                 let torrent = catalog
-                    .produce(admitted, &key, &object, &facts, &forwarded)
+                    .produce(admitted, &key, &subject, &forwarded)
                     .await
                     .map(Arc::new)?;
                 catalog.cache_insert(key, torrent.clone());
@@ -149,10 +201,18 @@ impl Catalog {
         result
     }
 
-    /// The torrent's identity: the object as the backend reports it now, at the piece
-    /// length its torrent has here.
-    fn identity(&self, object: &ObjectRef, facts: &ObjectFacts) -> EntryKey {
-        EntryKey::of(object, &facts.etag, facts.length, &self.config.torrent)
+    /// The torrent's identity: the object (or every file) as the backend reports it now,
+    /// at the piece length its torrent has here.
+    fn identity(&self, subject: &Subject) -> EntryKey {
+        let torrent = &self.config.torrent;
+        match subject {
+            Subject::Object { object, facts } => {
+                EntryKey::of(object, &facts.etag, facts.length, torrent)
+            }
+            Subject::Directory(d) => {
+                EntryKey::of_directory(&d.bucket, &d.prefix, d.digest(), d.length(), torrent)
+            }
+        }
     }
 
     /// Generations read whole objects: cap how many run and how many may wait, so a burst

@@ -10,12 +10,14 @@ use crate::s3::forwarded::Forwarded;
 use crate::s3::{ObjectRef, S3Error};
 use crate::store::lease::{Claim, LeaseGuard};
 use crate::store::{Entry, EntryKey, Store, StoreError};
-use crate::torrent::{Layout, PieceHashes, Torrent};
+use crate::torrent::{PieceHashes, Torrent};
 
 use super::assemble::Assembler;
+use super::directory::DirectoryFacts;
 use super::facts::ObjectFacts;
 use super::generate::{FetchPlan, Generation};
-use super::Catalog;
+use super::hash_files::FilesGeneration;
+use super::{Catalog, Subject};
 
 /// What `warm` did for one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +58,10 @@ impl NotAdopted {
     }
 }
 
-/// One generation's inputs: its admission, and the object as the caller was authorized.
+/// One generation's inputs: its admission, and what the caller was authorized for.
 struct Generated<'a> {
     admitted: OwnedSemaphorePermit,
-    object: &'a ObjectRef,
-    facts: &'a ObjectFacts,
+    subject: &'a Subject,
     forwarded: &'a Forwarded,
 }
 
@@ -72,33 +73,31 @@ impl Catalog {
         &self,
         admitted: OwnedSemaphorePermit,
         key: &EntryKey,
-        object: &ObjectRef,
-        facts: &ObjectFacts,
+        subject: &Subject,
         forwarded: &Forwarded,
     ) -> Result<Torrent, S3Error> {
         let entry_key = key.clone();
-        let Some(store) = self.store_for(facts.length) else {
-            let hashes = self.generate(admitted, object, facts, forwarded, entry_key.layout());
-            return Ok(self.assemble(object, self.entry(entry_key, facts, hashes.await?)));
-        };
-        if let Some(entry) = store.get(&entry_key).await {
-            return Ok(self.assemble(object, entry));
-        }
-        let lease = match store.claim(&entry_key).await {
-            Claim::Theirs(entry) => return Ok(self.assemble(object, entry)),
-            Claim::Mine(lease) => Some(lease),
-            Claim::Unavailable => None,
-        };
         let generation = Generated {
             admitted,
-            object,
-            facts,
+            subject,
             forwarded,
+        };
+        let Some(store) = self.store_for(subject.length()) else {
+            let entry = self.generate(generation, entry_key).await?;
+            return Ok(self.assemble(subject, entry));
+        };
+        if let Some(entry) = store.get(&entry_key).await {
+            return Ok(self.assemble(subject, entry));
+        }
+        let lease = match store.claim(&entry_key).await {
+            Claim::Theirs(entry) => return Ok(self.assemble(subject, entry)),
+            Claim::Mine(lease) => Some(lease),
+            Claim::Unavailable => None,
         };
         let (entry, _) = self
             .generate_and_store(generation, entry_key, store, lease)
             .await?;
-        Ok(self.assemble(object, entry))
+        Ok(self.assemble(subject, entry))
     }
 
     /// Generates, and writes the entry before letting go of the lease, so a replica waiting
@@ -110,10 +109,7 @@ impl Catalog {
         store: &Store,
         lease: Option<LeaseGuard>,
     ) -> Result<(Entry, Result<(), StoreError>), S3Error> {
-        let hashes = self
-            .generate(g.admitted, g.object, g.facts, g.forwarded, key.layout())
-            .await?;
-        let entry = self.entry(key, g.facts, hashes);
+        let entry = self.generate(g, key).await?;
         let stored = store.put(&entry).await;
         if let Some(lease) = lease {
             lease.release().await;
@@ -126,15 +122,19 @@ impl Catalog {
             key,
             last_modified: facts.last_modified.clone(),
             hashes,
+            files: Vec::new(),
         }
     }
 
-    fn assemble(&self, object: &ObjectRef, entry: Entry) -> Torrent {
-        Assembler {
+    fn assemble(&self, subject: &Subject, entry: Entry) -> Torrent {
+        let assembler = Assembler {
             config: &self.config.torrent,
             announce: &self.announce,
+        };
+        match subject {
+            Subject::Object { object, .. } => assembler.torrent(object, entry),
+            Subject::Directory(d) => assembler.directory(&d.name, d.renamed, entry),
         }
-        .torrent(object, entry)
     }
 
     /// The store, for an object of `length` bytes: not below `store.min_bytes`.
@@ -155,7 +155,11 @@ impl Catalog {
         if self.store_for(facts.length).is_none() {
             return Ok(Warmed::Small);
         }
-        let entry_key = self.identity(object, &facts);
+        let subject = Subject::Object {
+            object: object.clone(),
+            facts: facts.clone(),
+        };
+        let entry_key = self.identity(&subject);
         if store.get(&entry_key).await.is_some() {
             return Ok(Warmed::AlreadyStored);
         }
@@ -172,8 +176,7 @@ impl Catalog {
             .map_err(|_| S3Error::service_unavailable("The sidecar is shutting down."))?;
         let generation = Generated {
             admitted,
-            object,
-            facts: &facts,
+            subject: &subject,
             forwarded: &Forwarded::default(),
         };
         let (_, stored) = self
@@ -197,7 +200,11 @@ impl Catalog {
         if facts.etag != upload.etag || facts.length != upload.length {
             return Err(NotAdopted::Changed);
         }
-        let key = self.identity(object, &facts);
+        let subject = Subject::Object {
+            object: object.clone(),
+            facts: facts.clone(),
+        };
+        let key = self.identity(&subject);
         if self.check_eligible(&facts).is_err() || upload.piece_length != key.piece_length {
             return Err(NotAdopted::Failed);
         }
@@ -209,18 +216,13 @@ impl Catalog {
         if let Some(store) = self.store_for(facts.length) {
             let _ = store.put(&entry).await;
         }
-        self.cache_insert(key, Arc::new(self.assemble(object, entry)));
+        self.cache_insert(key, Arc::new(self.assemble(&subject, entry)));
         Ok(())
     }
 
-    async fn generate(
-        &self,
-        _admitted: OwnedSemaphorePermit,
-        object: &ObjectRef,
-        facts: &ObjectFacts,
-        forwarded: &Forwarded,
-        layout: Layout,
-    ) -> Result<PieceHashes, S3Error> {
+    /// Reads and hashes what the caller was authorized for, within a generation slot.
+    async fn generate(&self, g: Generated<'_>, key: EntryKey) -> Result<Entry, S3Error> {
+        let _admitted = g.admitted;
         let metrics = &self.metrics.generation;
         metrics.queued.inc();
         let slot = self.slots.acquire().await;
@@ -230,24 +232,59 @@ impl Catalog {
         metrics.in_flight.inc();
         let started = std::time::Instant::now();
         let limits = &self.config.limits;
-        let result = Generation {
-            upstream: &self.upstream,
-            config: &self.config.torrent,
-            plan: FetchPlan {
-                streams: limits.fetch_streams,
-                min_parallel_bytes: limits.parallel_fetch_min_bytes,
-            },
-            object,
-            facts,
-            forwarded,
-            metrics,
-        }
-        .run(&layout)
-        .await;
+        let plan = FetchPlan {
+            streams: limits.fetch_streams,
+            min_parallel_bytes: limits.parallel_fetch_min_bytes,
+        };
+        let result = match g.subject {
+            Subject::Object { object, facts } => Generation {
+                upstream: &self.upstream,
+                config: &self.config.torrent,
+                plan,
+                object,
+                facts,
+                forwarded: g.forwarded,
+                metrics,
+            }
+            .run(&key.layout())
+            .await
+            .map(|hashes| self.entry(key, facts, hashes)),
+            Subject::Directory(d) => self.generate_files(d, key, plan, g.forwarded).await,
+        };
         metrics.in_flight.dec();
         metrics.duration.observe(started.elapsed().as_secs_f64());
         let label = if result.is_ok() { "ok" } else { "error" };
         metrics.generations.with_label_values(&[label]).inc();
         result
+    }
+
+    async fn generate_files(
+        &self,
+        directory: &DirectoryFacts,
+        key: EntryKey,
+        plan: FetchPlan,
+        forwarded: &Forwarded,
+    ) -> Result<Entry, S3Error> {
+        let mut entry = Entry {
+            key,
+            last_modified: directory.last_modified.clone(),
+            hashes: PieceHashes::default(),
+            files: directory.files.clone(),
+        };
+        let (v1, trees) = FilesGeneration {
+            upstream: &self.upstream,
+            format: entry.key.format,
+            plan,
+            directory,
+            forwarded,
+            metrics: &self.metrics.generation,
+        }
+        .run(&entry.layout())
+        .await?;
+        entry.hashes.v1 = v1;
+        for (file, tree) in entry.files.iter_mut().zip(trees) {
+            file.tree = tree;
+        }
+        Ok(entry)
     }
 }

@@ -35,6 +35,8 @@ pub struct LimitsConfig {
     pub fetch_streams: usize,
     /// Objects smaller than this are read with one GET.
     pub parallel_fetch_min_bytes: u64,
+    /// READ checks of a directory torrent's objects made at once, per request.
+    pub directory_probes: usize,
 }
 
 impl Default for LimitsConfig {
@@ -44,6 +46,7 @@ impl Default for LimitsConfig {
             max_queued_generations: 64,
             fetch_streams: 4,
             parallel_fetch_min_bytes: 64 * 1024 * 1024,
+            directory_probes: 16,
         }
     }
 }

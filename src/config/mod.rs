@@ -28,7 +28,7 @@ pub use limits::{CacheConfig, LimitsConfig};
 pub use seeder::{SeedObjects, SeederConfig};
 pub use server::{AdminConfig, DemoConfig, LogConfig, LogFormat, ServerConfig};
 pub use store::{StoreConfig, UploadsConfig};
-pub use torrent::{TorrentConfig, WebseedMode, WEBSEED_PATH};
+pub use torrent::{TorrentConfig, WebseedMode, DIRECTORY_ROUTE, WEBSEED_PATH};
 pub use tracker::TrackerConfig;
 pub use tracker::{ANNOUNCE_PATH, SCRAPE_PATH};
 pub use upstream::{Endpoint, UpstreamConfig};
@@ -193,6 +193,9 @@ impl Config {
         }
         at_least_one(up.timeout.secs() >= 1, "upstream.timeout")?;
         at_least_one(self.torrent.max_object_size >= 1, "torrent.max_object_size")?;
+        at_least_one(self.torrent.max_files >= 1, "torrent.max_files")?;
+        at_least_one(self.torrent.max_directory_size >= 1, "torrent.max_directory_size")?;
+        at_least_one(self.limits.directory_probes >= 1, "limits.directory_probes")?;
         // Within the window a caller keeps its torrent (and, presigned, fresh web-seed URLs)
         // after losing READ: keep it short.
         let max_revalidate = 300;

@@ -10,6 +10,11 @@ use super::values::{HttpUrl, Seconds, TrackerUrl};
 /// `webseed` room serves it): `{WEBSEED_PATH}{bucket}/{key}`.
 pub const WEBSEED_PATH: &str = "/_s3torrent/webseed/";
 
+/// Under [`WEBSEED_PATH`], a directory torrent whose names were made safe:
+/// `{WEBSEED_PATH}{DIRECTORY_ROUTE}/{bucket}/{digest}/{name}/{path}` (no bucket is named
+/// `_dir`).
+pub const DIRECTORY_ROUTE: &str = "_dir";
+
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(default, deny_unknown_fields)]
 pub struct TorrentConfig {
@@ -19,6 +24,10 @@ pub struct TorrentConfig {
     /// Tracker tiers (BEP 12): `[["http://t1/announce"], ["http://t2/announce"]]`.
     pub announce: Vec<Vec<TrackerUrl>>,
     pub max_object_size: u64,
+    /// A directory torrent (`?torrent&prefix=`) holds at most this many files…
+    pub max_files: usize,
+    /// …of at most this many bytes in all (each file also under `max_object_size`).
+    pub max_directory_size: u64,
     /// Sets `private: 1` in `info` (BEP 27): peers only from the trackers.
     pub private: bool,
     /// Puts `x-amz-bucket` / `x-amz-key` inside `info`, as Amazon S3 did. Off by default
@@ -42,6 +51,8 @@ impl Default for TorrentConfig {
             piece_length: PieceLength::Auto,
             announce: Vec::new(),
             max_object_size: 5_368_709_120,
+            max_files: 10_000,
+            max_directory_size: 53_687_091_200,
             private: false,
             s3_info_keys: false,
             comment: None,

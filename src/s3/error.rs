@@ -169,6 +169,30 @@ impl S3Error {
         Self::new(Code::InternalError, message)
     }
 
+    /// The backend's verdict on a request made as a caller, under our request id: its code
+    /// (when we know it; otherwise the status names it, never a guess), message and status;
+    /// a 5xx is retryable.
+    pub fn backend_refusal(status: u16, body: &[u8]) -> Self {
+        if status >= 500 {
+            return S3Error::service_unavailable(format!(
+                "The backend answered {status}. Please retry."
+            ));
+        }
+        let detail = parse_upstream_error(body);
+        let code = detail
+            .as_ref()
+            .and_then(|(code, _)| Code::parse(code))
+            .unwrap_or_else(|| Code::for_status(status));
+        let message = match detail {
+            Some((_, message)) if !message.is_empty() => message,
+            _ if code == Code::InvalidRequest => {
+                format!("The backend refused the request ({status}).")
+            }
+            _ => code.default_message().to_string(),
+        };
+        S3Error::new(code, message).with_status(status)
+    }
+
     pub fn authorization_malformed(why: impl fmt::Display) -> Self {
         Self::new(
             Code::AuthorizationHeaderMalformed,

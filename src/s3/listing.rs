@@ -1,4 +1,5 @@
-//! ListObjectsV2, page by page, as the sidecar.
+//! ListObjectsV2, page by page: as the sidecar (`warm`, the store's records), or as a
+//! caller (a directory torrent: may they list the prefix?).
 
 use crate::s3::upstream::{Identity, Purpose, Upstream};
 use crate::s3::uri::encode;
@@ -10,6 +11,7 @@ use crate::s3::S3Error;
 pub struct Listed {
     pub key: String,
     pub size: u64,
+    pub etag: String,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -22,6 +24,7 @@ pub struct Page {
 /// Listing bodies are at most 1000 keys of ≤ 1 KiB each, plus their metadata.
 const PAGE_LIMIT: usize = 8 << 20;
 
+/// One page as the sidecar; a refusal says what failed.
 pub async fn list_page(
     upstream: &Upstream,
     bucket: &str,
@@ -29,6 +32,42 @@ pub async fn list_page(
     token: Option<&str>,
     page_size: u16,
 ) -> Result<Page, S3Error> {
+    let asked = Asked {
+        identity: &Identity::Sidecar,
+        headers: &[],
+        bucket,
+        prefix,
+    };
+    list_page_as(upstream, &asked, token, page_size)
+        .await
+        .map_err(|e| match e.status {
+            400..=499 => S3Error::invalid_request(format!(
+                "listing s3://{bucket}/{prefix} failed: {} {} {}",
+                e.status,
+                e.code.as_str(),
+                e.message
+            )),
+            _ => e,
+        })
+}
+
+/// What is listed, and as whom.
+pub struct Asked<'a> {
+    pub identity: &'a Identity<'a>,
+    /// Headers that travel with it (a caller's request-payer, their address).
+    pub headers: &'a [(&'a str, &'a str)],
+    pub bucket: &'a str,
+    pub prefix: &'a str,
+}
+
+/// One page as `asked.identity`: the backend's refusal is passed on as it gave it.
+pub async fn list_page_as(
+    upstream: &Upstream,
+    asked: &Asked<'_>,
+    token: Option<&str>,
+    page_size: u16,
+) -> Result<Page, S3Error> {
+    let (bucket, prefix) = (asked.bucket, asked.prefix);
     let mut path = format!(
         "/{}?list-type=2&max-keys={page_size}&prefix={}",
         encode(bucket),
@@ -38,16 +77,12 @@ pub async fn list_page(
         path = format!("{path}&continuation-token={}", encode(t));
     }
     let response = upstream
-        .call(Purpose::Lookup, "GET", &path, &Identity::Sidecar, &[], None)
+        .call(Purpose::Lookup, "GET", &path, asked.identity, asked.headers, None)
         .await?;
     let status = response.status();
     let body = response.small_body(PAGE_LIMIT).await;
     if status != 200 {
-        let detail = crate::s3::error::parse_upstream_error(&body);
-        let (code, message) = detail.unwrap_or_default();
-        return Err(S3Error::invalid_request(format!(
-            "listing s3://{bucket}/{prefix} failed: {status} {code} {message}"
-        )));
+        return Err(S3Error::backend_refusal(status, &body));
     }
     parse_page(&body).map_err(|e| S3Error::upstream_broke(format!("unreadable listing: {e}")))
 }
@@ -55,20 +90,51 @@ pub async fn list_page(
 pub fn parse_page(body: &[u8]) -> Result<Page, String> {
     let mut page = Page::default();
     let mut truncated = false;
-    let mut key: Option<String> = None;
+    // One `<Contents>` at a time: its fields in any order, each once.
+    let mut current: (Option<String>, Option<u64>, Option<String>) = (None, None, None);
+    let mut flush = |c: &mut (Option<String>, Option<u64>, Option<String>)| match c {
+        (None, None, None) => Ok(()),
+        (Some(_), Some(_), _) => {
+            let (key, size, etag) = std::mem::take(c);
+            let (key, size) = (key.unwrap_or_default(), size.unwrap_or_default());
+            let etag = etag.unwrap_or_default();
+            page.objects.push(Listed { key, size, etag });
+            Ok(())
+        }
+        _ => Err("a listed object without its Key or Size".to_string()),
+    };
     for (path, text) in leaves(body)? {
-        match path.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        if !matches!(path[..], [_, "Contents", _]) {
+            flush(&mut current)?;
+        }
+        match path[..] {
             [_, "IsTruncated"] => truncated = text == "true",
             [_, "NextContinuationToken"] => page.next = Some(text),
-            [_, "Contents", "Key"] => key = Some(text),
-            [_, "Contents", "Size"] => {
-                let size = text.parse().map_err(|_| format!("bad Size {text:?}"))?;
-                let key = key.take().ok_or("a Size before its Key")?;
-                page.objects.push(Listed { key, size });
+            [_, "Contents", field] => {
+                // A field seen twice starts the next object.
+                let seen = match field {
+                    "Key" => current.0.is_some(),
+                    "Size" => current.1.is_some(),
+                    "ETag" => current.2.is_some(),
+                    _ => false,
+                };
+                if seen {
+                    flush(&mut current)?;
+                }
+                match field {
+                    "Key" => current.0 = Some(text),
+                    "Size" => {
+                        current.1 = Some(text.parse().map_err(|_| format!("bad Size {text:?}"))?)
+                    }
+                    "ETag" => current.2 = Some(text),
+                    _ => {}
+                }
             }
             _ => {}
         }
     }
+    flush(&mut current)?;
     if !truncated {
         page.next = None;
     } else if page.next.is_none() {
@@ -95,11 +161,13 @@ mod tests {
             vec![
                 Listed {
                     key: "p/a & b".into(),
-                    size: 10
+                    size: 10,
+                    etag: "\"x\"".into(),
                 },
                 Listed {
                     key: "p/c".into(),
-                    size: 0
+                    size: 0,
+                    etag: "\"y\"".into(),
                 },
             ]
         );

@@ -16,8 +16,25 @@ pub const MAX_KEY_BYTES: usize = 1024;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
     Torrent(TorrentRequest),
+    /// `?torrent&prefix=…` on a bucket: one torrent for every object under the prefix.
+    Directory(DirectoryRequest),
     PassThrough,
     Reject(S3Error),
+}
+
+/// A directory `?torrent` (`GET` or `HEAD`): the objects of `bucket` under `prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryRequest {
+    pub bucket: String,
+    /// Empty (the whole bucket) or ending in `/`: `prefix=data` and `prefix=data/` both name
+    /// the folder `data/`, never `data2/`.
+    pub prefix: String,
+    pub virtual_hosted: bool,
+}
+
+enum Routed {
+    Object(TorrentRequest),
+    Directory(DirectoryRequest),
 }
 
 /// A `?torrent` request (`GET` or `HEAD`: the proxy sends no body for `HEAD`).
@@ -39,7 +56,8 @@ pub fn route(
         return Route::PassThrough;
     };
     match route_torrent(method, path, query, host, domains) {
-        Ok(Some(t)) => Route::Torrent(t),
+        Ok(Some(Routed::Object(t))) => Route::Torrent(t),
+        Ok(Some(Routed::Directory(d))) => Route::Directory(d),
         Ok(None) => Route::PassThrough,
         Err(e) => Route::Reject(e),
     }
@@ -60,7 +78,7 @@ fn route_torrent(
     query: &str,
     host: Option<&str>,
     domains: &[Domain],
-) -> Result<Option<TorrentRequest>, S3Error> {
+) -> Result<Option<Routed>, S3Error> {
     match *method {
         Method::GET | Method::HEAD => {}
         // CORS preflight is harmless and belongs to the backend.
@@ -81,22 +99,52 @@ fn route_torrent(
         .filter(|v| !v.is_empty());
 
     let (bucket, key, vhost) = bucket_and_key(path, host, domains)?;
-    if bucket.is_empty() || key.is_empty() {
+    if bucket.is_empty() {
         return Err(S3Error::invalid_request(
-            "The torrent subresource applies to an object: name a bucket and a key.",
+            "The torrent subresource applies to an object, or to a bucket with a prefix: name a bucket.",
         ));
+    }
+    if key.is_empty() {
+        let prefix = params.iter().find(|(n, _)| n == "prefix").map(|(_, v)| v);
+        let prefix = prefix.ok_or_else(|| {
+            S3Error::invalid_request(
+                "The torrent subresource applies to an object, or to a bucket with a prefix (?torrent&prefix=folder/).",
+            )
+        })?;
+        return Ok(Some(Routed::Directory(directory(bucket, prefix, vhost)?)));
     }
     if key.len() > MAX_KEY_BYTES {
         return Err(S3Error::new(Code::KeyTooLongError, "Your key is too long"));
     }
-    Ok(Some(TorrentRequest {
+    Ok(Some(Routed::Object(TorrentRequest {
         object: ObjectRef {
             bucket,
             key,
             version_id,
         },
         virtual_hosted: vhost,
-    }))
+    })))
+}
+
+fn directory(bucket: String, prefix: &str, vhost: bool) -> Result<DirectoryRequest, S3Error> {
+    if prefix.len() > MAX_KEY_BYTES {
+        return Err(S3Error::new(Code::KeyTooLongError, "Your prefix is too long"));
+    }
+    let mut prefix = prefix.to_string();
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        prefix.push('/');
+    }
+    // The folder's last segment names the torrent; an empty one names nothing.
+    if prefix.starts_with('/') || prefix.contains("//") {
+        return Err(S3Error::invalid_request(format!(
+            "The prefix {prefix:?} has an empty segment: a directory torrent is named by the prefix's last segment."
+        )));
+    }
+    Ok(DirectoryRequest {
+        bucket,
+        prefix,
+        virtual_hosted: vhost,
+    })
 }
 
 /// The bucket and key a request names (either may be empty), decoded, and whether the
@@ -278,6 +326,44 @@ mod tests {
         );
     }
 
+    fn directory(bucket: &str, prefix: &str, vhost: bool) -> Route {
+        Route::Directory(DirectoryRequest {
+            bucket: bucket.into(),
+            prefix: prefix.into(),
+            virtual_hosted: vhost,
+        })
+    }
+
+    #[test]
+    fn a_bucket_with_a_prefix_is_a_directory() {
+        for (path, query, prefix) in [
+            ("/b/", "torrent&prefix=data/set", "data/set/"),
+            ("/b", "prefix=data%2Fset%2F&torrent", "data/set/"),
+            ("/b/", "torrent&prefix=", ""),
+            ("/b", "torrent&prefix=%C3%BC", "ü/"),
+        ] {
+            assert_eq!(
+                r(Method::GET, path, Some(query), "h"),
+                directory("b", prefix, false),
+                "{path}?{query}"
+            );
+        }
+        assert_eq!(
+            r(Method::HEAD, "/", Some("torrent&prefix=x"), "b.s3.example.com"),
+            directory("b", "x/", true)
+        );
+        // A key with a prefix parameter is still the object.
+        assert_eq!(
+            r(Method::GET, "/b/k", Some("torrent&prefix=x"), "h"),
+            torrent("b", "k", None)
+        );
+        // Listing a bucket with a prefix is not ours.
+        assert_eq!(
+            r(Method::GET, "/b", Some("list-type=2&prefix=x"), "h"),
+            Route::PassThrough
+        );
+    }
+
     #[test]
     fn head_is_a_torrent_request() {
         assert_eq!(
@@ -303,6 +389,16 @@ mod tests {
         }
         assert_eq!(code(r(Method::GET, "/b", Some("torrent"), "h")).0, 400);
         assert_eq!(code(r(Method::GET, "/b/", Some("torrent"), "h")).0, 400);
+        assert_eq!(code(r(Method::GET, "/", Some("torrent&prefix=a"), "h")).0, 400);
+        for bad in ["/", "a//b", "/a", "a//"] {
+            let q = format!("torrent&prefix={bad}");
+            assert_eq!(code(r(Method::GET, "/b", Some(&q), "h")).0, 400, "{bad}");
+        }
+        let long = format!("torrent&prefix={}", "p".repeat(1025));
+        assert_eq!(
+            code(r(Method::GET, "/b/", Some(&long), "h")),
+            (400, "KeyTooLongError")
+        );
         assert_eq!(
             code(r(Method::GET, "/", Some("torrent"), "b.s3.example.com")).0,
             400

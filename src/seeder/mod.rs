@@ -44,6 +44,7 @@ use crate::tracker::Tracker;
 
 use pieces::PieceStore;
 pub use torrents::WebseedTicket;
+pub use torrents::SeedFile;
 use torrents::{Registry, SeedTorrent};
 
 pub struct Seeder {
@@ -125,10 +126,20 @@ impl Seeder {
     /// Seeds a torrent this sidecar served for `object` at `etag`; v2-only torrents are not
     /// seeded (their peers expect BEP 52 hash exchange).
     pub fn offer(&self, torrent: &Torrent, object: &ObjectRef, etag: &str) {
+        let file = SeedFile {
+            object: object.clone(),
+            etag: etag.to_string(),
+        };
+        self.offer_files(torrent, vec![file]);
+    }
+
+    /// Seeds a torrent this sidecar served whose files, in layout order, are `files` (a
+    /// directory's objects, each at the version and ETag the caller was authorized for).
+    pub fn offer_files(&self, torrent: &Torrent, files: Vec<SeedFile>) {
         if !torrent.info.format().has_v1() || self.seeds(&torrent.info_hash) {
             return;
         }
-        let seed = SeedTorrent::new(torrent, object.clone(), etag.to_string());
+        let seed = SeedTorrent::of_files(torrent, files);
         if self.registry.insert(seed) {
             if let (Some(tracker), Some(addr)) = (&self.tracker, self.public_addr) {
                 tracker.add_seed(torrent.info_hash, addr);

@@ -15,7 +15,7 @@ use crate::s3::upstream::{IfMatch, Purpose, Upstream, UpstreamResponse};
 use crate::s3::S3Error;
 use crate::telemetry::metrics::SeederMetrics;
 
-use super::torrents::SeedTorrent;
+use super::torrents::{SeedFile, SeedTorrent};
 
 type Key = ([u8; 20], u32);
 
@@ -53,7 +53,7 @@ impl PieceStore {
         let hit = self.cache.get(&key);
         if let Some(hit) = hit {
             if torrent.unconfirmed_for() > RECONFIRM_AFTER {
-                self.confirm(torrent).await?;
+                self.confirm(torrent, index).await?;
             }
             self.metrics.piece_cache_hits.inc();
             return Ok((hit, false));
@@ -72,14 +72,16 @@ impl PieceStore {
         result.map(|data| (data, joined == Joined::Started))
     }
 
-    /// Reads the object's first byte with `If-Match`: still the same object, or retired.
-    async fn confirm(self: &Arc<Self>, torrent: &Arc<SeedTorrent>) -> Result<(), S3Error> {
+    /// Reads the first byte of the object holding piece `index` with `If-Match`: still
+    /// the same object, or retired.
+    async fn confirm(self: &Arc<Self>, torrent: &Arc<SeedTorrent>, index: u32) -> Result<(), S3Error> {
         let (store, t) = (self.clone(), torrent.clone());
+        let file = torrent.layout.segments(index).first().map_or(0, |s| s.file);
         let (result, _) = self
             .flights
             .run((torrent.info_hash, CONFIRM), || {
                 Ok(async move {
-                    let response = store.read(&t, "bytes=0-0").await?;
+                    let response = store.read(&t, file, "bytes=0-0").await?;
                     let status = response.status();
                     drop(response.small_body(16).await);
                     match status {
@@ -97,13 +99,15 @@ impl PieceStore {
         result.map(drop)
     }
 
-    /// A ranged read of the object as the torrent knows it; a changed object retires it.
+    /// A ranged read of file `file`'s object as the torrent knows it; a changed object
+    /// retires the torrent.
     async fn read(
         &self,
         torrent: &SeedTorrent,
+        file: usize,
         range: &str,
     ) -> Result<UpstreamResponse<'_>, S3Error> {
-        let (object, etag) = (&torrent.object, &torrent.etag);
+        let SeedFile { object, etag } = &torrent.files[file];
         let range = [("range", range)];
         let read = self
             .upstream
@@ -117,22 +121,52 @@ impl PieceStore {
         }
     }
 
+    /// The piece from its objects: one ranged read per object segment, pads as zeros.
     async fn fetch(&self, torrent: &SeedTorrent, index: u32) -> Result<Bytes, S3Error> {
-        // One file: the piece's only segment is its own bytes of the object.
-        let segment = &torrent.layout.segments(index)[0];
-        let size = (segment.range.end - segment.range.start) as usize;
-        let range = format!("bytes={}-{}", segment.range.start, segment.range.end - 1);
-        let mut response = self.read(torrent, &range).await?;
+        let piece = torrent.layout.piece_range(index);
+        let size = (piece.end - piece.start) as usize;
+        let mut data = BytesMut::with_capacity(size);
+        for segment in torrent.layout.segments(index) {
+            let at = (torrent.layout.files()[segment.file].start + segment.range.start
+                - piece.start) as usize;
+            data.resize(at, 0);
+            self.read_segment(torrent, segment.file, segment.range, &mut data)
+                .await?;
+        }
+        data.resize(size, 0);
+        torrent.confirm();
+        torrent.note_left_origin(index);
+        // A backend that ignored If-Match can still not make us serve other bytes.
+        if Sha1::digest(&data).as_slice() != torrent.piece_hash(index) {
+            torrent.retire();
+            return Err(S3Error::service_unavailable("The object changed."));
+        }
+        Ok(data.freeze())
+    }
+
+    /// Appends bytes `range` of file `file` to `data`.
+    async fn read_segment(
+        &self,
+        torrent: &SeedTorrent,
+        file: usize,
+        range: std::ops::Range<u64>,
+        data: &mut BytesMut,
+    ) -> Result<(), S3Error> {
+        let len = range.end - range.start;
+        let header = format!("bytes={}-{}", range.start, range.end - 1);
+        let mut response = self.read(torrent, file, &header).await?;
         let status = response.status();
-        if status != 206 && !(status == 200 && size as u64 == torrent.layout.length()) {
+        let f = &torrent.layout.files()[file];
+        let whole = range.start == 0 && len == f.end - f.start;
+        if status != 206 && !(status == 200 && whole) {
             response.finish().await;
             return Err(S3Error::service_unavailable(format!(
                 "The backend answered {status} to a piece read."
             )));
         }
-        let mut data = BytesMut::with_capacity(size);
+        let end = data.len() + len as usize;
         while let Some(chunk) = response.chunk().await? {
-            if data.len() + chunk.len() > size {
+            if data.len() + chunk.len() > end {
                 return Err(S3Error::upstream_broke(
                     "The backend sent more than the piece.",
                 ));
@@ -140,14 +174,11 @@ impl PieceStore {
             data.extend_from_slice(&chunk);
         }
         response.finish().await;
-        self.metrics.backend_bytes.inc_by(data.len() as u64);
-        torrent.confirm();
-        torrent.note_left_origin(index);
-        // A backend that ignored If-Match can still not make us serve other bytes.
-        if data.len() != size || Sha1::digest(&data).as_slice() != torrent.piece_hash(index) {
+        self.metrics.backend_bytes.inc_by(len);
+        if data.len() != end {
             torrent.retire();
             return Err(S3Error::service_unavailable("The object changed."));
         }
-        Ok(data.freeze())
+        Ok(())
     }
 }

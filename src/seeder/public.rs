@@ -47,10 +47,13 @@ impl Seeder {
         loop {
             tokio::time::sleep(every).await;
             for torrent in self.registry.all() {
-                let still = readable_by_anyone(&self.upstream, &torrent.object, &torrent.etag);
-                if still.await == Some(false) {
-                    tracing::info!(target: "s3torrent::seeder", bucket = %torrent.object.bucket, "an object is no longer public (or changed): no longer seeded");
-                    torrent.retire();
+                for file in &torrent.files {
+                    let still = readable_by_anyone(&self.upstream, &file.object, &file.etag);
+                    if still.await == Some(false) {
+                        tracing::info!(target: "s3torrent::seeder", bucket = %file.object.bucket, "an object is no longer public (or changed): no longer seeded");
+                        torrent.retire();
+                        break;
+                    }
                 }
             }
         }

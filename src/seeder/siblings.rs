@@ -13,7 +13,7 @@ use crate::s3::ObjectRef;
 use crate::torrent::bencode::Value;
 
 use super::peer;
-use super::torrents::SeedTorrent;
+use super::torrents::{SeedFile, SeedTorrent};
 use super::Seeder;
 
 /// Bytes buffered each way in a relayed peer connection.
@@ -24,20 +24,22 @@ const RELAY_BUFFER: usize = 256 * 1024;
 pub fn torrent_frame(ids: &[[u8; 20]], seed: Option<&SeedTorrent>) -> Frame {
     let ids = ids.iter().map(|id| Value::Bytes(id.to_vec())).collect();
     let frame = Frame::new("torrent").with("ids", Value::List(ids));
-    match seed {
-        Some(t) => with_seed(frame, t),
+    // A one-object seed is described; a directory's owner seeds it once a request for its
+    // torrent reaches it.
+    match seed.and_then(|t| Some((t, t.single()?))) {
+        Some((t, file)) => with_seed(frame, t, file),
         None => frame,
     }
 }
 
-fn with_seed(frame: Frame, t: &SeedTorrent) -> Frame {
+fn with_seed(frame: Frame, t: &SeedTorrent, file: &SeedFile) -> Frame {
     let frame = frame
         .with_bytes("ih", t.info_hash.to_vec())
-        .with_bytes("bucket", t.object.bucket.as_bytes())
-        .with_bytes("key", t.object.key.as_bytes())
-        .with_bytes("etag", t.etag.as_bytes())
+        .with_bytes("bucket", file.object.bucket.as_bytes())
+        .with_bytes("key", file.object.key.as_bytes())
+        .with_bytes("etag", file.etag.as_bytes())
         .with_bytes("info", t.info.to_vec());
-    match &t.object.version_id {
+    match &file.object.version_id {
         Some(v) => frame.with_bytes("version", v.as_bytes()),
         None => frame,
     }
@@ -97,8 +99,9 @@ impl Seeder {
         let frame = Frame::new("peer")
             .with_bytes("ih", info_hash.to_vec())
             .with_bytes("head", head.to_vec());
-        let frame = match self.registry.get(&info_hash) {
-            Some(t) => with_seed(frame, &t),
+        let seed = self.registry.get(&info_hash);
+        let frame = match seed.as_ref().and_then(|t| Some((t, t.single()?))) {
+            Some((t, file)) => with_seed(frame, t, file),
             None => frame,
         };
         let mut sibling = match cluster.send(owner, &frame).await {

@@ -22,12 +22,18 @@ use super::bitset::BitSet;
 /// Torrents seeded at most (least recently offered go first).
 const MAX_TORRENTS: usize = 10_000;
 
-pub struct SeedTorrent {
-    pub info_hash: [u8; 20],
-    /// The object as it was when the torrent was made (its version, when the backend keeps
-    /// versions); read with `If-Match: etag`.
+/// One file of a seeded torrent: the object as it was when the torrent was made (its
+/// version, when the backend keeps versions), read with `If-Match: etag`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeedFile {
     pub object: ObjectRef,
     pub etag: String,
+}
+
+pub struct SeedTorrent {
+    pub info_hash: [u8; 20],
+    /// The torrent's files in layout order (one object, or a directory's).
+    pub files: Vec<SeedFile>,
     /// Its piece geometry.
     pub layout: Layout,
     /// v1 piece hashes, 20 bytes each: what is read from the backend is checked against them.
@@ -76,17 +82,28 @@ impl Spread {
 impl SeedTorrent {
     /// Seeds `torrent` (a v1 or hybrid one) of `object` as it was at `etag`.
     pub fn new(torrent: &Torrent, object: ObjectRef, etag: String) -> SeedTorrent {
+        Self::of_files(torrent, vec![SeedFile { object, etag }])
+    }
+
+    /// Seeds `torrent` (a v1 or hybrid one) whose files, in layout order, are `files`.
+    pub fn of_files(torrent: &Torrent, files: Vec<SeedFile>) -> SeedTorrent {
         let info = &torrent.info;
-        let layout = Layout::single(info.length, info.piece_length);
         let encoded = Bytes::from(info.to_value().encode());
         Self::of(
             torrent.info_hash,
-            object,
-            etag,
-            layout,
+            files,
+            info.layout(),
             info.pieces.clone(),
             encoded,
         )
+    }
+
+    /// The object, for a torrent of one.
+    pub fn single(&self) -> Option<&SeedFile> {
+        match &self.files[..] {
+            [one] => Some(one),
+            _ => None,
+        }
     }
 
     /// Seeds the torrent whose `info` dictionary is `info` (v1 or hybrid, one file), as a
@@ -105,13 +122,13 @@ impl SeedTorrent {
         }
         let info_hash: [u8; 20] = sha1::Sha1::digest(&info).into();
         let layout = Layout::single(length, piece_length);
-        Some(Self::of(info_hash, object, etag, layout, pieces, info))
+        let files = vec![SeedFile { object, etag }];
+        Some(Self::of(info_hash, files, layout, pieces, info))
     }
 
     fn of(
         info_hash: [u8; 20],
-        object: ObjectRef,
-        etag: String,
+        files: Vec<SeedFile>,
         layout: Layout,
         pieces: Vec<u8>,
         info: Bytes,
@@ -120,8 +137,7 @@ impl SeedTorrent {
         let n = (count as usize).max(1);
         SeedTorrent {
             info_hash,
-            object,
-            etag,
+            files,
             layout,
             pieces,
             info,
@@ -347,19 +363,26 @@ impl Registry {
         {
             return false;
         }
-        let object = (torrent.object.bucket.clone(), torrent.object.key.clone());
+        // Web-seed shaping knows one-object torrents by their object.
+        let object = torrent
+            .single()
+            .map(|f| (f.object.bucket.clone(), f.object.key.clone()));
         let hash = torrent.info_hash;
         if let Some((old_hash, old)) = index.by_hash.push(hash, Arc::new(torrent)) {
             // Pushed out of the LRU: no longer seeded, so nothing may go on announcing it.
             if old_hash != hash {
                 old.retire();
             }
-            let old_object = (old.object.bucket.clone(), old.object.key.clone());
-            if index.by_object.get(&old_object) == Some(&old.info_hash) {
-                index.by_object.remove(&old_object);
+            if let Some(f) = old.single() {
+                let old_object = (f.object.bucket.clone(), f.object.key.clone());
+                if index.by_object.get(&old_object) == Some(&old.info_hash) {
+                    index.by_object.remove(&old_object);
+                }
             }
         }
-        index.by_object.insert(object, hash);
+        if let Some(object) = object {
+            index.by_object.insert(object, hash);
+        }
         true
     }
 
@@ -381,7 +404,10 @@ impl Registry {
             .by_hash
             .peek(hash)
             .filter(|t| !t.is_retired())
-            .filter(|t| object.version_id.is_none() || t.object.version_id == object.version_id)
+            .filter(|t| {
+                let version = t.single().and_then(|f| f.object.version_id.as_ref());
+                object.version_id.is_none() || version == object.version_id.as_ref()
+            })
             .cloned()
     }
 
@@ -464,7 +490,8 @@ mod tests {
     #[test]
     fn a_seed_described_by_its_info_is_the_same_seed() {
         let t = torrent(5);
-        let again = SeedTorrent::from_info(t.info.clone(), t.object.clone(), t.etag.clone())
+        let SeedFile { object, etag } = t.single().unwrap().clone();
+        let again = SeedTorrent::from_info(t.info.clone(), object.clone(), etag.clone())
             .expect("a v1 info");
         assert_eq!(again.info_hash, t.info_hash);
         assert_eq!(
@@ -480,8 +507,8 @@ mod tests {
             );
         }
         let bad = Bytes::from(v.encode());
-        assert!(SeedTorrent::from_info(bad, t.object.clone(), t.etag.clone()).is_none());
-        assert!(SeedTorrent::from_info(Bytes::from_static(b"garbage"), t.object, t.etag).is_none());
+        assert!(SeedTorrent::from_info(bad, object.clone(), etag.clone()).is_none());
+        assert!(SeedTorrent::from_info(Bytes::from_static(b"garbage"), object, etag).is_none());
     }
 
     #[test]

@@ -25,17 +25,7 @@ impl Authorizer<'_> {
         caller: &Caller,
         forwarded: &Forwarded,
     ) -> Result<ObjectFacts, S3Error> {
-        let identity = match caller {
-            Caller::Anonymous => Identity::Anonymous,
-            Caller::Signed {
-                access_key_id,
-                secret_access_key,
-                ..
-            } => Identity::Caller {
-                access_key_id,
-                secret_access_key: secret_access_key.expose(),
-            },
-        };
+        let identity = identity_of(caller);
         let probe_key = ProbeKey::new(object, caller, forwarded);
         let now = std::time::Instant::now();
         if let Some(facts) = self.probes.get(&probe_key, now) {
@@ -46,5 +36,20 @@ impl Authorizer<'_> {
             self.probes.put(probe_key, f.clone(), now);
         }
         facts
+    }
+}
+
+/// Whose authority the sidecar's requests on a caller's behalf carry: the caller's own.
+pub fn identity_of(caller: &Caller) -> Identity<'_> {
+    match caller {
+        Caller::Anonymous => Identity::Anonymous,
+        Caller::Signed {
+            access_key_id,
+            secret_access_key,
+            ..
+        } => Identity::Caller {
+            access_key_id,
+            secret_access_key: secret_access_key.expose(),
+        },
     }
 }

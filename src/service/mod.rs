@@ -3,16 +3,20 @@
 //! tracker and seeder → render (per-response web seeds) → respond.
 //!
 //! - [`authorize`] — the READ check; yields the [`ObjectFacts`] the torrent is built on.
+//! - [`directory`] — `?torrent&prefix=`: the listing as the caller, a READ check of every
+//!   object, then the catalog as for one object.
 //! - [`probe_cache`] — optional short reuse of a caller's READ check.
 //! - [`response`] — the torrent response's headers, `If-None-Match`, the magnet link.
 
 mod authorize;
+mod directory;
 mod probe_cache;
 pub mod response;
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::catalog::directory::DirectoryFacts;
 use crate::catalog::{CacheStatus, Catalog, ObjectFacts};
 use crate::cluster::Cluster;
 use crate::config::{Config, SeedObjects, WebseedMode};
@@ -23,7 +27,7 @@ use crate::s3::upstream::Upstream;
 use crate::s3::{ObjectRef, S3Error};
 use crate::seeder::public::readable_by_anyone;
 use crate::seeder::siblings::torrent_frame;
-use crate::seeder::Seeder;
+use crate::seeder::{SeedFile, Seeder};
 use crate::torrent::Torrent;
 use crate::tracker::Tracker;
 
@@ -91,7 +95,8 @@ impl TorrentService {
         }
         self.offer_to_seeder(object, &torrent, &facts, caller).await;
         let rendered = self.render(object, &torrent, caller, &facts)?;
-        Ok(reply(object, &torrent, rendered, &facts, if_none_match))
+        let charged = facts.request_charged;
+        Ok(reply(object, &torrent, rendered, charged, if_none_match))
     }
 
     /// Hands the torrent to the seeder: always with `objects = "all"`; with `"public"` only
@@ -175,6 +180,23 @@ impl TorrentService {
             etag,
             magnet: magnet_link(torrent, &webseeds, self.seed_addr(torrent)),
         })
+    }
+
+    /// Hands a directory's torrent to the seeder (`objects = "all"` only: `"public"` would
+    /// need every object checked anonymously).
+    fn offer_directory(&self, torrent: &Arc<Torrent>, directory: &DirectoryFacts) {
+        let Some(seeder) = self.seeder.as_ref().filter(|s| !s.seeds(&torrent.info_hash)) else {
+            return;
+        };
+        if seeder.config().objects == SeedObjects::All {
+            let files = (0..directory.files.len())
+                .map(|i| SeedFile {
+                    object: directory.object(i),
+                    etag: directory.files[i].etag.clone(),
+                })
+                .collect();
+            seeder.offer_files(torrent, files);
+        }
     }
 
     /// Where the seeder takes peers for this torrent (magnet `x.pe`), when it seeds it.

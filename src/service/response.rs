@@ -8,8 +8,6 @@ use crate::s3::uri::encode;
 use crate::s3::ObjectRef;
 use crate::torrent::Torrent;
 
-use crate::catalog::ObjectFacts;
-
 /// A response the proxy writes as is (plus `x-amz-request-id`).
 #[derive(Debug)]
 pub struct Reply {
@@ -30,14 +28,14 @@ pub fn reply(
     object: &ObjectRef,
     torrent: &Torrent,
     rendered: Rendered,
-    facts: &ObjectFacts,
+    request_charged: bool,
     if_none_match: Option<&str>,
 ) -> Reply {
     let mut headers = vec![("etag", rendered.etag.clone())];
     if let Some(lm) = &torrent.last_modified {
         headers.push(("last-modified", lm.clone()));
     }
-    if facts.request_charged {
+    if request_charged {
         headers.push(("x-amz-request-charged", "requester".to_string()));
     }
     headers.push(("link", format!("<{}>; rel=\"alternate\"", rendered.magnet)));

@@ -1,5 +1,6 @@
-//! A torrent's identity, built in one place ([`EntryKey::of`]) from the object's facts and
-//! `[torrent]`: the key of the torrent cache, the store and the single-flight alike.
+//! A torrent's identity, built in one place from the object's facts ([`EntryKey::of`]) or a
+//! directory's listing ([`EntryKey::of_directory`]) and `[torrent]`: the key of the torrent
+//! cache, the store and the single-flight alike.
 
 use sha2::{Digest, Sha256};
 
@@ -18,6 +19,9 @@ pub struct EntryKey {
     pub length: u64,
     pub format: Format,
     pub piece_length: u64,
+    /// A directory: `key` is its prefix, `etag` the digest of its files' facts, `length`
+    /// their sum.
+    pub directory: bool,
 }
 
 impl EntryKey {
@@ -32,10 +36,34 @@ impl EntryKey {
             length,
             format: torrent.format,
             piece_length: torrent.piece_length.for_length(length),
+            directory: false,
         }
     }
 
-    /// The piece geometry of the torrent this key names.
+    /// The one way a directory torrent's identity is made: the objects of `bucket` under
+    /// `prefix`, `files_digest` naming every file's key, version, ETag and length (so any
+    /// change under the prefix is another torrent), `length` bytes in all.
+    pub fn of_directory(
+        bucket: &str,
+        prefix: &str,
+        files_digest: String,
+        length: u64,
+        torrent: &TorrentConfig,
+    ) -> EntryKey {
+        EntryKey {
+            bucket: bucket.to_string(),
+            key: prefix.to_string(),
+            version_id: None,
+            etag: files_digest,
+            length,
+            format: torrent.format,
+            piece_length: torrent.piece_length.for_length(length),
+            directory: true,
+        }
+    }
+
+    /// The piece geometry of the one-object torrent this key names (a directory's comes
+    /// from its files: [`super::Entry::layout`]).
     pub fn layout(&self) -> Layout {
         Layout::single(self.length, self.piece_length)
     }
@@ -59,7 +87,7 @@ impl EntryKey {
             h.update((field.len() as u64).to_be_bytes());
             h.update(field.as_bytes());
         }
-        h.update([self.version_id.is_some() as u8]);
+        h.update([self.version_id.is_some() as u8, self.directory as u8]);
         hex::encode(h.finalize())
     }
 }
@@ -77,13 +105,15 @@ mod tests {
             length: 10,
             format: Format::V1,
             piece_length: 16384,
+            directory: false,
         }
     }
 
     #[test]
     fn every_field_changes_the_name() {
         let base = key().digest();
-        let changes: [fn(&mut EntryKey); 7] = [
+        let changes: [fn(&mut EntryKey); 8] = [
+            |k| k.directory = true,
             |k| k.bucket = "c".into(),
             |k| k.key = "k2".into(),
             |k| k.version_id = Some(String::new()),

@@ -33,7 +33,7 @@ use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
 use crate::s3::ObjectRef;
 use crate::telemetry::metrics::Metrics;
 
-pub use entry::Entry;
+pub use entry::{Entry, EntryFile};
 pub use key::EntryKey;
 use seal::SealKey;
 

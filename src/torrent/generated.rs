@@ -77,6 +77,14 @@ impl Torrent {
                 .as_ref()
                 .map_or(0, |t| 32 + t.piece_layer.len())
             + info
+                .files
+                .iter()
+                .map(|f| {
+                    let path: usize = f.path.iter().map(|s| s.len() + 24).sum();
+                    64 + path + f.tree.as_ref().map_or(0, |t| 32 + t.piece_layer.len())
+                })
+                .sum::<usize>()
+            + info
                 .s3_location
                 .as_ref()
                 .map_or(0, |(b, k)| b.len() + k.len())

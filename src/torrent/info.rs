@@ -99,7 +99,7 @@ impl Info {
             true => Layout::single(self.length, self.piece_length),
             false => {
                 let lengths: Vec<u64> = self.files.iter().map(|f| f.length).collect();
-                Layout::of_files(&lengths, self.piece_length, self.format() == Format::Hybrid)
+                Layout::of_files(&lengths, self.piece_length, self.format().has_v2())
             }
         }
     }
@@ -143,6 +143,7 @@ impl Info {
         if format.has_v1() {
             let layout = self.layout();
             let mut files = Vec::new();
+            // In the layout's order: key order for v1, a hybrid's canonical path order.
             for (i, f) in self.files.iter().enumerate() {
                 let mut entry = BTreeMap::new();
                 entry.insert(b"length".to_vec(), Value::Int(f.length as i64));

@@ -33,8 +33,8 @@ impl Layout {
         Layout::of_files(&[length], piece_length, false)
     }
 
-    /// Files of these lengths end to end; with `aligned`, each begins and ends on a piece
-    /// boundary (padded).
+    /// Files of these lengths end to end; with `aligned` (v2 and hybrid: BEP 52 pieces
+    /// never span files), each begins and ends on a piece boundary (padded).
     pub fn of_files(lengths: &[u64], piece_length: u64, aligned: bool) -> Layout {
         assert!(piece_length >= BLOCK && piece_length.is_power_of_two());
         let mut at = 0u64;
@@ -124,14 +124,19 @@ impl Layout {
 
     /// The file bytes piece `index` covers, file by file; pads are left out.
     pub fn segments(&self, index: u32) -> Vec<Segment> {
-        let piece = self.piece_range(index);
-        let first = self.files.partition_point(|f| f.end <= piece.start);
+        self.segments_in(self.piece_range(index))
+    }
+
+    /// The file bytes the torrent bytes `range` cover, file by file; pads and empty files
+    /// are left out.
+    pub fn segments_in(&self, range: Range<u64>) -> Vec<Segment> {
+        let first = self.files.partition_point(|f| f.end <= range.start);
         self.files[first..]
             .iter()
             .enumerate()
-            .take_while(|(_, f)| f.start < piece.end)
+            .take_while(|(_, f)| f.start < range.end)
             .filter_map(|(i, f)| {
-                let (start, end) = (piece.start.max(f.start), piece.end.min(f.end));
+                let (start, end) = (range.start.max(f.start), range.end.min(f.end));
                 (start < end).then(|| Segment {
                     file: first + i,
                     range: start - f.start..end - f.start,

@@ -11,6 +11,7 @@ mod layout;
 pub mod merkle;
 mod metainfo;
 mod multi_hasher;
+pub mod paths;
 mod piece_hasher;
 mod piece_length;
 
@@ -20,6 +21,6 @@ pub use generated::Torrent;
 pub use info::{Info, InfoFile};
 pub use layout::{Layout, Segment};
 pub use metainfo::{Encoded, Metainfo};
-pub use multi_hasher::MultiHasher;
+pub use multi_hasher::{MultiHasher, StretchHashes};
 pub use piece_hasher::{PieceHasher, PieceHashes};
 pub use piece_length::PieceLength;

@@ -479,6 +479,7 @@ impl Uploads {
             key: EntryKey::of(object, &part.etag, part.length, &self.config.torrent),
             last_modified: None,
             hashes: part.hashes.clone(),
+            files: Vec::new(),
         }
     }
 

@@ -118,11 +118,15 @@ fn info_and_piece_layers_are_byte_identical_to_libtorrent() {
 /// files in key order, in each format and at two piece lengths: `info`, and `piece layers`.
 #[test]
 fn directory_info_and_piece_layers_are_byte_identical_to_libtorrent() {
-    use s3torrent::torrent::{Format, Info, Layout, Metainfo, MultiHasher};
+    use s3torrent::torrent::paths::{file_path, sort_files};
+    use s3torrent::torrent::{Format, Info, InfoFile, Layout, Metainfo, MultiHasher, StretchHashes};
+    use std::collections::BTreeMap;
     let dir = env().scratch("directory-oracle");
     let root = dir.join("dataset");
-    let files: [(&str, usize); 7] = [
+    // `b-x.bin` comes before `b/…` in key order, after it in BEP 52's (v2, hybrid).
+    let files: [(&str, usize); 8] = [
         ("a.bin", 70_000),
+        ("b-x.bin", 20_000),
         ("b/c.bin", 5),
         ("b/d/e.bin", 3 * 16_384),
         ("b/empty.txt", 0),
@@ -130,13 +134,13 @@ fn directory_info_and_piece_layers_are_byte_identical_to_libtorrent() {
         ("z/0.bin", 16_384),
         ("z/last.bin", 100_001),
     ];
-    let mut data = Vec::new();
+    let mut data = BTreeMap::new();
     for (i, (name, len)) in files.iter().enumerate() {
         let path = root.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let bytes = test_data(*len, 2000 + i as u64);
         std::fs::write(&path, &bytes).unwrap();
-        data.push(bytes);
+        data.insert(format!("dataset/{name}"), bytes);
     }
     for piece_length in [16_384u64, 32_768] {
         for (format_name, format) in [
@@ -144,21 +148,44 @@ fn directory_info_and_piece_layers_are_byte_identical_to_libtorrent() {
             ("hybrid", Format::Hybrid),
             ("v2", Format::V2),
         ] {
-            let lengths: Vec<u64> = files.iter().map(|(_, l)| *l as u64).collect();
-            let layout = Layout::of_files(&lengths, piece_length, format == Format::Hybrid);
-            let total = layout.length();
-            let mut hasher = MultiHasher::new(layout, format);
-            for bytes in &data {
-                for chunk in bytes.chunks(10_000) {
-                    hasher.update(chunk);
-                }
-                assert!(hasher.next_file());
-            }
-            let paths = files
+            // The files as the sidecar orders them, with their paths.
+            let mut planned: Vec<(String, Vec<String>, u64)> = files
                 .iter()
-                .map(|(n, _)| n.split('/').map(str::to_string).collect())
+                .map(|(name, len)| {
+                    let (path, _) = file_path(name).unwrap();
+                    (format!("dataset/{name}"), path, *len as u64)
+                })
                 .collect();
-            let (pieces, info_files) = hasher.finish(paths).expect("every file ended");
+            sort_files(format, &mut planned, |f| &f.0, |f| &f.1);
+            let lengths: Vec<u64> = planned.iter().map(|f| f.2).collect();
+            let layout = Layout::of_files(&lengths, piece_length, format.has_v2());
+            let total = layout.length();
+            // Two stretches side by side, as a generation reads them.
+            let parts = layout
+                .stretches(2, 0)
+                .into_iter()
+                .map(|range| {
+                    let mut hasher = MultiHasher::stretch(layout.clone(), range, format);
+                    for s in hasher.segments().to_vec() {
+                        let bytes = &data[&planned[s.file].0];
+                        let bytes = &bytes[s.range.start as usize..s.range.end as usize];
+                        for chunk in bytes.chunks(10_000) {
+                            hasher.update(chunk);
+                        }
+                    }
+                    hasher.finish().expect("every segment whole")
+                })
+                .collect();
+            let (pieces, trees) = StretchHashes::join(parts, &layout, format);
+            let info_files = planned
+                .iter()
+                .zip(trees)
+                .map(|(f, tree)| InfoFile {
+                    path: f.1.clone(),
+                    length: f.2,
+                    tree,
+                })
+                .collect();
             let info = Info {
                 name: "dataset".into(),
                 length: total,

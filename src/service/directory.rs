@@ -1,0 +1,130 @@
+//! `?torrent&prefix=`: one torrent for the objects under a prefix. The caller must be
+//! allowed to list the prefix (the listing is made as the caller) and to READ every object
+//! (the same one-byte check as for one object, run concurrently, bounded, through the probe
+//! cache); the first refusal is the answer, and no torrent is made. Limits and paths are
+//! checked on the listing, before anything is read.
+
+use std::sync::Arc;
+
+use futures_util::{StreamExt, TryStreamExt};
+
+use crate::catalog::directory::{is_folder_marker, DirectoryFacts, DirectoryPlan, Tally};
+use crate::catalog::CacheStatus;
+use crate::s3::forwarded::Forwarded;
+use crate::s3::listing::{list_page_as, Asked, Listed};
+use crate::s3::route::DirectoryRequest;
+use crate::s3::sigv4::Caller;
+use crate::s3::{ObjectRef, S3Error};
+use crate::seeder::siblings::torrent_frame;
+
+use super::authorize::{identity_of, Authorizer};
+use super::response::{magnet_link, reply, Rendered, Reply};
+use super::TorrentService;
+
+/// Keys per listing page (S3's maximum).
+const PAGE_SIZE: u16 = 1000;
+
+impl TorrentService {
+    pub async fn handle_directory(
+        self: &Arc<Self>,
+        request: &DirectoryRequest,
+        caller: &Caller,
+        forwarded: &Forwarded,
+        if_none_match: Option<&str>,
+        cache_status: &mut CacheStatus,
+    ) -> Result<Reply, S3Error> {
+        let listed = self.list_as(request, caller, forwarded).await?;
+        let format = self.config.torrent.format;
+        let plan = DirectoryPlan::new(&request.bucket, &request.prefix, listed, format)?;
+        let facts = self.authorize_all(&plan, caller, forwarded).await?;
+        let charged = facts.iter().any(|f| f.request_charged);
+        let directory = Arc::new(DirectoryFacts::of(plan, facts)?);
+        let torrent = self
+            .catalog
+            .get_or_make_directory(directory.clone(), forwarded, cache_status)
+            .await?;
+        if let Some(tracker) = &self.tracker {
+            for id in torrent.swarm_ids() {
+                tracker.register(id);
+            }
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.spread_torrent(torrent_frame(&torrent.swarm_ids(), None));
+        }
+        self.offer_directory(&torrent, &directory);
+        let rendered = Rendered {
+            bytes: torrent.bytes.clone(),
+            etag: torrent.etag.clone(),
+            magnet: magnet_link(&torrent, &torrent.meta.url_list, self.seed_addr(&torrent)),
+        };
+        let named = ObjectRef {
+            bucket: request.bucket.clone(),
+            key: request.prefix.clone(),
+            version_id: None,
+        };
+        Ok(reply(&named, &torrent, rendered, charged, if_none_match))
+    }
+
+    /// Every object under the prefix, listed as the caller, counted against the limits
+    /// page by page (a prefix of millions is refused at the first page past them).
+    async fn list_as(
+        &self,
+        request: &DirectoryRequest,
+        caller: &Caller,
+        forwarded: &Forwarded,
+    ) -> Result<Vec<Listed>, S3Error> {
+        let identity = identity_of(caller);
+        let headers = forwarded.probe_pairs();
+        let asked = Asked {
+            identity: &identity,
+            headers: &headers,
+            bucket: &request.bucket,
+            prefix: &request.prefix,
+        };
+        let mut tally = Tally::default();
+        let mut listed = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = list_page_as(&self.upstream, &asked, token.as_deref(), PAGE_SIZE).await?;
+            for object in page.objects {
+                if is_folder_marker(&object.key) {
+                    continue;
+                }
+                tally.count(&object, &self.config.torrent)?;
+                listed.push(object);
+            }
+            match page.next {
+                Some(next) => token = Some(next),
+                None => return Ok(listed),
+            }
+        }
+    }
+
+    /// The READ check of every file, `limits.directory_probes` at a time, in order; the
+    /// backend's refusal of any one is the answer, naming its key.
+    async fn authorize_all(
+        &self,
+        plan: &DirectoryPlan,
+        caller: &Caller,
+        forwarded: &Forwarded,
+    ) -> Result<Vec<crate::catalog::ObjectFacts>, S3Error> {
+        let authorizer = Authorizer {
+            upstream: &self.upstream,
+            probes: &self.probes,
+        };
+        let authorizer = &authorizer;
+        futures_util::stream::iter(plan.objects())
+            .map(|object| async move {
+                authorizer
+                    .authorize(&object, caller, forwarded)
+                    .await
+                    .map_err(|mut e| {
+                        e.message = format!("{} (key {:?})", e.message, object.key);
+                        e
+                    })
+            })
+            .buffered(self.config.limits.directory_probes)
+            .try_collect()
+            .await
+    }
+}
