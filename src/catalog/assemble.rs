@@ -81,7 +81,10 @@ impl Assembler<'_> {
         let route = WEBSEED_PATH.trim_end_matches('/');
         let bucket = encode(&entry.key.bucket);
         if renamed {
-            return format!("{base}{route}/{DIRECTORY_ROUTE}/{bucket}/{}/", entry.key.etag);
+            return format!(
+                "{base}{route}/{DIRECTORY_ROUTE}/{bucket}/{}/",
+                entry.key.etag
+            );
         }
         // The prefix without its last segment (the torrent's name).
         let prefix = entry.key.key.trim_end_matches('/');

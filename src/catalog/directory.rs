@@ -148,7 +148,11 @@ impl DirectoryPlan {
 
 /// The torrent's name for a prefix, made safe, and whether that changed it.
 pub fn directory_name(bucket: &str, prefix: &str) -> (String, bool) {
-    let raw = prefix.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    let raw = prefix
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("");
     let raw = if raw.is_empty() { bucket } else { raw };
     let safe = Info::safe_file_name(raw);
     let renamed = safe != raw;
@@ -262,7 +266,13 @@ mod tests {
 
     #[test]
     fn files_are_the_keys_under_the_prefix_in_the_formats_order() {
-        let l = listed(&[("d/a-c", 1), ("d/a/b", 2), ("d/", 0), ("d/a/", 0), ("d/e", 0)]);
+        let l = listed(&[
+            ("d/a-c", 1),
+            ("d/a/b", 2),
+            ("d/", 0),
+            ("d/a/", 0),
+            ("d/e", 0),
+        ]);
         let v1 = DirectoryPlan::new("b", "d/", l.clone(), Format::V1).unwrap();
         assert_eq!(keys(&v1), ["d/a-c", "d/a/b", "d/e"], "markers skipped");
         assert_eq!((v1.name.as_str(), v1.renamed), ("d", false));
@@ -312,7 +322,11 @@ mod tests {
         for _ in 0..2 {
             t.count(&small[0], &config).unwrap();
         }
-        assert!(t.count(&small[0], &config).unwrap_err().message.contains("max_files"));
+        assert!(t
+            .count(&small[0], &config)
+            .unwrap_err()
+            .message
+            .contains("max_files"));
     }
 
     #[test]
@@ -327,10 +341,22 @@ mod tests {
         };
         let base = DirectoryFacts::of(plan.clone(), vec![facts.clone()]).unwrap();
         let other = |f: ObjectFacts| DirectoryFacts::of(plan.clone(), vec![f]).unwrap().digest();
-        assert_ne!(other(ObjectFacts { etag: "\"2\"".into(), ..facts.clone() }), base.digest());
-        let versioned = ObjectFacts { version_id: Some("v".into()), ..facts.clone() };
+        assert_ne!(
+            other(ObjectFacts {
+                etag: "\"2\"".into(),
+                ..facts.clone()
+            }),
+            base.digest()
+        );
+        let versioned = ObjectFacts {
+            version_id: Some("v".into()),
+            ..facts.clone()
+        };
         assert_ne!(other(versioned), base.digest());
         let grown = ObjectFacts { length: 4, ..facts };
-        assert_eq!(DirectoryFacts::of(plan, vec![grown]).unwrap_err().status, 503);
+        assert_eq!(
+            DirectoryFacts::of(plan, vec![grown]).unwrap_err().status,
+            503
+        );
     }
 }

@@ -126,10 +126,7 @@ pub(super) async fn stream_into<S: Send + 'static>(
 
 /// A read the backend did not answer as asked: a warning once for a refusal of the
 /// sidecar's own credentials, and the error for the caller.
-pub(super) async fn refused_read(
-    upstream: &Upstream,
-    response: UpstreamResponse<'_>,
-) -> S3Error {
+pub(super) async fn refused_read(upstream: &Upstream, response: UpstreamResponse<'_>) -> S3Error {
     let status = response.status();
     response.finish().await;
     if let 400 | 401 | 403 = status {

@@ -52,7 +52,10 @@ pub enum CacheStatus {
 /// What a torrent is made of: one object, or the objects under a prefix.
 #[derive(Debug, Clone)]
 pub enum Subject {
-    Object { object: ObjectRef, facts: ObjectFacts },
+    Object {
+        object: ObjectRef,
+        facts: ObjectFacts,
+    },
     Directory(Arc<DirectoryFacts>),
 }
 

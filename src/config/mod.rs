@@ -194,7 +194,10 @@ impl Config {
         at_least_one(up.timeout.secs() >= 1, "upstream.timeout")?;
         at_least_one(self.torrent.max_object_size >= 1, "torrent.max_object_size")?;
         at_least_one(self.torrent.max_files >= 1, "torrent.max_files")?;
-        at_least_one(self.torrent.max_directory_size >= 1, "torrent.max_directory_size")?;
+        at_least_one(
+            self.torrent.max_directory_size >= 1,
+            "torrent.max_directory_size",
+        )?;
         at_least_one(self.limits.directory_probes >= 1, "limits.directory_probes")?;
         // Within the window a caller keeps its torrent (and, presigned, fresh web-seed URLs)
         // after losing READ: keep it short.

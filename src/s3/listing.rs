@@ -77,7 +77,14 @@ pub async fn list_page_as(
         path = format!("{path}&continuation-token={}", encode(t));
     }
     let response = upstream
-        .call(Purpose::Lookup, "GET", &path, asked.identity, asked.headers, None)
+        .call(
+            Purpose::Lookup,
+            "GET",
+            &path,
+            asked.identity,
+            asked.headers,
+            None,
+        )
         .await?;
     let status = response.status();
     let body = response.small_body(PAGE_LIMIT).await;

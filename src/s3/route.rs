@@ -128,7 +128,10 @@ fn route_torrent(
 
 fn directory(bucket: String, prefix: &str, vhost: bool) -> Result<DirectoryRequest, S3Error> {
     if prefix.len() > MAX_KEY_BYTES {
-        return Err(S3Error::new(Code::KeyTooLongError, "Your prefix is too long"));
+        return Err(S3Error::new(
+            Code::KeyTooLongError,
+            "Your prefix is too long",
+        ));
     }
     let mut prefix = prefix.to_string();
     if !prefix.is_empty() && !prefix.ends_with('/') {
@@ -349,7 +352,12 @@ mod tests {
             );
         }
         assert_eq!(
-            r(Method::HEAD, "/", Some("torrent&prefix=x"), "b.s3.example.com"),
+            r(
+                Method::HEAD,
+                "/",
+                Some("torrent&prefix=x"),
+                "b.s3.example.com"
+            ),
             directory("b", "x/", true)
         );
         // A key with a prefix parameter is still the object.
@@ -389,7 +397,10 @@ mod tests {
         }
         assert_eq!(code(r(Method::GET, "/b", Some("torrent"), "h")).0, 400);
         assert_eq!(code(r(Method::GET, "/b/", Some("torrent"), "h")).0, 400);
-        assert_eq!(code(r(Method::GET, "/", Some("torrent&prefix=a"), "h")).0, 400);
+        assert_eq!(
+            code(r(Method::GET, "/", Some("torrent&prefix=a"), "h")).0,
+            400
+        );
         for bad in ["/", "a//b", "/a", "a//"] {
             let q = format!("torrent&prefix={bad}");
             assert_eq!(code(r(Method::GET, "/b", Some(&q), "h")).0, 400, "{bad}");

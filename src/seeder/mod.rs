@@ -43,8 +43,8 @@ use crate::torrent::Torrent;
 use crate::tracker::Tracker;
 
 use pieces::PieceStore;
-pub use torrents::WebseedTicket;
 pub use torrents::SeedFile;
+pub use torrents::WebseedTicket;
 use torrents::{Registry, SeedTorrent};
 
 pub struct Seeder {

@@ -74,7 +74,11 @@ impl PieceStore {
 
     /// Reads the first byte of the object holding piece `index` with `If-Match`: still
     /// the same object, or retired.
-    async fn confirm(self: &Arc<Self>, torrent: &Arc<SeedTorrent>, index: u32) -> Result<(), S3Error> {
+    async fn confirm(
+        self: &Arc<Self>,
+        torrent: &Arc<SeedTorrent>,
+        index: u32,
+    ) -> Result<(), S3Error> {
         let (store, t) = (self.clone(), torrent.clone());
         let file = torrent.layout.segments(index).first().map_or(0, |s| s.file);
         let (result, _) = self

@@ -185,7 +185,11 @@ impl TorrentService {
     /// Hands a directory's torrent to the seeder (`objects = "all"` only: `"public"` would
     /// need every object checked anonymously).
     fn offer_directory(&self, torrent: &Arc<Torrent>, directory: &DirectoryFacts) {
-        let Some(seeder) = self.seeder.as_ref().filter(|s| !s.seeds(&torrent.info_hash)) else {
+        let Some(seeder) = self
+            .seeder
+            .as_ref()
+            .filter(|s| !s.seeds(&torrent.info_hash))
+        else {
             return;
         };
         if seeder.config().objects == SeedObjects::All {

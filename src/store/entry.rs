@@ -73,7 +73,10 @@ impl Entry {
             Value::bytes(self.hashes.last_piece_leaves.concat()),
         );
         if k.directory {
-            put("files", Value::List(self.files.iter().map(encode_file).collect()));
+            put(
+                "files",
+                Value::List(self.files.iter().map(encode_file).collect()),
+            );
         }
         Value::Dict(d).encode()
     }
@@ -200,20 +203,27 @@ fn complete_directory(e: &Entry) -> bool {
     if e.files.is_empty() || !p.is_power_of_two() || p < BLOCK {
         return false;
     }
-    let total = e.files.iter().try_fold(0u64, |sum, f| sum.checked_add(f.length));
+    let total = e
+        .files
+        .iter()
+        .try_fold(0u64, |sum, f| sum.checked_add(f.length));
     if total != Some(key.length) || key.length == 0 {
         return false;
     }
     let pieces = e.layout().piece_count() as usize;
     let v1 = e.hashes.v1.len() == if key.format.has_v1() { 20 * pieces } else { 0 };
-    let files = e.files.iter().all(|f| match (&f.tree, key.format.has_v2()) {
-        (None, v2) => !v2 || f.length == 0,
-        (Some(t), true) => {
-            let file_pieces = f.length.div_ceil(p) as usize;
-            f.length > 0 && t.piece_layer.len() == if file_pieces > 1 { 32 * file_pieces } else { 0 }
-        }
-        (Some(_), false) => false,
-    });
+    let files = e
+        .files
+        .iter()
+        .all(|f| match (&f.tree, key.format.has_v2()) {
+            (None, v2) => !v2 || f.length == 0,
+            (Some(t), true) => {
+                let file_pieces = f.length.div_ceil(p) as usize;
+                f.length > 0
+                    && t.piece_layer.len() == if file_pieces > 1 { 32 * file_pieces } else { 0 }
+            }
+            (Some(_), false) => false,
+        });
     v1 && files && e.hashes.layer.is_empty() && e.hashes.last_piece_leaves.is_empty()
 }
 
@@ -288,7 +298,8 @@ mod tests {
         for file in &data {
             h.update(file);
         }
-        let (v1, trees) = crate::torrent::StretchHashes::join(vec![h.finish().unwrap()], &layout, format);
+        let (v1, trees) =
+            crate::torrent::StretchHashes::join(vec![h.finish().unwrap()], &layout, format);
         let files = trees
             .into_iter()
             .enumerate()
@@ -322,10 +333,16 @@ mod tests {
             assert_eq!(Entry::decode(&e.encode(), &e.key).as_ref(), Some(&e));
             let mut short = e.clone();
             short.files[2].length += 1;
-            assert!(Entry::decode(&short.encode(), &e.key).is_none(), "lengths must add up");
+            assert!(
+                Entry::decode(&short.encode(), &e.key).is_none(),
+                "lengths must add up"
+            );
             let mut lost = e.clone();
             lost.hashes.v1.truncate(20);
-            assert!(format == Format::V2 || !lost.is_complete(), "v1 pieces cover the files");
+            assert!(
+                format == Format::V2 || !lost.is_complete(),
+                "v1 pieces cover the files"
+            );
             if format.has_v2() {
                 let mut cut = e.clone();
                 cut.files[0].tree.as_mut().unwrap().piece_layer.pop();

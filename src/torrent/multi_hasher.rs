@@ -101,7 +101,10 @@ impl MultiHasher {
 
     fn end_segment(&mut self) {
         let segment = &self.segments[self.at];
-        let (file, ends_file) = (segment.file, segment.range.end == self.file_length(segment.file));
+        let (file, ends_file) = (
+            segment.file,
+            segment.range.end == self.file_length(segment.file),
+        );
         if let Some(v2) = self.v2.take() {
             self.done.push((file, v2.finish()));
         }
@@ -225,7 +228,10 @@ mod tests {
             .flat_map(|c| Sha1::digest(c).to_vec())
             .collect();
         assert_eq!(got.0, expected);
-        assert!(got.1.iter().all(Option::is_some), "both files have a v2 root");
+        assert!(
+            got.1.iter().all(Option::is_some),
+            "both files have a v2 root"
+        );
     }
 
     #[test]
@@ -244,7 +250,11 @@ mod tests {
             let layout = Layout::of_files(&lengths, P, aligned);
             let one = hash(&layout, &files, format, 1);
             for streams in [2, 3, 5, 64] {
-                assert_eq!(hash(&layout, &files, format, streams), one, "{format:?} {streams}");
+                assert_eq!(
+                    hash(&layout, &files, format, streams),
+                    one,
+                    "{format:?} {streams}"
+                );
             }
         }
     }

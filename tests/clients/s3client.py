@@ -75,7 +75,8 @@ def run(s3, cmd, args):
         return {}
     if cmd == "policy":
         # Ceph RGW's permissions, as SeaweedFS's identities give them: "public" (anonymous
-        # and reader may read) or "reader" (reader only).
+        # and reader may read), "listable" (public, and anonymous may list) or "reader"
+        # (reader only).
         bucket, who = args
         arn = f"arn:aws:s3:::{bucket}"
         read = ["s3:GetObject", "s3:GetObjectVersion"]
@@ -87,9 +88,13 @@ def run(s3, cmd, args):
                 "Resource": [arn, arn + "/*"],
             }
         ]
-        if who == "public":
+        if who in ("public", "listable"):
             statements.append(
                 {"Effect": "Allow", "Principal": "*", "Action": read, "Resource": [arn + "/*"]}
+            )
+        if who == "listable":
+            statements.append(
+                {"Effect": "Allow", "Principal": "*", "Action": ["s3:ListBucket"], "Resource": [arn]}
             )
         policy = {"Version": "2012-10-17", "Statement": statements}
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))

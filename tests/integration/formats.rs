@@ -119,7 +119,9 @@ fn info_and_piece_layers_are_byte_identical_to_libtorrent() {
 #[test]
 fn directory_info_and_piece_layers_are_byte_identical_to_libtorrent() {
     use s3torrent::torrent::paths::{file_path, sort_files};
-    use s3torrent::torrent::{Format, Info, InfoFile, Layout, Metainfo, MultiHasher, StretchHashes};
+    use s3torrent::torrent::{
+        Format, Info, InfoFile, Layout, Metainfo, MultiHasher, StretchHashes,
+    };
     use std::collections::BTreeMap;
     let dir = env().scratch("directory-oracle");
     let root = dir.join("dataset");

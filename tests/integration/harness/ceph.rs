@@ -126,8 +126,12 @@ fn start() -> Env {
     let specs: Vec<String> = BUCKETS
         .iter()
         .map(|&b| {
-            let public = b != "private" && b != "store";
-            format!("{b}:{}", if public { "public" } else { "reader" })
+            let who = match b {
+                "private" | "store" => "reader",
+                b if LISTABLE.contains(&b) => "listable",
+                _ => "public",
+            };
+            format!("{b}:{who}")
         })
         .collect();
     let mut args = vec!["buckets"];

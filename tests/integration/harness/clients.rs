@@ -149,6 +149,35 @@ pub struct Fixture {
     pub data: Vec<u8>,
     pub torrent: PathBuf,
     pub name: String,
+    /// A directory torrent's files (paths under `name`); empty for one object (`data`).
+    pub tree: Vec<(String, Vec<u8>)>,
+}
+
+impl Fixture {
+    /// What a client must have saved, path (under its save directory) by path.
+    pub fn expected(&self) -> Vec<(PathBuf, &[u8])> {
+        if self.tree.is_empty() {
+            return vec![(PathBuf::from(&self.name), &self.data[..])];
+        }
+        let root = PathBuf::from(&self.name);
+        self.tree
+            .iter()
+            .map(|(path, data)| (root.join(path), &data[..]))
+            .collect()
+    }
+
+    /// Every expected file is in `save`, byte for byte.
+    pub fn complete_in(&self, save: &Path) -> bool {
+        self.expected()
+            .iter()
+            .all(|(p, data)| std::fs::read(save.join(p)).is_ok_and(|got| got == *data))
+    }
+
+    pub fn assert_downloaded_in(&self, save: &Path, client: &str) {
+        for (path, data) in self.expected() {
+            assert_downloaded(&save.join(path), data, client);
+        }
+    }
 }
 
 /// Uploads an object to the public bucket and fetches its torrent anonymously from `port`.
@@ -172,6 +201,7 @@ pub fn fixture_on(env: &Env, test: &str, port: u16, size: usize, seed: u64) -> F
         data,
         torrent,
         name,
+        tree: Vec::new(),
     }
 }
 
@@ -190,7 +220,7 @@ pub fn libtorrent_gets(source: &str, f: &Fixture, save: &str) {
     let out = lt_client(&["download", source, save.to_str().unwrap(), "60"]);
     assert_eq!(out["finished"], true, "{out}");
     assert_eq!(out["hash_failures"], 0, "{out}");
-    assert_downloaded(&save.join(&f.name), &f.data, "libtorrent");
+    f.assert_downloaded_in(&save, "libtorrent");
 }
 
 /// aria2c fetches `f`'s object from `source` (its .torrent or a magnet link) into
@@ -203,7 +233,7 @@ pub fn aria2c_gets(source: impl AsRef<std::ffi::OsStr>, f: &Fixture, save: &str)
         "aria2c: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    assert_downloaded(&save.join(&f.name), &f.data, "aria2c");
+    f.assert_downloaded_in(&save, "aria2c");
 }
 
 pub fn transmission_downloads(f: &Fixture) {
@@ -228,17 +258,16 @@ pub fn transmission_downloads_with(f: &Fixture, flags: &[&str]) {
     // transmission-cli seeds forever once done (and retries bad pieces forever): poll the
     // file, then stop it by its PID.
     let mut child = spawn_guarded(cmd);
-    let path = save.join(&f.name);
     let deadline = Instant::now() + Duration::from_secs(90);
     while Instant::now() < deadline {
-        if std::fs::read(&path).is_ok_and(|got| got == f.data) {
+        if f.complete_in(&save) {
             break;
         }
         std::thread::sleep(Duration::from_millis(250));
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert_downloaded(&path, &f.data, "transmission-cli");
+    f.assert_downloaded_in(&save, "transmission-cli");
 }
 
 pub fn qbittorrent_downloads(f: &Fixture) {
@@ -282,7 +311,7 @@ pub fn qbittorrent_downloads(f: &Fixture) {
     let _ = child.kill();
     let _ = child.wait();
     assert_eq!(state[0]["progress"].as_f64(), Some(1.0), "{state}");
-    assert_downloaded(&save.join(&f.name), &f.data, "qbittorrent-nox");
+    f.assert_downloaded_in(&save, "qbittorrent-nox");
 }
 
 pub fn torrent_info_hash(torrent: &[u8]) -> [u8; 20] {
