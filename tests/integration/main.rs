@@ -7,6 +7,7 @@ mod cache;
 mod cli;
 mod cluster;
 mod demo;
+mod directories;
 mod errors;
 mod faults;
 mod formats;
