@@ -148,13 +148,9 @@ impl DirectoryPlan {
 
 /// The torrent's name for a prefix, made safe, and whether that changed it.
 pub fn directory_name(bucket: &str, prefix: &str) -> (String, bool) {
-    let raw = prefix
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or("");
-    let raw = if raw.is_empty() { bucket } else { raw };
-    let safe = Info::safe_file_name(raw);
+    // The same rule as an object's name: the last non-empty segment, else the bucket.
+    let safe = Info::name_for_key(bucket, prefix);
+    let raw = prefix.rsplit('/').find(|s| !s.is_empty()).unwrap_or(bucket);
     let renamed = safe != raw;
     (safe, renamed)
 }
