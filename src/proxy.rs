@@ -203,11 +203,21 @@ impl S3TorrentProxy {
         ctx: &mut RequestCtx,
         request: Result<WebseedRequest, S3Error>,
     ) -> Result<bool> {
-        let request = match request {
+        let mut request = match request {
             Ok(r) => r,
             Err(e) => return answer(session, ctx, "webseed", Err(e)).await,
         };
         ctx.route = "webseed";
+        if let Some(file) = &request.in_directory {
+            let found = self
+                .catalog
+                .directory_file(&request.object.bucket, &file.identity, &file.path)
+                .await;
+            match found {
+                Ok(object) => request.object = object,
+                Err(e) => return answer(session, ctx, "webseed", Err(e)).await,
+            }
+        }
         match self.webseed_owner(session, &request).await {
             Ok(Some(owner)) => {
                 ctx.webseed = Some(Webseed {

@@ -12,7 +12,7 @@
 use http::Method;
 use pingora::http::RequestHeader;
 
-use crate::config::{Endpoint, WEBSEED_PATH};
+use crate::config::{Endpoint, DIRECTORY_ROUTE, WEBSEED_PATH};
 use crate::s3::route::{is_bucket_name, MAX_KEY_BYTES};
 use crate::s3::uri::{decode_utf8, query_pairs};
 use crate::s3::{ObjectRef, S3Error};
@@ -30,9 +30,19 @@ const FORWARDED: [&str; 6] = [
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebseedRequest {
     pub object: ObjectRef,
+    /// Named as a file of a renamed directory (`_dir/{bucket}/{identity}/{name}/{path}`):
+    /// `object` is only known once the catalog has looked the path up.
+    pub in_directory: Option<DirectoryFile>,
     /// The bytes asked for, `first..=last` (`last` = `u64::MAX` when open-ended or whole).
     pub first: u64,
     pub last: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryFile {
+    pub identity: String,
+    /// `{name}/{path}`, decoded.
+    pub path: String,
 }
 
 /// The web-seed request this is, if it names the route; `Err` for a malformed one.
@@ -63,11 +73,19 @@ fn parse_route(req: &RequestHeader, rest: &str) -> Result<WebseedRequest, S3Erro
         )
     };
     let (raw_bucket, raw_key) = rest.split_once('/').ok_or_else(not_an_object)?;
+    let (raw_bucket, raw_key, in_directory) = match raw_bucket == DIRECTORY_ROUTE {
+        true => directory_file(raw_key)?,
+        false => (raw_bucket, raw_key, None),
+    };
     let bucket = decode_utf8(raw_bucket).map_err(|_| S3Error::invalid_uri())?;
     let key = decode_utf8(raw_key).map_err(|_| S3Error::invalid_uri())?;
     if !is_bucket_name(&bucket) || key.is_empty() || key.len() > MAX_KEY_BYTES {
         return Err(not_an_object());
     }
+    let in_directory = in_directory.map(|identity| DirectoryFile {
+        identity,
+        path: key.clone(),
+    });
     let query = query_pairs(req.uri.query().unwrap_or("")).map_err(|_| S3Error::invalid_uri())?;
     let version_id = query
         .into_iter()
@@ -85,9 +103,32 @@ fn parse_route(req: &RequestHeader, rest: &str) -> Result<WebseedRequest, S3Erro
             key,
             version_id,
         },
+        in_directory,
         first,
         last,
     })
+}
+
+/// `{bucket}/{identity}/{name}/{path}` (after `_dir/`) → bucket, `{name}/{path}`, identity.
+fn directory_file(rest: &str) -> Result<(&str, &str, Option<String>), S3Error> {
+    let bad = || {
+        S3Error::invalid_request(
+            "A directory web-seed URL names a file: /_s3torrent/webseed/_dir/{bucket}/{identity}/{name}/{path}.",
+        )
+    };
+    let mut parts = rest.splitn(3, '/');
+    let (bucket, identity, path) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(b), Some(i), Some(p)) => (b, i, p),
+        _ => return Err(bad()),
+    };
+    let hex = identity.len() == 64
+        && identity
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if !hex || !path.contains('/') {
+        return Err(bad());
+    }
+    Ok((bucket, path, Some(identity.to_string())))
 }
 
 impl WebseedRequest {

@@ -43,8 +43,8 @@ impl Assembler<'_> {
     /// `webseed = "public"`, one BEP 19 multi-file web seed (a URL ending in `/`, which
     /// clients extend with `{name}/{path}`): the prefix's parent folder on the web-seed
     /// route, so `{name}/{path}` spells each key; when some segment was made safe
-    /// (`renamed`), the directory's own route (`_dir/{bucket}/{digest}/`), which finds each
-    /// file's object by its path.
+    /// (`renamed`), the directory's own route (`_dir/{bucket}/{identity}/`), which finds each
+    /// file's object by its path (`webseed_index`).
     pub fn directory(&self, name: &str, renamed: bool, entry: Entry) -> Torrent {
         let config = self.config;
         let layout = entry.layout();
@@ -83,7 +83,7 @@ impl Assembler<'_> {
         if renamed {
             return format!(
                 "{base}{route}/{DIRECTORY_ROUTE}/{bucket}/{}/",
-                entry.key.etag
+                entry.key.digest()
             );
         }
         // The prefix without its last segment (the torrent's name).

@@ -10,6 +10,7 @@
 //! - [`generate`] — fetch the object and stream it through piece hashing.
 //! - [`assemble`] — piece hashes → the torrent, with this replica's trackers and web seeds.
 //! - [`produce`] — a torrent missing from the cache: the store, the lease, a generation.
+//! - [`webseed_index`] — which object a renamed directory's web-seed URL names.
 
 mod assemble;
 mod cache;
@@ -18,13 +19,14 @@ mod facts;
 mod generate;
 mod hash_files;
 mod produce;
+mod webseed_index;
 
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::common::flight::{Joined, SingleFlight};
-use crate::config::Config;
+use crate::config::{Config, WebseedMode};
 use crate::s3::forwarded::Forwarded;
 use crate::s3::upstream::Upstream;
 use crate::s3::{ObjectRef, S3Error};
@@ -36,6 +38,7 @@ use cache::{torrent_cache, TorrentCache};
 use directory::DirectoryFacts;
 pub use facts::ObjectFacts;
 pub use produce::{Upload, Warmed};
+use webseed_index::{DirectoryFiles, WebseedIndex};
 
 /// How a torrent request was served, for the access log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -94,6 +97,8 @@ pub struct Catalog {
     admission: Arc<Semaphore>,
     /// Generations running.
     slots: Semaphore,
+    /// Renamed directories' files by path, for their web seed.
+    webseed_index: WebseedIndex,
 }
 
 impl Catalog {
@@ -123,6 +128,7 @@ impl Catalog {
                 limits.max_concurrent_generations + limits.max_queued_generations,
             )),
             slots: Semaphore::new(limits.max_concurrent_generations),
+            webseed_index: WebseedIndex::new(config.cache.max_directory_index_bytes),
             upstream,
             metrics,
             config,
@@ -164,8 +170,47 @@ impl Catalog {
                 "Torrent creation is not supported for a prefix of empty objects only: BitTorrent clients reject a length of 0.",
             ));
         }
-        let subject = Subject::Directory(directory);
-        self.get_or_make_subject(subject, forwarded, status).await
+        let subject = Subject::Directory(directory.clone());
+        let torrent = self.get_or_make_subject(subject, forwarded, status).await?;
+        if directory.renamed && self.config.torrent.webseed == WebseedMode::Public {
+            let identity = self
+                .identity(&Subject::Directory(directory.clone()))
+                .digest();
+            self.webseed_index.remember(&identity, || {
+                DirectoryFiles::new(&directory.name, &directory.files)
+            });
+        }
+        Ok(torrent)
+    }
+
+    /// The object a renamed directory's web seed names by `path` (`{name}/{path}`): the
+    /// directory `identity` of `bucket`, as this replica served it or the store holds it.
+    pub async fn directory_file(
+        &self,
+        bucket: &str,
+        identity: &str,
+        path: &str,
+    ) -> Result<ObjectRef, S3Error> {
+        let unknown = || {
+            S3Error::new(
+                crate::s3::Code::NoSuchKey,
+                "No directory torrent of that identity is known here, or it has no such file.",
+            )
+        };
+        let files = match self.webseed_index.get(identity) {
+            Some(files) => files,
+            None => {
+                let store = self.store.as_ref().ok_or_else(unknown)?;
+                let entry = store
+                    .get_directory(bucket, identity)
+                    .await
+                    .ok_or_else(unknown)?;
+                let (name, _) = directory::directory_name(bucket, &entry.key.key);
+                self.webseed_index
+                    .remember(identity, || DirectoryFiles::new(&name, &entry.files))
+            }
+        };
+        files.object(bucket, path).ok_or_else(unknown)
     }
 
     async fn get_or_make_subject(

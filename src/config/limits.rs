@@ -13,6 +13,8 @@ pub struct CacheConfig {
     /// before the backend is asked again. 0 (default): ask on every request, so an overwrite
     /// or a revoked permission shows at once.
     pub revalidate_after: Seconds,
+    /// Upper bound on the bytes of the paths → keys kept for renamed directories' web seeds.
+    pub max_directory_index_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -20,6 +22,7 @@ impl Default for CacheConfig {
         CacheConfig {
             max_bytes: 64 * 1024 * 1024,
             revalidate_after: Seconds(0),
+            max_directory_index_bytes: 16 * 1024 * 1024,
         }
     }
 }

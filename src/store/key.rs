@@ -68,9 +68,9 @@ impl EntryKey {
         Layout::single(self.length, self.piece_length)
     }
 
-    /// A fixed-length name: keys up to 1024 bytes and ETags would not fit in one key
-    /// otherwise. Every field is length-prefixed, so no two keys share a name.
-    pub(super) fn digest(&self) -> String {
+    /// A fixed-length name (the store entry's): keys up to 1024 bytes and ETags would not
+    /// fit in one key otherwise. Every field is length-prefixed, so no two keys share a name.
+    pub fn digest(&self) -> String {
         let mut h = Sha256::new();
         let version = self.version_id.as_deref().unwrap_or("");
         let length = self.length.to_string();

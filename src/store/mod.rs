@@ -113,6 +113,24 @@ impl Store {
         }
     }
 
+    /// The stored directory entry of `bucket` named `identity` ([`EntryKey::digest`]), for
+    /// a web-seed URL that names it; only an entry sealed here under that very name, whose
+    /// own key gives the name back, is taken.
+    pub async fn get_directory(&self, bucket: &str, identity: &str) -> Option<Entry> {
+        let object = self.object(format!("{}{bucket}/{identity}", self.config.prefix));
+        let body = match self.fetch(&object).await {
+            Ok(body) => body?,
+            Err(e) => {
+                self.failed("get", &e);
+                return None;
+            }
+        };
+        let entry = Entry::parse(&body)?;
+        let key = &entry.key;
+        (key.directory && key.bucket == bucket && key.digest() == identity && entry.is_complete())
+            .then_some(entry)
+    }
+
     async fn read(&self, key: &EntryKey) -> Result<Option<Entry>, StoreError> {
         let object = self.entry_object(key);
         let Some(body) = self.fetch(&object).await? else {

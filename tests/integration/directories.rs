@@ -1,7 +1,11 @@
 //! Directory torrents (`?torrent&prefix=`) against a real backend and real clients: every
 //! file byte-identical from the web seed, and the refusals a caller can meet.
 
+use s3torrent::torrent::bencode::{self, Value};
+use s3torrent::torrent::Info;
+
 use crate::harness::*;
+use crate::store::replica;
 
 /// Uploads `files` (paths under `prefix`, sizes) and a folder marker to `bucket`, and
 /// fetches the prefix's torrent anonymously from `port`.
@@ -12,7 +16,9 @@ fn directory_fixture(port: u16, bucket: &str, prefix: &str, files: &[(&str, usiz
     for (i, (path, size)) in files.iter().enumerate() {
         let data = test_data(*size, 7000 + i as u64);
         put_object(bucket, &format!("{prefix}{path}"), &data, &dir);
-        tree.push((path.to_string(), data));
+        // Where clients save it: every segment made safe, as the sidecar names it.
+        let safe: Vec<String> = path.split('/').map(Info::safe_file_name).collect();
+        tree.push((safe.join("/"), data));
     }
     put_object(bucket, &format!("{prefix}sub/"), b"", &dir);
     let target = format!(
@@ -24,12 +30,7 @@ fn directory_fixture(port: u16, bucket: &str, prefix: &str, files: &[(&str, usiz
     assert_eq!(r.header("content-type"), Some("application/x-bittorrent"));
     let torrent = dir.join("dir.torrent");
     std::fs::write(&torrent, &r.body).unwrap();
-    let name = prefix
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
+    let name = Info::name_for_key(bucket, prefix);
     Fixture {
         dir,
         data: Vec::new(),
@@ -51,9 +52,9 @@ const FILES: [(&str, usize); 5] = [
 fn every_client_downloads_a_directory_from_the_web_seed() {
     let s = sidecar("dir-ws").webseeds("public", "v1").start();
     let f = directory_fixture(s.port, "dirs", "sets/ws/", &FILES);
-    let v = s3torrent::torrent::bencode::decode(&std::fs::read(&f.torrent).unwrap()).unwrap();
+    let v = bencode::decode(&std::fs::read(&f.torrent).unwrap()).unwrap();
     let files = v.get("info").unwrap().get("files").unwrap();
-    assert!(matches!(files, s3torrent::torrent::bencode::Value::List(l) if l.len() == FILES.len()));
+    assert!(matches!(files, Value::List(l) if l.len() == FILES.len()));
     libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
     aria2c_gets(&f.torrent, &f, "aria2");
     qbittorrent_downloads(&f);
@@ -97,4 +98,79 @@ fn bad_paths_limits_and_refusals_get_clear_answers() {
     assert_eq!(r.status, 403, "{}", r.text());
     let head = request(s.port, "HEAD", "/dirs/?torrent&prefix=many", &[]);
     assert_eq!(head.status, 400);
+}
+
+/// The torrent's one web seed.
+fn web_seed(torrent: &std::path::Path) -> String {
+    let v = bencode::decode(&std::fs::read(torrent).unwrap()).unwrap();
+    match v.get("url-list") {
+        Some(Value::List(urls)) if urls.len() == 1 => {
+            String::from_utf8(urls[0].as_bytes().unwrap().to_vec()).unwrap()
+        }
+        other => panic!("one web seed expected: {other:?}"),
+    }
+}
+
+/// Keys that `{name}/{path}` cannot spell once made safe: the web seed is the directory's
+/// own route, which finds each file by its path — on the replica that made the torrent, and
+/// on another one sharing the store, which never saw the listing.
+#[test]
+fn a_renamed_directory_is_served_by_its_own_web_seed_route() {
+    const RENAMED: [(&str, usize); 4] = [
+        ("a?.bin", 300_001),
+        ("sub/CON.txt", 70_000),
+        ("sub/x*y z.bin", 1_048_576),
+        ("tiny:.txt", 17),
+    ];
+    let (a, b) = (
+        replica("dir-ren-a", "store", "dir-ren/")
+            .webseeds("public", "v1")
+            .start(),
+        replica("dir-ren-b", "store", "dir-ren/")
+            .webseeds("public", "v1")
+            .start(),
+    );
+    let f = directory_fixture(a.port, "dirs-store", "sets/re:named/", &RENAMED);
+    assert_eq!(f.name, "re_named");
+    let url = web_seed(&f.torrent);
+    let route = url
+        .split_once("/_s3torrent/")
+        .map(|(_, r)| format!("/_s3torrent/{r}"))
+        .unwrap();
+    assert!(
+        route.starts_with("/_s3torrent/webseed/_dir/dirs-store/"),
+        "{url}"
+    );
+    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
+    aria2c_gets(&f.torrent, &f, "aria2");
+    // Replica b: the store entry alone says which key `re_named/sub/x_y z.bin` is.
+    let (path, data) = &f.tree[2];
+    assert_eq!(path, "sub/x_y z.bin");
+    let file = format!("{route}re_named/sub/x_y%20z.bin");
+    let r = request(b.port, "GET", &file, &[("range", "bytes=1000-1999")]);
+    assert_eq!(r.status, 206, "{}", r.text());
+    assert_eq!(r.body, data[1000..2000]);
+    // No such file, no such directory, a malformed identity: clear answers, nothing read.
+    let other = format!("/_s3torrent/webseed/_dir/dirs-store/{}/", "0".repeat(64));
+    for (target, status, code) in [
+        (format!("{route}re_named/sub/nope"), 404, "NoSuchKey"),
+        (format!("{route}re_named/sub"), 404, "NoSuchKey"),
+        (format!("{route}other/sub/x_y%20z.bin"), 404, "NoSuchKey"),
+        (format!("{other}re_named/a_.bin"), 404, "NoSuchKey"),
+        (
+            "/_s3torrent/webseed/_dir/dirs-store/abc/re_named/a_.bin".into(),
+            400,
+            "InvalidRequest",
+        ),
+        (format!("{route}re_named"), 400, "InvalidRequest"),
+    ] {
+        for port in [a.port, b.port] {
+            let r = request(port, "GET", &target, &[]);
+            assert_eq!(
+                (r.status, r.s3_code().as_deref()),
+                (status, Some(code)),
+                "{target}"
+            );
+        }
+    }
 }
