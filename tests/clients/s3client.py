@@ -2,6 +2,7 @@
 """boto3 operations for the integration tests. Each subcommand prints one JSON object.
 
 Usage: s3client.py ENDPOINT ACCESS_KEY SECRET_KEY COMMAND [ARGS...]
+(`dir-torrent BUCKET PREFIX PATH`: a directory torrent, signed by botocore's SigV4.)
 Errors from S3 are printed as {"error": {"status", "code", "message", "request_id"}}, exit 0,
 so the Rust test can assert on them.
 """
@@ -36,8 +37,47 @@ def client(endpoint, ak, sk):
     )
 
 
+def directory_torrent(endpoint, ak, sk, bucket, prefix, path):
+    """A signed GET /{bucket}/?torrent&prefix=… (boto3 has no operation for it), signed by
+    botocore's own SigV4 signer as any S3 request."""
+    from urllib.parse import quote
+
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+    from botocore.httpsession import URLLib3Session
+
+    url = f"{endpoint}/{bucket}/?torrent&prefix={quote(prefix, safe='')}"
+    req = AWSRequest(method="GET", url=url)
+    S3SigV4Auth(Credentials(ak, sk), "s3", "us-east-1").add_auth(req)
+    r = URLLib3Session().send(req.prepare())
+    body = r.content
+    if r.status_code != 200:
+        text = body.decode("utf-8", "replace")
+
+        def field(name):
+            start = text.find(f"<{name}>")
+            end = text.find(f"</{name}>")
+            return text[start + len(name) + 2 : end] if start >= 0 and end > start else None
+
+        return {
+            "error": {
+                "status": r.status_code,
+                "code": field("Code"),
+                "message": field("Message"),
+                "request_id": field("RequestId") or r.headers.get("x-amz-request-id"),
+            }
+        }
+    with open(path, "wb") as f:
+        f.write(body)
+    return {"status": r.status_code, "headers": dict(r.headers)}
+
+
 def main():
     endpoint, ak, sk, cmd, *args = sys.argv[1:]
+    if cmd == "dir-torrent":
+        print(json.dumps(directory_torrent(endpoint, ak, sk, *args)))
+        return
     s3 = client(endpoint, ak, sk)
     try:
         out = run(s3, cmd, args)

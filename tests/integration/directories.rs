@@ -5,6 +5,7 @@ use s3torrent::torrent::bencode::{self, Value};
 use s3torrent::torrent::Info;
 
 use crate::harness::*;
+use crate::seeder::{metric, seeding_sidecar_with};
 use crate::store::replica;
 
 /// Uploads `files` (paths under `prefix`, sizes) and a folder marker to `bucket`, and
@@ -174,3 +175,119 @@ fn a_renamed_directory_is_served_by_its_own_web_seed_route() {
         }
     }
 }
+
+/// The seeder alone (no web seed): pieces that span objects are read one ranged read per
+/// object segment, and both clients get every file.
+#[test]
+fn libtorrent_and_aria2c_download_a_directory_from_the_seeder_alone() {
+    let s = seeding_sidecar_with("dir-seed", |b| b.set("seeder.objects", "all"));
+    let f = directory_fixture(s.sidecar.port, "dirs-seed", "sets/seeded/", &FILES);
+    let v = bencode::decode(&std::fs::read(&f.torrent).unwrap()).unwrap();
+    assert!(v.get("url-list").is_none(), "no web seed");
+    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
+    aria2c_gets(&f.torrent, &f, "aria2");
+    let metrics = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
+    let uploaded = metric(&metrics, "s3torrent_seeder_uploaded_bytes_total");
+    let total: usize = FILES.iter().map(|(_, n)| n).sum();
+    assert!(
+        uploaded >= 2 * total as u64,
+        "both from the seeder: {uploaded}"
+    );
+}
+
+/// `dir-torrent` as `creds`, from `env`'s shared sidecar.
+fn directory_as(env: &Env, creds: (&str, &str), bucket: &str, prefix: &str) -> serde_json::Value {
+    let out = env.scratch("dir-authz").join("signed.torrent");
+    let path = out.to_str().unwrap();
+    s3client(
+        &env.sidecar_url(),
+        creds,
+        &["dir-torrent", bucket, prefix, path],
+    )
+}
+
+fn torrent_files(bytes: &[u8]) -> usize {
+    let v = bencode::decode(bytes).unwrap();
+    match v.get("info").unwrap().get("files") {
+        Some(Value::List(l)) => l.len(),
+        other => panic!("no files: {other:?}"),
+    }
+}
+
+/// Who may have a directory, asked as the caller: listing and READ of every object,
+/// signed with their key (SigV4 from botocore) or anonymous; every form of the request;
+/// and any change under the prefix is another torrent.
+fn callers_forms_and_changes_under_a_prefix(env: &Env) {
+    let dir = env.scratch("dir-authz");
+    for (i, name) in ["a.bin", "b/c.bin", "d.bin"].iter().enumerate() {
+        let data = test_data(40_000 + i, 7100 + i as u64);
+        env.put_object("private", &format!("dirauth/{name}"), &data, &dir);
+        env.put_object("dirs", &format!("dirforms/{name}"), &data, &dir);
+    }
+    let ok = directory_as(env, READER, "private", "dirauth/");
+    assert_eq!(ok["status"], 200, "{ok}");
+    let signed = std::fs::read(dir.join("signed.torrent")).unwrap();
+    assert_eq!(torrent_files(&signed), 3);
+    // NOREAD may list the bucket, not read it: the backend's 403 for the first object.
+    let denied = directory_as(env, NOREAD, "private", "dirauth/");
+    let e = &denied["error"];
+    assert_eq!(
+        (e["status"].as_u64(), e["code"].as_str()),
+        (Some(403), Some("AccessDenied")),
+        "{denied}"
+    );
+    // Where NOREAD may list (SeaweedFS's `List` action), the READ check refuses, naming the
+    // first object; where it may not (Ceph: not the bucket's owner), the listing does.
+    let listed = s3client(&env.backend_url(), NOREAD, &["list", "private", "dirauth/"]);
+    if listed.get("error").is_none() {
+        let message = e["message"].as_str().unwrap();
+        assert!(message.contains("dirauth/a.bin"), "names the key: {denied}");
+    }
+    assert!(
+        env.backend != Backend::SeaweedFs || listed.get("error").is_none(),
+        "{listed}"
+    );
+    let anonymous = request(env.port, "GET", "/private/?torrent&prefix=dirauth/", &[]);
+    assert_eq!(anonymous.status, 403, "{}", anonymous.text());
+
+    // The same torrent however it is asked for.
+    let path_style = request(env.port, "GET", "/dirs/?torrent&prefix=dirforms/", &[]);
+    assert_eq!(path_style.status, 200, "{}", path_style.text());
+    let etag = path_style.header("etag").unwrap().to_string();
+    let host = format!("dirs.{DOMAIN}:{}", env.port);
+    for (target, host) in [
+        ("/dirs?torrent&prefix=dirforms/", None),
+        ("/dirs/?prefix=dirforms/&torrent", None),
+        ("/?torrent&prefix=dirforms/", Some(host.as_str())),
+    ] {
+        let headers: Vec<(&str, &str)> = host.iter().map(|h| ("host", *h)).collect();
+        let r = request(env.port, "GET", target, &headers);
+        assert_eq!(r.status, 200, "{target}: {}", r.text());
+        assert_eq!(r.body, path_style.body, "{target}");
+        let head = request(env.port, "HEAD", target, &headers);
+        assert_eq!(
+            (head.status, head.header("etag")),
+            (200, Some(etag.as_str())),
+            "HEAD {target}"
+        );
+    }
+    let cached = request(
+        env.port,
+        "GET",
+        "/dirs/?torrent&prefix=dirforms/",
+        &[("if-none-match", &etag)],
+    );
+    assert_eq!(cached.status, 304);
+    // Overwritten with as many bytes: another torrent, never the old one.
+    env.put_object("dirs", "dirforms/b/c.bin", &test_data(40_001, 7199), &dir);
+    let after = request(env.port, "GET", "/dirs/?torrent&prefix=dirforms/", &[]);
+    assert_eq!(after.status, 200);
+    assert_ne!(after.header("etag").unwrap(), etag);
+    assert_ne!(after.body, path_style.body);
+    // A new object under the prefix: one more file.
+    env.put_object("dirs", "dirforms/e.bin", b"new", &dir);
+    let grown = request(env.port, "GET", "/dirs/?torrent&prefix=dirforms/", &[]);
+    assert_eq!(torrent_files(&grown.body), 4);
+}
+
+crate::on_both_backends!(callers_forms_and_changes_under_a_prefix);
