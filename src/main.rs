@@ -18,11 +18,12 @@ Usage:
   s3torrent check-config [PATH]      validate a configuration file, print the effective
                                      configuration (secrets redacted) and exit
   s3torrent warm --config PATH s3://bucket/prefix [--concurrency N] [--page-size N]
-                 [--metrics-file PATH]
+                 [--metrics-file PATH] [--directory]
                                      store the torrent of every object under the prefix in
                                      the [store] bucket (skips stored ones: rerun to resume);
                                      N objects at a time (default 4), N keys per listing
-                                     page; Prometheus text kept in PATH (textfile collector)
+                                     page; Prometheus text kept in PATH (textfile collector);
+                                     --directory: the prefix's one directory torrent instead
   s3torrent --help | --version
 
 Exit codes: 0 ok, 64 invalid command line or configuration, 1 failed to start (warm: an
@@ -76,6 +77,7 @@ fn parse_warm(args: &[String]) -> Result<Command, String> {
                     .ok_or("--concurrency must be from 1 to 1024")?
             }
             "--metrics-file" => options.metrics_file = Some(PathBuf::from(value(arg)?)),
+            "--directory" => options.directory = true,
             "--page-size" => {
                 options.page_size = value(arg)?
                     .parse()

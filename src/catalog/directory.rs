@@ -6,13 +6,44 @@
 use sha2::{Digest, Sha256};
 
 use crate::config::TorrentConfig;
-use crate::s3::listing::Listed;
+use crate::s3::listing::{list_page_as, Asked, Listed};
+use crate::s3::upstream::Upstream;
 use crate::s3::{ObjectRef, S3Error};
 use crate::store::EntryFile;
 use crate::torrent::paths::{canonical_cmp, conflict, file_path, sort_files};
 use crate::torrent::{Format, Info};
 
 use super::facts::ObjectFacts;
+
+/// Keys per listing page (S3's maximum).
+const PAGE_SIZE: u16 = 1000;
+
+/// Every object under the prefix as `asked` may list it, folder markers left out, counted
+/// against the limits page by page (a prefix of millions is refused at the first page past
+/// them, before anything is read).
+pub async fn list_directory(
+    upstream: &Upstream,
+    asked: &Asked<'_>,
+    config: &TorrentConfig,
+) -> Result<Vec<Listed>, S3Error> {
+    let mut tally = Tally::default();
+    let mut listed = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = list_page_as(upstream, asked, token.as_deref(), PAGE_SIZE).await?;
+        for object in page.objects {
+            if is_folder_marker(&object.key) {
+                continue;
+            }
+            tally.count(&object, config)?;
+            listed.push(object);
+        }
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(listed),
+        }
+    }
+}
 
 /// The files of a directory torrent, from the listing.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,14 +6,18 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
+use futures_util::{StreamExt, TryStreamExt};
+
 use crate::s3::forwarded::Forwarded;
+use crate::s3::listing::Asked;
+use crate::s3::upstream::Identity;
 use crate::s3::{ObjectRef, S3Error};
 use crate::store::lease::{Claim, LeaseGuard};
 use crate::store::{Entry, EntryKey, Store, StoreError};
 use crate::torrent::{PieceHashes, Torrent};
 
 use super::assemble::Assembler;
-use super::directory::DirectoryFacts;
+use super::directory::{list_directory, DirectoryFacts, DirectoryPlan};
 use super::facts::ObjectFacts;
 use super::generate::{FetchPlan, Generation};
 use super::hash_files::FilesGeneration;
@@ -152,13 +156,58 @@ impl Catalog {
             .ok_or_else(|| S3Error::invalid_request("`warm` needs a store: set [store] bucket."))?;
         let facts = ObjectFacts::of_sidecar(&self.upstream, object).await?;
         self.check_eligible(&facts)?;
-        if self.store_for(facts.length).is_none() {
-            return Ok(Warmed::Small);
-        }
         let subject = Subject::Object {
             object: object.clone(),
-            facts: facts.clone(),
+            facts,
         };
+        self.ensure_subject_stored(&store, subject).await
+    }
+
+    /// `warm --directory`: makes sure the store holds the torrent of the objects under
+    /// `prefix` as they are now (listed and read as the sidecar, the same identity a
+    /// caller's request computes), so the first caller waits for no read.
+    pub async fn ensure_directory_stored(
+        self: &Arc<Self>,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<Warmed, S3Error> {
+        let store = self
+            .store
+            .clone()
+            .ok_or_else(|| S3Error::invalid_request("`warm` needs a store: set [store] bucket."))?;
+        let asked = Asked {
+            identity: &Identity::Sidecar,
+            headers: &[],
+            bucket,
+            prefix,
+        };
+        let listed = list_directory(&self.upstream, &asked, &self.config.torrent).await?;
+        let plan = DirectoryPlan::new(bucket, prefix, listed, self.config.torrent.format)?;
+        let upstream = &self.upstream;
+        let facts = futures_util::stream::iter(plan.objects())
+            .map(|object| async move { ObjectFacts::of_sidecar(upstream, &object).await })
+            .buffered(self.config.limits.directory_probes)
+            .try_collect()
+            .await?;
+        let directory = DirectoryFacts::of(plan, facts)?;
+        if directory.length() == 0 {
+            return Err(S3Error::invalid_request(
+                "The prefix holds empty objects only: no torrent.",
+            ));
+        }
+        let subject = Subject::Directory(Arc::new(directory));
+        self.ensure_subject_stored(&store, subject).await
+    }
+
+    async fn ensure_subject_stored(
+        &self,
+        store: &Arc<Store>,
+        subject: Subject,
+    ) -> Result<Warmed, S3Error> {
+        let length = subject.length();
+        if self.store_for(length).is_none() {
+            return Ok(Warmed::Small);
+        }
         let entry_key = self.identity(&subject);
         if store.get(&entry_key).await.is_some() {
             return Ok(Warmed::AlreadyStored);
@@ -180,14 +229,12 @@ impl Catalog {
             forwarded: &Forwarded::default(),
         };
         let (_, stored) = self
-            .generate_and_store(generation, entry_key, &store, lease)
+            .generate_and_store(generation, entry_key, store, lease)
             .await?;
         stored.map_err(|e| {
             S3Error::service_unavailable(format!("The store refused the torrent: {e}"))
         })?;
-        Ok(Warmed::Stored {
-            bytes: facts.length,
-        })
+        Ok(Warmed::Stored { bytes: length })
     }
 
     /// Hash on upload: takes hashes made from an upload's own bytes, if the object the

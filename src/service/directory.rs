@@ -8,10 +8,10 @@ use std::sync::Arc;
 
 use futures_util::{StreamExt, TryStreamExt};
 
-use crate::catalog::directory::{is_folder_marker, DirectoryFacts, DirectoryPlan, Tally};
+use crate::catalog::directory::{list_directory, DirectoryFacts, DirectoryPlan};
 use crate::catalog::CacheStatus;
 use crate::s3::forwarded::Forwarded;
-use crate::s3::listing::{list_page_as, Asked, Listed};
+use crate::s3::listing::{Asked, Listed};
 use crate::s3::route::DirectoryRequest;
 use crate::s3::sigv4::Caller;
 use crate::s3::{ObjectRef, S3Error};
@@ -20,9 +20,6 @@ use crate::seeder::siblings::torrent_frame;
 use super::authorize::{identity_of, Authorizer};
 use super::response::{magnet_link, reply, Rendered, Reply};
 use super::TorrentService;
-
-/// Keys per listing page (S3's maximum).
-const PAGE_SIZE: u16 = 1000;
 
 impl TorrentService {
     pub async fn handle_directory(
@@ -65,8 +62,7 @@ impl TorrentService {
         Ok(reply(&named, &torrent, rendered, charged, if_none_match))
     }
 
-    /// Every object under the prefix, listed as the caller, counted against the limits
-    /// page by page (a prefix of millions is refused at the first page past them).
+    /// Every object under the prefix, listed as the caller.
     async fn list_as(
         &self,
         request: &DirectoryRequest,
@@ -81,23 +77,7 @@ impl TorrentService {
             bucket: &request.bucket,
             prefix: &request.prefix,
         };
-        let mut tally = Tally::default();
-        let mut listed = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = list_page_as(&self.upstream, &asked, token.as_deref(), PAGE_SIZE).await?;
-            for object in page.objects {
-                if is_folder_marker(&object.key) {
-                    continue;
-                }
-                tally.count(&object, &self.config.torrent)?;
-                listed.push(object);
-            }
-            match page.next {
-                Some(next) => token = Some(next),
-                None => return Ok(listed),
-            }
-        }
+        list_directory(&self.upstream, &asked, &self.config.torrent).await
     }
 
     /// The READ check of every file, `limits.directory_probes` at a time, in order; the

@@ -5,6 +5,9 @@
 //! the same catalog the sidecar runs to make sure the store holds each object's torrent for
 //! its current ETag: stored ones are skipped, so a rerun resumes where an interrupted run
 //! stopped. Replicas serving meanwhile take part through the same leases.
+//!
+//! With `--directory`, the prefix's directory torrent (`?torrent&prefix=`) is stored
+//! instead: one entry for every object under it, as a caller's request would name it.
 
 mod progress;
 
@@ -57,6 +60,8 @@ pub struct Options {
     /// Where to keep the run's Prometheus metrics (rewritten every few seconds and at the
     /// end), for a node exporter's textfile collector: a batch job has no port to scrape.
     pub metrics_file: Option<PathBuf>,
+    /// Store the prefix's directory torrent (`?torrent&prefix=`) instead of its objects'.
+    pub directory: bool,
 }
 
 impl Default for Options {
@@ -66,6 +71,7 @@ impl Default for Options {
             concurrency: 4,
             page_size: 1000,
             metrics_file: None,
+            directory: false,
         }
     }
 }
@@ -112,6 +118,13 @@ async fn run(
         upstream.clone(),
         None,
     ));
+    if options.directory {
+        let summary = warm_directory(&catalog, &metrics, &target, &counts).await;
+        if let Some(path) = &options.metrics_file {
+            write_metrics(&metrics, path);
+        }
+        return summary;
+    }
     let exporter = options.metrics_file.clone().map(|path| {
         let metrics = metrics.clone();
         tokio::spawn(async move {
@@ -163,6 +176,33 @@ async fn run(
         write_metrics(&metrics, path);
     }
     Ok(progress.finish(&counts))
+}
+
+/// `--directory`: one torrent for the prefix, stored once; a rerun finds it stored.
+async fn warm_directory(
+    catalog: &Arc<Catalog>,
+    metrics: &Metrics,
+    target: &Target,
+    counts: &Counts,
+) -> Result<String, String> {
+    let url = format!("s3://{}/{}", target.bucket, target.prefix);
+    let warmed = catalog
+        .ensure_directory_stored(&target.bucket, &target.prefix)
+        .await;
+    let (label, said) = match warmed {
+        Ok(Warmed::Stored { bytes }) => {
+            metrics.warm.bytes_hashed.inc_by(bytes);
+            ("stored", format!("stored, {bytes} bytes hashed"))
+        }
+        Ok(Warmed::AlreadyStored) => ("skipped", "already stored".into()),
+        Ok(Warmed::Small) => ("skipped", "under store.min_bytes, not stored".into()),
+        Err(e) => {
+            counts.failed.fetch_add(1, Relaxed);
+            ("failed", format!("failed: {}", e.message))
+        }
+    };
+    metrics.warm.objects.with_label_values(&[label]).inc();
+    Ok(format!("warm: directory {url}: {said}"))
 }
 
 const METRICS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);

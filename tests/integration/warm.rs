@@ -221,3 +221,70 @@ fn an_interrupted_warm_resumes_without_redoing_stored_objects() {
         assert!(log.contains("took over a lease"), "{log}");
     }
 }
+
+/// `--directory`: the prefix's one directory torrent is stored, under the identity a
+/// caller's request computes, so a replica serves it reading only its READ checks, and
+/// its bytes are those a sidecar without the store generates.
+#[test]
+fn a_warmed_directory_is_served_by_a_replica_without_reading() {
+    let env = env();
+    let dir = env.scratch("warm-directory");
+    let files = [("a.bin", 300_001usize), ("b/c.bin", 1024 * 1024), ("d", 5)];
+    for (i, (name, size)) in files.iter().enumerate() {
+        put_object(
+            "dirs-store",
+            &format!("warmed/{name}"),
+            &test_data(*size, 1450 + i as u64),
+            &dir,
+        );
+    }
+    let config = warm_config(&dir, "warm-dir/", "30s");
+    let out = warm(&config, &["s3://dirs-store/warmed/", "--directory"])
+        .output()
+        .unwrap();
+    let text = summary(&out);
+    assert!(out.status.success(), "{text}");
+    let total: usize = files.iter().map(|(_, n)| n).sum();
+    assert_eq!(
+        text.trim(),
+        format!("warm: directory s3://dirs-store/warmed/: stored, {total} bytes hashed")
+    );
+    assert_eq!(stored("warm-dir/"), 1);
+
+    let b = replica("warm-dir-replica", "store", "warm-dir/")
+        .set("store.min_bytes", 0)
+        .start();
+    let target = "/dirs-store/?torrent&prefix=warmed/";
+    let mut served = Vec::new();
+    let read = read_by("dirs-store", || {
+        let r = request(b.port, "GET", target, &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+        served = r.body;
+    });
+    assert_eq!(
+        read,
+        files.len() as u64 * PROBE_BYTES,
+        "only the READ checks"
+    );
+    let fresh = sidecar("warm-dir-fresh").start();
+    let generated = request(fresh.port, "GET", target, &[]);
+    assert_eq!(generated.status, 200);
+    assert_eq!(
+        served, generated.body,
+        "the stored torrent is the one a generation makes"
+    );
+
+    let rerun = warm(&config, &["s3://dirs-store/warmed/", "--directory"])
+        .output()
+        .unwrap();
+    let text = summary(&rerun);
+    assert!(
+        rerun.status.success() && text.contains("already stored"),
+        "{text}"
+    );
+    // Nothing under the prefix: a clear failure, exit 1.
+    let none = warm(&config, &["s3://dirs-store/nothing/", "--directory"])
+        .output()
+        .unwrap();
+    assert_eq!(none.status.code(), Some(1), "{}", summary(&none));
+}
