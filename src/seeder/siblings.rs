@@ -3,12 +3,13 @@
 //! reads each piece from the origin once); a torrent offered here is described to every
 //! sibling, so whichever becomes its owner can seed it.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
 
-use crate::cluster::{Cluster, Frame, Member};
+use crate::cluster::{Cluster, Frame, Member, MAX_FRAME};
 use crate::s3::ObjectRef;
 use crate::torrent::bencode::Value;
 
@@ -20,41 +21,75 @@ use super::Seeder;
 const RELAY_BUFFER: usize = 256 * 1024;
 
 /// How a torrent is described to siblings: `ids` (what the tracker knows it by), and, when
-/// it is seeded, what seeding it takes (`ih`, the object, its ETag and `info`).
+/// it is seeded, what seeding it takes (`ih`, its `info`, and each file's object and ETag).
 pub fn torrent_frame(ids: &[[u8; 20]], seed: Option<&SeedTorrent>) -> Frame {
     let ids = ids.iter().map(|id| Value::Bytes(id.to_vec())).collect();
     let frame = Frame::new("torrent").with("ids", Value::List(ids));
-    // A one-object seed is described; a directory's owner seeds it once a request for its
-    // torrent reaches it.
-    match seed.and_then(|t| Some((t, t.single()?))) {
-        Some((t, file)) => with_seed(frame, t, file),
+    match seed {
+        Some(t) => with_seed(frame, t),
         None => frame,
     }
 }
 
-fn with_seed(frame: Frame, t: &SeedTorrent, file: &SeedFile) -> Frame {
-    let frame = frame
+/// Room left in a frame for everything but the seed's description.
+const FRAME_HEADROOM: usize = 64 * 1024;
+
+/// `frame` with `t`'s description; without it when it would not fit in a frame (a directory
+/// of very many long keys): its owner then seeds it once a request for it reaches it.
+fn with_seed(frame: Frame, t: &SeedTorrent) -> Frame {
+    let size: usize = t.info.len()
+        + t.files
+            .iter()
+            .map(|f| {
+                let o = &f.object;
+                let version = o.version_id.as_ref().map_or(0, |v| v.len());
+                o.bucket.len() + o.key.len() + f.etag.len() + version + 32
+            })
+            .sum::<usize>();
+    if size > MAX_FRAME - FRAME_HEADROOM {
+        return frame;
+    }
+    let files = t.files.iter().map(file_value).collect();
+    frame
         .with_bytes("ih", t.info_hash.to_vec())
-        .with_bytes("bucket", file.object.bucket.as_bytes())
-        .with_bytes("key", file.object.key.as_bytes())
-        .with_bytes("etag", file.etag.as_bytes())
-        .with_bytes("info", t.info.to_vec());
-    match &file.object.version_id {
-        Some(v) => frame.with_bytes("version", v.as_bytes()),
-        None => frame,
-    }
+        .with_bytes("info", t.info.to_vec())
+        .with("files", Value::List(files))
 }
 
-/// The seed a sibling described, if its `info` is one and hashes to its `ih`.
+fn file_value(file: &SeedFile) -> Value {
+    let mut d = BTreeMap::new();
+    let o = &file.object;
+    d.insert(b"b".to_vec(), Value::bytes(o.bucket.as_bytes()));
+    d.insert(b"k".to_vec(), Value::bytes(o.key.as_bytes()));
+    d.insert(b"e".to_vec(), Value::bytes(file.etag.as_bytes()));
+    if let Some(v) = &o.version_id {
+        d.insert(b"v".to_vec(), Value::bytes(v.as_bytes()));
+    }
+    Value::Dict(d)
+}
+
+fn file_of(value: &Value) -> Option<SeedFile> {
+    let text = |name: &str| std::str::from_utf8(value.get(name)?.as_bytes()?).ok();
+    Some(SeedFile {
+        object: ObjectRef {
+            bucket: text("b")?.to_string(),
+            key: text("k")?.to_string(),
+            version_id: text("v").map(str::to_string),
+        },
+        etag: text("e")?.to_string(),
+    })
+}
+
+/// The seed a sibling described, if its `info` is one, names as many files, and hashes to
+/// its `ih`.
 fn seed_of(frame: &Frame) -> Option<SeedTorrent> {
-    let object = ObjectRef {
-        bucket: frame.text("bucket")?.to_string(),
-        key: frame.text("key")?.to_string(),
-        version_id: frame.text("version").map(str::to_string),
-    };
+    let files = frame
+        .list("files")?
+        .iter()
+        .map(file_of)
+        .collect::<Option<Vec<_>>>()?;
     let info = Bytes::copy_from_slice(frame.bytes("info")?);
-    let etag = frame.text("etag")?.to_string();
-    let seed = SeedTorrent::from_info(info, object, etag)?;
+    let seed = SeedTorrent::from_info(info, files)?;
     (frame.bytes("ih") == Some(&seed.info_hash[..])).then_some(seed)
 }
 
@@ -100,8 +135,8 @@ impl Seeder {
             .with_bytes("ih", info_hash.to_vec())
             .with_bytes("head", head.to_vec());
         let seed = self.registry.get(&info_hash);
-        let frame = match seed.as_ref().and_then(|t| Some((t, t.single()?))) {
-            Some((t, file)) => with_seed(frame, t, file),
+        let frame = match &seed {
+            Some(t) => with_seed(frame, t),
             None => frame,
         };
         let mut sibling = match cluster.send(owner, &frame).await {

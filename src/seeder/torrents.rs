@@ -79,6 +79,38 @@ impl Spread {
     }
 }
 
+/// The layout a multi-file v1 `files` list describes: its files' lengths, and pads (BEP 47,
+/// `attr` `p`) exactly where an aligned layout of them puts them, or none at all.
+fn layout_of_files(
+    files: &crate::torrent::bencode::Value,
+    piece_length: u64,
+    aligned: bool,
+) -> Option<Layout> {
+    let crate::torrent::bencode::Value::List(entries) = files else {
+        return None;
+    };
+    let mut listed = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let length = u64::try_from(entry.get("length")?.as_int()?).ok()?;
+        let pad = entry
+            .get("attr")
+            .and_then(|a| a.as_bytes())
+            .is_some_and(|a| a.contains(&b'p'));
+        listed.push((length, pad));
+    }
+    let lengths: Vec<u64> = listed.iter().filter(|f| !f.1).map(|f| f.0).collect();
+    let layout = Layout::of_files(&lengths, piece_length, aligned);
+    let mut expected = Vec::with_capacity(listed.len());
+    for (i, &length) in lengths.iter().enumerate() {
+        expected.push((length, false));
+        match layout.pad_after(i) {
+            0 => {}
+            pad => expected.push((pad, true)),
+        }
+    }
+    (expected == listed).then_some(layout)
+}
+
 impl SeedTorrent {
     /// Seeds `torrent` (a v1 or hybrid one) of `object` as it was at `etag`.
     pub fn new(torrent: &Torrent, object: ObjectRef, etag: String) -> SeedTorrent {
@@ -106,23 +138,30 @@ impl SeedTorrent {
         }
     }
 
-    /// Seeds the torrent whose `info` dictionary is `info` (v1 or hybrid, one file), as a
-    /// sibling described it; `None` if `info` is not one.
-    pub fn from_info(info: Bytes, object: ObjectRef, etag: String) -> Option<SeedTorrent> {
+    /// Seeds the torrent whose `info` dictionary is `info` (v1 or hybrid, one file or a
+    /// directory's), whose files in layout order are `files`, as a sibling described it;
+    /// `None` if `info` is not one or does not have as many files.
+    pub fn from_info(info: Bytes, files: Vec<SeedFile>) -> Option<SeedTorrent> {
         let v = crate::torrent::bencode::decode(&info).ok()?;
-        let length = u64::try_from(v.get("length")?.as_int()?).ok()?;
         let piece_length = u64::try_from(v.get("piece length")?.as_int()?).ok()?;
         let pieces = v.get("pieces")?.as_bytes()?.to_vec();
-        let valid = length > 0
-            && piece_length >= crate::torrent::merkle::BLOCK
-            && piece_length.is_power_of_two()
-            && pieces.len() as u64 == 20 * length.div_ceil(piece_length);
+        if piece_length < crate::torrent::merkle::BLOCK || !piece_length.is_power_of_two() {
+            return None;
+        }
+        let layout = match v.get("length") {
+            Some(length) => Layout::single(u64::try_from(length.as_int()?).ok()?, piece_length),
+            None => {
+                let aligned = v.get("meta version").is_some();
+                layout_of_files(v.get("files")?, piece_length, aligned)?
+            }
+        };
+        let valid = layout.length() > 0
+            && files.len() == layout.files().len()
+            && pieces.len() as u64 == 20 * u64::from(layout.piece_count());
         if !valid {
             return None;
         }
         let info_hash: [u8; 20] = sha1::Sha1::digest(&info).into();
-        let layout = Layout::single(length, piece_length);
-        let files = vec![SeedFile { object, etag }];
         Some(Self::of(info_hash, files, layout, pieces, info))
     }
 
@@ -490,9 +529,8 @@ mod tests {
     #[test]
     fn a_seed_described_by_its_info_is_the_same_seed() {
         let t = torrent(5);
-        let SeedFile { object, etag } = t.single().unwrap().clone();
-        let again = SeedTorrent::from_info(t.info.clone(), object.clone(), etag.clone())
-            .expect("a v1 info");
+        let files = t.files.clone();
+        let again = SeedTorrent::from_info(t.info.clone(), files.clone()).expect("a v1 info");
         assert_eq!(again.info_hash, t.info_hash);
         assert_eq!(
             (again.layout.clone(), again.pieces.clone()),
@@ -507,8 +545,77 @@ mod tests {
             );
         }
         let bad = Bytes::from(v.encode());
-        assert!(SeedTorrent::from_info(bad, object.clone(), etag.clone()).is_none());
-        assert!(SeedTorrent::from_info(Bytes::from_static(b"garbage"), object, etag).is_none());
+        assert!(SeedTorrent::from_info(bad, files.clone()).is_none());
+        assert!(SeedTorrent::from_info(Bytes::from_static(b"garbage"), files.clone()).is_none());
+        let two = vec![files[0].clone(), files[0].clone()];
+        assert!(
+            SeedTorrent::from_info(t.info.clone(), two).is_none(),
+            "one file, two objects"
+        );
+    }
+
+    /// A directory's torrent, v1 (files end to end) and hybrid (pads between them), as a
+    /// sibling describes it: the same layout and pieces; pads where no aligned layout has
+    /// them, or a file fewer, are no seed.
+    #[test]
+    fn a_directory_seed_described_by_its_info_is_the_same_seed() {
+        let lengths = [P + 5, 0, 3 * P, 7];
+        for aligned in [false, true] {
+            let layout = Layout::of_files(&lengths, P, aligned);
+            let tree = aligned.then(|| crate::torrent::FileTree {
+                pieces_root: [1; 32],
+                piece_layer: Vec::new(),
+            });
+            let info = crate::torrent::Info {
+                name: "dir".into(),
+                length: layout.length(),
+                piece_length: P,
+                pieces: vec![7; 20 * layout.piece_count() as usize],
+                files: lengths
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &length)| crate::torrent::InfoFile {
+                        path: vec![format!("f{i}")],
+                        length,
+                        tree: tree.clone().filter(|_| length > 0),
+                    })
+                    .collect(),
+                ..crate::torrent::Info::fixture()
+            };
+            let torrent = Torrent::new(info, Default::default(), None);
+            let files: Vec<SeedFile> = (0..lengths.len())
+                .map(|i| SeedFile {
+                    object: ObjectRef {
+                        bucket: "b".into(),
+                        key: format!("dir/f{i}"),
+                        version_id: None,
+                    },
+                    etag: format!("\"{i}\""),
+                })
+                .collect();
+            let made = SeedTorrent::of_files(&torrent, files.clone());
+            let described = SeedTorrent::from_info(made.info.clone(), files.clone())
+                .expect("a directory's info");
+            assert_eq!(described.info_hash, made.info_hash, "aligned: {aligned}");
+            assert_eq!(
+                (described.layout, described.pieces, described.files),
+                (made.layout.clone(), made.pieces.clone(), made.files.clone())
+            );
+            assert!(SeedTorrent::from_info(made.info.clone(), files[1..].to_vec()).is_none());
+            // The other layout's reading of the same files list: pads missing or stray.
+            let mut v = crate::torrent::bencode::decode(&made.info).unwrap();
+            if let crate::torrent::bencode::Value::Dict(d) = &mut v {
+                match aligned {
+                    true => d.remove(&b"meta version"[..]),
+                    false => d.insert(
+                        b"meta version".to_vec(),
+                        crate::torrent::bencode::Value::Int(2),
+                    ),
+                };
+            }
+            let other = Bytes::from(v.encode());
+            assert!(SeedTorrent::from_info(other, files).is_none(), "{aligned}");
+        }
     }
 
     #[test]

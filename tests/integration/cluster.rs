@@ -125,6 +125,52 @@ fn web_seed_requests_through_any_replica_are_shaped_once() {
     );
 }
 
+/// A directory's torrent asked of one replica is seeded by its owner, another one: the seed
+/// (its `info` and every file's object and ETag) is described to every sibling, so peers
+/// relayed to the owner are served without a request for the torrent ever reaching it.
+#[test]
+fn a_directory_asked_of_one_replica_is_seeded_by_its_owner() {
+    let set = ReplicaSet::start("cluster-dir", 3, 3, true, false);
+    let first = set.replicas[0].as_ref().unwrap().port;
+    // Directories until one is owned by a replica that was not asked (two in three are).
+    let (torrent, sizes) = (1..=8)
+        .find_map(|n| {
+            let prefix = format!("set{n}/");
+            let sizes = [5 << 20, 3 << 20, 0, 4 << 20];
+            for (i, size) in sizes.iter().enumerate() {
+                let data = test_data(*size, 1910 + 10 * n + i as u64);
+                put_object("swarm-dir", &format!("{prefix}f{i}.bin"), &data, set.dir());
+            }
+            let r = request(
+                first,
+                "GET",
+                &format!("/swarm-dir/?torrent&prefix={prefix}"),
+                &[],
+            );
+            assert_eq!(r.status, 200, "{}", r.text());
+            let owner = set.owner_of(&torrent_info_hash(&r.body));
+            println!("directory {prefix}: owned by replica {owner}");
+            let torrent = set.dir().join(format!("set{n}.torrent"));
+            std::fs::write(&torrent, &r.body).unwrap();
+            (owner != 0).then_some((torrent, sizes))
+        })
+        .expect("a directory owned by another replica");
+    let bytes: usize = sizes.iter().sum();
+    let mib = bytes as f64 / (1 << 20) as f64;
+    let before = bucket_bytes_sent("swarm-dir");
+    let child = spawn_crowd(&torrent, &set.dir().join("dir-peers"), 4, 240);
+    let (finished, hash_failures, seconds) = crowd_outcome(child);
+    let copies = (bucket_bytes_sent("swarm-dir") - before) as f64 / bytes as f64;
+    println!(
+        "3 replicas, a directory asked of replica 0, 4 peers, {mib:.0} MiB: {finished}/4 finished in {seconds:.1} s, origin {copies:.2} copies"
+    );
+    assert_eq!((finished, hash_failures), (4, 0));
+    assert!(copies <= 1.15, "the origin served {copies:.2} copies");
+    assert!(forwarded(&set, "peer") > 0.0, "no peer was relayed");
+    let fallbacks = set.sum("s3torrent_cluster_fallbacks_total{cause=\"owner unreachable\"}");
+    assert_eq!(fallbacks, 0.0);
+}
+
 #[test]
 fn a_replica_killed_mid_crowd_changes_nothing_a_peer_sees() {
     let mut set = ReplicaSet::start("cluster-kill", 3, 3, true, false);
