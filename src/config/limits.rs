@@ -40,6 +40,10 @@ pub struct LimitsConfig {
     pub parallel_fetch_min_bytes: u64,
     /// READ checks of a directory torrent's objects made at once, per request.
     pub directory_probes: usize,
+    /// Directory requests (their listing and READ checks) handled at once; past that, 503
+    /// SlowDown. A directory costs the backend up to `torrent.max_files` checks per
+    /// request, cached or not: this bounds what callers can make it do.
+    pub max_concurrent_directories: usize,
 }
 
 impl Default for LimitsConfig {
@@ -50,6 +54,7 @@ impl Default for LimitsConfig {
             fetch_streams: 4,
             parallel_fetch_min_bytes: 64 * 1024 * 1024,
             directory_probes: 16,
+            max_concurrent_directories: 4,
         }
     }
 }

@@ -199,6 +199,10 @@ impl Config {
             "torrent.max_directory_size",
         )?;
         at_least_one(self.limits.directory_probes >= 1, "limits.directory_probes")?;
+        at_least_one(
+            self.limits.max_concurrent_directories >= 1,
+            "limits.max_concurrent_directories",
+        )?;
         // Within the window a caller keeps its torrent (and, presigned, fresh web-seed URLs)
         // after losing READ: keep it short.
         let max_revalidate = 300;

@@ -30,6 +30,12 @@ impl TorrentService {
         if_none_match: Option<&str>,
         cache_status: &mut CacheStatus,
     ) -> Result<Reply, S3Error> {
+        // Before anything is asked of the backend: a refused request costs it nothing.
+        let _slot = self.directories.try_acquire().map_err(|_| {
+            let mut e = S3Error::slow_down();
+            e.message = "Too many directory torrents are being checked at once (limits.max_concurrent_directories). Please retry.".into();
+            e
+        })?;
         let listed = self.list_as(request, caller, forwarded).await?;
         let format = self.config.torrent.format;
         let plan = DirectoryPlan::new(&request.bucket, &request.prefix, listed, format)?;

@@ -43,6 +43,8 @@ pub struct TorrentService {
     seeder: Option<Arc<Seeder>>,
     upstream: Arc<Upstream>,
     probes: ProbeCache,
+    /// Directory requests being handled (`limits.max_concurrent_directories`).
+    directories: tokio::sync::Semaphore,
 }
 
 impl TorrentService {
@@ -61,6 +63,7 @@ impl TorrentService {
             upstream,
             catalog,
             probes: ProbeCache::new(config.cache.revalidate_after.get()),
+            directories: tokio::sync::Semaphore::new(config.limits.max_concurrent_directories),
             config,
         }
     }

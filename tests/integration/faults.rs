@@ -212,3 +212,60 @@ fn every_backend_fault_is_a_retryable_error_then_recovers() {
         assert!(torrent_is_right(&r.body), "after {fault:?}");
     }
 }
+
+/// A directory costs the backend a listing and a READ check per object: while
+/// `limits.max_concurrent_directories` are being checked, another caller gets 503 SlowDown
+/// before anything is asked of the backend. The backend here lists slowly (a real one does
+/// under load) so the first request holds its slot.
+#[test]
+fn directory_requests_past_the_limit_slow_down_before_touching_the_backend() {
+    let lists = Arc::new(AtomicUsize::new(0));
+    let seen = lists.clone();
+    let port = fake_backend(move |line, out| {
+        if line.contains("list-type=2") {
+            seen.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(1500));
+            let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>b</Name><Prefix>d/</Prefix><KeyCount>0</KeyCount><IsTruncated>false</IsTruncated></ListBucketResult>";
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            return out.write_all(head.as_bytes()).is_ok()
+                && out.write_all(body.as_bytes()).is_ok();
+        }
+        out.write_all(&probe_answer("\"good\"", LEN)).is_ok()
+    });
+    let port = sidecar("dir-slots")
+        .backend_port(port)
+        .set("limits.max_concurrent_directories", 1)
+        .start()
+        .port;
+    let target = "/b/?torrent&prefix=d/";
+    let first = std::thread::spawn(move || request(port, "GET", target, &[]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while lists.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listing never came"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let refused = request(port, "GET", target, &[]);
+    assert_eq!(
+        (refused.status, refused.s3_code().as_deref()),
+        (503, Some("SlowDown")),
+        "{}",
+        refused.text()
+    );
+    assert!(refused.header("retry-after").is_some());
+    assert!(refused.text().contains("limits.max_concurrent_directories"));
+    assert_eq!(
+        lists.load(Ordering::SeqCst),
+        1,
+        "the refused one listed nothing"
+    );
+    // The first is answered (an empty prefix: 404), and its slot is free again.
+    assert_eq!(first.join().unwrap().status, 404);
+    assert_eq!(request(port, "GET", target, &[]).status, 404);
+    assert_eq!(lists.load(Ordering::SeqCst), 2);
+}
