@@ -2,7 +2,7 @@
 //! ratio of two things measured side by side in the same run (median of rounds, alternating),
 //! because these machines are shared and noisy: absolute times mean little.
 //!
-//! Sections (`BENCH_ONLY=cold,format,hit,pass,rss,coalesce,swarm,cluster` to pick; default
+//! Sections (`BENCH_ONLY=cold,format,hit,pass,rss,coalesce,swarm,cluster,dir` to pick; default
 //! all):
 //! - `cold`: cold `?torrent` of a 1 GiB object ÷ plain GET through the sidecar (goal ≤ 1.10),
 //!   and ÷ `mktorrent -t 2` on a page-cached local copy (goal ≤ 1.5);
@@ -21,6 +21,11 @@
 //!   (goal ≤ 1.15) and crowd time ÷ 1 replica's (goal ≤ 1.1); then 3 replicas with the
 //!   torrent's owner SIGKILLed mid-crowd (goal: all finish, ≤ 1.5 copies); and 3 replicas
 //!   without `[cluster]`, as before it (islands sharing the store).
+//!
+//! - `dir`: a directory of 1,000 × 1 MiB and one of 8 × 256 MiB: cold directory torrent ÷
+//!   the sum of cold single-object torrents of the same objects, one after the other (goal
+//!   ≤ 1.1); peak RSS making each directory torrent, and per file (goal: flat in the number
+//!   of files, a few hundred bytes each).
 //!
 //! Environment: `BENCH_SIZE_MIB` (cold/pass object, default 1024), `BENCH_ROUNDS` (5),
 //! `BENCH_LOAD_SECS` (5), `BENCH_RSS_BIG_MIB` (4096). Needs curl, oha, nginx, mktorrent
@@ -104,7 +109,7 @@ fn peak_rss_mib(pid: u32) -> f64 {
 
 fn main() {
     let only = std::env::var("BENCH_ONLY")
-        .unwrap_or_else(|_| "cold,format,hit,pass,rss,coalesce,swarm,cluster".into());
+        .unwrap_or_else(|_| "cold,format,hit,pass,rss,coalesce,swarm,cluster,dir".into());
     let run = |s: &str| only.split(',').any(|o| o.trim() == s);
     let env = env();
     println!("s3torrent benchmark suite (SeaweedFS on loopback; ratios of medians, same run)");
@@ -138,6 +143,75 @@ fn main() {
     if run("cluster") {
         bench_cluster();
     }
+    if run("dir") {
+        bench_dir();
+    }
+}
+
+/// Seconds for one cold `?torrent` (`target` on `port`), which must succeed.
+fn torrent_seconds(port: u16, target: &str) -> f64 {
+    let t = Instant::now();
+    let r = request(port, "GET", target, &[]);
+    assert_eq!(r.status, 200, "{target}: {}", r.text());
+    t.elapsed().as_secs_f64()
+}
+
+fn bench_dir() {
+    let rounds = env_or("BENCH_ROUNDS", 5).min(3);
+    let mut per_file = Vec::new();
+    for (files, mib) in [(1000usize, 1usize), (8, 256)] {
+        let prefix = format!("bench/dir-{files}x{mib}/");
+        let local = env().scratch(&format!("bench-dir-{files}"));
+        for i in 0..files {
+            write_data(&local.join(format!("f{i:04}.bin")), mib, 100 + i as u64);
+        }
+        let put = s3client(
+            &env().backend_url(),
+            ADMIN,
+            &["put-dir", "dirs", &prefix, local.to_str().unwrap()],
+        );
+        assert!(put.get("error").is_none(), "{put}");
+        let _ = std::fs::remove_dir_all(&local);
+        let (port, pid) = cold_sidecar(&format!("bench-dir-{files}"));
+        let directory = format!("/dirs/?torrent&prefix={prefix}");
+        let idle = peak_rss_mib(pid);
+        torrent_seconds(port, &directory); // warms the backend for both sides alike
+        let peak = peak_rss_mib(pid);
+        let (mut dir, mut singles) = (Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            dir.push(torrent_seconds(port, &directory));
+            singles.push(
+                (0..files)
+                    .map(|i| torrent_seconds(port, &format!("/dirs/{prefix}f{i:04}.bin?torrent")))
+                    .sum(),
+            );
+        }
+        let total = (files * mib) as f64;
+        println!("\n[dir] {files} x {mib} MiB, {rounds} rounds, cache off");
+        println!(
+            "  cold directory torrent        {:.3} s  ({:.0} MiB/s)",
+            median(dir.clone()),
+            total / median(dir.clone())
+        );
+        println!(
+            "  sum of {files} single torrents  {:.3} s  ({:.0} MiB/s)",
+            median(singles.clone()),
+            total / median(singles.clone())
+        );
+        println!(
+            "  ratio directory / singles     {:.3}   (goal <= 1.1)",
+            ratios(&dir, &singles)
+        );
+        println!("  peak RSS making it            {peak:.1} MiB (idle {idle:.1} MiB)");
+        per_file.push((files, peak - idle));
+    }
+    let [(many, a), (few, b)] = per_file[..] else {
+        return;
+    };
+    println!(
+        "  RSS above idle, per file beyond {few}: {:.0} bytes   (goal: a few hundred)",
+        (a - b).max(0.0) * 1048576.0 / (many - few) as f64
+    );
 }
 
 fn bench_cluster() {

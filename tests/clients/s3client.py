@@ -149,6 +149,13 @@ def run(s3, cmd, args):
         with open(path, "rb") as f:
             r = s3.put_object(Bucket=bucket, Key=key, Body=f.read())
         return {"etag": r["ETag"], "version_id": r.get("VersionId")}
+    if cmd == "put-dir":
+        # Every file of a local folder under PREFIX, in one process (benchmarks' directories).
+        bucket, prefix, folder = args
+        names = sorted(os.listdir(folder))
+        for name in names:
+            s3.upload_file(os.path.join(folder, name), bucket, prefix + name)
+        return {"files": len(names)}
     if cmd == "put-multipart":
         bucket, key, path = args[:3]
         part = int(args[3]) if len(args) > 3 else 5 * 1024 * 1024
