@@ -327,6 +327,92 @@ impl S3TorrentProxy {
     }
 }
 
+/// A request the sidecar answers itself (or shapes, for the web seed), as classified.
+enum Own {
+    Rejected(S3Error),
+    Webseed(Result<WebseedRequest, S3Error>),
+    Tracker(Arc<Tracker>, TrackerEndpoint),
+    Torrent(TorrentRequest),
+    Directory(DirectoryRequest),
+    Refused(S3Error),
+}
+
+impl S3TorrentProxy {
+    /// What the sidecar does with a request: `None` streams it to the backend (with its
+    /// upload tapped), anything else is its own.
+    fn classify(&self, session: &Session, ctx: &mut RequestCtx) -> Option<Own> {
+        let req = session.req_header();
+        // S3 requests are origin-form (`/bucket/key?…`). An absolute-form or other target
+        // would be read one way here and maybe another by the backend: refuse it outright.
+        // (pingora normalizes `uri` — `http://h/b/k` loses its scheme, `b/k` becomes `/` —
+        // so the raw target is what tells.)
+        let uri = &req.uri;
+        if req.raw_path().first() != Some(&b'/') || uri.scheme().is_some() {
+            let e = S3Error::invalid_request("The request target must be a path (origin-form).");
+            return Some(Own::Rejected(e));
+        }
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok());
+        let domains = &self.config.server.domains;
+        let vhost = is_virtual_hosted(host, domains);
+        if self.names_store_bucket(req, host) {
+            let e = S3Error::new(
+                Code::AccessDenied,
+                "The sidecar's torrent store is not reachable through the sidecar.",
+            );
+            return Some(Own::Rejected(e));
+        }
+        if let Some(request) = crate::webseed::parse(req, vhost) {
+            return Some(Own::Webseed(request));
+        }
+        if let Some(tracker) = &self.tracker {
+            if let Some(endpoint) = crate::tracker::endpoint(&req.method, uri.path(), vhost) {
+                return Some(Own::Tracker(tracker.clone(), endpoint));
+            }
+        }
+        match route(&req.method, uri.path(), uri.query(), host, domains) {
+            Route::PassThrough => {
+                ctx.upload = self.uploads.tap(req, domains);
+                None
+            }
+            Route::Reject(e) => Some(Own::Refused(e)),
+            Route::Torrent(t) => Some(Own::Torrent(t)),
+            Route::Directory(d) => Some(Own::Directory(d)),
+        }
+    }
+
+    /// Answers (or, for the web seed, shapes) a request the sidecar owns.
+    async fn serve_own(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        own: Own,
+    ) -> Result<bool> {
+        let result = match own {
+            Own::Rejected(e) => return answer(session, ctx, "rejected", Err(e)).await,
+            Own::Webseed(request) => return self.webseed(session, ctx, request).await,
+            Own::Tracker(tracker, endpoint) => {
+                let query = session.req_header().uri.query().unwrap_or("").to_string();
+                let body = self
+                    .track(&tracker, endpoint, &query, peer_ip(session))
+                    .await;
+                let reply = Reply {
+                    status: 200,
+                    headers: vec![("content-type", "text/plain".to_string())],
+                    body: Bytes::from(body),
+                };
+                return answer(session, ctx, "tracker", Ok(reply)).await;
+            }
+            Own::Refused(e) => Err(e),
+            Own::Torrent(t) => self.torrent_reply(session, t, &mut ctx.cache).await,
+            Own::Directory(d) => self.directory_reply(session, d, &mut ctx.cache).await,
+        };
+        answer(session, ctx, "torrent", result).await
+    }
+}
+
 /// Bytes of this connection the client's TCP has acknowledged (Linux `tcpi_bytes_acked`).
 fn bytes_acked(session: &Session) -> Option<u64> {
     let socket = session.digest()?.socket_digest.as_ref()?;
@@ -371,58 +457,14 @@ impl ProxyHttp for S3TorrentProxy {
         }
     }
 
+    /// Pass-through returns at once; what the sidecar answers itself is handled in a future
+    /// of its own (boxed), so the one every pass-through request builds stays small (moving
+    /// the `?torrent` state machine in and out of its box cost ~15k instructions a request).
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        let req = session.req_header();
-        // S3 requests are origin-form (`/bucket/key?…`). An absolute-form or other target
-        // would be read one way here and maybe another by the backend: refuse it outright.
-        // (pingora normalizes `uri` — `http://h/b/k` loses its scheme, `b/k` becomes `/` —
-        // so the raw target is what tells.)
-        let uri = &req.uri;
-        if req.raw_path().first() != Some(&b'/') || uri.scheme().is_some() {
-            let e = S3Error::invalid_request("The request target must be a path (origin-form).");
-            return answer(session, ctx, "rejected", Err(e)).await;
+        match self.classify(session, ctx) {
+            None => Ok(false),
+            Some(own) => Box::pin(self.serve_own(session, ctx, own)).await,
         }
-        let host = req
-            .headers
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok());
-        let domains = &self.config.server.domains;
-        let vhost = is_virtual_hosted(host, domains);
-        if self.names_store_bucket(req, host) {
-            let e = S3Error::new(
-                Code::AccessDenied,
-                "The sidecar's torrent store is not reachable through the sidecar.",
-            );
-            return answer(session, ctx, "rejected", Err(e)).await;
-        }
-        if let Some(request) = crate::webseed::parse(req, vhost) {
-            return self.webseed(session, ctx, request).await;
-        }
-        if let Some(tracker) = &self.tracker {
-            if let Some(endpoint) = crate::tracker::endpoint(&req.method, uri.path(), vhost) {
-                let query = uri.query().unwrap_or("").to_string();
-                let tracker = tracker.clone();
-                let body = self
-                    .track(&tracker, endpoint, &query, peer_ip(session))
-                    .await;
-                let reply = Reply {
-                    status: 200,
-                    headers: vec![("content-type", "text/plain".to_string())],
-                    body: Bytes::from(body),
-                };
-                return answer(session, ctx, "tracker", Ok(reply)).await;
-            }
-        }
-        let result = match route(&req.method, uri.path(), uri.query(), host, domains) {
-            Route::PassThrough => {
-                ctx.upload = self.uploads.tap(session.req_header(), domains);
-                return Ok(false);
-            }
-            Route::Reject(e) => Err(e),
-            Route::Torrent(t) => self.torrent_reply(session, t, &mut ctx.cache).await,
-            Route::Directory(d) => self.directory_reply(session, d, &mut ctx.cache).await,
-        };
-        answer(session, ctx, "torrent", result).await
     }
 
     async fn upstream_peer(
