@@ -7,8 +7,10 @@
 //! - `cold`: cold `?torrent` of a 1 GiB object ÷ plain GET through the sidecar (goal ≤ 1.10),
 //!   and ÷ `mktorrent -t 2` on a page-cached local copy (goal ≤ 1.5);
 //! - `hit`: cache-hit `?torrent` req/s ÷ proxied `HEAD` req/s of the same object (oha; ≥ 0.9);
-//! - `pass`: 1 KiB GET req/s through the sidecar ÷ through nginx as a reverse proxy (≥ 1.0),
-//!   and 1 GiB GET throughput through the sidecar ÷ direct (≥ 0.95);
+//! - `pass` (`pass/mod.rs`): 1 KiB GET and HEAD req/s and added latency through the sidecar
+//!   ÷ nginx, HAProxy and a bare pingora proxy (≥ 1.0 against nginx and HAProxy); 256
+//!   connections and no keep-alive; instructions per request (callgrind); 1 GiB GET through
+//!   the sidecar ÷ direct (≥ 0.95);
 //! - `rss`: peak RSS generating a 4 GiB object ÷ a 256 MiB one (≈ 1.0);
 //! - `coalesce`: 100 concurrent cold requests for one object → bytes read upstream ÷ size (1);
 //! - `format`: cold `?torrent` of the same object as a hybrid (v1 + v2) and as a v2 torrent ÷
@@ -37,6 +39,7 @@ mod common;
 #[allow(dead_code)]
 #[path = "../tests/integration/harness/mod.rs"]
 mod harness;
+mod pass;
 
 use std::path::Path;
 use std::process::Command;
@@ -60,7 +63,7 @@ fn cold_sidecar_of(name: &str, format: &str) -> (u16, u32) {
     (s.port, s.pid)
 }
 
-struct Load {
+pub struct Load {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
@@ -68,21 +71,18 @@ struct Load {
 
 /// `oha` for `secs` seconds with 32 connections (wrk cannot do HEAD: it waits for a body).
 fn load(url: &str, secs: usize, method: &str) -> Load {
-    let out = Command::new("oha")
-        .args([
-            "-z",
-            &format!("{secs}s"),
-            "-c",
-            "32",
-            "--no-tui",
-            "--output-format",
-            "json",
-            "-m",
-            method,
-            url,
-        ])
-        .output()
-        .expect("oha");
+    load_with(url, secs, method, 32, true)
+}
+
+/// `oha` for `secs` seconds with `conns` connections, kept alive or one per request.
+pub fn load_with(url: &str, secs: usize, method: &str, conns: usize, keepalive: bool) -> Load {
+    let mut cmd = Command::new("oha");
+    cmd.args(["-z", &format!("{secs}s"), "-c", &conns.to_string()])
+        .args(["--no-tui", "--output-format", "json", "-m", method, url]);
+    if !keepalive {
+        cmd.arg("--disable-keepalive");
+    }
+    let out = cmd.output().expect("oha");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| panic!("oha {url}: {}", String::from_utf8_lossy(&out.stderr)));
     let codes = v["statusCodeDistribution"].as_object().unwrap();
@@ -129,7 +129,7 @@ fn main() {
         bench_hit();
     }
     if run("pass") {
-        bench_pass(size_mib);
+        pass::bench_pass(size_mib);
     }
     if run("rss") {
         bench_rss();
@@ -529,106 +529,6 @@ fn bench_hit() {
     println!(
         "  ratio hit / HEAD     {:.3}   (goal >= 0.9)",
         ratios(&rps(&hit), &rps(&head))
-    );
-}
-
-/// nginx as a plain reverse proxy to the same backend, with upstream keep-alive.
-fn start_nginx() -> u16 {
-    let dir = env().scratch("nginx");
-    let port = free_ports(1)[0];
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off;\nuser root;\nworker_processes 2;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n\
-             fastcgi_temp_path {d}/fcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n\
-             upstream s3 {{ server 127.0.0.1:{s3}; keepalive 64; }}\n\
-             server {{ listen 127.0.0.1:{port};\n  location / {{ proxy_pass http://s3; proxy_http_version 1.1;\n\
-             proxy_set_header Connection \"\"; proxy_set_header Host $http_host; }} }}\n}}\n",
-            d = dir.display(),
-            s3 = env().s3_port,
-        ),
-    )
-    .unwrap();
-    let mut cmd = Command::new("nginx");
-    cmd.arg("-c").arg(&conf).arg("-p").arg(&dir);
-    let child = spawn_guarded(cmd);
-    register_child(child);
-    wait_for_port(port, "nginx", &dir.join("error.log"));
-    port
-}
-
-fn bench_pass(size_mib: usize) {
-    let rounds = env_or("BENCH_ROUNDS", 5);
-    let secs = env_or("BENCH_LOAD_SECS", 5);
-    let env = env();
-    let small = env.scratch("bench").join("1k.bin");
-    std::fs::write(&small, test_data(1024, 3)).unwrap();
-    let put = s3client(
-        &env.backend_url(),
-        ADMIN,
-        &["put", "public", "bench/1k.bin", small.to_str().unwrap()],
-    );
-    assert!(put.get("error").is_none(), "{put}");
-    println!("\n[pass]");
-    if have("oha") && have("nginx") {
-        let nginx = start_nginx();
-        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        for _ in 0..rounds.min(3) {
-            ours.push(
-                load(
-                    &format!("http://127.0.0.1:{}/public/bench/1k.bin", env.port),
-                    secs,
-                    "GET",
-                )
-                .rps,
-            );
-            theirs.push(
-                load(
-                    &format!("http://127.0.0.1:{nginx}/public/bench/1k.bin"),
-                    secs,
-                    "GET",
-                )
-                .rps,
-            );
-        }
-        println!(
-            "  1 KiB GET via sidecar  {:>8.0} req/s",
-            median(ours.clone())
-        );
-        println!(
-            "  1 KiB GET via nginx    {:>8.0} req/s",
-            median(theirs.clone())
-        );
-        println!(
-            "  ratio sidecar / nginx  {:.3}   (goal >= 1.0)",
-            ratios(&ours, &theirs)
-        );
-    } else {
-        println!("  oha or nginx not installed: the 1 KiB ratio is skipped");
-    }
-    let via = format!("http://127.0.0.1:{}/public/bench/object.bin", env.port);
-    let direct = format!("http://127.0.0.1:{}/public/bench/object.bin", env.s3_port);
-    curl_seconds(&direct);
-    let (mut v, mut d) = (Vec::new(), Vec::new());
-    for _ in 0..rounds {
-        v.push(curl_seconds(&via));
-        d.push(curl_seconds(&direct));
-    }
-    let mib = size_mib as f64;
-    println!(
-        "  {size_mib} MiB GET via sidecar  {:.0} MiB/s",
-        mib / median(v.clone())
-    );
-    println!(
-        "  {size_mib} MiB GET direct       {:.0} MiB/s",
-        mib / median(d.clone())
-    );
-    println!(
-        "  throughput ratio via / direct  {:.3}   (goal >= 0.95)",
-        ratios(&d, &v)
     );
 }
 
