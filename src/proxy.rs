@@ -459,7 +459,7 @@ impl ProxyHttp for S3TorrentProxy {
 
     /// Pass-through returns at once; what the sidecar answers itself is handled in a future
     /// of its own (boxed), so the one every pass-through request builds stays small (moving
-    /// the `?torrent` state machine in and out of its box cost ~15k instructions a request).
+    /// the `?torrent` state machine into its box cost ~12k instructions a request).
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         match self.classify(session, ctx) {
             None => Ok(false),
