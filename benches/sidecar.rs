@@ -188,16 +188,8 @@ fn bench_dir() {
         }
         let total = (files * mib) as f64;
         println!("\n[dir] {files} x {mib} MiB, {rounds} rounds, cache off");
-        println!(
-            "  cold directory torrent        {:.3} s  ({:.0} MiB/s)",
-            median(dir.clone()),
-            total / median(dir.clone())
-        );
-        println!(
-            "  sum of {files} single torrents  {:.3} s  ({:.0} MiB/s)",
-            median(singles.clone()),
-            total / median(singles.clone())
-        );
+        print_timed("cold directory torrent", &dir, total);
+        print_timed(&format!("sum of {files} single torrents"), &singles, total);
         println!(
             "  ratio directory / singles     {:.3}   (goal <= 1.1)",
             ratios(&dir, &singles)
@@ -439,16 +431,8 @@ fn bench_cold(local: &Path, size_mib: usize) {
     }
     let mib = size_mib as f64;
     println!("\n[cold] {size_mib} MiB object, {rounds} rounds");
-    println!(
-        "  plain GET through sidecar   {:.3} s  ({:.0} MiB/s)",
-        median(get.clone()),
-        mib / median(get.clone())
-    );
-    println!(
-        "  cold ?torrent               {:.3} s  ({:.0} MiB/s)",
-        median(cold.clone()),
-        mib / median(cold.clone())
-    );
+    print_timed("plain GET through sidecar", &get, mib);
+    print_timed("cold ?torrent", &cold, mib);
     println!(
         "  ratio cold ?torrent / GET   {:.3}   (goal <= 1.10)",
         ratios(&cold, &get)
@@ -480,11 +464,7 @@ fn bench_format(size_mib: usize) {
     }
     println!("\n[format] cold ?torrent of a {size_mib} MiB object, {rounds} rounds");
     for (name, t) in [("v1", &v1), ("hybrid", &hybrid), ("v2", &v2)] {
-        println!(
-            "  {name:<7} {:.3} s  ({:.0} MiB/s)",
-            median(t.clone()),
-            size_mib as f64 / median(t.clone())
-        );
+        print_timed(name, t, size_mib as f64);
     }
     println!(
         "  ratio hybrid / v1   {:.3}   (goal <= 1.3)",

@@ -40,6 +40,12 @@ pub fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// `label`, then the median of `secs` and the rate it gives over `mib` MiB.
+pub fn print_timed(label: &str, secs: &[f64], mib: f64) {
+    let m = median(secs.to_vec());
+    println!("  {label:<30}{m:.3} s  ({:.0} MiB/s)", mib / m);
+}
+
 pub fn ratios(a: &[f64], b: &[f64]) -> f64 {
     median(a.iter().zip(b).map(|(x, y)| x / y).collect())
 }

@@ -22,14 +22,12 @@ pub fn bench_pass(size_mib: usize) {
     let rounds = env_or("BENCH_ROUNDS", 5);
     let secs = env_or("BENCH_LOAD_SECS", 5);
     let env = env();
-    let small = env.scratch("bench").join("1k.bin");
-    std::fs::write(&small, test_data(1024, 3)).unwrap();
-    let put = s3client(
-        &env.backend_url(),
-        ADMIN,
-        &["put", "public", "bench/1k.bin", small.to_str().unwrap()],
+    put_object(
+        "public",
+        "bench/1k.bin",
+        &test_data(1024, 3),
+        &env.scratch("bench"),
     );
-    assert!(put.get("error").is_none(), "{put}");
     println!("\n[pass]");
     if have("oha") {
         let mut sides = vec![("direct", env.s3_port), ("sidecar", env.port)];
