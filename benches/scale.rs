@@ -244,7 +244,7 @@ fn bench_warm() {
             let [p, a] = free_ports(2)[..] else {
                 unreachable!()
             };
-            let text = sidecar_config(env().s3_port, p, a)
+            let text = sidecar_config(env().s3_port, "us-east-1", p, a)
                 .replace("max_object_size = 67108864", "max_object_size = 5368709120");
             let store = format!("[store]\nbucket = \"store\"\nprefix = \"bench-warm-{prefix}/\"\n");
             std::fs::write(&config, format!("{text}\n{store}")).unwrap();

@@ -9,7 +9,7 @@
 
 use crate::s3::forwarded::Forwarded;
 use crate::s3::upstream::{Identity, Purpose, Upstream, UpstreamResponse};
-use crate::s3::{ObjectRef, S3Error};
+use crate::s3::{Code, ObjectRef, S3Error};
 
 /// Error documents are small; a larger body is not one.
 const ERROR_BODY_LIMIT: usize = 64 * 1024;
@@ -57,7 +57,28 @@ impl ObjectFacts {
             200 => probe.finish().await,
             _ => drop(probe.small_body(16).await),
         }
-        facts
+        facts.and_then(|f| served_as_asked(object, f))
+    }
+}
+
+/// The facts, if they are of the version asked for. A backend that keeps no versions
+/// (Garage) ignores `versionId` and serves the current object without a word about
+/// versions: a torrent of it would be labelled with a version it never described.
+fn served_as_asked(object: &ObjectRef, facts: ObjectFacts) -> Result<ObjectFacts, S3Error> {
+    let Some(asked) = object.version_id.as_deref() else {
+        return Ok(facts);
+    };
+    match facts.version_id.as_deref() {
+        Some(served) if served == asked => Ok(facts),
+        // `null` is the version of an object written while versioning was off.
+        None if asked == "null" => Ok(facts),
+        None => Err(S3Error::new(
+            Code::NotImplemented,
+            "The backend ignored versionId: it keeps no object versions, so the version asked for cannot be described.",
+        )),
+        Some(_) => Err(S3Error::upstream_broke(
+            "The backend served another version than the one asked for.",
+        )),
     }
 }
 
@@ -127,13 +148,13 @@ fn sse_c_error() -> S3Error {
 /// S3 refuses to read an SSE-C object without the key (400), saying why.
 fn mentions_sse_c(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("customer") || m.contains("server side encryption")
+    // Garage says only "Object is encrypted".
+    m.contains("customer") || m.contains("server side encryption") || m.contains("encrypted")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::s3::Code;
 
     #[test]
     fn content_range_totals() {
@@ -157,5 +178,35 @@ mod tests {
         let e = refusal(403, b"");
         assert_eq!((e.status, e.code), (403, Code::AccessDenied));
         assert_eq!(refusal(503, b"").code, Code::ServiceUnavailable);
+    }
+
+    #[test]
+    fn a_version_asked_for_must_be_the_version_served() {
+        let facts = |v: Option<&str>| ObjectFacts {
+            etag: "\"e\"".into(),
+            length: 1,
+            last_modified: None,
+            version_id: v.map(str::to_string),
+            request_charged: false,
+        };
+        let object = |v: Option<&str>| ObjectRef {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: v.map(str::to_string),
+        };
+        assert!(served_as_asked(&object(None), facts(Some("v1"))).is_ok());
+        assert!(served_as_asked(&object(None), facts(None)).is_ok());
+        assert!(served_as_asked(&object(Some("v1")), facts(Some("v1"))).is_ok());
+        assert!(served_as_asked(&object(Some("null")), facts(None)).is_ok());
+        let ignored = served_as_asked(&object(Some("v1")), facts(None)).unwrap_err();
+        assert_eq!((ignored.status, ignored.code), (501, Code::NotImplemented));
+        let other = served_as_asked(&object(Some("v1")), facts(Some("v2"))).unwrap_err();
+        assert_eq!(other.status, 502);
+    }
+
+    #[test]
+    fn garage_names_an_sse_c_object_only_as_encrypted() {
+        let body = b"<Error><Code>InvalidRequest</Code><Message>Bad request: Object is encrypted</Message></Error>";
+        assert!(refusal(400, body).message.contains("SSE-C"));
     }
 }

@@ -53,6 +53,7 @@ codes! {
     NoSuchBucket = 404,
     NoSuchKey = 404,
     NoSuchVersion = 404,
+    NotImplemented = 501,
     PermanentRedirect = 301,
     RequestTimeTooSkewed = 403,
     ServiceUnavailable = 503,

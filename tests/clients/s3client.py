@@ -32,7 +32,7 @@ def client(endpoint, ak, sk):
         endpoint_url=endpoint,
         aws_access_key_id=ak,
         aws_secret_access_key=sk,
-        region_name="us-east-1",
+        region_name=os.environ.get("S3CLIENT_REGION", "us-east-1"),
         config=Config(**options),
     )
 
@@ -49,7 +49,7 @@ def directory_torrent(endpoint, ak, sk, bucket, prefix, path):
 
     url = f"{endpoint}/{bucket}/?torrent&prefix={quote(prefix, safe='')}"
     req = AWSRequest(method="GET", url=url)
-    S3SigV4Auth(Credentials(ak, sk), "s3", "us-east-1").add_auth(req)
+    S3SigV4Auth(Credentials(ak, sk), "s3", os.environ.get("S3CLIENT_REGION", "us-east-1")).add_auth(req)
     r = URLLib3Session().send(req.prepare())
     body = r.content
     if r.status_code != 200:

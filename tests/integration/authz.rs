@@ -47,7 +47,14 @@ fn setup(env: &Env) {
 fn anonymous_gets_a_torrent_only_where_the_backend_serves_anonymous_reads(env: &Env) {
     setup(env);
     let public = request(env.port, "GET", "/public/authz/pub.bin?torrent", &[]);
-    assert_eq!(public.status, 200);
+    if env.backend.serves_anonymous_reads() {
+        assert_eq!(public.status, 200);
+    } else {
+        // Garage serves no anonymous caller anything: its refusal, in its words.
+        assert_eq!(public.status, 403, "{}", public.text());
+        assert_eq!(public.s3_code().as_deref(), Some("AccessDenied"));
+        assert!(public.text().contains("anonymous"), "{}", public.text());
+    }
     let private = request(env.port, "GET", "/private/authz/priv.bin?torrent", &[]);
     assert_eq!(private.status, 403);
     assert_eq!(private.s3_code().as_deref(), Some("AccessDenied"));
@@ -320,11 +327,17 @@ fn sigv2_callers_as_boto3_signs_them(env: &Env) {
     let data = test_data(30_000, 44);
     env.put_object("private", "sigv2/x.bin", &data, &dir);
     let base = env.sidecar_url();
+    // boto3 presigns with SigV2 by default only in us-east-1; elsewhere (Garage's region)
+    // it must be asked for.
+    let query_form = match env.region {
+        "us-east-1" => "default",
+        _ => "s3",
+    };
     let presign = |creds, key: &str, expires: &str| {
         let out = s3client_signing(
             &base,
             creds,
-            "default",
+            query_form,
             &["presign-torrent", "private", key, expires],
         );
         let url = out["url"].as_str().unwrap().to_string();
@@ -381,7 +394,7 @@ fn sigv2_callers_as_boto3_signs_them(env: &Env) {
     assert_eq!(r["error"]["code"], "AccessDenied", "{r}");
 }
 
-crate::on_both_backends!(
+crate::on_every_backend!(
     anonymous_gets_a_torrent_only_where_the_backend_serves_anonymous_reads,
     signed_callers_with_and_without_read,
     unknown_key_and_wrong_secret,

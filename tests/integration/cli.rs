@@ -40,7 +40,7 @@ fn bad_config_exits_64_naming_key_and_line_before_binding() {
     let dir = std::env::temp_dir().join(format!("s3torrent-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_ports(1)[0];
-    let good = sidecar_config(1, port, free_ports(1)[0]);
+    let good = sidecar_config(1, "us-east-1", port, free_ports(1)[0]);
     let cases = [
         (
             "piece",

@@ -100,14 +100,21 @@ fn aws_cli_copy_through_the_sidecar(env: &Env) {
     let data = test_data(6 * 1024 * 1024, 43);
     let src = dir.join("cli-src.bin");
     std::fs::write(&src, &data).unwrap();
-    let aws = |args: &[&str]| aws_cli(ADMIN, &dir, &[&["s3"][..], args].concat());
+    let aws = |args: &[&str]| {
+        aws_cli(
+            &env.sidecar_url(),
+            ADMIN,
+            &dir,
+            &[&["s3"][..], args].concat(),
+        )
+    };
     aws(&["cp", src.to_str().unwrap(), "s3://private/pass/cli.bin"]);
     let back = dir.join("cli-back.bin");
     aws(&["cp", "s3://private/pass/cli.bin", back.to_str().unwrap()]);
     assert_eq!(std::fs::read(&back).unwrap(), data);
 }
 
-crate::on_both_backends!(
+crate::on_every_backend!(
     upload_and_download_through_the_sidecar_are_byte_identical,
     multipart_upload_through_the_sidecar,
     ranged_get_through_the_sidecar,

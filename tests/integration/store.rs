@@ -27,8 +27,9 @@ pub fn metrics(s: &Sidecar) -> String {
     request(s.admin_port, "GET", "/metrics", &[]).text()
 }
 
-fn torrent(port: u16, target: &str) -> Vec<u8> {
-    let r = request(port, "GET", target, &[]);
+/// A torrent through the sidecar on `port`, asked as the tests' public reader of `env`.
+fn torrent(env: &Env, port: u16, target: &str) -> Vec<u8> {
+    let r = env.public_request(port, "GET", target);
     assert_eq!(r.status, 200, "{target}: {}", r.text());
     r.body
 }
@@ -52,10 +53,10 @@ fn a_second_replica_serves_the_first_ones_torrent_reading_nothing() {
     put_object("shared", "big.bin", &data, &dir);
     let target = "/shared/big.bin?torrent";
     let mut first = Vec::new();
-    let read = read_by("shared", || first = torrent(a.port, target));
+    let read = read_by("shared", || first = torrent(env, a.port, target));
     assert_eq!(read, data.len() as u64 + PROBE_BYTES, "A generates");
     let mut second = Vec::new();
-    let read = read_by("shared", || second = torrent(b.port, target));
+    let read = read_by("shared", || second = torrent(env, b.port, target));
     assert_eq!(read, PROBE_BYTES, "B reads only its READ check");
     assert_eq!(second, first, "identical torrents");
     assert_eq!(metric(&metrics(&b), "s3torrent_store_hits_total"), 1);
@@ -65,19 +66,19 @@ fn a_second_replica_serves_the_first_ones_torrent_reading_nothing() {
     let data2 = test_data(3 * 1024 * 1024 + 5, 1302);
     put_object("shared", "big.bin", &data2, &dir);
     let mut b2 = Vec::new();
-    let read = read_by("shared", || b2 = torrent(b.port, target));
+    let read = read_by("shared", || b2 = torrent(env, b.port, target));
     assert_eq!(
         read,
         data2.len() as u64 + PROBE_BYTES,
         "B generates this time"
     );
     let mut a2 = Vec::new();
-    let read = read_by("shared", || a2 = torrent(a.port, target));
+    let read = read_by("shared", || a2 = torrent(env, a.port, target));
     assert_eq!(read, PROBE_BYTES, "A finds B's torrent");
     assert_eq!(a2, b2);
     assert_ne!(a2, first, "the new ETag's torrent");
     // Byte-identical to what a replica without a store generates: the store changes nothing.
-    assert_eq!(torrent(env.port, target), a2);
+    assert_eq!(torrent(env, env.port, target), a2);
     let file = dir.join("big.bin");
     std::fs::write(&file, &data2).unwrap();
     let t = dir.join("big.torrent");
@@ -100,7 +101,7 @@ fn small_objects_bypass_the_store() {
     let s = replica("store-small", "store", "small/").start();
     put_object("unstored", "small.bin", &test_data(100_000, 1308), &dir);
     for _ in 0..2 {
-        torrent(s.port, "/unstored/small.bin?torrent");
+        torrent(env, s.port, "/unstored/small.bin?torrent");
     }
     let m = metrics(&s);
     for name in ["hits", "misses", "writes"] {
@@ -131,7 +132,7 @@ fn concurrent_cold_requests_on_two_replicas_read_the_object_once() {
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let port = if i % 2 == 0 { a.port } else { b.port };
-                std::thread::spawn(move || torrent(port, "/leased/lease.bin?torrent"))
+                std::thread::spawn(move || torrent(env, port, "/leased/lease.bin?torrent"))
             })
             .collect();
         bodies = handles.into_iter().map(|h| h.join().unwrap()).collect();
@@ -154,15 +155,15 @@ fn concurrent_cold_requests_on_two_replicas_read_the_object_once() {
 
 /// A store bucket that does not exist never fails a request. Here the backends genuinely
 /// differ: SeaweedFS creates a bucket on the first PUT by an Admin identity (so the store
-/// makes itself), Ceph RGW refuses it (404 NoSuchBucket), as S3 does.
+/// makes itself), Ceph RGW and Garage refuse it (404 NoSuchBucket), as S3 does.
 fn a_missing_store_bucket_still_serves_torrents(env: &Env) {
     let dir = env.scratch("store-missing");
     let data = test_data(1024 * 1024 + 7, 1304);
     env.put_object("unstored", "missing.bin", &data, &dir);
     let target = "/unstored/missing.bin?torrent";
-    let expected = torrent(env.port, target);
+    let expected = torrent(env, env.port, target);
     let missing = replica_on(env, "store-missing", "no-such-store", "").start();
-    assert_eq!(torrent(missing.port, target), expected);
+    assert_eq!(torrent(env, missing.port, target), expected);
     let m = metrics(&missing);
     assert!(
         m.contains("s3torrent_store_errors_total{op=\"get\"} 1"),
@@ -171,7 +172,7 @@ fn a_missing_store_bucket_still_serves_torrents(env: &Env) {
     assert_eq!(metric(&m, "s3torrent_store_misses_total"), 0);
     match env.backend {
         Backend::SeaweedFs => assert_eq!(metric(&m, "s3torrent_store_writes_total"), 1, "{m}"),
-        Backend::CephRgw => {
+        Backend::CephRgw | Backend::Garage => {
             assert_eq!(metric(&m, "s3torrent_store_writes_total"), 0, "{m}");
             assert!(
                 m.contains("s3torrent_store_errors_total{op=\"put\"} 1"),
@@ -181,7 +182,7 @@ fn a_missing_store_bucket_still_serves_torrents(env: &Env) {
     }
 }
 
-crate::on_both_backends!(a_missing_store_bucket_still_serves_torrents);
+crate::on_every_backend!(a_missing_store_bucket_still_serves_torrents);
 
 #[test]
 fn a_read_only_store_still_serves_torrents() {
@@ -190,15 +191,15 @@ fn a_read_only_store_still_serves_torrents() {
     let data = test_data(1024 * 1024 + 9, 1307);
     put_object("unstored", "read-only.bin", &data, &dir);
     let target = "/unstored/read-only.bin?torrent";
-    let expected = torrent(env.port, target);
+    let expected = torrent(env, env.port, target);
 
     // The sidecar's own key may read everything but write nothing.
     let read_only = replica("store-read-only", "store", "read-only/")
         .upstream_credentials(READER)
         .start();
-    assert_eq!(torrent(read_only.port, target), expected);
+    assert_eq!(torrent(env, read_only.port, target), expected);
     assert_eq!(
-        torrent(read_only.port, target),
+        torrent(env, read_only.port, target),
         expected,
         "and from its cache"
     );
@@ -214,7 +215,7 @@ fn a_read_only_store_still_serves_torrents() {
 /// The same on either backend, counted by the sidecars themselves (Ceph RGW has no byte
 /// counters): concurrent cold requests on two replicas hash the object once, and both serve
 /// identical bytes — the lease's conditional write is the backend's.
-fn replicas_share_one_generation(env: &Env) {
+fn replicas_share_one_generation(env: &'static Env) {
     let dir = env.scratch("store-both");
     let (a, b) = (
         replica_on(env, "both-a", "store", "both/").start(),
@@ -225,29 +226,35 @@ fn replicas_share_one_generation(env: &Env) {
     let handles: Vec<_> = (0..6)
         .map(|i| {
             let port = if i % 2 == 0 { a.port } else { b.port };
-            std::thread::spawn(move || torrent(port, "/replicas/both.bin?torrent"))
+            std::thread::spawn(move || torrent(env, port, "/replicas/both.bin?torrent"))
         })
         .collect();
     let bodies: Vec<Vec<u8>> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "identical bytes");
     let count = |name: &str| sum(&metrics(&a), name) + sum(&metrics(&b), name);
+    // Without conditional writes (Garage) there is no lease: each replica generates once on
+    // its own (never once per request), and both write the same entry.
+    let generations = match env.backend.honors_conditional_writes() {
+        true => 1,
+        false => 2,
+    };
     assert_eq!(
         count("s3torrent_generation_hashed_bytes_total"),
-        data.len() as u64
+        generations * data.len() as u64
     );
-    assert_eq!(count("s3torrent_store_writes_total"), 1);
+    assert_eq!(count("s3torrent_store_writes_total"), generations);
     assert_eq!(count("s3torrent_store_errors_total"), 0);
     // After an overwrite, the other replica generates and the first one reads nothing.
     let data2 = test_data(8 * 1024 * 1024 + 1, 1306);
     env.put_object("replicas", "both.bin", &data2, &dir);
-    let fresh = torrent(b.port, "/replicas/both.bin?torrent");
-    assert_eq!(torrent(a.port, "/replicas/both.bin?torrent"), fresh);
+    let fresh = torrent(env, b.port, "/replicas/both.bin?torrent");
+    assert_eq!(torrent(env, a.port, "/replicas/both.bin?torrent"), fresh);
     assert_ne!(fresh, bodies[0]);
     let hashed = count("s3torrent_generation_hashed_bytes_total");
-    assert_eq!(hashed, (data.len() + data2.len()) as u64);
+    assert_eq!(hashed, generations * data.len() as u64 + data2.len() as u64);
 }
 
-crate::on_both_backends!(replicas_share_one_generation);
+crate::on_every_backend!(replicas_share_one_generation);
 
 /// A counter's total over all its labels.
 fn sum(text: &str, name: &str) -> u64 {
@@ -270,7 +277,7 @@ fn a_forged_store_entry_is_never_served(env: &Env) {
     let data = test_data(3 * 1024 * 1024 + 11, 1320);
     env.put_object("shared", &format!("{name}.bin"), &data, &dir);
     let target = format!("/shared/{name}.bin?torrent");
-    let good = torrent(a.port, &target);
+    let good = torrent(env, a.port, &target);
     let listed = s3client(&env.backend_url(), ADMIN, &["list", "store", &prefix]);
     let entry = listed["keys"]
         .as_array()
@@ -298,7 +305,7 @@ fn a_forged_store_entry_is_never_served(env: &Env) {
     assert!(out.get("error").is_none(), "{out}");
 
     let b = replica_on(env, &format!("{name}-b"), "store", &prefix).start();
-    let served = torrent(b.port, &target);
+    let served = torrent(env, b.port, &target);
     assert_eq!(served, good, "generated again, not the forged entry");
     let (t, f) = (dir.join("t.torrent"), dir.join("data"));
     std::fs::write(&t, &served).unwrap();
@@ -333,7 +340,7 @@ fn a_forged_store_entry_is_never_served(env: &Env) {
     }
 }
 
-crate::on_both_backends!(a_forged_store_entry_is_never_served);
+crate::on_every_backend!(a_forged_store_entry_is_never_served);
 
 /// `store.expected_bucket_owner` travels on every store request, so a backend refuses them
 /// when someone else owns the bucket (seen by a backend that records what it is asked).

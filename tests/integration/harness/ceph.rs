@@ -1,6 +1,6 @@
 //! A single-node Ceph RGW (Debian's `ceph-mon`, `ceph-osd`, `radosgw`, 16.2), started once per
 //! test binary beside SeaweedFS, with a sidecar in front of it: the second real backend of
-//! the tests that run on both ([`on_both_backends!`]).
+//! the tests that run on every backend ([`on_every_backend!`]).
 //!
 //! One mon, one OSD on `memstore` (no disk), pool size 1, cluster auth `none`, RGW (beast) on
 //! 127.0.0.1; every daemon in the foreground, a child of the test process, stopped by PID
@@ -24,23 +24,6 @@ static CEPH: OnceLock<Env> = OnceLock::new();
 /// The Ceph RGW environment, started on first use (about 15 s here).
 pub fn ceph() -> &'static Env {
     CEPH.get_or_init(start)
-}
-
-/// Runs the test body on SeaweedFS and on Ceph RGW: `mod name { seaweedfs, ceph_rgw }`.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn seaweedfs() {
-                super::$name($crate::harness::env())
-            }
-            #[test]
-            fn ceph_rgw() {
-                super::$name($crate::harness::ceph())
-            }
-        }
-    )*};
 }
 
 fn start() -> Env {
@@ -142,10 +125,15 @@ fn start() -> Env {
     assert!(out.get("error").is_none(), "versioning: {out}");
 
     let config = dir.join("s3torrent.toml");
-    std::fs::write(&config, sidecar_config(rgw_port, port, admin_port)).unwrap();
+    std::fs::write(
+        &config,
+        sidecar_config(rgw_port, "us-east-1", port, admin_port),
+    )
+    .unwrap();
     start_sidecar(&config, &dir.join("sidecar.log"), port);
     Env {
         backend: Backend::CephRgw,
+        region: "us-east-1",
         s3_port: rgw_port,
         weed_metrics_port: 0,
         port,

@@ -31,6 +31,7 @@ pub fn s3client_signing(
         .args(args)
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("S3CLIENT_SIGNATURE", signature)
+        .env("S3CLIENT_REGION", region_of(endpoint))
         .output()
         .expect("python3 with boto3");
     parse_json(&out, "s3client.py")
@@ -62,17 +63,20 @@ pub fn parse_json(out: &Output, what: &str) -> Value {
     })
 }
 
-/// Runs the aws CLI against the sidecar as `creds`, path-style, with a config of its own
-/// (no user profile leaks in); panics with its stderr if it fails.
-pub fn aws_cli((ak, sk): (&str, &str), dir: &Path, args: &[&str]) {
+/// Runs the aws CLI against `endpoint` as `creds`, path-style, with a config of its own (no
+/// user profile leaks in); panics with its stderr if it fails.
+pub fn aws_cli(endpoint: &str, (ak, sk): (&str, &str), dir: &Path, args: &[&str]) {
     let cfg = dir.join("aws-config");
     std::fs::write(
         &cfg,
-        "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n",
+        format!(
+            "[default]\nregion = {}\ns3 =\n  addressing_style = path\n",
+            region_of(endpoint)
+        ),
     )
     .unwrap();
     let out = Command::new("aws")
-        .args(["--endpoint-url", &env().sidecar_url()])
+        .args(["--endpoint-url", endpoint])
         .args(args)
         .env("AWS_ACCESS_KEY_ID", ak)
         .env("AWS_SECRET_ACCESS_KEY", sk)
@@ -192,7 +196,7 @@ pub fn fixture_on(env: &Env, test: &str, port: u16, size: usize, seed: u64) -> F
     let name = format!("{test}.bin");
     let key = format!("bt/{name}");
     env.put_object("public", &key, &data, &dir);
-    let r = request(port, "GET", &format!("/public/{key}?torrent"), &[]);
+    let r = env.public_request(port, "GET", &format!("/public/{key}?torrent"));
     assert_eq!(r.status, 200, "{}", r.text());
     let torrent = dir.join(format!("{test}.torrent"));
     std::fs::write(&torrent, &r.body).unwrap();

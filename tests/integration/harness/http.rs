@@ -3,7 +3,33 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Mutex;
 use std::time::Duration;
+
+/// The servers (by port) that sign for a region other than `us-east-1`: Garage and the
+/// sidecars in front of it. Every client here signs for the region of the port it talks to.
+static REGIONS: Mutex<Vec<(u16, &'static str)>> = Mutex::new(Vec::new());
+
+pub fn register_region(port: u16, region: &'static str) {
+    if region != "us-east-1" {
+        REGIONS.lock().unwrap().push((port, region));
+    }
+}
+
+/// The region to sign for at `authority` (`host:port`, or a URL naming one).
+pub fn region_of(authority: &str) -> &'static str {
+    let rest = authority.split_once("://").map_or(authority, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    let port = host
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse::<u16>().ok());
+    REGIONS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(p, _)| Some(*p) == port)
+        .map_or("us-east-1", |(_, r)| r)
+}
 
 pub struct Response {
     pub status: u16,
@@ -151,7 +177,7 @@ pub fn signed_headers_with(
     let key = s3torrent::s3::sigv4::SigningKey {
         access_key_id: ak,
         secret_access_key: sk,
-        region: "us-east-1",
+        region: region_of(host),
     };
     let url = format!("http://{host}{target}");
     let mut all = headers.clone();

@@ -2,7 +2,8 @@
 //!
 //! - [`processes`] — children stopped by their own PIDs, ephemeral ports.
 //! - [`backends`] — SeaweedFS (started once per test binary, a sidecar in front of it) and
-//!   fake backends; [`ceph`] — Ceph RGW beside it ([`on_both_backends!`]).
+//!   fake backends; [`ceph`] — Ceph RGW and [`garage`] — Garage beside it
+//!   ([`on_every_backend!`]).
 //! - [`sidecar`] — sidecars under test, configured by a typed builder.
 //! - [`replicas`] — several sidecars behind HAProxy, as behind a Kubernetes Service.
 //! - [`http`] — a minimal HTTP/1.1 client and SigV4 signing, for requests exactly as meant.
@@ -12,6 +13,7 @@
 pub mod backends;
 pub mod ceph;
 pub mod clients;
+pub mod garage;
 pub mod http;
 pub mod processes;
 pub mod replicas;
@@ -21,15 +23,18 @@ pub use backends::*;
 #[allow(unused_imports)]
 pub use ceph::*;
 pub use clients::*;
+#[allow(unused_imports)]
+pub use garage::*;
 pub use http::*;
 pub use processes::*;
 #[allow(unused_imports)]
 pub use replicas::*;
 pub use sidecar::*;
 
-pub const ADMIN: (&str, &str) = ("ADMINKEY", "ADMINSECRET");
-pub const READER: (&str, &str) = ("READERKEY", "READERSECRET");
-pub const NOREAD: (&str, &str) = ("NOREADKEY", "NOREADSECRET");
+// Secrets of 16 characters or more: Garage refuses to import shorter ones.
+pub const ADMIN: (&str, &str) = ("ADMINKEY", "ADMINSECRET-0123456789");
+pub const READER: (&str, &str) = ("READERKEY", "READERSECRET-0123456789");
+pub const NOREAD: (&str, &str) = ("NOREADKEY", "NOREADSECRET-0123456789");
 pub const DOMAIN: &str = "s3.test";
 
 /// Deterministic pseudo-random bytes: different for every seed, incompressible.

@@ -10,7 +10,7 @@ use super::*;
 
 /// The base configuration, as TOML text: the sidecar on `port` (admin on `admin_port`) in
 /// front of `127.0.0.1:{s3_port}`, with every test identity known to it.
-pub fn sidecar_config(s3_port: u16, port: u16, admin_port: u16) -> String {
+pub fn sidecar_config(s3_port: u16, region: &str, port: u16, admin_port: u16) -> String {
     format!(
         r#"
 [server]
@@ -23,7 +23,7 @@ listen = "127.0.0.1:{admin_port}"
 
 [upstream]
 endpoint = "http://127.0.0.1:{s3_port}"
-region = "us-east-1"
+region = "{region}"
 access_key_id = "{ak}"
 secret_access_key = "{sk}"
 timeout_secs = 20
@@ -83,7 +83,8 @@ impl<'a> SidecarBuilder<'a> {
         let [port, admin_port] = free_ports(2)[..] else {
             unreachable!()
         };
-        let text = sidecar_config(env.s3_port, port, admin_port);
+        let text = sidecar_config(env.s3_port, env.region, port, admin_port);
+        register_region(port, env.region);
         SidecarBuilder {
             env,
             name: name.to_string(),
