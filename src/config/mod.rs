@@ -25,7 +25,7 @@ pub use auth::{AuthConfig, Credential, Secret};
 pub use cidr::Cidr;
 pub use cluster::{ClusterConfig, ENV_POD_IP, ENV_POD_NAME};
 pub use limits::{CacheConfig, LimitsConfig};
-pub use seeder::{SeedObjects, SeederConfig};
+pub use seeder::{Encryption, SeedObjects, SeederConfig};
 pub use server::{AdminConfig, DemoConfig, LogConfig, LogFormat, ServerConfig};
 pub use store::{StoreConfig, UploadsConfig};
 pub use torrent::{TorrentConfig, WebseedMode, DIRECTORY_ROUTE, WEBSEED_PATH};

@@ -37,6 +37,10 @@ pub struct SeederConfig {
     /// Also announce the seed to the torrent's other (`http://`) trackers, from
     /// `[torrent] announce`; off by default: the built-in tracker lists it anyway.
     pub announce_external: bool,
+    /// Which handshakes peers may use: `plaintext` (BitTorrent's own only), `both` (also
+    /// MSE/PE: RC4 when the peer offers it, else a plaintext payload), `required` (MSE with
+    /// an RC4 payload only).
+    pub encryption: Encryption,
 }
 
 impl Default for SeederConfig {
@@ -54,6 +58,7 @@ impl Default for SeederConfig {
             webseed_slot_ttl: Seconds(30),
             public_recheck: Seconds(300),
             announce_external: false,
+            encryption: Encryption::Both,
         }
     }
 }
@@ -72,4 +77,13 @@ pub enum SeedObjects {
     #[default]
     Public,
     All,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Encryption {
+    Plaintext,
+    #[default]
+    Both,
+    Required,
 }

@@ -18,6 +18,8 @@
 
 mod announcer;
 mod bitset;
+mod conn;
+pub mod mse;
 mod peer;
 mod pieces;
 pub mod public;

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 
+use crate::config::Encryption;
 use crate::torrent::bencode::{self, Value};
 
 use super::bitset::BitSet;
+use super::conn::{PeerIo, PeerReader, PeerWriter};
+use super::mse;
 use super::torrents::SeedTorrent;
 use super::wire::{Block, Handshake, Message, EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN, MAX_BLOCK};
 use super::Seeder;
@@ -78,7 +80,65 @@ pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), Pee
     tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut head))
         .await
         .map_err(|_| PeerError::Timeout)??;
-    // A torrent another replica owns is that replica's to serve: the whole connection goes.
+    let handshakes = &seeder.metrics.handshakes;
+    let policy = seeder.config.encryption;
+    if Handshake::parse_head(&head).is_some() {
+        if policy == Encryption::Required {
+            handshakes.refused.inc();
+            return Err(PeerError::Protocol(
+                "a plaintext handshake; encryption is required",
+            ));
+        }
+        handshakes.plaintext.inc();
+        return route(stream, head, seeder).await;
+    }
+    if policy == Encryption::Plaintext {
+        handshakes.refused.inc();
+        return Err(PeerError::Protocol(
+            "not a BitTorrent handshake (encryption is off)",
+        ));
+    }
+    // Anything else is an MSE/PE handshake, or noise.
+    let payload = match policy {
+        Encryption::Required => mse::Payload::Rc4,
+        _ => mse::Payload::Either,
+    };
+    let (reader, writer) = stream.into_split();
+    let registry = &seeder.registry;
+    let encrypted = async {
+        let mut s = mse::accept(reader, writer, &head, |n| registry.named_by(n), payload)
+            .await
+            .map_err(|e| PeerError::Protocol(e.0))?;
+        let mut head = [0u8; 48];
+        s.read_exact(&mut head).await?;
+        Ok::<_, PeerError>((s, head))
+    };
+    let (stream, head) = match tokio::time::timeout(HANDSHAKE_TIMEOUT, encrypted).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => {
+            handshakes.refused.inc();
+            return Err(e);
+        }
+        Err(_) => {
+            handshakes.refused.inc();
+            return Err(PeerError::Timeout);
+        }
+    };
+    match stream.is_rc4() {
+        true => handshakes.rc4.inc(),
+        false => handshakes.mse_plaintext.inc(),
+    }
+    route(stream, head, seeder).await
+}
+
+/// Hands the connection, its handshake read up to the infohash, to the torrent's owner.
+async fn route<S: PeerIo>(
+    mut stream: S,
+    head: [u8; 48],
+    seeder: Arc<Seeder>,
+) -> Result<(), PeerError> {
+    // A torrent another replica owns is that replica's to serve: the whole connection goes
+    // (an encrypted one decrypted: the sibling speaks plaintext to us).
     if let Some(cluster) = seeder.cluster() {
         let info_hash = Handshake::parse_head(&head).map(|h| h.info_hash);
         if let Some((ih, owner)) = info_hash.and_then(|ih| Some((ih, cluster.owner_of(&ih)?))) {
@@ -92,15 +152,14 @@ pub async fn serve(mut stream: TcpStream, seeder: Arc<Seeder>) -> Result<(), Pee
 }
 
 /// A peer connection whose handshake was read up to the infohash (`head`).
-pub async fn serve_after_head(
-    mut stream: TcpStream,
+pub async fn serve_after_head<S: PeerIo>(
+    mut stream: S,
     head: [u8; 48],
     seeder: Arc<Seeder>,
 ) -> Result<(), PeerError> {
     let mut theirs = [0u8; HANDSHAKE_LEN];
     theirs[..48].copy_from_slice(&head);
     let Some(head) = Handshake::parse(&theirs) else {
-        // An MSE/PE (encrypted) handshake looks like noise: the seeder speaks plaintext.
         return Err(PeerError::Protocol("not a BitTorrent handshake"));
     };
     let torrent = seeder
@@ -116,6 +175,7 @@ pub async fn serve_after_head(
         peer_id: seeder.peer_id,
     };
     stream.write_all(&ours.encode()).await?;
+    stream.flush().await?;
     tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut theirs[48..]))
         .await
         .map_err(|_| PeerError::Timeout)??;
@@ -127,7 +187,7 @@ pub async fn serve_after_head(
         extensions = theirs.has(EXTENSION_BIT),
         "peer joined"
     );
-    let (mut reader, writer) = stream.into_split();
+    let (mut reader, writer) = stream.into_halves();
     let n = torrent.num_pieces();
     let mut peer = Peer {
         seeder,
@@ -178,7 +238,7 @@ pub async fn serve_after_head(
 struct Peer {
     seeder: Arc<Seeder>,
     torrent: Arc<SeedTorrent>,
-    writer: OwnedWriteHalf,
+    writer: PeerWriter,
     /// Encoded messages not yet written.
     out: BytesMut,
     fast: bool,
@@ -209,7 +269,7 @@ struct Peer {
 }
 
 impl Peer {
-    async fn run(&mut self, reader: &mut tokio::net::tcp::OwnedReadHalf) -> Result<(), PeerError> {
+    async fn run(&mut self, reader: &mut PeerReader) -> Result<(), PeerError> {
         let mut inbox = BytesMut::with_capacity(64 * 1024);
         let mut tick = tokio::time::interval(TICK);
         let mut stopping = self.seeder.stopping();
@@ -257,7 +317,12 @@ impl Peer {
             return Ok(());
         }
         let bytes = self.out.split().freeze();
-        tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_all(&bytes))
+        // Flushed too: an encrypting writer may hold the tail of what it took.
+        let write = async {
+            self.writer.write_all(&bytes).await?;
+            self.writer.flush().await
+        };
+        tokio::time::timeout(WRITE_TIMEOUT, write)
             .await
             .map_err(|_| PeerError::Timeout)??;
         self.last_sent = Instant::now();

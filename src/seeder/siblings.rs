@@ -123,14 +123,14 @@ impl Seeder {
     /// Hands a peer connection to the torrent's owner: `head` (the handshake up to the
     /// infohash) and everything after it. `Err` gives the connection back when the owner
     /// cannot be reached, for this replica to serve.
-    pub(super) async fn relay(
+    pub(super) async fn relay<S: super::conn::PeerIo>(
         &self,
         cluster: &Cluster,
         owner: &Member,
-        mut client: TcpStream,
+        mut client: S,
         head: [u8; 48],
         info_hash: [u8; 20],
-    ) -> Result<(), TcpStream> {
+    ) -> Result<(), S> {
         let frame = Frame::new("peer")
             .with_bytes("ih", info_hash.to_vec())
             .with_bytes("head", head.to_vec());

@@ -372,6 +372,8 @@ pub struct Registry {
 struct Index {
     by_hash: LruCache<[u8; 20], Arc<SeedTorrent>>,
     by_object: HashMap<(String, String), [u8; 20]>,
+    /// By `HASH('req2', infohash)`: how an encrypted (MSE) handshake names a torrent.
+    by_obfuscated: HashMap<[u8; 20], [u8; 20]>,
 }
 
 impl Registry {
@@ -384,6 +386,7 @@ impl Registry {
             inner: Mutex::new(Index {
                 by_hash: LruCache::new(NonZeroUsize::new(torrents.max(1)).expect("non-zero")),
                 by_object: HashMap::new(),
+                by_obfuscated: HashMap::new(),
             }),
         }
     }
@@ -411,6 +414,9 @@ impl Registry {
             // Pushed out of the LRU: no longer seeded, so nothing may go on announcing it.
             if old_hash != hash {
                 old.retire();
+                index
+                    .by_obfuscated
+                    .remove(&super::mse::obfuscated(&old_hash));
             }
             if let Some(f) = old.single() {
                 let old_object = (f.object.bucket.clone(), f.object.key.clone());
@@ -422,7 +428,22 @@ impl Registry {
         if let Some(object) = object {
             index.by_object.insert(object, hash);
         }
+        index
+            .by_obfuscated
+            .insert(super::mse::obfuscated(&hash), hash);
         true
+    }
+
+    /// The infohash of the live seeded torrent an encrypted handshake names by
+    /// `HASH('req2', infohash)`.
+    pub fn named_by(&self, obfuscated: &[u8; 20]) -> Option<[u8; 20]> {
+        let index = self.lock();
+        let hash = index.by_obfuscated.get(obfuscated)?;
+        index
+            .by_hash
+            .peek(hash)
+            .filter(|t| !t.is_retired())
+            .map(|t| t.info_hash)
     }
 
     pub fn get(&self, info_hash: &[u8; 20]) -> Option<Arc<SeedTorrent>> {
@@ -518,6 +539,11 @@ mod tests {
         }
         assert!(registry.get(&hashes[0]).is_none(), "the oldest went");
         assert!(registry.get(&hashes[1]).is_some() && registry.get(&hashes[2]).is_some());
+        // Encrypted handshakes find the seeded ones by their obfuscated name, and only those.
+        let named = |h: &[u8; 20]| registry.named_by(&crate::seeder::mse::obfuscated(h));
+        assert_eq!(named(&hashes[2]), Some(hashes[2]));
+        assert_eq!(named(&hashes[0]), None);
+        assert_eq!(registry.lock().by_obfuscated.len(), 2);
         // Whoever still holds the evicted torrent (its announce loop) sees it retired.
         let index = registry.lock();
         assert!(index

@@ -229,6 +229,15 @@ pub struct SeederMetrics {
     pub piece_cache_hits: IntCounter,
     pub webseed_deferred: IntCounter,
     pub accept_errors: IntCounter,
+    pub handshakes: Handshakes,
+}
+
+/// Peer handshakes by kind, resolved once.
+pub struct Handshakes {
+    pub plaintext: IntCounter,
+    pub rc4: IntCounter,
+    pub mse_plaintext: IntCounter,
+    pub refused: IntCounter,
 }
 
 impl SeederMetrics {
@@ -264,6 +273,20 @@ impl SeederMetrics {
                 "s3torrent_seeder_accept_errors_total",
                 "Peer connections the seeder could not accept (out of descriptors, say).",
             ),
+            handshakes: {
+                let vec = counter_vec(
+                    registry,
+                    "s3torrent_seeder_handshakes_total",
+                    "Peer handshakes the seeder completed, by kind (plaintext; MSE with an rc4 or a plaintext payload), or refused (encryption policy, malformed, unknown torrent).",
+                    &["kind"],
+                );
+                Handshakes {
+                    plaintext: vec.with_label_values(&["plaintext"]),
+                    rc4: vec.with_label_values(&["rc4"]),
+                    mse_plaintext: vec.with_label_values(&["mse_plaintext"]),
+                    refused: vec.with_label_values(&["refused"]),
+                }
+            },
             webseed_deferred: counter(
                 registry,
                 "s3torrent_seeder_webseed_deferred_total",

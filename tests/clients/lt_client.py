@@ -8,6 +8,9 @@ DHT, LSD, UPnP and NAT-PMP are off; everything stays on 127.0.0.1. Prints one JS
   lt_client.py swarm TORRENT WORKDIR LEECHERS TIMEOUT [SEED_DATA]
       LEECHERS sessions (plus a seeder holding SEED_DATA, if given) in one process, each on its
       own port, finding each other through the torrent's tracker; report each one's outcome
+
+LT_ENCRYPTION=rc4 forces MSE/PE with an RC4 payload on every peer connection, in and out;
+LT_ENCRYPTION=mse-plaintext forces the MSE handshake with a plaintext payload.
 """
 import json
 import os
@@ -18,9 +21,23 @@ import time
 import libtorrent as lt
 
 
+def encryption():
+    mode = os.environ.get("LT_ENCRYPTION")
+    if not mode:
+        return {}
+    level = {"rc4": lt.enc_level.rc4, "mse-plaintext": lt.enc_level.plaintext}[mode]
+    return {
+        "out_enc_policy": int(lt.enc_policy.forced),
+        "in_enc_policy": int(lt.enc_policy.forced),
+        "allowed_enc_level": int(level),
+        "prefer_rc4": mode == "rc4",
+    }
+
+
 def session():
     return lt.session(
-        {
+        encryption()
+        | {
             "listen_interfaces": "127.0.0.1:0",
             "enable_dht": False,
             "enable_lsd": False,

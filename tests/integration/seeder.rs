@@ -154,6 +154,135 @@ fn private_objects_are_not_seeded_by_default() {
     );
 }
 
+/// MSE/PE: libtorrent forcing encryption (an RC4 payload, or the MSE handshake with a
+/// plaintext one) and aria2c requiring it download from the seeder alone, and the seeder's
+/// counters say which handshakes they used. With `encryption = "required"` a plaintext
+/// peer is refused and an encrypted one served; with `"plaintext"` an encrypted one is
+/// refused.
+#[test]
+fn encrypted_peers_download_from_the_seeder() {
+    let s = seeding_sidecar("seed-mse");
+    let f = fixture("seed-mse", s.sidecar.port, 2 * 1024 * 1024 + 13, 411);
+    let handshakes = |port: u16, kind: &str| {
+        let m = request(port, "GET", "/metrics", &[]).text();
+        metric(
+            &m,
+            &format!("s3torrent_seeder_handshakes_total{{kind=\"{kind}\"}}"),
+        )
+    };
+    for (mode, kind) in [("rc4", "rc4"), ("mse-plaintext", "mse_plaintext")] {
+        let save = f.dir.join(format!("lt-{mode}"));
+        let torrent = f.torrent.to_str().unwrap();
+        let out = lt_client_with(
+            &[("LT_ENCRYPTION", mode)],
+            &["download", torrent, save.to_str().unwrap(), "60"],
+        );
+        assert_eq!(out["finished"], true, "{mode}: {out}");
+        assert_eq!(out["hash_failures"], 0, "{out}");
+        f.assert_downloaded_in(&save, "libtorrent");
+        assert!(handshakes(s.sidecar.admin_port, kind) >= 1, "{mode}");
+    }
+    let before = handshakes(s.sidecar.admin_port, "rc4");
+    let save = f.dir.join("aria2-rc4");
+    let out = aria2c_with(
+        &f.torrent,
+        &save,
+        &["--bt-require-crypto=true", "--bt-min-crypto-level=arc4"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    f.assert_downloaded_in(&save, "aria2c");
+    assert!(handshakes(s.sidecar.admin_port, "rc4") > before);
+    assert_eq!(handshakes(s.sidecar.admin_port, "refused"), 0);
+
+    // Encryption required: the plaintext peer gets nothing, the encrypted one everything.
+    let required = seeding_sidecar_with("seed-mse-required", |b| {
+        b.set("seeder.encryption", "required")
+    });
+    let f = fixture(
+        "seed-mse-required",
+        required.sidecar.port,
+        1024 * 1024 + 3,
+        412,
+    );
+    let plain = lt_client(&[
+        "download",
+        f.torrent.to_str().unwrap(),
+        f.dir.join("plain").to_str().unwrap(),
+        "8",
+    ]);
+    assert_eq!(plain["finished"], false, "{plain}");
+    assert!(handshakes(required.sidecar.admin_port, "refused") >= 1);
+    assert_eq!(handshakes(required.sidecar.admin_port, "plaintext"), 0);
+    let save = f.dir.join("lt-required");
+    let out = lt_client_with(
+        &[("LT_ENCRYPTION", "rc4")],
+        &[
+            "download",
+            f.torrent.to_str().unwrap(),
+            save.to_str().unwrap(),
+            "60",
+        ],
+    );
+    assert_eq!(out["finished"], true, "{out}");
+    f.assert_downloaded_in(&save, "libtorrent");
+
+    // Plaintext only: an encrypted peer is refused.
+    let plaintext =
+        seeding_sidecar_with("seed-mse-off", |b| b.set("seeder.encryption", "plaintext"));
+    let f = fixture("seed-mse-off", plaintext.sidecar.port, 1024 * 1024 + 5, 413);
+    let out = lt_client_with(
+        &[("LT_ENCRYPTION", "rc4")],
+        &[
+            "download",
+            f.torrent.to_str().unwrap(),
+            f.dir.join("enc").to_str().unwrap(),
+            "8",
+        ],
+    );
+    assert_eq!(out["finished"], false, "{out}");
+    assert!(handshakes(plaintext.sidecar.admin_port, "refused") >= 1);
+}
+
+/// On a backend without anonymous reads (Garage) no object is public, so the default
+/// (`objects = "public"`) seeds nothing, not even what the other backends would; an operator
+/// who accepts the trust model seeds with `objects = "all"`, and libtorrent then gets the
+/// bytes from the seeder alone.
+#[test]
+fn without_anonymous_reads_only_objects_all_seeds() {
+    let env = garage();
+    let public = seeding_sidecar_on(env, "seed-garage-public", |b| b);
+    let f = fixture_on(
+        env,
+        "seed-garage-public",
+        public.sidecar.port,
+        1024 * 1024 + 5,
+        409,
+    );
+    std::thread::sleep(Duration::from_millis(500)); // the background anonymous check
+    let hash = crate::harness::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    assert!(
+        handshake(public.seeder_port, hash).is_none(),
+        "nothing is public on Garage: not seeded"
+    );
+
+    let all = seeding_sidecar_on(env, "seed-garage-all", |b| b.set("seeder.objects", "all"));
+    let f = fixture_on(
+        env,
+        "seed-garage-all",
+        all.sidecar.port,
+        2 * 1024 * 1024 + 5,
+        410,
+    );
+    libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
+    let metrics = request(all.sidecar.admin_port, "GET", "/metrics", &[]).text();
+    let uploaded = metric(&metrics, "s3torrent_seeder_uploaded_bytes_total");
+    assert!(uploaded >= f.data.len() as u64, "{uploaded}");
+}
+
 /// Whether the other side closed (FIN or reset) before the read timeout; what it sent
 /// before that is drained.
 fn hung_up(c: &mut TcpStream) -> bool {

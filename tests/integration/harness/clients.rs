@@ -113,6 +113,15 @@ pub fn libtorrent_python() -> &'static str {
 /// aria2c with DHT, LPD and PEX off; `--bt-stop-timeout` because a bad piece hangs it.
 /// `source` is a .torrent file or a magnet link.
 pub fn aria2c(source: impl AsRef<std::ffi::OsStr>, save: &Path) -> std::process::Output {
+    aria2c_with(source, save, &[])
+}
+
+/// As [`aria2c`], with extra options (`--bt-require-crypto=true`, say).
+pub fn aria2c_with(
+    source: impl AsRef<std::ffi::OsStr>,
+    save: &Path,
+    options: &[&str],
+) -> std::process::Output {
     Command::new("timeout")
         .args(["90", "aria2c", "--enable-dht=false", "--enable-dht6=false"])
         .args([
@@ -125,7 +134,9 @@ pub fn aria2c(source: impl AsRef<std::ffi::OsStr>, save: &Path) -> std::process:
             "--console-log-level=warn",
             "--summary-interval=0",
         ])
-        .args(["--bt-save-metadata=false", "--listen-port=6881-6999", "-d"])
+        .args(["--bt-save-metadata=false", "--listen-port=6881-6999"])
+        .args(options)
+        .arg("-d")
         .arg(save)
         .arg(source)
         .output()
@@ -133,10 +144,16 @@ pub fn aria2c(source: impl AsRef<std::ffi::OsStr>, save: &Path) -> std::process:
 }
 
 pub fn lt_client(args: &[&str]) -> Value {
+    lt_client_with(&[], args)
+}
+
+/// As [`lt_client`], with environment variables (`LT_ENCRYPTION`).
+pub fn lt_client_with(vars: &[(&str, &str)], args: &[&str]) -> Value {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/lt_client.py");
     let out = Command::new(libtorrent_python())
         .arg(script)
         .args(args)
+        .envs(vars.iter().copied())
         .output()
         .unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
@@ -244,7 +261,8 @@ pub fn transmission_downloads(f: &Fixture) {
     transmission_downloads_with(f, &[])
 }
 
-/// transmission-cli with extra flags (`-et`: peers without encryption, as the seeder is).
+/// transmission-cli with extra flags (`-et`: peers without encryption; `-er`: encryption
+/// required).
 pub fn transmission_downloads_with(f: &Fixture, flags: &[&str]) {
     let save = f.dir.join("transmission");
     std::fs::create_dir_all(&save).unwrap();
