@@ -247,6 +247,52 @@ fn encrypted_peers_download_from_the_seeder() {
     assert!(handshakes(plaintext.sidecar.admin_port, "refused") >= 1);
 }
 
+/// Transmission 3.00 discards tracker peers in 127.0.0.0/8, so it runs in a network
+/// namespace of the test's own and finds the seeder at the host's address on a veth pair.
+/// It downloads from the seeder alone with encryption required (`-er`: MSE with RC4) and
+/// preferring plaintext (`-et`), and the seeder's counters say which handshakes were made.
+#[test]
+fn transmission_downloads_from_the_seeder_encrypted_or_not() {
+    let ns = crate::harness::netns::Netns::create();
+    let [port, admin, seeder] = free_ports(3)[..] else {
+        unreachable!()
+    };
+    let s = sidecar("seed-transmission")
+        .tracker()
+        .listening_on(port, admin)
+        .set("server.listen", format!("0.0.0.0:{port}"))
+        .set(
+            "tracker.public_url",
+            format!("http://{}:{port}/_s3torrent/announce", ns.host_ip),
+        )
+        .set("tracker.interval", 2)
+        .set("seeder.enabled", true)
+        .set("seeder.listen", format!("0.0.0.0:{seeder}"))
+        .set("seeder.public_addr", format!("{}:{seeder}", ns.host_ip))
+        .start();
+    wait_for_port(seeder, "seeder", &s.log);
+    let handshakes = |kind: &str| {
+        let m = request(s.admin_port, "GET", "/metrics", &[]).text();
+        metric(
+            &m,
+            &format!("s3torrent_seeder_handshakes_total{{kind=\"{kind}\"}}"),
+        )
+    };
+    let f = fixture("seed-transmission", port, 2 * 1024 * 1024 + 17, 414);
+    let torrent = s3torrent::torrent::bencode::decode(&std::fs::read(&f.torrent).unwrap()).unwrap();
+    assert!(torrent.get("url-list").is_none(), "no web seed");
+    // With µTP on (its default) Transmission dials the seeder over µTP first and, with no
+    // answer on UDP, did not fall back to TCP within 400 s here: µTP off, it dials TCP.
+    let tcp = Some(r#"{"utp-enabled": false}"#);
+    let transmission = || ns.command("transmission-cli");
+    transmission_downloads_in(&f, &["-er"], transmission(), "required", tcp);
+    assert!(handshakes("rc4") >= 1, "encrypted");
+    let before = handshakes("plaintext") + handshakes("rc4");
+    transmission_downloads_in(&f, &["-et"], transmission(), "tolerated", tcp);
+    assert!(handshakes("plaintext") + handshakes("rc4") > before);
+    assert_eq!(handshakes("refused"), 0);
+}
+
 /// On a backend without anonymous reads (Garage) no object is public, so the default
 /// (`objects = "public"`) seeds nothing, not even what the other backends would; an operator
 /// who accepts the trust model seeds with `objects = "all"`, and libtorrent then gets the

@@ -264,14 +264,31 @@ pub fn transmission_downloads(f: &Fixture) {
 /// transmission-cli with extra flags (`-et`: peers without encryption; `-er`: encryption
 /// required).
 pub fn transmission_downloads_with(f: &Fixture, flags: &[&str]) {
-    let save = f.dir.join("transmission");
+    let cmd = Command::new("transmission-cli");
+    transmission_downloads_in(f, flags, cmd, "transmission", None)
+}
+
+/// As [`transmission_downloads_with`], run as `cmd` (inside a network namespace, say),
+/// saving into `f.dir/save`, with `settings` (its `settings.json`) if given.
+pub fn transmission_downloads_in(
+    f: &Fixture,
+    flags: &[&str],
+    mut cmd: Command,
+    save: &str,
+    settings: Option<&str>,
+) {
+    let save = f.dir.join(save);
     std::fs::create_dir_all(&save).unwrap();
     let port = free_ports(1)[0];
-    let mut cmd = Command::new("transmission-cli");
+    let config = save.with_extension("config");
+    std::fs::create_dir_all(&config).unwrap();
+    if let Some(settings) = settings {
+        std::fs::write(config.join("settings.json"), settings).unwrap();
+    }
     cmd.arg("-w")
         .arg(&save)
         .arg("-g")
-        .arg(f.dir.join("transmission-config"))
+        .arg(&config)
         .args(["-D", "-M", "-p", &port.to_string()])
         .args(flags)
         .arg(&f.torrent)

@@ -6,6 +6,7 @@
 //!   ([`on_every_backend!`]).
 //! - [`sidecar`] — sidecars under test, configured by a typed builder.
 //! - [`replicas`] — several sidecars behind HAProxy, as behind a Kubernetes Service.
+//! - [`netns`] — network namespaces for clients that refuse loopback peers.
 //! - [`http`] — a minimal HTTP/1.1 client and SigV4 signing, for requests exactly as meant.
 //! - [`clients`] — the real clients: boto3, the aws CLI, libtorrent, aria2c, Transmission,
 //!   qBittorrent.
@@ -15,6 +16,7 @@ pub mod ceph;
 pub mod clients;
 pub mod garage;
 pub mod http;
+pub mod netns;
 pub mod processes;
 pub mod replicas;
 pub mod sidecar;
