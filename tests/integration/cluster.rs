@@ -98,6 +98,32 @@ fn three_replicas_behind_one_service_seed_one_copy() {
     assert_eq!(fallbacks, 0.0);
 }
 
+/// Peers that insist on encryption are one swarm too: a replica that is not the torrent's
+/// owner decrypts and relays them to it, so the origin still serves about one copy.
+#[test]
+fn an_encrypted_crowd_is_one_swarm_across_replicas() {
+    let set = ReplicaSet::start("cluster-mse", 3, 3, true, false);
+    let mib = 8;
+    let torrent = object_and_torrent(&set, "swarm-mse", "mse.bin", mib, 1901);
+    let before = bucket_bytes_sent("swarm-mse");
+    let work = set.dir().join("peers-mse");
+    let child = spawn_crowd_with(&[("LT_ENCRYPTION", "rc4")], &torrent, &work, 4, 240);
+    let (finished, hash_failures, seconds) = crowd_outcome(child);
+    let copies = (bucket_bytes_sent("swarm-mse") - before) as f64 / (mib << 20) as f64;
+    println!("3 replicas, 4 encrypted peers, {mib} MiB: {finished}/4 in {seconds:.1} s, origin {copies:.2} copies");
+    assert_eq!((finished, hash_failures), (4, 0));
+    assert!(copies <= 1.15, "the origin served {copies:.2} copies");
+    assert!(
+        forwarded(&set, "peer") > 0.0,
+        "no encrypted peer was relayed"
+    );
+    assert!(set.sum("s3torrent_seeder_handshakes_total{kind=\"rc4\"}") > 0.0);
+    assert_eq!(
+        set.sum("s3torrent_seeder_handshakes_total{kind=\"plaintext\"}"),
+        0.0
+    );
+}
+
 /// With the web seed, its requests are shaped by the owner, wherever they land.
 #[test]
 fn web_seed_requests_through_any_replica_are_shaped_once() {

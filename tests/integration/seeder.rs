@@ -247,6 +247,54 @@ fn encrypted_peers_download_from_the_seeder() {
     assert!(handshakes(plaintext.sidecar.admin_port, "refused") >= 1);
 }
 
+/// What an unauthenticated connection can do with the encrypted handshake: a public key
+/// then noise is cut off at once, once PadA's bound has passed; one that stops
+/// mid-handshake is cut off at the handshake timeout; both count as refused and hold no
+/// peer slot afterwards.
+#[test]
+fn mse_noise_and_stalls_are_cut_off() {
+    let s = seeding_sidecar("seed-mse-hostile");
+    let started = std::time::Instant::now();
+    let mut noise = TcpStream::connect(("127.0.0.1", s.seeder_port)).unwrap();
+    noise
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut key = vec![0u8; 96];
+    key[0] = 0x5a;
+    key[95] = 7;
+    noise.write_all(&key).unwrap();
+    // The seeder's own key comes back at once, then noise gets the connection closed.
+    let mut theirs = [0u8; 96];
+    noise.read_exact(&mut theirs).unwrap();
+    let _ = noise.write_all(&test_data(2048, 415));
+    assert!(hung_up(&mut noise), "noise is cut off");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "at once, not at a timeout"
+    );
+
+    let mut stalled = TcpStream::connect(("127.0.0.1", s.seeder_port)).unwrap();
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    stalled.write_all(&key[..60]).unwrap();
+    let started = std::time::Instant::now();
+    assert!(hung_up(&mut stalled), "a stalled handshake is cut off");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_secs(8) && waited < Duration::from_secs(14),
+        "{waited:?}"
+    );
+
+    let m = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
+    assert_eq!(
+        metric(&m, "s3torrent_seeder_handshakes_total{kind=\"refused\"}"),
+        2,
+        "{m}"
+    );
+    assert_eq!(metric(&m, "s3torrent_seeder_peers"), 0);
+}
+
 /// Transmission 3.00 discards tracker peers in 127.0.0.0/8, so it runs in a network
 /// namespace of the test's own and finds the seeder at the host's address on a veth pair.
 /// It downloads from the seeder alone with encryption required (`-er`: MSE with RC4) and

@@ -225,6 +225,7 @@ pub const BUCKETS: &[&str] = &[
     "dirs-seed",
     "dirs-store",
     "swarm-dir",
+    "swarm-mse",
 ];
 
 /// Buckets anyone may list, too (directory torrents, asked anonymously).
@@ -238,7 +239,7 @@ fn start_seaweed(dir: &Path) -> (u16, u16) {
          "actions": ["Read", "List"]},
         {"name": "noread", "credentials": [{"accessKey": NOREAD.0, "secretKey": NOREAD.1}],
          "actions": ["List", "Write:public"]},
-        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile", "Read:shared", "Read:leased", "Read:unstored", "Read:warm", "Read:upload", "Read:multipart", "Read:misaligned", "Read:chunked", "Read:replicas", "Read:split", "Read:swarm", "Read:swarm-seed", "Read:swarm-web", "Read:swarm-kill", "Read:dirs", "List:dirs", "Read:dirs-seed", "List:dirs-seed", "Read:dirs-store", "List:dirs-store", "Read:swarm-dir", "List:swarm-dir"]}
+        {"name": "anonymous", "actions": ["Read:public", "Read:versioned", "Read:flight", "Read:gone", "Read:par", "Read:cache", "Read:evict", "Read:hostile", "Read:shared", "Read:leased", "Read:unstored", "Read:warm", "Read:upload", "Read:multipart", "Read:misaligned", "Read:chunked", "Read:replicas", "Read:split", "Read:swarm", "Read:swarm-seed", "Read:swarm-web", "Read:swarm-kill", "Read:dirs", "List:dirs", "Read:dirs-seed", "List:dirs-seed", "Read:dirs-store", "List:dirs-store", "Read:swarm-dir", "List:swarm-dir", "Read:swarm-mse"]}
     ]});
     let ids = dir.join("identities.json");
     std::fs::write(&ids, identities.to_string()).unwrap();

@@ -367,7 +367,19 @@ pub fn spawn_crowd(
     peers: usize,
     timeout_secs: u64,
 ) -> std::process::Child {
+    spawn_crowd_with(&[], torrent, work, peers, timeout_secs)
+}
+
+/// As [`spawn_crowd`], with environment variables (`LT_ENCRYPTION`).
+pub fn spawn_crowd_with(
+    vars: &[(&str, &str)],
+    torrent: &Path,
+    work: &Path,
+    peers: usize,
+    timeout_secs: u64,
+) -> std::process::Child {
     Command::new(libtorrent_python())
+        .envs(vars.iter().copied())
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/clients/lt_client.py"
