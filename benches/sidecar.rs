@@ -2,7 +2,7 @@
 //! ratio of two things measured side by side in the same run (median of rounds, alternating),
 //! because these machines are shared and noisy: absolute times mean little.
 //!
-//! Sections (`BENCH_ONLY=cold,format,hit,pass,rss,coalesce,swarm,cluster,dir` to pick; default
+//! Sections (`BENCH_ONLY=cold,format,hit,pass,rss,coalesce,swarm,peer,cluster,dir` to pick; default
 //! all):
 //! - `cold`: cold `?torrent` of a 1 GiB object ÷ plain GET through the sidecar (goal ≤ 1.10),
 //!   and ÷ `mktorrent -t 2` on a page-cached local copy (goal ≤ 1.5);
@@ -18,6 +18,8 @@
 //! - `swarm`: 8 and 16 libtorrent peers fetch a 256 MiB object with the sidecar's torrent
 //!   (web seed + built-in tracker), without and with the sidecar's seeder → bytes the origin
 //!   served ÷ object size (goal with the seeder ≤ 1.25), time to finish, peak RSS.
+//! - `peer` (`peer/mod.rs`): one libtorrent peer from the web seed alone ÷ from the seeder
+//!   alone, plaintext and MSE/RC4 (goal seeder ≥ 0.9× the web seed);
 //! - `cluster`: the same crowds through HAProxy (round robin, HTTP + TCP) in front of 1, 3
 //!   and 5 replicas with `[cluster]` (web seed, tracker, seeder, one store) → origin copies
 //!   (goal ≤ 1.15) and crowd time ÷ 1 replica's (goal ≤ 1.1); then 3 replicas with the
@@ -40,6 +42,7 @@ mod common;
 #[path = "../tests/integration/harness/mod.rs"]
 mod harness;
 mod pass;
+mod peer;
 
 use std::path::Path;
 use std::process::Command;
@@ -109,7 +112,7 @@ fn peak_rss_mib(pid: u32) -> f64 {
 
 fn main() {
     let only = std::env::var("BENCH_ONLY")
-        .unwrap_or_else(|_| "cold,format,hit,pass,rss,coalesce,swarm,cluster,dir".into());
+        .unwrap_or_else(|_| "cold,format,hit,pass,rss,coalesce,swarm,peer,cluster,dir".into());
     let run = |s: &str| only.split(',').any(|o| o.trim() == s);
     let env = env();
     println!("s3torrent benchmark suite (SeaweedFS on loopback; ratios of medians, same run)");
@@ -139,6 +142,9 @@ fn main() {
     }
     if run("swarm") {
         bench_swarm();
+    }
+    if run("peer") {
+        peer::bench_peer();
     }
     if run("cluster") {
         bench_cluster();
