@@ -28,6 +28,8 @@ const MAX_QUEUE: usize = 256;
 /// Encoded messages waiting for a peer to read them; a peer that lets more pile up (by
 /// asking for much while reading nothing) is cut off. Covers every message kind.
 const MAX_OUT: usize = 1 << 20;
+/// Encoded blocks written out once this many bytes wait.
+const FLUSH_AT: usize = 256 * 1024;
 /// `ut_metadata` pieces queued for a peer and not yet written; later requests meanwhile
 /// get a reject.
 const MAX_METADATA_OUT: usize = 4;
@@ -235,6 +237,15 @@ pub async fn serve_after_head<S: PeerIo>(
     result
 }
 
+/// A piece (and whether the backend was read for it), or why not.
+type PieceRead = Result<(Bytes, bool), crate::s3::S3Error>;
+
+/// A piece on its way for a peer's requests.
+struct Fetch {
+    index: u32,
+    piece: std::pin::Pin<Box<dyn std::future::Future<Output = PieceRead> + Send>>,
+}
+
 struct Peer {
     seeder: Arc<Seeder>,
     torrent: Arc<SeedTorrent>,
@@ -273,6 +284,9 @@ impl Peer {
         let mut inbox = BytesMut::with_capacity(64 * 1024);
         let mut tick = tokio::time::interval(TICK);
         let mut stopping = self.seeder.stopping();
+        // The piece the oldest queued request needs, coming from the cache or the backend
+        // while the peer's messages (cancels, haves, more requests) go on being read.
+        let mut fetching: Option<Fetch> = None;
         loop {
             if self.torrent.is_retired() {
                 return Err(PeerError::Protocol("the object changed; torrent retired"));
@@ -282,7 +296,9 @@ impl Peer {
             if *stopping.borrow() {
                 return Ok(());
             }
-            let serving = self.slot.is_some() && !self.queue.is_empty();
+            if fetching.is_none() && self.slot.is_some() {
+                fetching = self.queue.front().map(|b| self.fetch(b.index));
+            }
             tokio::select! {
                 biased;
                 read = reader.read_buf(&mut inbox) => {
@@ -299,9 +315,14 @@ impl Peer {
                         }
                     }
                 }
+                piece = async { fetching.as_mut().expect("guarded").piece.as_mut().await },
+                    if fetching.is_some() =>
+                {
+                    let index = fetching.take().expect("guarded").index;
+                    self.serve_piece(index, piece).await?;
+                }
                 _ = tick.tick() => self.on_tick()?,
                 _ = stopping.changed() => {}
-                _ = std::future::ready(()), if serving => self.serve_one().await?,
             }
             self.flush().await?;
         }
@@ -409,16 +430,17 @@ impl Peer {
         Ok(())
     }
 
-    async fn serve_one(&mut self) -> Result<(), PeerError> {
-        let Some(block) = self.queue.pop_front() else {
-            return Ok(());
-        };
-        let (piece, read) = self
-            .seeder
-            .pieces
-            .piece(&self.torrent, block.index)
-            .await
-            .map_err(|_| PeerError::Protocol("piece unavailable"))?;
+    fn fetch(&self, index: u32) -> Fetch {
+        let (pieces, torrent) = (self.seeder.pieces.clone(), self.torrent.clone());
+        Fetch {
+            index,
+            piece: Box::pin(async move { pieces.piece(&torrent, index).await }),
+        }
+    }
+
+    /// Sends every block still asked for of piece `index`, now that it is here.
+    async fn serve_piece(&mut self, index: u32, piece: PieceRead) -> Result<(), PeerError> {
+        let (piece, read) = piece.map_err(|_| PeerError::Protocol("piece unavailable"))?;
         if read {
             // The origin's bytes count against the limits, not only the bytes sent.
             self.backend_debt += piece.len() as u64;
@@ -430,23 +452,34 @@ impl Peer {
                 ));
             }
         }
-        self.backend_debt = self.backend_debt.saturating_sub(u64::from(block.length));
-        let (begin, end) = (block.begin as usize, (block.begin + block.length) as usize);
-        self.seeder.limiter.take(block.length).await;
-        self.send(&Message::Piece {
-            index: block.index,
-            begin: block.begin,
-            data: piece.slice(begin..end),
-        });
-        let metrics = &self.seeder.metrics;
-        metrics.uploaded_bytes.inc_by(u64::from(block.length));
-        let sent = self.sent.entry(block.index).or_default();
-        *sent += block.length;
-        if *sent >= self.torrent.piece_size(block.index) {
-            self.sent.remove(&block.index);
-            self.torrent.note_uploaded(block.index);
-            metrics.pieces_served.inc();
-            self.reveal_next();
+        // Cancelled meanwhile, or choked: nothing (the piece stays cached for others).
+        let (now, later): (VecDeque<Block>, VecDeque<Block>) = std::mem::take(&mut self.queue)
+            .into_iter()
+            .partition(|b| b.index == index);
+        self.queue = later;
+        for block in now {
+            self.backend_debt = self.backend_debt.saturating_sub(u64::from(block.length));
+            let (begin, end) = (block.begin as usize, (block.begin + block.length) as usize);
+            self.seeder.limiter.take(block.length).await;
+            self.send(&Message::Piece {
+                index: block.index,
+                begin: block.begin,
+                data: piece.slice(begin..end),
+            });
+            let metrics = &self.seeder.metrics;
+            metrics.uploaded_bytes.inc_by(u64::from(block.length));
+            let sent = self.sent.entry(block.index).or_default();
+            *sent += block.length;
+            if *sent >= self.torrent.piece_size(block.index) {
+                self.sent.remove(&block.index);
+                self.torrent.note_uploaded(block.index);
+                metrics.pieces_served.inc();
+                self.reveal_next();
+            }
+            // A large piece's blocks go out as they are encoded, not all held at once.
+            if self.out.len() >= FLUSH_AT {
+                self.flush().await?;
+            }
         }
         Ok(())
     }

@@ -1037,6 +1037,70 @@ fn a_failing_accept_does_not_spin() {
     );
 }
 
+/// A peer is still heard while its piece comes from a slow backend: a `cancel` sent
+/// meanwhile is honored (the cancelled block is never sent) and its next request is served.
+#[test]
+fn a_cancel_during_a_slow_backend_read_is_honored() {
+    const LEN: usize = 256 * 1024;
+    let data = std::sync::Arc::new(test_data(LEN, 9));
+    let served = data.clone();
+    let backend = fake_backend(move |head, out| {
+        if is_probe(head) {
+            return out.write_all(&probe_answer("\"sl\"", LEN)).is_ok();
+        }
+        let lower = head.to_ascii_lowercase();
+        let range = lower
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("range: bytes="));
+        let (first, last) = match range.and_then(|r| r.split_once('-')) {
+            Some((a, b)) => (a.parse().unwrap(), b.trim().parse::<usize>().unwrap()),
+            None => (0, LEN - 1),
+        };
+        // The seeder's piece reads (ranged) are slow; the generation's whole read is not.
+        let status = match range {
+            Some(_) => {
+                std::thread::sleep(Duration::from_secs(2));
+                format!("206 Partial Content\r\nContent-Range: bytes {first}-{last}/{LEN}")
+            }
+            None => "200 OK".to_string(),
+        };
+        let answer = format!(
+            "HTTP/1.1 {status}\r\nETag: \"sl\"\r\nContent-Length: {}\r\n\r\n",
+            last + 1 - first
+        );
+        out.write_all(answer.as_bytes()).is_ok() && out.write_all(&served[first..=last]).is_ok()
+    });
+    let seeder_port = free_ports(1)[0];
+    let s = sidecar("seed-cancel")
+        .backend_port(backend)
+        .set("torrent.piece_length", 16384)
+        .set("seeder.enabled", true)
+        .set("seeder.objects", "all")
+        .set("seeder.listen", format!("127.0.0.1:{seeder_port}"))
+        .start();
+    wait_for_port(seeder_port, "seeder", &s.log);
+    let r = request(s.port, "GET", "/b/slow.bin?torrent", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut peer = RawPeer::connect(seeder_port, torrent_info_hash(&r.body)).expect("a peer");
+    let shown = peer.unchoked();
+    assert!(shown.len() >= 2, "{shown:?}");
+    let block = |index: u32| {
+        let mut b = index.to_be_bytes().to_vec();
+        b.extend_from_slice(&0u32.to_be_bytes());
+        b.extend_from_slice(&16384u32.to_be_bytes());
+        b
+    };
+    peer.request(shown[0], 0, 16384).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    peer.send(8, &block(shown[0])).unwrap(); // cancel
+    peer.request(shown[1], 0, 16384).unwrap();
+    let piece = peer.until(7, &mut Vec::new()).expect("a piece");
+    let index = u32::from_be_bytes(piece[..4].try_into().unwrap());
+    assert_eq!(index, shown[1], "the cancelled piece was sent first");
+    let at = shown[1] as usize * 16384;
+    assert_eq!(&piece[8..], &data[at..at + 16384]);
+}
+
 /// On SIGTERM the seeder stops accepting and closes its peers at once, while the proxy
 /// still drains an S3 request in flight.
 #[test]
