@@ -45,7 +45,7 @@ fn signed_put(port: u16, target: &str, body: &[u8]) -> Response {
     let hash = hex::encode(sha2::Sha256::digest(body));
     let host = format!("127.0.0.1:{port}");
     let all = signed_headers(ADMIN, "PUT", &host, target, Some(&hash), SystemTime::now());
-    let h: Vec<(&str, &str)> = all.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let h = header_refs(&all);
     request_with_body(port, "PUT", target, &h, body)
 }
 

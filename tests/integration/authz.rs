@@ -142,10 +142,7 @@ fn replayed_signature_past_the_skew_is_refused() {
     let target = "/private/authz/priv.bin?torrent";
     let sign_at = |when| signed_headers(READER, "GET", &host, target, None, when);
     let send = |headers: Vec<(String, String)>| {
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let h = header_refs(&headers);
         request(env.port, "GET", target, &h)
     };
     assert_eq!(send(sign_at(std::time::SystemTime::now())).status, 200);
@@ -176,10 +173,7 @@ fn host_spoofing_between_buckets_never_yields_a_torrent() {
     };
     // NOREAD signs for the public bucket, then points the same request at the private one.
     let send = |headers: Vec<(String, String)>| {
-        let h: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let h = header_refs(&headers);
         request(env.port, "GET", target, &h)
     };
     let mut headers = signed_for(&host_of("public"));
@@ -256,10 +250,7 @@ fn forwarded_headers_travel_only_when_the_caller_signed_them() {
     );
     // Added on the way, after the caller signed: not theirs to vouch for.
     headers.push(("x-amz-expected-bucket-owner".into(), "111111111111".into()));
-    let refs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let refs = header_refs(&headers);
     let r = request(port, "GET", target, &refs);
     assert_eq!(r.status, 200, "{}", r.text());
     let heads = heads.lock().unwrap();

@@ -469,10 +469,7 @@ fn signed_as_admin(port: u16, method: &str, host: &str, target: &str, body: &[u8
         Some(&hash),
         std::time::SystemTime::now(),
     );
-    let refs: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let refs = header_refs(&headers);
     request_with_body(port, method, target, &refs, body)
 }
 

@@ -1070,18 +1070,15 @@ fn a_cancel_during_a_slow_backend_read_is_honored() {
         );
         out.write_all(answer.as_bytes()).is_ok() && out.write_all(&served[first..=last]).is_ok()
     });
-    let seeder_port = free_ports(1)[0];
-    let s = sidecar("seed-cancel")
-        .backend_port(backend)
-        .set("torrent.piece_length", 16384)
-        .set("seeder.enabled", true)
-        .set("seeder.objects", "all")
-        .set("seeder.listen", format!("127.0.0.1:{seeder_port}"))
-        .start();
-    wait_for_port(seeder_port, "seeder", &s.log);
-    let r = request(s.port, "GET", "/b/slow.bin?torrent", &[]);
+    let s = seeding_sidecar_with("seed-cancel", |b| {
+        b.backend_port(backend)
+            .set("torrent.piece_length", 16384)
+            .set("seeder.objects", "all")
+    });
+    let r = request(s.sidecar.port, "GET", "/b/slow.bin?torrent", &[]);
     assert_eq!(r.status, 200, "{}", r.text());
-    let mut peer = RawPeer::connect(seeder_port, torrent_info_hash(&r.body)).expect("a peer");
+    let hash = torrent_info_hash(&r.body);
+    let mut peer = RawPeer::connect(s.seeder_port, hash).expect("a peer");
     let shown = peer.unchoked();
     assert!(shown.len() >= 2, "{shown:?}");
     let block = |index: u32| {

@@ -187,7 +187,7 @@ fn awkward_keys_spaces_utf8_plus_percent_slashes(env: &Env) {
             let now = std::time::SystemTime::now();
             let signed_for = "/public/keys/enc/slash.bin?torrent";
             let h = signed_headers(READER, "GET", &host, signed_for, None, now);
-            let refs: Vec<(&str, &str)> = h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            let refs = header_refs(&h);
             request(env.port, "GET", target, &refs)
         }
     };

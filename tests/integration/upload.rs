@@ -256,10 +256,7 @@ fn an_aws_chunked_put_is_hashed_without_its_framing() {
         &extra,
         std::time::SystemTime::now(),
     );
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let headers = header_refs(&headers);
     let r = request_with_body(a.port, "PUT", "/chunked/chunked.bin", &headers, &wire);
     assert_eq!(
         r.status,

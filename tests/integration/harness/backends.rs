@@ -138,10 +138,7 @@ impl Env {
             &extra,
             std::time::SystemTime::now(),
         );
-        let refs: Vec<(&str, &str)> = headers
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let refs = header_refs(&headers);
         request(port, method, target, &refs)
     }
 
@@ -278,20 +275,26 @@ fn start_seaweed(dir: &Path) -> (u16, u16) {
     CHILDREN.lock().unwrap().push(child);
     wait_for_port(p[6], "SeaweedFS S3", &dir.join("weed.err"));
     // The S3 port opens before the volume server has registered; wait until a write works.
-    let deadline = Instant::now() + Duration::from_secs(60);
     let backend = format!("http://127.0.0.1:{}", p[6]);
+    wait_until_writable(&backend, "SeaweedFS", &["mkbucket", "warmup"]);
+    (p[6], p[11])
+}
+
+/// Repeats `write` (an `s3client` command as `ADMIN`) until the backend takes it, for at
+/// most a minute: a backend's port opens before it can store anything.
+pub fn wait_until_writable(backend: &str, name: &str, write: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = s3client(&backend, ADMIN, &["mkbucket", "warmup"]);
+        let out = s3client(backend, ADMIN, write);
         if out.get("error").is_none() {
-            break;
+            return;
         }
         assert!(
             Instant::now() < deadline,
-            "SeaweedFS never became writable: {out}"
+            "{name} never took a write: {out}"
         );
         std::thread::sleep(Duration::from_millis(250));
     }
-    (p[6], p[11])
 }
 
 /// Body bytes SeaweedFS has sent from `bucket` so far (HEAD requests count zero). Tests

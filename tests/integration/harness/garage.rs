@@ -16,7 +16,6 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
@@ -77,24 +76,10 @@ fn start() -> Env {
     cli(&["bucket", "allow", "--write", "public", "--key", NOREAD.0]);
     // The layout takes a moment to reach the S3 API: wait until a write works.
     let backend = format!("http://127.0.0.1:{s3_port}");
-    let deadline = Instant::now() + Duration::from_secs(60);
     let scratch = dir.join("warmup.bin");
     std::fs::write(&scratch, b"warm").unwrap();
-    loop {
-        let out = s3client(
-            &backend,
-            ADMIN,
-            &["put", "warmup", "w", scratch.to_str().unwrap()],
-        );
-        if out.get("error").is_none() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Garage never took a write: {out}"
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let put = ["put", "warmup", "w", scratch.to_str().unwrap()];
+    wait_until_writable(&backend, "Garage", &put);
 
     let config = dir.join("s3torrent.toml");
     std::fs::write(

@@ -145,6 +145,14 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Owned headers (as the signing helpers return them) as the pairs [`request`] takes.
+pub fn header_refs(headers: &[(String, String)]) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
 /// Headers for a request signed with SigV4 by `aws-sigv4` as `creds`, for `host` and `target`
 /// (path and query, already encoded), with the body's SHA-256 (empty body by default).
 pub fn signed_headers(
