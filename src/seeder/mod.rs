@@ -2,10 +2,12 @@
 //! torrents it makes, reading piece data from the backend, so a crowd costs the origin about
 //! one copy and peers trade the rest.
 //!
-//! - [`wire`] — the peer wire format (BEP 3, 6, 10), strict and bounded.
+//! - [`wire`] — the peer wire format (BEP 3, 6, 10, 52), strict and bounded.
 //! - [`peer`] — one connection: handshake, `ut_metadata` (BEP 9), requests, unchoke rotation.
 //! - [`torrents`] — what is seeded, and which piece to reveal to whom (super-seeding).
 //! - [`pieces`] — piece data from the backend: `If-Match`, verified, cached, single-flight.
+//! - [`hashes`] — a torrent's v2 hashes: checking v2-only pieces, answering BEP 52 hash
+//!   requests.
 //! - [`bitset`] — a peer's pieces.
 //! - [`announcer`] — announcing to a torrent's external trackers, when configured.
 //! - [`public`] — whether an object is public (with `objects = "public"`), asked again
@@ -19,6 +21,7 @@
 mod announcer;
 mod bitset;
 mod conn;
+mod hashes;
 pub mod mse;
 mod peer;
 mod pieces;
@@ -125,8 +128,7 @@ impl Seeder {
         self.registry.get(info_hash).is_some()
     }
 
-    /// Seeds a torrent this sidecar served for `object` at `etag`; v2-only torrents are not
-    /// seeded (their peers expect BEP 52 hash exchange).
+    /// Seeds a torrent this sidecar served for `object` at `etag`.
     pub fn offer(&self, torrent: &Torrent, object: &ObjectRef, etag: &str) {
         let file = SeedFile {
             object: object.clone(),
@@ -138,18 +140,19 @@ impl Seeder {
     /// Seeds a torrent this sidecar served whose files, in layout order, are `files` (a
     /// directory's objects, each at the version and ETag the caller was authorized for).
     pub fn offer_files(&self, torrent: &Torrent, files: Vec<SeedFile>) {
-        if !torrent.info.format().has_v1() || self.seeds(&torrent.info_hash) {
+        let id = torrent.swarm_id();
+        if self.seeds(&id) {
             return;
         }
         let seed = SeedTorrent::of_files(torrent, files);
         if self.registry.insert(seed) {
             if let (Some(tracker), Some(addr)) = (&self.tracker, self.public_addr) {
-                tracker.add_seed(torrent.info_hash, addr);
+                for id in torrent.swarm_ids() {
+                    tracker.add_seed(id, addr);
+                }
             }
             self.announce_external(torrent);
-            if let (Some(cluster), Some(seed)) =
-                (self.cluster(), self.registry.get(&torrent.info_hash))
-            {
+            if let (Some(cluster), Some(seed)) = (self.cluster(), self.registry.get(&id)) {
                 let frame = siblings::torrent_frame(&torrent.swarm_ids(), Some(&seed));
                 cluster.spread_torrent(frame);
             }
@@ -158,7 +161,7 @@ impl Seeder {
 
     /// With `announce_external`, announces the seed to the torrent's other http trackers.
     fn announce_external(&self, torrent: &Torrent) {
-        let (Some(seed), Some(addr)) = (self.registry.get(&torrent.info_hash), self.public_addr)
+        let (Some(seed), Some(addr)) = (self.registry.get(&torrent.swarm_id()), self.public_addr)
         else {
             return;
         };

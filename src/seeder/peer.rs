@@ -1,5 +1,6 @@
 //! One peer connection: handshake, then the BEP 3 message loop with BEP 6 (have-none,
-//! reject) and BEP 10/9 (`ut_metadata`, so a magnet link suffices). Pieces are revealed with
+//! reject), BEP 10/9 (`ut_metadata`, so a magnet link suffices) and BEP 52 (hash requests,
+//! so a v2 magnet link suffices too). Pieces are revealed with
 //! `have` one at a time (see `torrents`); requests are queued (bounded) and answered from the
 //! piece store while the peer is unchoked. Anything malformed or out of range closes this
 //! connection and nothing else.
@@ -20,7 +21,10 @@ use super::bitset::BitSet;
 use super::conn::{PeerIo, PeerReader, PeerWriter};
 use super::mse;
 use super::torrents::SeedTorrent;
-use super::wire::{Block, Handshake, Message, EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN, MAX_BLOCK};
+use super::wire::{
+    Block, Handshake, HashRequest, Message, EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN, MAX_BLOCK,
+    V2_BIT,
+};
 use super::Seeder;
 
 /// Requests a peer may have queued with us; more is a flood.
@@ -142,7 +146,9 @@ async fn route<S: PeerIo>(
     // A torrent another replica owns is that replica's to serve: the whole connection goes
     // (an encrypted one decrypted: the sibling speaks plaintext to us).
     if let Some(cluster) = seeder.cluster() {
-        let info_hash = Handshake::parse_head(&head).map(|h| h.info_hash);
+        // Owned by its primary id: a hybrid's v1 and v2 peers go to one owner.
+        let named = Handshake::parse_head(&head).map(|h| h.info_hash);
+        let info_hash = named.map(|id| seeder.registry.get(&id).map_or(id, |t| t.info_hash));
         if let Some((ih, owner)) = info_hash.and_then(|ih| Some((ih, cluster.owner_of(&ih)?))) {
             match seeder.relay(cluster, &owner, stream, head, ih).await {
                 Ok(()) => return Ok(()),
@@ -171,9 +177,14 @@ pub async fn serve_after_head<S: PeerIo>(
     let mut reserved = [0u8; 8];
     reserved[EXTENSION_BIT.0] |= EXTENSION_BIT.1;
     reserved[FAST_BIT.0] |= FAST_BIT.1;
+    // A v2 connection: named by the v2 id, or a hybrid's v1 one from a peer that can
+    // upgrade (BEP 52), which our answer with the v2 id does.
+    let v2 = torrent
+        .v2_id
+        .filter(|v2| *v2 == head.info_hash || head.has(V2_BIT));
     let ours = Handshake {
         reserved,
-        info_hash: torrent.info_hash,
+        info_hash: v2.unwrap_or(head.info_hash),
         peer_id: seeder.peer_id,
     };
     stream.write_all(&ours.encode()).await?;
@@ -197,6 +208,7 @@ pub async fn serve_after_head<S: PeerIo>(
         writer,
         out: BytesMut::new(),
         fast: theirs.has(FAST_BIT),
+        v2: v2.is_some(),
         their_metadata_id: None,
         has: BitSet::new(n),
         shown: BitSet::new(n),
@@ -253,6 +265,8 @@ struct Peer {
     /// Encoded messages not yet written.
     out: BytesMut,
     fast: bool,
+    /// A v2 connection: hash requests are answered.
+    v2: bool,
     their_metadata_id: Option<u8>,
     /// Pieces the peer says it has.
     has: BitSet,
@@ -390,6 +404,7 @@ impl Peer {
                 });
             }
             Message::Extended(UT_METADATA, payload) => self.metadata_request(&payload)?,
+            Message::HashRequest(request) => self.hash_request(request),
             // A seed needs nothing from peers: pieces, chokes, ports and unknown extension
             // messages are ignored.
             _ => {}
@@ -597,6 +612,32 @@ impl Peer {
             Value::bytes(concat!("s3torrent/", env!("CARGO_PKG_VERSION"))),
         );
         Bytes::from(Value::Dict(d).encode())
+    }
+
+    /// BEP 52: hashes of a file's tree from its piece layer up, with their proof; a reject
+    /// for anything else (block hashes, ranges outside the tree, a v1 connection). The
+    /// answer is at most 8192 hashes; a peer that asks for more than it reads is cut off
+    /// like any (`MAX_OUT`).
+    fn hash_request(&mut self, request: HashRequest) {
+        let piece_length = self.torrent.layout.piece_length();
+        let hashes = match self.v2 {
+            true => self
+                .torrent
+                .v2_file(&request.root)
+                .and_then(|f| f.answer(&request.range, piece_length)),
+            false => None,
+        };
+        let counted = &self.seeder.metrics.hash_requests;
+        match hashes {
+            Some(hashes) => {
+                counted.answered.inc();
+                self.send(&Message::Hashes(request, Bytes::from(hashes.concat())));
+            }
+            None => {
+                counted.rejected.inc();
+                self.send(&Message::HashReject(request));
+            }
+        }
     }
 
     /// BEP 9: `{msg_type: 0, piece: n}` gets the piece of `info`, or a reject.

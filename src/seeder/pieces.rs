@@ -1,13 +1,12 @@
 //! Piece data for the seeder: read from the backend with the sidecar's credentials, one
 //! ranged GET per piece with `If-Match` on the ETag the torrent describes, checked against the
-//! torrent's SHA-1 before it is served, kept in an LRU bounded in bytes, and fetched once for
+//! torrent's hashes (SHA-1, or v2's tree) before it is served, kept in an LRU bounded in bytes, and fetched once for
 //! any number of peers asking at the same time. A changed object retires its torrent.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use sha1::{Digest, Sha1};
 
 use crate::common::byte_lru::ByteLru;
 use crate::common::flight::{Joined, SingleFlight};
@@ -141,7 +140,7 @@ impl PieceStore {
         torrent.confirm();
         torrent.note_left_origin(index);
         // A backend that ignored If-Match can still not make us serve other bytes.
-        if Sha1::digest(&data).as_slice() != torrent.piece_hash(index) {
+        if !torrent.verifies(index, &data) {
             torrent.retire();
             return Err(S3Error::service_unavailable("The object changed."));
         }

@@ -37,7 +37,9 @@ const FRAME_HEADROOM: usize = 64 * 1024;
 /// `frame` with `t`'s description; without it when it would not fit in a frame (a directory
 /// of very many long keys): its owner then seeds it once a request for it reaches it.
 fn with_seed(frame: Frame, t: &SeedTorrent) -> Frame {
+    let layers: usize = t.v2.iter().flatten().map(|f| f.layer.len() + 8).sum();
     let size: usize = t.info.len()
+        + layers
         + t.files
             .iter()
             .map(|f| {
@@ -50,10 +52,20 @@ fn with_seed(frame: Frame, t: &SeedTorrent) -> Frame {
         return frame;
     }
     let files = t.files.iter().map(file_value).collect();
-    frame
+    let frame = frame
         .with_bytes("ih", t.info_hash.to_vec())
         .with_bytes("info", t.info.to_vec())
-        .with("files", Value::List(files))
+        .with("files", Value::List(files));
+    // v2: each file's piece layer (empty for a file of one piece, or without a root).
+    match t.v2.is_empty() {
+        true => frame,
+        false => {
+            let layer = |f: &Option<super::hashes::V2File>| {
+                Value::Bytes(f.as_ref().map_or(Vec::new(), |f| f.layer.to_vec()))
+            };
+            frame.with("layers", Value::List(t.v2.iter().map(layer).collect()))
+        }
+    }
 }
 
 fn file_value(file: &SeedFile) -> Value {
@@ -80,16 +92,23 @@ fn file_of(value: &Value) -> Option<SeedFile> {
     })
 }
 
-/// The seed a sibling described, if its `info` is one, names as many files, and hashes to
-/// its `ih`.
+/// The seed a sibling described, if its `info` is one, names as many files (and v2 layers
+/// that hash to their roots), and hashes to its `ih`.
 fn seed_of(frame: &Frame) -> Option<SeedTorrent> {
     let files = frame
         .list("files")?
         .iter()
         .map(file_of)
         .collect::<Option<Vec<_>>>()?;
+    let layers = match frame.list("layers") {
+        Some(list) => list
+            .iter()
+            .map(|l| Some(Bytes::copy_from_slice(l.as_bytes()?)))
+            .collect::<Option<Vec<_>>>()?,
+        None => Vec::new(),
+    };
     let info = Bytes::copy_from_slice(frame.bytes("info")?);
-    let seed = SeedTorrent::from_info(info, files)?;
+    let seed = SeedTorrent::from_info(info, files, layers)?;
     (frame.bytes("ih") == Some(&seed.info_hash[..])).then_some(seed)
 }
 
@@ -112,10 +131,12 @@ impl Seeder {
         if self.seeds(&seed.info_hash) {
             return;
         }
-        let info_hash = seed.info_hash;
+        let ids = seed.ids();
         if self.registry.insert(seed) {
             if let (Some(tracker), Some(addr)) = (&self.tracker, self.public_addr) {
-                tracker.add_seed(info_hash, addr);
+                for id in ids {
+                    tracker.add_seed(id, addr);
+                }
             }
         }
     }
@@ -178,5 +199,44 @@ impl Seeder {
             tracing::debug!(target: "s3torrent::seeder", error = %e, "relayed peer closed");
         }
         self.metrics.peers.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::torrent::{FileTree, Format, Info, Layout, PieceHasher, Torrent};
+
+    #[test]
+    fn a_v2_seed_reaches_a_sibling_with_its_piece_layers() {
+        let p = 16 * 1024;
+        let data: Vec<u8> = (0..7 * p as usize + 3).map(|i| (i % 249) as u8).collect();
+        let length = data.len() as u64;
+        let mut hasher = PieceHasher::new(&Layout::single(length, p), length, Format::V2);
+        hasher.update(&data);
+        let hashes = hasher.finish();
+        let info = Info {
+            length,
+            piece_length: p,
+            pieces: Vec::new(),
+            file_tree: Some(FileTree::from_hashes(&hashes, p)),
+            ..Info::fixture()
+        };
+        let torrent = Torrent::new(info, Default::default(), None);
+        let object = ObjectRef {
+            bucket: "b".into(),
+            key: "k".into(),
+            version_id: None,
+        };
+        let seed = SeedTorrent::new(&torrent, object, "\"e\"".into());
+        let frame = torrent_frame(&torrent.swarm_ids(), Some(&seed));
+        let learned = seed_of(&frame).expect("a v2 seed with its layers");
+        assert_eq!(learned.info_hash, torrent.swarm_id());
+        assert_eq!(learned.v2_id, seed.v2_id);
+        let root = torrent.info.file_tree.as_ref().unwrap().pieces_root;
+        assert_eq!(
+            learned.v2_file(&root).map(|f| f.layer.clone()),
+            Some(Bytes::from(hashes.layer.concat()))
+        );
     }
 }

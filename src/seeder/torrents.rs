@@ -18,6 +18,7 @@ use crate::s3::ObjectRef;
 use crate::torrent::{Layout, Torrent};
 
 use super::bitset::BitSet;
+use super::hashes::{self, V2File};
 
 /// Torrents seeded at most (least recently offered go first).
 const MAX_TORRENTS: usize = 10_000;
@@ -31,13 +32,19 @@ pub struct SeedFile {
 }
 
 pub struct SeedTorrent {
+    /// What it is known by: the v1 infohash, or for a v2-only torrent the v2 one truncated.
     pub info_hash: [u8; 20],
+    /// The v2 infohash truncated to 20 bytes (what v2 peers say), for v2 and hybrid ones.
+    pub v2_id: Option<[u8; 20]>,
     /// The torrent's files in layout order (one object, or a directory's).
     pub files: Vec<SeedFile>,
     /// Its piece geometry.
     pub layout: Layout,
     /// v1 piece hashes, 20 bytes each: what is read from the backend is checked against them.
     pub pieces: Vec<u8>,
+    /// Each file's v2 hashes (v2 and hybrid), in layout order: what v2-only pieces are
+    /// checked against, and what hash requests are answered from.
+    pub v2: Vec<Option<V2File>>,
     /// The exact `info` bytes, for BEP 9 metadata requests.
     pub info: Bytes,
     retired: AtomicBool,
@@ -111,23 +118,79 @@ fn layout_of_files(
     (expected == listed).then_some(layout)
 }
 
+/// A seeded torrent's description, whichever way it came.
+struct Described {
+    info_hash: [u8; 20],
+    v2_id: Option<[u8; 20]>,
+    files: Vec<SeedFile>,
+    layout: Layout,
+    pieces: Vec<u8>,
+    v2: Vec<Option<V2File>>,
+    info: Bytes,
+}
+
+/// The v2 files `listed` in a file tree, given their piece layers: as many files as
+/// `layout`, of the same lengths, each layer hashing up to its root. A hybrid described
+/// without layers is seeded without them (hash requests are then refused).
+fn v2_of(
+    listed: &[(u64, Option<crate::torrent::merkle::Hash>)],
+    layout: &Layout,
+    layers: Vec<Bytes>,
+    hybrid: bool,
+) -> Option<Vec<Option<V2File>>> {
+    let same_files = listed.len() == layout.files().len()
+        && listed
+            .iter()
+            .zip(layout.files())
+            .all(|(f, r)| f.0 == r.end - r.start);
+    if !same_files {
+        return None;
+    }
+    if layers.is_empty() && hybrid {
+        return Some(Vec::new());
+    }
+    if layers.len() != listed.len() {
+        return None;
+    }
+    let piece_length = layout.piece_length();
+    let mut v2 = Vec::with_capacity(listed.len());
+    for (&(length, root), layer) in listed.iter().zip(layers) {
+        let file = root.map(|r| V2File::new(r, layer, length));
+        if file
+            .as_ref()
+            .is_some_and(|f| !f.is_consistent(piece_length))
+        {
+            return None;
+        }
+        v2.push(file);
+    }
+    Some(v2)
+}
+
 impl SeedTorrent {
-    /// Seeds `torrent` (a v1 or hybrid one) of `object` as it was at `etag`.
+    /// Seeds `torrent` of `object` as it was at `etag`.
     pub fn new(torrent: &Torrent, object: ObjectRef, etag: String) -> SeedTorrent {
         Self::of_files(torrent, vec![SeedFile { object, etag }])
     }
 
-    /// Seeds `torrent` (a v1 or hybrid one) whose files, in layout order, are `files`.
+    /// Seeds `torrent` (v1, hybrid or v2) whose files, in layout order, are `files`.
     pub fn of_files(torrent: &Torrent, files: Vec<SeedFile>) -> SeedTorrent {
         let info = &torrent.info;
         let encoded = Bytes::from(info.to_value().encode());
-        Self::of(
-            torrent.info_hash,
+        let ids = torrent.swarm_ids();
+        let v2_id = info
+            .format()
+            .has_v2()
+            .then(|| *ids.last().expect("a v2 id"));
+        Self::of(Described {
+            info_hash: ids[0],
+            v2_id,
             files,
-            info.layout(),
-            info.pieces.clone(),
-            encoded,
-        )
+            layout: info.layout(),
+            pieces: info.pieces.clone(),
+            v2: hashes::of_torrent(torrent),
+            info: encoded,
+        })
     }
 
     /// The object, for a torrent of one.
@@ -138,48 +201,76 @@ impl SeedTorrent {
         }
     }
 
-    /// Seeds the torrent whose `info` dictionary is `info` (v1 or hybrid, one file or a
-    /// directory's), whose files in layout order are `files`, as a sibling described it;
-    /// `None` if `info` is not one or does not have as many files.
-    pub fn from_info(info: Bytes, files: Vec<SeedFile>) -> Option<SeedTorrent> {
+    /// Seeds the torrent whose `info` dictionary is `info` (v1, hybrid or v2; one file or a
+    /// directory's), whose files in layout order are `files` and, for v2, piece layers
+    /// `layers` (one per file, empty for a file of one piece), as a sibling described it.
+    /// `None` if `info` is not one, does not have as many files, or a layer does not hash
+    /// up to its file's root.
+    pub fn from_info(info: Bytes, files: Vec<SeedFile>, layers: Vec<Bytes>) -> Option<SeedTorrent> {
         let v = crate::torrent::bencode::decode(&info).ok()?;
         let piece_length = u64::try_from(v.get("piece length")?.as_int()?).ok()?;
-        let pieces = v.get("pieces")?.as_bytes()?.to_vec();
         if piece_length < crate::torrent::merkle::BLOCK || !piece_length.is_power_of_two() {
             return None;
         }
-        let layout = match v.get("length") {
-            Some(length) => Layout::single(u64::try_from(length.as_int()?).ok()?, piece_length),
-            None => {
-                let aligned = v.get("meta version").is_some();
-                layout_of_files(v.get("files")?, piece_length, aligned)?
+        let pieces = match v.get("pieces") {
+            Some(p) => p.as_bytes()?.to_vec(),
+            None => Vec::new(),
+        };
+        // BEP 52: `meta version` 2 has a file tree (and aligned files).
+        let listed = match v.get("meta version") {
+            Some(_) => Some(crate::torrent::listed_files(v.get("file tree")?)?),
+            None => None,
+        };
+        let layout = match (v.get("pieces"), v.get("length"), &listed) {
+            (Some(_), Some(length), _) => {
+                Layout::single(u64::try_from(length.as_int()?).ok()?, piece_length)
             }
+            (Some(_), None, _) => layout_of_files(v.get("files")?, piece_length, listed.is_some())?,
+            // v2 alone: every file piece-aligned, the last one too (as libtorrent sees it).
+            (None, _, Some(listed)) => {
+                let lengths: Vec<u64> = listed.iter().map(|f| f.0).collect();
+                Layout::of_files(&lengths, piece_length, true)
+            }
+            (None, _, None) => return None,
+        };
+        let v2 = match listed {
+            None => Vec::new(),
+            Some(listed) => v2_of(&listed, &layout, layers, !pieces.is_empty())?,
         };
         let valid = layout.length() > 0
             && files.len() == layout.files().len()
-            && pieces.len() as u64 == 20 * u64::from(layout.piece_count());
+            && (pieces.is_empty() || pieces.len() as u64 == 20 * u64::from(layout.piece_count()));
         if !valid {
             return None;
         }
-        let info_hash: [u8; 20] = sha1::Sha1::digest(&info).into();
-        Some(Self::of(info_hash, files, layout, pieces, info))
-    }
-
-    fn of(
-        info_hash: [u8; 20],
-        files: Vec<SeedFile>,
-        layout: Layout,
-        pieces: Vec<u8>,
-        info: Bytes,
-    ) -> SeedTorrent {
-        let count = layout.piece_count();
-        let n = (count as usize).max(1);
-        SeedTorrent {
+        let sha256: [u8; 32] = sha2::Sha256::digest(&info).into();
+        let v2_id = (!v2.is_empty()).then(|| sha256[..20].try_into().expect("20 bytes"));
+        let info_hash = match pieces.is_empty() {
+            true => v2_id?,
+            false => sha1::Sha1::digest(&info).into(),
+        };
+        Some(Self::of(Described {
             info_hash,
+            v2_id,
             files,
             layout,
             pieces,
+            v2,
             info,
+        }))
+    }
+
+    fn of(d: Described) -> SeedTorrent {
+        let count = d.layout.piece_count();
+        let n = (count as usize).max(1);
+        SeedTorrent {
+            info_hash: d.info_hash,
+            v2_id: d.v2_id,
+            files: d.files,
+            layout: d.layout,
+            pieces: d.pieces,
+            v2: d.v2,
+            info: d.info,
             retired: AtomicBool::new(false),
             confirmed: Mutex::new(Instant::now()),
             left_origin: Mutex::new(BitSet::new(count)),
@@ -189,6 +280,38 @@ impl SeedTorrent {
                 seen: vec![0; n],
             }),
         }
+    }
+
+    /// Every id peers may name it by: the primary one, then the v2 one if it differs.
+    pub fn ids(&self) -> Vec<[u8; 20]> {
+        let mut ids = vec![self.info_hash];
+        ids.extend(self.v2_id.filter(|v2| *v2 != self.info_hash));
+        ids
+    }
+
+    /// The v2 description of the file whose `pieces root` is `root`.
+    pub fn v2_file(&self, root: &[u8; 32]) -> Option<&V2File> {
+        self.v2.iter().flatten().find(|f| f.root == *root)
+    }
+
+    /// Whether `data` is piece `index`: its SHA-1, or without v1 hashes, its v2 tree.
+    pub fn verifies(&self, index: u32, data: &[u8]) -> bool {
+        if !self.pieces.is_empty() {
+            return sha1::Sha1::digest(data).as_slice() == self.piece_hash(index);
+        }
+        // A v2 piece lies in one file (then zeros up to the piece's end).
+        let piece_length = self.layout.piece_length();
+        let mut segments = self.layout.segments(index).into_iter();
+        let (Some(segment), None) = (segments.next(), segments.next()) else {
+            return false;
+        };
+        let Some(Some(file)) = self.v2.get(segment.file) else {
+            return false;
+        };
+        let len = (segment.range.end - segment.range.start) as usize;
+        let (bytes, pad) = data.split_at(len.min(data.len()));
+        let at = segment.range.start / piece_length;
+        file.verifies(at, bytes, piece_length) && pad.iter().all(|b| *b == 0)
     }
 
     pub fn num_pieces(&self) -> u32 {
@@ -372,8 +495,18 @@ pub struct Registry {
 struct Index {
     by_hash: LruCache<[u8; 20], Arc<SeedTorrent>>,
     by_object: HashMap<(String, String), [u8; 20]>,
-    /// By `HASH('req2', infohash)`: how an encrypted (MSE) handshake names a torrent.
+    /// By `HASH('req2', id)`: how an encrypted (MSE) handshake names a torrent (by any of
+    /// its ids: the one it names is the one its keys are made from).
     by_obfuscated: HashMap<[u8; 20], [u8; 20]>,
+    /// A hybrid's v2 id, to the v1 infohash it is kept under.
+    aliases: HashMap<[u8; 20], [u8; 20]>,
+}
+
+impl Index {
+    /// The id `id` is kept under.
+    fn primary(&self, id: &[u8; 20]) -> [u8; 20] {
+        *self.aliases.get(id).unwrap_or(id)
+    }
 }
 
 impl Registry {
@@ -387,6 +520,7 @@ impl Registry {
                 by_hash: LruCache::new(NonZeroUsize::new(torrents.max(1)).expect("non-zero")),
                 by_object: HashMap::new(),
                 by_obfuscated: HashMap::new(),
+                aliases: HashMap::new(),
             }),
         }
     }
@@ -410,13 +544,15 @@ impl Registry {
             .single()
             .map(|f| (f.object.bucket.clone(), f.object.key.clone()));
         let hash = torrent.info_hash;
+        let ids = torrent.ids();
         if let Some((old_hash, old)) = index.by_hash.push(hash, Arc::new(torrent)) {
             // Pushed out of the LRU: no longer seeded, so nothing may go on announcing it.
             if old_hash != hash {
                 old.retire();
-                index
-                    .by_obfuscated
-                    .remove(&super::mse::obfuscated(&old_hash));
+                for id in old.ids() {
+                    index.by_obfuscated.remove(&super::mse::obfuscated(&id));
+                    index.aliases.remove(&id);
+                }
             }
             if let Some(f) = old.single() {
                 let old_object = (f.object.bucket.clone(), f.object.key.clone());
@@ -428,28 +564,33 @@ impl Registry {
         if let Some(object) = object {
             index.by_object.insert(object, hash);
         }
-        index
-            .by_obfuscated
-            .insert(super::mse::obfuscated(&hash), hash);
+        for id in ids {
+            index.by_obfuscated.insert(super::mse::obfuscated(&id), id);
+            if id != hash {
+                index.aliases.insert(id, hash);
+            }
+        }
         true
     }
 
-    /// The infohash of the live seeded torrent an encrypted handshake names by
-    /// `HASH('req2', infohash)`.
+    /// The id of a live seeded torrent an encrypted handshake names by `HASH('req2', id)`.
     pub fn named_by(&self, obfuscated: &[u8; 20]) -> Option<[u8; 20]> {
         let index = self.lock();
-        let hash = index.by_obfuscated.get(obfuscated)?;
-        index
+        let id = *index.by_obfuscated.get(obfuscated)?;
+        let live = index
             .by_hash
-            .peek(hash)
-            .filter(|t| !t.is_retired())
-            .map(|t| t.info_hash)
+            .peek(&index.primary(&id))
+            .is_some_and(|t| !t.is_retired());
+        live.then_some(id)
     }
 
-    pub fn get(&self, info_hash: &[u8; 20]) -> Option<Arc<SeedTorrent>> {
-        self.lock()
+    /// The live torrent known by `id` (either of a hybrid's ids).
+    pub fn get(&self, id: &[u8; 20]) -> Option<Arc<SeedTorrent>> {
+        let mut index = self.lock();
+        let primary = index.primary(id);
+        index
             .by_hash
-            .get(info_hash)
+            .get(&primary)
             .filter(|t| !t.is_retired())
             .cloned()
     }
@@ -556,7 +697,8 @@ mod tests {
     fn a_seed_described_by_its_info_is_the_same_seed() {
         let t = torrent(5);
         let files = t.files.clone();
-        let again = SeedTorrent::from_info(t.info.clone(), files.clone()).expect("a v1 info");
+        let again =
+            SeedTorrent::from_info(t.info.clone(), files.clone(), Vec::new()).expect("a v1 info");
         assert_eq!(again.info_hash, t.info_hash);
         assert_eq!(
             (again.layout.clone(), again.pieces.clone()),
@@ -571,11 +713,14 @@ mod tests {
             );
         }
         let bad = Bytes::from(v.encode());
-        assert!(SeedTorrent::from_info(bad, files.clone()).is_none());
-        assert!(SeedTorrent::from_info(Bytes::from_static(b"garbage"), files.clone()).is_none());
+        assert!(SeedTorrent::from_info(bad, files.clone(), Vec::new()).is_none());
+        assert!(
+            SeedTorrent::from_info(Bytes::from_static(b"garbage"), files.clone(), Vec::new())
+                .is_none()
+        );
         let two = vec![files[0].clone(), files[0].clone()];
         assert!(
-            SeedTorrent::from_info(t.info.clone(), two).is_none(),
+            SeedTorrent::from_info(t.info.clone(), two, Vec::new()).is_none(),
             "one file, two objects"
         );
     }
@@ -620,14 +765,17 @@ mod tests {
                 })
                 .collect();
             let made = SeedTorrent::of_files(&torrent, files.clone());
-            let described = SeedTorrent::from_info(made.info.clone(), files.clone())
+            let described = SeedTorrent::from_info(made.info.clone(), files.clone(), Vec::new())
                 .expect("a directory's info");
             assert_eq!(described.info_hash, made.info_hash, "aligned: {aligned}");
             assert_eq!(
                 (described.layout, described.pieces, described.files),
                 (made.layout.clone(), made.pieces.clone(), made.files.clone())
             );
-            assert!(SeedTorrent::from_info(made.info.clone(), files[1..].to_vec()).is_none());
+            assert!(
+                SeedTorrent::from_info(made.info.clone(), files[1..].to_vec(), Vec::new())
+                    .is_none()
+            );
             // The other layout's reading of the same files list: pads missing or stray.
             let mut v = crate::torrent::bencode::decode(&made.info).unwrap();
             if let crate::torrent::bencode::Value::Dict(d) = &mut v {
@@ -640,7 +788,10 @@ mod tests {
                 };
             }
             let other = Bytes::from(v.encode());
-            assert!(SeedTorrent::from_info(other, files).is_none(), "{aligned}");
+            assert!(
+                SeedTorrent::from_info(other, files, Vec::new()).is_none(),
+                "{aligned}"
+            );
         }
     }
 

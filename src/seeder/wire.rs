@@ -1,8 +1,10 @@
-//! The peer wire format: the BEP 3 handshake and length-prefixed messages, with BEP 6 (fast)
-//! and BEP 10 (extension) message ids. Decoding is strict and bounded: a message longer than
+//! The peer wire format: the BEP 3 handshake and length-prefixed messages, with BEP 6 (fast),
+//! BEP 10 (extension) and BEP 52 (hash exchange) message ids. Decoding is strict and bounded: a message longer than
 //! [`MAX_MESSAGE`] or malformed for its id is an error, and the connection closes.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::torrent::piece_tree::HashRange;
 
 pub const PROTOCOL: &[u8; 19] = b"BitTorrent protocol";
 pub const HANDSHAKE_LEN: usize = 68;
@@ -15,6 +17,9 @@ pub const MAX_MESSAGE: usize = 256 * 1024;
 /// `reserved` bits: byte 5 `0x10` is BEP 10 (extension protocol), byte 7 `0x04` BEP 6 (fast).
 pub const EXTENSION_BIT: (usize, u8) = (5, 0x10);
 pub const FAST_BIT: (usize, u8) = (7, 0x04);
+/// Byte 7 `0x10`: BEP 52. On a hybrid torrent's v1 connection, the peer can upgrade to v2
+/// (answered with the v2 infohash).
+pub const V2_BIT: (usize, u8) = (7, 0x10);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Handshake {
@@ -82,6 +87,11 @@ pub enum Message {
     AllowedFast(u32),
     // BEP 10: extended message id (0 is the handshake) and its payload
     Extended(u8, Bytes),
+    // BEP 52
+    HashRequest(HashRequest),
+    /// The request answered, and its hashes (32 bytes each) then uncles.
+    Hashes(HashRequest, Bytes),
+    HashReject(HashRequest),
     /// An id this seeder does not know: ignored, for forward compatibility.
     Unknown(u8),
 }
@@ -91,6 +101,38 @@ pub struct Block {
     pub index: u32,
     pub begin: u32,
     pub length: u32,
+}
+
+/// A BEP 52 hash request: hashes of the tree whose root is `root` (a file's `pieces root`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashRequest {
+    pub root: [u8; 32],
+    pub range: HashRange,
+}
+
+/// A hash request's fields after the id: root, base, index, count, proof layers.
+const HASH_REQUEST_LEN: usize = 32 + 4 * 4;
+
+impl HashRequest {
+    fn decode(body: &mut Bytes) -> HashRequest {
+        let mut root = [0; 32];
+        body.copy_to_slice(&mut root);
+        let range = HashRange {
+            base: body.get_u32(),
+            index: body.get_u32(),
+            count: body.get_u32(),
+            proof_layers: body.get_u32(),
+        };
+        HashRequest { root, range }
+    }
+
+    fn encode(&self, out: &mut BytesMut) {
+        out.put_slice(&self.root);
+        let r = &self.range;
+        for v in [r.base, r.index, r.count, r.proof_layers] {
+            out.put_u32(v);
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +195,18 @@ impl Message {
             15 => fixed(0).map(|_| Message::HaveNone)?,
             16 => fixed(12).map(|_| Message::Reject(block(&mut body)))?,
             17 => fixed(4).map(|_| Message::AllowedFast(body.get_u32()))?,
+            21 => fixed(HASH_REQUEST_LEN)
+                .map(|_| Message::HashRequest(HashRequest::decode(&mut body)))?,
+            22 => {
+                let hashes = body.len().checked_sub(HASH_REQUEST_LEN);
+                if hashes.is_none_or(|h| h % 32 != 0) {
+                    return Err(WireError::Malformed(id));
+                }
+                let request = HashRequest::decode(&mut body);
+                Message::Hashes(request, body)
+            }
+            23 => fixed(HASH_REQUEST_LEN)
+                .map(|_| Message::HashReject(HashRequest::decode(&mut body)))?,
             20 => {
                 if body.is_empty() {
                     return Err(WireError::Malformed(id));
@@ -219,6 +273,21 @@ impl Message {
                 out.put_u8(*ext);
                 out.put_slice(payload);
             }
+            Message::HashRequest(r) | Message::HashReject(r) => {
+                out.put_u32(1 + HASH_REQUEST_LEN as u32);
+                out.put_u8(if matches!(self, Message::HashRequest(_)) {
+                    21
+                } else {
+                    23
+                });
+                r.encode(out);
+            }
+            Message::Hashes(r, hashes) => {
+                out.put_u32((1 + HASH_REQUEST_LEN + hashes.len()) as u32);
+                out.put_u8(22);
+                r.encode(out);
+                out.put_slice(hashes);
+            }
             Message::Unknown(id) => simple(out, *id),
         }
     }
@@ -252,6 +321,15 @@ mod tests {
             begin: 16384,
             length: 16384,
         };
+        let hr = HashRequest {
+            root: [5; 32],
+            range: HashRange {
+                base: 2,
+                index: 512,
+                count: 512,
+                proof_layers: 9,
+            },
+        };
         for m in [
             Message::KeepAlive,
             Message::Choke,
@@ -274,6 +352,9 @@ mod tests {
             Message::Reject(b),
             Message::AllowedFast(9),
             Message::Extended(0, Bytes::from_static(b"de")),
+            Message::HashRequest(hr),
+            Message::Hashes(hr, Bytes::from(vec![9; 64])),
+            Message::HashReject(hr),
         ] {
             round_trip(m);
         }
@@ -292,6 +373,9 @@ mod tests {
             &[0, 0, 0, 6, 6, 0, 0, 0, 0, 1][..],
             &[0, 0, 0, 1, 20][..],
             &[0, 0, 0, 5, 7, 0, 0, 0, 1][..],
+            // A hash request one byte short; hashes with half a hash.
+            &[&[0, 0, 0, 48, 21][..], &[0; 47]].concat()[..],
+            &[&[0, 0, 0, 65, 22][..], &[0; 64]].concat()[..],
         ] {
             let mut buf = BytesMut::from(frame);
             assert!(Message::decode(&mut buf).is_err(), "{frame:?}");

@@ -58,7 +58,7 @@ impl TorrentService {
         let rendered = Rendered {
             bytes: torrent.bytes.clone(),
             etag: torrent.etag.clone(),
-            magnet: magnet_link(&torrent, &torrent.meta.url_list, self.seed_addr(&torrent)),
+            magnet: magnet_link(&torrent, &torrent.meta.url_list, self.seed_addr()),
         };
         let named = ObjectRef {
             bucket: request.bucket.clone(),

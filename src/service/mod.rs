@@ -116,7 +116,11 @@ impl TorrentService {
     ) {
         // Every request for a seeded torrent comes here: once it is seeded, nothing to do
         // (no copy of its pieces, no background probe).
-        let Some(seeder) = self.seeder.clone().filter(|s| !s.seeds(&torrent.info_hash)) else {
+        let Some(seeder) = self
+            .seeder
+            .clone()
+            .filter(|s| !s.seeds(&torrent.swarm_id()))
+        else {
             return;
         };
         let pinned = object.pinned_to(facts.version_id.as_deref());
@@ -151,7 +155,7 @@ impl TorrentService {
             return Ok(Rendered {
                 bytes: torrent.bytes.clone(),
                 etag: torrent.etag.clone(),
-                magnet: magnet_link(torrent, &torrent.meta.url_list, self.seed_addr(torrent)),
+                magnet: magnet_link(torrent, &torrent.meta.url_list, self.seed_addr()),
             });
         }
         let up = &self.config.upstream;
@@ -181,7 +185,7 @@ impl TorrentService {
         Ok(Rendered {
             bytes,
             etag,
-            magnet: magnet_link(torrent, &webseeds, self.seed_addr(torrent)),
+            magnet: magnet_link(torrent, &webseeds, self.seed_addr()),
         })
     }
 
@@ -191,7 +195,7 @@ impl TorrentService {
         let Some(seeder) = self
             .seeder
             .as_ref()
-            .filter(|s| !s.seeds(&torrent.info_hash))
+            .filter(|s| !s.seeds(&torrent.swarm_id()))
         else {
             return;
         };
@@ -206,10 +210,10 @@ impl TorrentService {
         }
     }
 
-    /// Where the seeder takes peers for this torrent (magnet `x.pe`), when it seeds it.
-    fn seed_addr(&self, torrent: &Torrent) -> Option<String> {
-        let seeder = self.seeder.as_ref()?;
-        torrent.info.format().has_v1().then(|| seeder.public_addr())
+    /// Where the seeder takes peers (magnet `x.pe`), when there is one: it seeds every
+    /// format (v2 peers get their hashes from it).
+    fn seed_addr(&self) -> Option<String> {
+        Some(self.seeder.as_ref()?.public_addr())
     }
 
     /// `{public_base_url}/{bucket}/{key}`, path-style, without a trailing `/` (so clients use

@@ -230,6 +230,13 @@ pub struct SeederMetrics {
     pub webseed_deferred: IntCounter,
     pub accept_errors: IntCounter,
     pub handshakes: Handshakes,
+    pub hash_requests: HashRequests,
+}
+
+/// BEP 52 hash requests by answer.
+pub struct HashRequests {
+    pub answered: IntCounter,
+    pub rejected: IntCounter,
 }
 
 /// Peer handshakes by kind, resolved once.
@@ -285,6 +292,18 @@ impl SeederMetrics {
                     rc4: vec.with_label_values(&["rc4"]),
                     mse_plaintext: vec.with_label_values(&["mse_plaintext"]),
                     refused: vec.with_label_values(&["refused"]),
+                }
+            },
+            hash_requests: {
+                let vec = counter_vec(
+                    registry,
+                    "s3torrent_seeder_hash_requests_total",
+                    "BEP 52 hash requests from v2 peers, by answer: hashes, or a reject (a range outside the file's tree, or below its piece layer).",
+                    &["answer"],
+                );
+                HashRequests {
+                    answered: vec.with_label_values(&["hashes"]),
+                    rejected: vec.with_label_values(&["reject"]),
                 }
             },
             webseed_deferred: counter(

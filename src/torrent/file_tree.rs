@@ -1,6 +1,7 @@
 //! The v2 (BEP 52) description of the one file: the root of its block tree, and the piece
 //! layer that clients fetch to verify pieces (`piece layers`, outside `info`).
 
+use super::bencode::Value;
 use super::merkle::{self, Hash, BLOCK};
 use super::piece_hasher::PieceHashes;
 
@@ -31,4 +32,42 @@ impl FileTree {
             piece_layer: layer.concat(),
         }
     }
+}
+
+/// The files an `info`'s `file tree` lists, in its (BEP 52: byte-wise path) order: each
+/// one's length and `pieces root` (none for an empty file). `None` if it is not a file tree.
+pub fn listed_files(tree: &Value) -> Option<Vec<(u64, Option<Hash>)>> {
+    let mut out = Vec::new();
+    walk(tree, 0, &mut out)?;
+    Some(out)
+}
+
+/// Deeper than any path a torrent needs: a forged tree cannot recurse without end.
+const MAX_DEPTH: usize = 64;
+
+fn walk(node: &Value, depth: usize, out: &mut Vec<(u64, Option<Hash>)>) -> Option<()> {
+    let Value::Dict(children) = node else {
+        return None;
+    };
+    if depth > MAX_DEPTH || children.is_empty() {
+        return None;
+    }
+    for (name, child) in children {
+        if !name.is_empty() {
+            walk(child, depth + 1, out)?;
+            continue;
+        }
+        // `""` marks a file: this node is one, and has nothing else.
+        if children.len() != 1 || depth == 0 {
+            return None;
+        }
+        let length = u64::try_from(child.get("length")?.as_int()?).ok()?;
+        let root = match child.get("pieces root") {
+            Some(r) => Some(Hash::try_from(r.as_bytes()?).ok()?),
+            None if length == 0 => None,
+            None => return None,
+        };
+        out.push((length, root));
+    }
+    Some(())
 }

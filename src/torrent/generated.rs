@@ -47,6 +47,12 @@ impl Torrent {
         (Bytes::from(bytes), etag)
     }
 
+    /// The one id it is kept under (seeded, owned in a cluster): the v1 infohash, or for a
+    /// v2-only torrent the v2 one truncated.
+    pub fn swarm_id(&self) -> [u8; 20] {
+        self.swarm_ids()[0]
+    }
+
     /// The hashes peers and trackers know this torrent by: the v1 infohash, and the v2
     /// infohash truncated to 20 bytes (BEP 52: what v2 peers announce), as the format has.
     pub fn swarm_ids(&self) -> Vec<[u8; 20]> {

@@ -93,10 +93,13 @@ impl Info {
         }
     }
 
-    /// The piece layout of the files (one file: the object).
+    /// The piece layout of the files (one file: the object) as peers see it. A v2-only
+    /// torrent's one file is padded to a whole last piece, as libtorrent (2.0.8 on) pads
+    /// every v2 file; a hybrid's is not (its v1 `length` says where it ends).
     pub fn layout(&self) -> Layout {
+        let v2_only = self.format() == Format::V2;
         match self.files.is_empty() {
-            true => Layout::single(self.length, self.piece_length),
+            true => Layout::of_files(&[self.length], self.piece_length, v2_only),
             false => {
                 let lengths: Vec<u64> = self.files.iter().map(|f| f.length).collect();
                 Layout::of_files(&lengths, self.piece_length, self.format().has_v2())

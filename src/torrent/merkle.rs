@@ -13,7 +13,7 @@ pub fn sha256(data: &[u8]) -> Hash {
     Sha256::digest(data).into()
 }
 
-fn parent(left: &Hash, right: &Hash) -> Hash {
+pub fn parent(left: &Hash, right: &Hash) -> Hash {
     let mut h = Sha256::new();
     h.update(left);
     h.update(right);

@@ -14,8 +14,9 @@ mod multi_hasher;
 pub mod paths;
 mod piece_hasher;
 mod piece_length;
+pub mod piece_tree;
 
-pub use file_tree::FileTree;
+pub use file_tree::{listed_files, FileTree};
 pub use format::Format;
 pub use generated::Torrent;
 pub use info::{Info, InfoFile};

@@ -108,6 +108,59 @@ fn a_magnet_link_alone_is_enough() {
     aria2c_gets(&magnet, &f, "aria2-magnet");
 }
 
+/// v2 and hybrid torrents are seeded too. libtorrent completes from the seeder alone: a
+/// v2-only .torrent, a v2 magnet link alone (the `info` over BEP 9, then the piece layers
+/// a magnet lacks over BEP 52 hash requests), and a hybrid magnet link (its v1 connection
+/// upgraded to v2, so its piece layers come the same way).
+#[test]
+fn v2_and_hybrid_torrents_and_magnet_links_are_seeded() {
+    for (format, seed) in [("v2", 420), ("hybrid", 421)] {
+        let name = format!("seed-{format}");
+        let s = seeding_sidecar_with(&name, |b| {
+            b.set("torrent.format", format)
+                .set("torrent.piece_length", 32 * 1024)
+        });
+        // 97 pieces and a short last one: hash requests for a layer wider than 64, padded.
+        let f = fixture(&name, s.sidecar.port, 97 * 32 * 1024 - 5000, seed);
+        let magnet = magnet_of(s.sidecar.port, &format!("bt/{}", f.name));
+        assert!(magnet.contains("xt=urn:btmh:1220"), "{magnet}");
+        assert_eq!(
+            magnet.contains("xt=urn:btih:"),
+            format == "hybrid",
+            "{magnet}"
+        );
+        assert!(
+            magnet.contains(&format!("x.pe=127.0.0.1%3A{}", s.seeder_port)),
+            "{magnet}"
+        );
+        let hashes = || {
+            let metrics = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
+            (
+                metric(
+                    &metrics,
+                    "s3torrent_seeder_hash_requests_total{answer=\"hashes\"}",
+                ),
+                metric(
+                    &metrics,
+                    "s3torrent_seeder_hash_requests_total{answer=\"reject\"}",
+                ),
+            )
+        };
+        libtorrent_gets(&magnet, &f, "lt-magnet");
+        let (answered, rejected) = hashes();
+        assert!(
+            answered >= 1,
+            "{format}: the piece layers came from the seeder"
+        );
+        assert_eq!(rejected, 0, "{format}");
+        if format == "v2" {
+            // With the .torrent the layers are known: the bytes alone, checked by v2 hashes.
+            libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt-file");
+            assert_eq!(hashes(), (answered, 0), "no hash request needed");
+        }
+    }
+}
+
 #[test]
 fn an_overwritten_object_is_never_served_from_its_old_torrent() {
     let s = seeding_sidecar("seed-overwrite");
