@@ -2,6 +2,8 @@
 //! never get an overwritten object's old bytes, and hostile peers hurt nobody else.
 
 use std::io::{Read, Write};
+
+use sha1::Digest;
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -534,6 +536,79 @@ fn hostile_peers_hurt_nobody_else() {
     drop(slow_readers);
 }
 
+/// BEP 52 as an attacker uses it: hash requests on a v1 connection, for block hashes or
+/// outside the tree get a reject; a valid one gets exactly the torrent's piece layer; a
+/// peer that asks for hashes and never reads them is cut off at the output bound.
+#[test]
+fn hash_requests_are_answered_exactly_and_floods_are_cut_off() {
+    let s = seeding_sidecar_with("seed-hashes", |b| {
+        b.set("torrent.format", "hybrid")
+            .set("torrent.piece_length", 32 * 1024)
+    });
+    let f = fixture("seed-hashes", s.sidecar.port, 97 * 32 * 1024 - 5000, 422);
+    let torrent = s3torrent::torrent::bencode::decode(&std::fs::read(&f.torrent).unwrap()).unwrap();
+    let info = torrent.get("info").unwrap().encode();
+    let v1: [u8; 20] = sha1::Sha1::digest(&info).into();
+    let v2: [u8; 20] = sha2::Sha256::digest(&info)[..20].try_into().unwrap();
+    let layers = torrent.get("piece layers").unwrap();
+    let s3torrent::torrent::bencode::Value::Dict(layers) = layers else {
+        panic!("piece layers")
+    };
+    let (root, layer) = layers.iter().next().unwrap();
+    let layer = layer.as_bytes().unwrap().to_vec();
+    assert_eq!(layer.len(), 97 * 32);
+    // root, base, index, count, proof layers
+    let ask = |base: u32, index: u32, count: u32, proof: u32| {
+        let mut b = root.clone();
+        for v in [base, index, count, proof] {
+            b.extend_from_slice(&v.to_be_bytes());
+        }
+        b
+    };
+    // The piece layer is layer 1 (32 KiB pieces, 16 KiB blocks), 128 wide.
+    let answer = |peer: &mut RawPeer, body: &[u8]| {
+        peer.send(21, body).unwrap();
+        loop {
+            let (id, back) = peer.read().expect("an answer");
+            if id == 22 || id == 23 {
+                assert_eq!(back[..48], body[..], "the answer names the request");
+                return (id, back[48..].to_vec());
+            }
+        }
+    };
+    let mut plain = RawPeer::connect(s.seeder_port, v1).expect("v1 connection");
+    assert_eq!(answer(&mut plain, &ask(1, 0, 128, 0)).0, 23, "v1: reject");
+    let mut peer = RawPeer::connect_v2(s.seeder_port, v2).expect("v2 connection");
+    let (id, hashes) = answer(&mut peer, &ask(1, 0, 128, 0));
+    assert_eq!((id, hashes.len()), (22, 128 * 32));
+    assert_eq!(
+        hashes[..97 * 32],
+        layer[..],
+        "the torrent's own piece layer"
+    );
+    for bad in [
+        ask(0, 0, 2, 0),
+        ask(1, 120, 16, 0),
+        ask(1, 0, 0, 0),
+        ask(1, 0, 128, 7),
+    ] {
+        assert_eq!(answer(&mut peer, &bad).0, 23, "{bad:?}");
+    }
+    // The upgrade: the hybrid's v1 id with the v2 bit is answered with the v2 id.
+    let mut upgraded = RawPeer::connect_with(s.seeder_port, v1, 0x10).expect("upgraded");
+    assert_eq!(upgraded.1, v2, "answered with the v2 id");
+    assert_eq!(answer(&mut upgraded, &ask(1, 0, 128, 0)).0, 22);
+    // 3000 answers of 4 KiB piling up unread: cut off, not 12 MiB queued.
+    let flood: Vec<u8> = (0..3000)
+        .flat_map(|_| frame(21, &ask(1, 0, 128, 6)))
+        .collect();
+    let _ = peer.0.write_all(&flood);
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(hung_up(&mut peer.0), "a flood of unread hash answers");
+    // Others are served meanwhile.
+    assert_eq!(answer(&mut upgraded, &ask(1, 64, 64, 1)).0, 22);
+}
+
 #[test]
 fn the_web_seed_serves_each_piece_of_a_seeded_object_about_once() {
     let s = seeding_sidecar_with("seed-shaping", |b| {
@@ -725,23 +800,34 @@ fn the_seed_is_announced_to_external_trackers_when_configured() {
     );
 }
 
-/// A peer of our own making, for what real clients never send.
-struct RawPeer(TcpStream);
+/// A peer of our own making, for what real clients never send; and the infohash the seeder
+/// answered its handshake with.
+struct RawPeer(TcpStream, [u8; 20]);
 
 impl RawPeer {
     /// Connects and handshakes (fast and extension bits set); `None` if the seeder refuses.
     fn connect(port: u16, info_hash: [u8; 20]) -> Option<RawPeer> {
+        Self::connect_with(port, info_hash, 0)
+    }
+
+    /// As [`RawPeer::connect`] by a v2 id (BEP 52: the v2 bit set as well).
+    fn connect_v2(port: u16, info_hash: [u8; 20]) -> Option<RawPeer> {
+        Self::connect_with(port, info_hash, 0x10)
+    }
+
+    /// As [`RawPeer::connect`], with more bits in the last reserved byte.
+    fn connect_with(port: u16, info_hash: [u8; 20], bits: u8) -> Option<RawPeer> {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let mut h = vec![19u8];
         h.extend_from_slice(b"BitTorrent protocol");
-        h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]);
+        h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04 | bits]);
         h.extend_from_slice(&info_hash);
         h.extend_from_slice(b"-XX0001-rawpeer00000");
         s.write_all(&h).ok()?;
         let mut back = [0u8; 68];
         s.read_exact(&mut back).ok()?;
-        Some(RawPeer(s))
+        Some(RawPeer(s, back[28..48].try_into().unwrap()))
     }
 
     fn send(&mut self, id: u8, body: &[u8]) -> std::io::Result<()> {
