@@ -15,9 +15,9 @@
 //! - `coalesce`: 100 concurrent cold requests for one object → bytes read upstream ÷ size (1);
 //! - `format`: cold `?torrent` of the same object as a hybrid (v1 + v2) and as a v2 torrent ÷
 //!   as a v1 torrent (goal hybrid ≤ 1.3: SHA-256 block trees on top of SHA-1 pieces);
-//! - `swarm`: 8 and 16 libtorrent peers fetch a 256 MiB object with the sidecar's torrent
-//!   (web seed + built-in tracker), without and with the sidecar's seeder → bytes the origin
-//!   served ÷ object size (goal with the seeder ≤ 1.25), time to finish, peak RSS.
+//! - `swarm` (`swarm/mod.rs`): crowds of 8, 16 and 32 libtorrent peers on a 256 MiB object:
+//!   web seed only, the sidecar's seeder + web seed, and a libtorrent seed from local disk
+//!   (super-seeding off and on) → time ratios, origin copies, peak RSS.
 //! - `peer` (`peer/mod.rs`): one libtorrent peer from the web seed alone ÷ from the seeder
 //!   alone, plaintext and MSE/RC4 (goal seeder ≥ 0.9× the web seed);
 //! - `cluster`: the same crowds through HAProxy (round robin, HTTP + TCP) in front of 1, 3
@@ -43,6 +43,7 @@ mod common;
 mod harness;
 mod pass;
 mod peer;
+mod swarm;
 
 use std::path::Path;
 use std::process::Command;
@@ -50,6 +51,7 @@ use std::time::Instant;
 
 use common::*;
 use harness::*;
+use swarm::SwarmRun;
 
 /// A sidecar with the cache off (every `?torrent` cold) and S3's own size limit.
 fn cold_sidecar(name: &str) -> (u16, u32) {
@@ -100,16 +102,6 @@ pub fn load_with(url: &str, secs: usize, method: &str, conns: usize, keepalive: 
     }
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap();
-    kb / 1024.0
-}
-
 fn main() {
     let only = std::env::var("BENCH_ONLY")
         .unwrap_or_else(|_| "cold,format,hit,pass,rss,coalesce,swarm,peer,cluster,dir".into());
@@ -141,7 +133,7 @@ fn main() {
         bench_coalesce();
     }
     if run("swarm") {
-        bench_swarm();
+        swarm::bench_swarm();
     }
     if run("peer") {
         peer::bench_peer();
@@ -316,87 +308,7 @@ fn cluster_run(
         done,
         seconds,
         origin_ratio: served as f64 / (mib << 20) as f64,
-        peak_rss_mib: peak,
-    }
-}
-
-fn bench_swarm() {
-    let mib = env_or("BENCH_SWARM_MIB", 256);
-    let counts = std::env::var("BENCH_SWARM_PEERS").unwrap_or_else(|_| "8,16".into());
-    println!(
-        "\n[swarm] libtorrent peers starting together on a {mib} MiB object, built-in tracker"
-    );
-    for peers in counts
-        .split(',')
-        .filter_map(|p| p.trim().parse::<usize>().ok())
-    {
-        let web = swarm_run(peers, mib, false);
-        let seeded = swarm_run(peers, mib, true);
-        for (what, r) in [
-            ("web seed only      ", &web),
-            ("seeder + web seed  ", &seeded),
-        ] {
-            println!(
-                "  {peers:>2} peers, {what} finished {}/{peers} in {:>5.1} s, origin/size {:.2}, sidecar peak RSS {:.1} MiB",
-                r.done, r.seconds, r.origin_ratio, r.peak_rss_mib
-            );
-        }
-        println!(
-            "  {peers:>2} peers: origin/size with the seeder {:.2} (goal <= 1.25); time seeder / web-seed-only {:.2} (goal <= 1)",
-            seeded.origin_ratio,
-            seeded.seconds / web.seconds
-        );
-    }
-}
-
-struct SwarmRun {
-    done: usize,
-    seconds: f64,
-    origin_ratio: f64,
-    peak_rss_mib: f64,
-}
-
-/// `peers` libtorrent leechers fetch one object through its torrent (public web seed, the
-/// built-in tracker and, if `seeding`, the sidecar's seeder); bytes the origin served are
-/// counted by SeaweedFS for the object's bucket.
-fn swarm_run(peers: usize, mib: usize, seeding: bool) -> SwarmRun {
-    let name = format!(
-        "bench-swarm-{peers}-{}",
-        if seeding { "seed" } else { "web" }
-    );
-    let dir = env().scratch(&name);
-    let file = dir.join("swarm.bin");
-    write_data(&file, mib, 6 + peers as u64 + u64::from(seeding));
-    let key = format!("bench/{name}.bin");
-    upload("evict", &key, &file);
-    let seeder_port = free_ports(1)[0];
-    let builder = sidecar(&name)
-        .set("torrent.max_object_size", 5_368_709_120i64)
-        .webseeds("public", "v1")
-        .tracker()
-        .set("tracker.interval", 5)
-        .set("tracker.peer_ttl", 60);
-    let s = match seeding {
-        true => builder
-            .set("seeder.enabled", true)
-            .set("seeder.listen", format!("127.0.0.1:{seeder_port}")),
-        false => builder,
-    }
-    .start();
-    let r = request(s.port, "GET", &format!("/evict/{key}?torrent"), &[]);
-    assert_eq!(r.status, 200);
-    let torrent = dir.join("swarm.torrent");
-    std::fs::write(&torrent, &r.body).unwrap();
-    let before = bucket_bytes_sent("evict");
-    let started = Instant::now();
-    let (done, _, _) = crowd_outcome(spawn_crowd(&torrent, &dir.join("peers"), peers, 600));
-    let seconds = started.elapsed().as_secs_f64();
-    let served = bucket_bytes_sent("evict") - before;
-    SwarmRun {
-        done,
-        seconds,
-        origin_ratio: served as f64 / (mib << 20) as f64,
-        peak_rss_mib: peak_rss_mib(s.pid),
+        peak_rss_mib: Some(peak),
     }
 }
 

@@ -239,8 +239,9 @@ impl S3TorrentProxy {
         let ticket = match admission {
             None | Some(Admission::NotSeeded) => None,
             Some(Admission::Admitted(ticket)) => Some(ticket),
-            Some(Admission::Deferred) => {
-                let e = S3Error::of(Code::SlowDown).with_header("retry-after", "10");
+            Some(Admission::Deferred(retry_after)) => {
+                let e = S3Error::of(Code::SlowDown)
+                    .with_header("retry-after", retry_after.as_secs().to_string());
                 return answer(session, ctx, "webseed", Err(e)).await;
             }
         };

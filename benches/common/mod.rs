@@ -67,3 +67,14 @@ pub fn upload(bucket: &str, key: &str, file: &Path) {
     );
     assert!(put.get("error").is_none(), "{put}");
 }
+
+/// The peak RSS of process `pid` (VmHWM), in MiB.
+pub fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kb / 1024.0
+}

@@ -282,6 +282,10 @@ impl Config {
             at_least_one(sd.max_peers >= 1, "seeder.max_peers")?;
             at_least_one(sd.max_unchoked >= 1, "seeder.max_unchoked")?;
             at_least_one(sd.webseed_slot_ttl.secs() >= 1, "seeder.webseed_slot_ttl")?;
+            at_least_one(
+                sd.webseed_retry_after.secs() >= 1,
+                "seeder.webseed_retry_after",
+            )?;
             at_least_one(sd.public_recheck.secs() >= 1, "seeder.public_recheck")?;
             let addr = sd.public_addr();
             let port = addr

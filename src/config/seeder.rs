@@ -31,6 +31,9 @@ pub struct SeederConfig {
     /// How long one web-seed request holds its slot (and the pieces it reserves) at most; a
     /// client that reads slowly, or not at all, then holds nothing.
     pub webseed_slot_ttl: Seconds,
+    /// The `Retry-After` of a deferred web-seed request: how long the client leaves the web
+    /// seed alone (libtorrent honors it) before it asks again for pieces still fresh.
+    pub webseed_retry_after: Seconds,
     /// With `objects = "public"`: how often each seeded object is asked again, anonymously,
     /// whether it is still public; one that is not is no longer seeded.
     pub public_recheck: Seconds,
@@ -56,6 +59,7 @@ impl Default for SeederConfig {
             objects: SeedObjects::Public,
             webseed_concurrency: 2,
             webseed_slot_ttl: Seconds(30),
+            webseed_retry_after: Seconds(10),
             public_recheck: Seconds(300),
             announce_external: false,
             encryption: Encryption::Both,

@@ -205,7 +205,7 @@ impl Seeder {
             Some(ticket) => Admission::Admitted(ticket),
             None => {
                 self.metrics.webseed_deferred.inc();
-                Admission::Deferred
+                Admission::Deferred(self.config.webseed_retry_after.get())
             }
         }
     }
@@ -275,7 +275,8 @@ impl Seeder {
 pub enum Admission {
     NotSeeded,
     Admitted(WebseedTicket),
-    Deferred,
+    /// Ask again after this long.
+    Deferred(Duration),
 }
 
 /// The seeder as a pingora background service, on its own listener.

@@ -421,8 +421,9 @@ impl SeedTorrent {
     }
 
     /// The next piece to show a peer that has `has` and was shown `shown`: first the pieces
-    /// that have not left the origin, least spread first (uploads count double); after that
-    /// only pieces no connected peer has, so the swarm trades what it holds instead of the
+    /// that have not left the origin and no web-seed response is delivering, least spread
+    /// first (uploads count double); after that only pieces no connected peer has (nor is
+    /// being delivered), so the swarm trades what it holds instead of the
     /// origin sending it again — unless the peer is `starved` (the swarm is not feeding it):
     /// then any piece it lacks, whatever others claim. Ties are broken by `salt`, so peers
     /// see different pieces.
@@ -439,6 +440,13 @@ impl SeedTorrent {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        // Pieces a web-seed response is delivering now are on their way into the swarm:
+        // reading them for a peer as well would take them from the origin twice.
+        let reserved: Vec<(u32, u32)> = {
+            let webseeds = self.webseeds.lock().unwrap_or_else(|p| p.into_inner());
+            webseeds.live.iter().map(|r| (r.from, r.to)).collect()
+        };
+        let coming = |i: u32| reserved.iter().any(|&(from, to)| (from..=to).contains(&i));
         let spread = self.spread();
         let rank = |i: u32| spread.rank(i);
         let candidates = || {
@@ -447,11 +455,11 @@ impl SeedTorrent {
                 .filter(|&i| !has.get(i) && !shown.get(i))
         };
         candidates()
-            .filter(|&i| !left.get(i))
+            .filter(|&i| !left.get(i) && !coming(i))
             .min_by_key(|&i| rank(i))
             .or_else(|| {
                 candidates()
-                    .filter(|&i| spread.seen[i as usize] == 0)
+                    .filter(|&i| spread.seen[i as usize] == 0 && !coming(i))
                     .min_by_key(|&i| rank(i))
             })
             .or_else(|| candidates().filter(|_| starved).min_by_key(|&i| rank(i)))
@@ -793,6 +801,34 @@ mod tests {
                 "{aligned}"
             );
         }
+    }
+
+    #[test]
+    fn pieces_a_web_seed_is_delivering_are_not_revealed() {
+        let t = Arc::new(torrent(3));
+        let none = BitSet::new(3);
+        let ticket = t
+            .enter_webseed(0, TERM, at(0), at(199))
+            .expect("0-1 are new");
+        let mut shown = BitSet::new(3);
+        for _ in 0..3 {
+            if let Some(i) = t.pick_reveal(&none, &shown, 0, false) {
+                shown.set(i);
+            }
+        }
+        assert_eq!(
+            (shown.get(0), shown.get(1), shown.get(2)),
+            (false, false, true)
+        );
+        assert!(
+            t.pick_reveal(&none, &shown, 0, true).is_some(),
+            "unless starved"
+        );
+        drop(ticket);
+        assert!(
+            t.pick_reveal(&none, &shown, 0, false).is_some(),
+            "once it ended"
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@ DHT, LSD, UPnP and NAT-PMP are off; everything stays on 127.0.0.1. Prints one JS
       fetch with whatever the torrent offers (web seed, tracker peers); report completion
       and hash failures (a corrupted source is detected, not written as good data)
   lt_client.py swarm TORRENT WORKDIR LEECHERS TIMEOUT [SEED_DATA]
-      LEECHERS sessions (plus a seeder holding SEED_DATA, if given) in one process, each on its
-      own port, finding each other through the torrent's tracker; report each one's outcome
+      LEECHERS sessions (plus a seeder holding SEED_DATA, if given: seed mode, super-seeding
+      with LT_SUPER_SEED=1) in one process, each on its own port, finding each other through
+      the torrent's tracker; report each one's outcome
 
 LT_ENCRYPTION=rc4 forces MSE/PE with an RC4 payload on every peer connection, in and out;
 LT_ENCRYPTION=mse-plaintext forces the MSE handshake with a plaintext payload.
@@ -54,7 +55,7 @@ def session():
     )
 
 
-def add(ses, torrent, save_path):
+def add(ses, torrent, save_path, flags=None):
     # A magnet link (metadata then comes from peers, BEP 9) or a .torrent file.
     if torrent.startswith("magnet:"):
         atp = lt.parse_magnet_uri(torrent)
@@ -62,6 +63,8 @@ def add(ses, torrent, save_path):
         atp = lt.add_torrent_params()
         atp.ti = lt.torrent_info(torrent)
     atp.save_path = save_path
+    if flags is not None:
+        atp.flags |= flags
     return ses.add_torrent(atp)
 
 
@@ -102,7 +105,12 @@ def swarm(torrent, work, leechers, timeout, seed_data=None):
         os.makedirs(d, exist_ok=True)
         shutil.copyfile(seed_data, os.path.join(d, info.name()))
         ses = session()
-        peers.append(("seeder", ses, add(ses, torrent, d)))
+        # It has the bytes: no check of the file before it seeds (as the sidecar's seeder
+        # needs none), and BEP 16 super-seeding with LT_SUPER_SEED=1.
+        flags = lt.torrent_flags.seed_mode
+        if os.environ.get("LT_SUPER_SEED") == "1":
+            flags |= lt.torrent_flags.super_seeding
+        peers.append(("seeder", ses, add(ses, torrent, d, flags)))
     for i in range(leechers):
         d = os.path.join(work, f"leecher{i}")
         os.makedirs(d, exist_ok=True)

@@ -378,6 +378,31 @@ pub fn spawn_crowd_with(
     peers: usize,
     timeout_secs: u64,
 ) -> std::process::Child {
+    crowd(vars, torrent, work, peers, timeout_secs, None)
+}
+
+/// As [`spawn_crowd_with`], plus a libtorrent seeder in the crowd's process holding
+/// `seed_data` (the anchor the sidecar's seeder is measured against; `LT_SUPER_SEED=1` in
+/// `vars` makes it super-seed).
+pub fn spawn_seeded_crowd(
+    vars: &[(&str, &str)],
+    torrent: &Path,
+    work: &Path,
+    peers: usize,
+    timeout_secs: u64,
+    seed_data: &Path,
+) -> std::process::Child {
+    crowd(vars, torrent, work, peers, timeout_secs, Some(seed_data))
+}
+
+fn crowd(
+    vars: &[(&str, &str)],
+    torrent: &Path,
+    work: &Path,
+    peers: usize,
+    timeout_secs: u64,
+    seed_data: Option<&Path>,
+) -> std::process::Child {
     Command::new(libtorrent_python())
         .envs(vars.iter().copied())
         .arg(concat!(
@@ -386,12 +411,14 @@ pub fn spawn_crowd_with(
         ))
         .args(["swarm", torrent.to_str().unwrap(), work.to_str().unwrap()])
         .args([peers.to_string(), timeout_secs.to_string()])
+        .args(seed_data)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3-libtorrent")
 }
 
-/// A crowd's outcome: peers that finished, hash failures, and its seconds.
+/// A crowd's outcome: peers that finished (a seeder in it counted), hash failures, and its
+/// seconds.
 pub fn crowd_outcome(child: std::process::Child) -> (usize, u64, f64) {
     let out = child.wait_with_output().unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).expect("lt_client output");

@@ -1,0 +1,139 @@
+//! `[swarm]`: a crowd of libtorrent peers starting together on one object, fed four ways,
+//! side by side in one run: by the web seed alone; by the sidecar's seeder and the web seed;
+//! and, the anchor, by a libtorrent session seeding the file from local disk (seed mode, no
+//! web seed), super-seeding off and on. Prints the ratios the seeder issue names: time with
+//! the seeder ÷ web seed only (goal ≤ 0.8), ÷ the libtorrent seeds (goal ≤ 1.0), and the
+//! origin's copies with the seeder (goal ≤ 1.15). Every crowd finds its peers through the
+//! sidecar's built-in tracker.
+
+use std::time::Instant;
+
+use crate::common::*;
+use crate::harness::*;
+
+pub fn bench_swarm() {
+    let mib = env_or("BENCH_SWARM_MIB", 256);
+    let counts = std::env::var("BENCH_SWARM_PEERS").unwrap_or_else(|_| "8,16,32".into());
+    println!(
+        "\n[swarm] libtorrent peers starting together on a {mib} MiB object, built-in tracker"
+    );
+    for peers in counts
+        .split(',')
+        .filter_map(|p| p.trim().parse::<usize>().ok())
+    {
+        let runs = [
+            Feed::WebSeed,
+            Feed::Seeder,
+            Feed::Libtorrent { super_seed: false },
+            Feed::Libtorrent { super_seed: true },
+        ]
+        .map(|feed| (feed, run(peers, mib, feed)));
+        for (feed, r) in &runs {
+            println!(
+                "  {peers:>2} peers, {:<28} finished {}/{peers} in {:>5.1} s, origin/size {:.2}{}",
+                feed.name(),
+                r.done,
+                r.seconds,
+                r.origin_ratio,
+                r.peak_rss_mib
+                    .map_or(String::new(), |m| format!(", sidecar peak RSS {m:.1} MiB")),
+            );
+        }
+        let [web, seeder, lt, lt_super] = runs.map(|(_, r)| r);
+        println!(
+            "  {peers:>2} peers: origin/size with the seeder {:.2} (goal <= 1.15); time seeder ÷ web seed only {:.2} (goal <= 0.8); ÷ libtorrent seed {:.2}, ÷ libtorrent super-seed {:.2} (goal <= 1.0)",
+            seeder.origin_ratio,
+            seeder.seconds / web.seconds,
+            seeder.seconds / lt.seconds,
+            seeder.seconds / lt_super.seconds,
+        );
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Feed {
+    WebSeed,
+    Seeder,
+    Libtorrent { super_seed: bool },
+}
+
+impl Feed {
+    fn name(self) -> &'static str {
+        match self {
+            Feed::WebSeed => "web seed only",
+            Feed::Seeder => "seeder + web seed",
+            Feed::Libtorrent { super_seed: false } => "libtorrent seed (disk)",
+            Feed::Libtorrent { super_seed: true } => "libtorrent super-seed (disk)",
+        }
+    }
+
+    fn tag(self) -> &'static str {
+        match self {
+            Feed::WebSeed => "web",
+            Feed::Seeder => "seed",
+            Feed::Libtorrent { super_seed: false } => "lt",
+            Feed::Libtorrent { super_seed: true } => "lt-super",
+        }
+    }
+}
+
+/// A crowd's outcome (the cluster section's too).
+pub struct SwarmRun {
+    pub done: usize,
+    pub seconds: f64,
+    pub origin_ratio: f64,
+    /// The sidecar's (the largest replica's), where it serves the bytes.
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// `peers` libtorrent leechers fetch one object through the sidecar's torrent, fed by
+/// `feed`; bytes the origin served are counted by SeaweedFS for the object's bucket.
+fn run(peers: usize, mib: usize, feed: Feed) -> SwarmRun {
+    let name = format!("bench-swarm-{peers}-{}", feed.tag());
+    let dir = env().scratch(&name);
+    let file = dir.join("swarm.bin");
+    write_data(&file, mib, 6 + peers as u64 + feed.tag().len() as u64);
+    let key = format!("bench/{name}.bin");
+    upload("evict", &key, &file);
+    let seeder_port = free_ports(1)[0];
+    let builder = sidecar(&name)
+        .set("torrent.max_object_size", 5_368_709_120i64)
+        .tracker()
+        .set("tracker.interval", 5)
+        .set("tracker.peer_ttl", 60);
+    let builder = match feed {
+        Feed::WebSeed => builder.webseeds("public", "v1"),
+        Feed::Seeder => builder
+            .webseeds("public", "v1")
+            .set("seeder.enabled", true)
+            .set("seeder.listen", format!("127.0.0.1:{seeder_port}")),
+        // The torrent and the tracker only: the bytes come from the libtorrent seed.
+        Feed::Libtorrent { .. } => builder,
+    };
+    let s = builder.start();
+    let r = request(s.port, "GET", &format!("/evict/{key}?torrent"), &[]);
+    assert_eq!(r.status, 200);
+    let torrent = dir.join("swarm.torrent");
+    std::fs::write(&torrent, &r.body).unwrap();
+    let before = bucket_bytes_sent("evict");
+    let work = dir.join("peers");
+    let started = Instant::now();
+    let child = match feed {
+        Feed::Libtorrent { super_seed } => {
+            let vars = [("LT_SUPER_SEED", if super_seed { "1" } else { "0" })];
+            spawn_seeded_crowd(&vars, &torrent, &work, peers, 600, &file)
+        }
+        _ => spawn_crowd(&torrent, &work, peers, 600),
+    };
+    let (finished, _, _) = crowd_outcome(child);
+    let seconds = started.elapsed().as_secs_f64();
+    let served = bucket_bytes_sent("evict") - before;
+    let lt_seed = matches!(feed, Feed::Libtorrent { .. });
+    SwarmRun {
+        // The libtorrent seed is finished from the start: leechers only.
+        done: finished - usize::from(lt_seed),
+        seconds,
+        origin_ratio: served as f64 / (mib << 20) as f64,
+        peak_rss_mib: (!lt_seed).then(|| peak_rss_mib(s.pid)),
+    }
+}
