@@ -309,6 +309,7 @@ fn cluster_run(
         seconds,
         origin_ratio: served as f64 / (mib << 20) as f64,
         peak_rss_mib: Some(peak),
+        cpu: None,
     }
 }
 

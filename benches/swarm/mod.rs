@@ -4,7 +4,9 @@
 //! web seed), super-seeding off and on. Prints the ratios the seeder issue names: time with
 //! the seeder ÷ web seed only (goal ≤ 0.8), ÷ the libtorrent seeds (goal ≤ 1.0), and the
 //! origin's copies with the seeder (goal ≤ 1.15). Every crowd finds its peers through the
-//! sidecar's built-in tracker.
+//! sidecar's built-in tracker. The crowd's own CPU (one process of libtorrent sessions)
+//! bounds its time on a small machine, so each run prints the CPU seconds of the sidecar
+//! and of the crowd; `BENCH_SWARM_ROUNDS` (1) alternating rounds, medians reported.
 
 use std::time::Instant;
 
@@ -21,25 +23,36 @@ pub fn bench_swarm() {
         .split(',')
         .filter_map(|p| p.trim().parse::<usize>().ok())
     {
-        let runs = [
+        let feeds = [
             Feed::WebSeed,
             Feed::Seeder,
             Feed::Libtorrent { super_seed: false },
             Feed::Libtorrent { super_seed: true },
-        ]
-        .map(|feed| (feed, run(peers, mib, feed)));
+        ];
+        // Rounds alternate the four feeds; each feed's median round is reported.
+        let mut rounds: [Vec<SwarmRun>; 4] = Default::default();
+        for round in 0..env_or("BENCH_SWARM_ROUNDS", 1) {
+            for (i, feed) in feeds.iter().enumerate() {
+                rounds[i].push(run(peers, mib, *feed, round));
+            }
+        }
+        let runs = rounds.map(median_run);
+        let runs: Vec<(Feed, SwarmRun)> = feeds.into_iter().zip(runs).collect();
         for (feed, r) in &runs {
             println!(
-                "  {peers:>2} peers, {:<28} finished {}/{peers} in {:>5.1} s, origin/size {:.2}{}",
+                "  {peers:>2} peers, {:<28} finished {}/{peers} in {:>5.1} s, origin/size {:.2}{}{}",
                 feed.name(),
                 r.done,
                 r.seconds,
                 r.origin_ratio,
                 r.peak_rss_mib
                     .map_or(String::new(), |m| format!(", sidecar peak RSS {m:.1} MiB")),
+                r.cpu.map_or(String::new(), |(sidecar, crowd)| format!(
+                    ", CPU s sidecar {sidecar:.1} crowd {crowd:.1}"
+                )),
             );
         }
-        let [web, seeder, lt, lt_super] = runs.map(|(_, r)| r);
+        let [web, seeder, lt, lt_super] = [0, 1, 2, 3].map(|i| &runs[i].1);
         println!(
             "  {peers:>2} peers: origin/size with the seeder {:.2} (goal <= 1.15); time seeder ÷ web seed only {:.2} (goal <= 0.8); ÷ libtorrent seed {:.2}, ÷ libtorrent super-seed {:.2} (goal <= 1.0)",
             seeder.origin_ratio,
@@ -84,12 +97,21 @@ pub struct SwarmRun {
     pub origin_ratio: f64,
     /// The sidecar's (the largest replica's), where it serves the bytes.
     pub peak_rss_mib: Option<f64>,
+    /// CPU seconds: the sidecar's, and the crowd's (every libtorrent session, one process).
+    pub cpu: Option<(f64, f64)>,
 }
 
 /// `peers` libtorrent leechers fetch one object through the sidecar's torrent, fed by
 /// `feed`; bytes the origin served are counted by SeaweedFS for the object's bucket.
-fn run(peers: usize, mib: usize, feed: Feed) -> SwarmRun {
-    let name = format!("bench-swarm-{peers}-{}", feed.tag());
+/// The round with the median time.
+fn median_run(mut rounds: Vec<SwarmRun>) -> SwarmRun {
+    rounds.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+    let mid = rounds.len() / 2;
+    rounds.swap_remove(mid)
+}
+
+fn run(peers: usize, mib: usize, feed: Feed, round: usize) -> SwarmRun {
+    let name = format!("bench-swarm-{peers}-{}-r{round}", feed.tag());
     let dir = env().scratch(&name);
     let file = dir.join("swarm.bin");
     write_data(&file, mib, 6 + peers as u64 + feed.tag().len() as u64);
@@ -103,10 +125,17 @@ fn run(peers: usize, mib: usize, feed: Feed) -> SwarmRun {
         .set("tracker.peer_ttl", 60);
     let builder = match feed {
         Feed::WebSeed => builder.webseeds("public", "v1"),
-        Feed::Seeder => builder
-            .webseeds("public", "v1")
-            .set("seeder.enabled", true)
-            .set("seeder.listen", format!("127.0.0.1:{seeder_port}")),
+        Feed::Seeder => {
+            let b = builder
+                .webseeds("public", "v1")
+                .set("seeder.enabled", true)
+                .set("seeder.listen", format!("127.0.0.1:{seeder_port}"));
+            // A knob for trying other deferrals; the default is the sidecar's.
+            match std::env::var("BENCH_WEBSEED_RETRY_AFTER") {
+                Ok(secs) => b.set("seeder.webseed_retry_after", secs.parse::<i64>().unwrap()),
+                Err(_) => b,
+            }
+        }
         // The torrent and the tracker only: the bytes come from the libtorrent seed.
         Feed::Libtorrent { .. } => builder,
     };
@@ -117,6 +146,7 @@ fn run(peers: usize, mib: usize, feed: Feed) -> SwarmRun {
     std::fs::write(&torrent, &r.body).unwrap();
     let before = bucket_bytes_sent("evict");
     let work = dir.join("peers");
+    let (sidecar_cpu, crowd_cpu) = (cpu_seconds(s.pid), children_cpu_seconds());
     let started = Instant::now();
     let child = match feed {
         Feed::Libtorrent { super_seed } => {
@@ -127,6 +157,10 @@ fn run(peers: usize, mib: usize, feed: Feed) -> SwarmRun {
     };
     let (finished, _, _) = crowd_outcome(child);
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = (
+        cpu_seconds(s.pid) - sidecar_cpu,
+        children_cpu_seconds() - crowd_cpu,
+    );
     let served = bucket_bytes_sent("evict") - before;
     let lt_seed = matches!(feed, Feed::Libtorrent { .. });
     SwarmRun {
@@ -135,5 +169,6 @@ fn run(peers: usize, mib: usize, feed: Feed) -> SwarmRun {
         seconds,
         origin_ratio: served as f64 / (mib << 20) as f64,
         peak_rss_mib: (!lt_seed).then(|| peak_rss_mib(s.pid)),
+        cpu: Some(cpu),
     }
 }
