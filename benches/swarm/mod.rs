@@ -23,21 +23,28 @@ pub fn bench_swarm() {
         .split(',')
         .filter_map(|p| p.trim().parse::<usize>().ok())
     {
-        let feeds = [
+        // `BENCH_SWARM_FEEDS` (web,seed,lt,lt-super) picks; rounds alternate the feeds and
+        // each one's median round is reported.
+        let picked = std::env::var("BENCH_SWARM_FEEDS").unwrap_or_default();
+        let feeds: Vec<Feed> = [
             Feed::WebSeed,
             Feed::Seeder,
             Feed::Libtorrent { super_seed: false },
             Feed::Libtorrent { super_seed: true },
-        ];
-        // Rounds alternate the four feeds; each feed's median round is reported.
-        let mut rounds: [Vec<SwarmRun>; 4] = Default::default();
+        ]
+        .into_iter()
+        .filter(|f| picked.is_empty() || picked.split(',').any(|p| p.trim() == f.tag()))
+        .collect();
+        let mut rounds: Vec<Vec<SwarmRun>> = feeds.iter().map(|_| Vec::new()).collect();
         for round in 0..env_or("BENCH_SWARM_ROUNDS", 1) {
             for (i, feed) in feeds.iter().enumerate() {
                 rounds[i].push(run(peers, mib, *feed, round));
             }
         }
-        let runs = rounds.map(median_run);
-        let runs: Vec<(Feed, SwarmRun)> = feeds.into_iter().zip(runs).collect();
+        let runs: Vec<(Feed, SwarmRun)> = feeds
+            .into_iter()
+            .zip(rounds.into_iter().map(median_run))
+            .collect();
         for (feed, r) in &runs {
             println!(
                 "  {peers:>2} peers, {:<28} finished {}/{peers} in {:>5.1} s, origin/size {:.2}{}{}",
@@ -52,13 +59,19 @@ pub fn bench_swarm() {
                 )),
             );
         }
-        let [web, seeder, lt, lt_super] = [0, 1, 2, 3].map(|i| &runs[i].1);
+        let of = |tag: &str| runs.iter().find(|(f, _)| f.tag() == tag).map(|(_, r)| r);
+        let Some(seeder) = of("seed") else {
+            continue;
+        };
+        let ratio = |tag: &str| {
+            of(tag).map_or("-".into(), |r| format!("{:.2}", seeder.seconds / r.seconds))
+        };
         println!(
-            "  {peers:>2} peers: origin/size with the seeder {:.2} (goal <= 1.15); time seeder ÷ web seed only {:.2} (goal <= 0.8); ÷ libtorrent seed {:.2}, ÷ libtorrent super-seed {:.2} (goal <= 1.0)",
+            "  {peers:>2} peers: origin/size with the seeder {:.2} (goal <= 1.15); time seeder ÷ web seed only {} (goal <= 0.8); ÷ libtorrent seed {}, ÷ libtorrent super-seed {} (goal <= 1.0)",
             seeder.origin_ratio,
-            seeder.seconds / web.seconds,
-            seeder.seconds / lt.seconds,
-            seeder.seconds / lt_super.seconds,
+            ratio("web"),
+            ratio("lt"),
+            ratio("lt-super"),
         );
     }
 }

@@ -43,6 +43,18 @@ impl<K: Hash + Eq + Clone, V: Clone> ByteLru<K, V> {
         self.lock().lru.get(key).cloned()
     }
 
+    /// The keys `pick` takes, without touching their recency.
+    pub fn keys_where(&self, pick: impl Fn(&K) -> bool) -> Vec<K> {
+        let inner = self.lock();
+        inner
+            .lru
+            .iter()
+            .map(|(k, _)| k)
+            .filter(|k| pick(k))
+            .cloned()
+            .collect()
+    }
+
     pub fn insert(&self, key: K, value: V) -> Inserted {
         let cost = (self.weigh)(&key, &value);
         let mut inner = self.lock();

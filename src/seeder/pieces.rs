@@ -14,6 +14,7 @@ use crate::s3::upstream::{IfMatch, Purpose, Upstream, UpstreamResponse};
 use crate::s3::S3Error;
 use crate::telemetry::metrics::SeederMetrics;
 
+use super::bitset::BitSet;
 use super::torrents::{SeedFile, SeedTorrent};
 
 type Key = ([u8; 20], u32);
@@ -69,6 +70,15 @@ impl PieceStore {
             })
             .await;
         result.map(|data| (data, joined == Joined::Started))
+    }
+
+    /// The pieces of `torrent` in the cache now: revealing them costs the origin nothing.
+    pub fn cached(&self, torrent: &SeedTorrent) -> BitSet {
+        let mut cached = BitSet::new(torrent.num_pieces());
+        for (_, index) in self.cache.keys_where(|k| k.0 == torrent.info_hash) {
+            cached.set(index);
+        }
+        cached
     }
 
     /// Reads the first byte of the object holding piece `index` with `If-Match`: still

@@ -422,8 +422,9 @@ impl SeedTorrent {
 
     /// The next piece to show a peer that has `has` and was shown `shown`: first the pieces
     /// that have not left the origin and no web-seed response is delivering, least spread
-    /// first (uploads count double); after that only pieces no connected peer has (nor is
-    /// being delivered), so the swarm trades what it holds instead of the
+    /// first (uploads count double); then pieces in the piece cache (`cached`: sending them
+    /// again costs the origin nothing, and keeps the seed's upload busy while peers trade);
+    /// after that only pieces no connected peer has (nor is being delivered), so the swarm trades what it holds instead of the
     /// origin sending it again — unless the peer is `starved` (the swarm is not feeding it):
     /// then any piece it lacks, whatever others claim. Ties are broken by `salt`, so peers
     /// see different pieces.
@@ -433,6 +434,7 @@ impl SeedTorrent {
         shown: &BitSet,
         salt: u32,
         starved: bool,
+        cached: &BitSet,
     ) -> Option<u32> {
         let n = self.num_pieces();
         let left = self
@@ -457,6 +459,11 @@ impl SeedTorrent {
         candidates()
             .filter(|&i| !left.get(i) && !coming(i))
             .min_by_key(|&i| rank(i))
+            .or_else(|| {
+                candidates()
+                    .filter(|&i| cached.get(i))
+                    .min_by_key(|&i| rank(i))
+            })
             .or_else(|| {
                 candidates()
                     .filter(|&i| spread.seen[i as usize] == 0 && !coming(i))
@@ -807,12 +814,13 @@ mod tests {
     fn pieces_a_web_seed_is_delivering_are_not_revealed() {
         let t = Arc::new(torrent(3));
         let none = BitSet::new(3);
+        let nothing = BitSet::new(3);
         let ticket = t
             .enter_webseed(0, TERM, at(0), at(199))
             .expect("0-1 are new");
         let mut shown = BitSet::new(3);
         for _ in 0..3 {
-            if let Some(i) = t.pick_reveal(&none, &shown, 0, false) {
+            if let Some(i) = t.pick_reveal(&none, &shown, 0, false, &nothing) {
                 shown.set(i);
             }
         }
@@ -821,12 +829,12 @@ mod tests {
             (false, false, true)
         );
         assert!(
-            t.pick_reveal(&none, &shown, 0, true).is_some(),
+            t.pick_reveal(&none, &shown, 0, true, &nothing).is_some(),
             "unless starved"
         );
         drop(ticket);
         assert!(
-            t.pick_reveal(&none, &shown, 0, false).is_some(),
+            t.pick_reveal(&none, &shown, 0, false, &nothing).is_some(),
             "once it ended"
         );
     }
@@ -899,7 +907,8 @@ mod tests {
             t.note_uploaded(i);
         }
         let none = BitSet::new(4);
-        assert_eq!(t.pick_reveal(&none, &none, 0, false), Some(2));
+        let nothing = BitSet::new(4);
+        assert_eq!(t.pick_reveal(&none, &none, 0, false, &nothing), Some(2));
         // Once every piece is out, only what no peer has is shown again.
         for i in 0..4 {
             t.note_left_origin(i);
@@ -908,25 +917,29 @@ mod tests {
         shown.set(2);
         t.note_seen(0);
         t.note_seen(3);
-        assert_eq!(t.pick_reveal(&none, &shown, 0, false), Some(1));
+        assert_eq!(t.pick_reveal(&none, &shown, 0, false, &nothing), Some(1));
         let mut holder = BitSet::new(4);
         holder.set(1);
         t.note_seen(1);
         assert_eq!(
-            t.pick_reveal(&none, &shown, 0, false),
+            t.pick_reveal(&none, &shown, 0, false, &nothing),
             None,
             "the swarm has it all"
         );
         t.note_gone(&holder);
         assert_eq!(
-            t.pick_reveal(&none, &shown, 0, false),
+            t.pick_reveal(&none, &shown, 0, false, &nothing),
             Some(1),
             "its holder left"
         );
         t.note_seen(1);
-        assert_eq!(t.pick_reveal(&none, &shown, 0, false), None);
+        assert_eq!(t.pick_reveal(&none, &shown, 0, false, &nothing), None);
+        // A piece still in the piece cache costs the origin nothing: it is shown again.
+        let mut cached = BitSet::new(4);
+        cached.set(3);
+        assert_eq!(t.pick_reveal(&none, &shown, 0, false, &cached), Some(3));
         assert!(
-            t.pick_reveal(&none, &shown, 0, true).is_some(),
+            t.pick_reveal(&none, &shown, 0, true, &nothing).is_some(),
             "a starved peer is shown what others (say they) have"
         );
     }
