@@ -152,6 +152,11 @@ fn run(peers: usize, mib: usize, feed: Feed, round: usize) -> SwarmRun {
         // The torrent and the tracker only: the bytes come from the libtorrent seed.
         Feed::Libtorrent { .. } => builder,
     };
+    // `BENCH_SWARM_LOG=debug` keeps the seeder's story (peers joining, closing and why).
+    let builder = match std::env::var("BENCH_SWARM_LOG").as_deref() {
+        Ok("debug") => builder.logging("warn,s3torrent::seeder=debug"),
+        _ => builder,
+    };
     let s = builder.start();
     let r = request(s.port, "GET", &format!("/evict/{key}?torrent"), &[]);
     assert_eq!(r.status, 200);
@@ -175,6 +180,12 @@ fn run(peers: usize, mib: usize, feed: Feed, round: usize) -> SwarmRun {
         children_cpu_seconds() - crowd_cpu,
     );
     let served = bucket_bytes_sent("evict") - before;
+    if std::env::var("BENCH_SWARM_LOG").is_ok() {
+        // The scratch directory goes with the run: keep the log.
+        let kept = std::env::temp_dir().join(format!("{name}.log"));
+        let _ = std::fs::copy(s.log.with_extension("err"), &kept);
+        println!("  ({} log kept: {})", feed.name(), kept.display());
+    }
     let lt_seed = matches!(feed, Feed::Libtorrent { .. });
     SwarmRun {
         // The libtorrent seed is finished from the start: leechers only.

@@ -43,7 +43,7 @@ impl<K: Hash + Eq + Clone, V: Clone> ByteLru<K, V> {
         self.lock().lru.get(key).cloned()
     }
 
-    /// The keys `pick` takes, without touching their recency.
+    /// The keys `pick` takes, most recently used first, without touching their recency.
     pub fn keys_where(&self, pick: impl Fn(&K) -> bool) -> Vec<K> {
         let inner = self.lock();
         inner

@@ -44,6 +44,9 @@ const MIN_BLOCK: u32 = 16 * 1024;
 const STARVED_AFTER: Duration = Duration::from_secs(5);
 /// Pieces shown to a peer ahead of what it has fetched.
 const REVEAL_AHEAD: u32 = 4;
+/// Bytes a peer must take for each byte of backend debt it may carry beyond the first few
+/// pieces.
+const DEBT_CREDIT: u64 = 8;
 /// BEP 9 metadata pieces are 16 KiB.
 const METADATA_PIECE: usize = 16 * 1024;
 /// Our id for `ut_metadata` in the extension handshake.
@@ -224,6 +227,7 @@ pub async fn serve_after_head<S: PeerIo>(
         last_swarm_gain: Instant::now(),
         metadata_out: 0,
         backend_debt: 0,
+        taken: 0,
     };
     if theirs.has(EXTENSION_BIT) {
         peer.send(&Message::Extended(0, peer.extension_handshake()));
@@ -291,6 +295,8 @@ struct Peer {
     /// Backend bytes read for this peer and not yet sent to it: what a peer asking for a
     /// block of each piece it is shown, and taking no more, costs the origin.
     backend_debt: u64,
+    /// Block bytes sent to it: each `DEBT_CREDIT` of them allows a byte more of debt.
+    taken: u64,
 }
 
 impl Peer {
@@ -460,8 +466,12 @@ impl Peer {
             // The origin's bytes count against the limits, not only the bytes sent.
             self.backend_debt += piece.len() as u64;
             self.seeder.limiter.take(piece.len() as u32).await;
-            if self.backend_debt > u64::from(REVEAL_AHEAD + 2) * self.torrent.layout.piece_length()
-            {
+            // A peer that has taken much may leave a little more unread (an honest client
+            // cancels blocks it got elsewhere, in its endgame); one that takes nothing may
+            // leave a few pieces.
+            let allowed = u64::from(REVEAL_AHEAD + 2) * self.torrent.layout.piece_length()
+                + self.taken / DEBT_CREDIT;
+            if self.backend_debt > allowed {
                 return Err(PeerError::Protocol(
                     "the peer takes little of what it asks for",
                 ));
@@ -474,6 +484,7 @@ impl Peer {
         self.queue = later;
         for block in now {
             self.backend_debt = self.backend_debt.saturating_sub(u64::from(block.length));
+            self.taken += u64::from(block.length);
             let (begin, end) = (block.begin as usize, (block.begin + block.length) as usize);
             self.seeder.limiter.take(block.length).await;
             self.send(&Message::Piece {

@@ -72,11 +72,14 @@ impl PieceStore {
         result.map(|data| (data, joined == Joined::Started))
     }
 
-    /// The pieces of `torrent` in the cache now: revealing them costs the origin nothing.
+    /// The pieces of `torrent` in the more recently used half of the cache: revealing them
+    /// costs the origin nothing, and they are the ones least likely to be evicted before
+    /// the peer they are shown to asks for them (the older half could be, and be read again).
     pub fn cached(&self, torrent: &SeedTorrent) -> BitSet {
         let mut cached = BitSet::new(torrent.num_pieces());
-        for (_, index) in self.cache.keys_where(|k| k.0 == torrent.info_hash) {
-            cached.set(index);
+        let recent = self.cache.keys_where(|k| k.0 == torrent.info_hash);
+        for (_, index) in recent.iter().take(recent.len().div_ceil(2)) {
+            cached.set(*index);
         }
         cached
     }
