@@ -532,10 +532,10 @@ impl Peer {
         let starved = self.has.count() < self.torrent.num_pieces()
             && self.last_swarm_gain.elapsed() >= STARVED_AFTER
             && self.shown.count_not_in(&self.has) < REVEAL_AHEAD;
-        let cached = self.seeder.pieces.cached(&self.torrent);
-        let pick = self
-            .torrent
-            .pick_reveal(&self.has, &self.shown, self.salt, starved, &cached);
+        let (pieces, torrent) = (&self.seeder.pieces, &self.torrent);
+        let pick = torrent.pick_reveal(&self.has, &self.shown, self.salt, starved, || {
+            pieces.cached(torrent)
+        });
         if let Some(i) = pick {
             self.shown.set(i);
             self.send(&Message::Have(i));

@@ -434,7 +434,7 @@ impl SeedTorrent {
         shown: &BitSet,
         salt: u32,
         starved: bool,
-        cached: &BitSet,
+        cached: impl FnOnce() -> BitSet,
     ) -> Option<u32> {
         let n = self.num_pieces();
         let left = self
@@ -460,6 +460,9 @@ impl SeedTorrent {
             .filter(|&i| !left.get(i) && !coming(i))
             .min_by_key(|&i| rank(i))
             .or_else(|| {
+                // Asked for only here: the cache is looked through once the origin's first
+                // copy is out, not on every reveal.
+                let cached = cached();
                 candidates()
                     .filter(|&i| cached.get(i))
                     .min_by_key(|&i| rank(i))
@@ -820,7 +823,7 @@ mod tests {
             .expect("0-1 are new");
         let mut shown = BitSet::new(3);
         for _ in 0..3 {
-            if let Some(i) = t.pick_reveal(&none, &shown, 0, false, &nothing) {
+            if let Some(i) = t.pick_reveal(&none, &shown, 0, false, || nothing.clone()) {
                 shown.set(i);
             }
         }
@@ -829,12 +832,14 @@ mod tests {
             (false, false, true)
         );
         assert!(
-            t.pick_reveal(&none, &shown, 0, true, &nothing).is_some(),
+            t.pick_reveal(&none, &shown, 0, true, || nothing.clone())
+                .is_some(),
             "unless starved"
         );
         drop(ticket);
         assert!(
-            t.pick_reveal(&none, &shown, 0, false, &nothing).is_some(),
+            t.pick_reveal(&none, &shown, 0, false, || nothing.clone())
+                .is_some(),
             "once it ended"
         );
     }
@@ -908,7 +913,10 @@ mod tests {
         }
         let none = BitSet::new(4);
         let nothing = BitSet::new(4);
-        assert_eq!(t.pick_reveal(&none, &none, 0, false, &nothing), Some(2));
+        assert_eq!(
+            t.pick_reveal(&none, &none, 0, false, || nothing.clone()),
+            Some(2)
+        );
         // Once every piece is out, only what no peer has is shown again.
         for i in 0..4 {
             t.note_left_origin(i);
@@ -917,29 +925,39 @@ mod tests {
         shown.set(2);
         t.note_seen(0);
         t.note_seen(3);
-        assert_eq!(t.pick_reveal(&none, &shown, 0, false, &nothing), Some(1));
+        assert_eq!(
+            t.pick_reveal(&none, &shown, 0, false, || nothing.clone()),
+            Some(1)
+        );
         let mut holder = BitSet::new(4);
         holder.set(1);
         t.note_seen(1);
         assert_eq!(
-            t.pick_reveal(&none, &shown, 0, false, &nothing),
+            t.pick_reveal(&none, &shown, 0, false, || nothing.clone()),
             None,
             "the swarm has it all"
         );
         t.note_gone(&holder);
         assert_eq!(
-            t.pick_reveal(&none, &shown, 0, false, &nothing),
+            t.pick_reveal(&none, &shown, 0, false, || nothing.clone()),
             Some(1),
             "its holder left"
         );
         t.note_seen(1);
-        assert_eq!(t.pick_reveal(&none, &shown, 0, false, &nothing), None);
+        assert_eq!(
+            t.pick_reveal(&none, &shown, 0, false, || nothing.clone()),
+            None
+        );
         // A piece still in the piece cache costs the origin nothing: it is shown again.
         let mut cached = BitSet::new(4);
         cached.set(3);
-        assert_eq!(t.pick_reveal(&none, &shown, 0, false, &cached), Some(3));
+        assert_eq!(
+            t.pick_reveal(&none, &shown, 0, false, || cached.clone()),
+            Some(3)
+        );
         assert!(
-            t.pick_reveal(&none, &shown, 0, true, &nothing).is_some(),
+            t.pick_reveal(&none, &shown, 0, true, || nothing.clone())
+                .is_some(),
             "a starved peer is shown what others (say they) have"
         );
     }

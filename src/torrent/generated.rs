@@ -50,7 +50,10 @@ impl Torrent {
     /// The one id it is kept under (seeded, owned in a cluster): the v1 infohash, or for a
     /// v2-only torrent the v2 one truncated.
     pub fn swarm_id(&self) -> [u8; 20] {
-        self.swarm_ids()[0]
+        match (self.info.format().has_v1(), self.info_hash_v2) {
+            (false, Some(v2)) => v2[..20].try_into().expect("20 bytes"),
+            _ => self.info_hash,
+        }
     }
 
     /// The hashes peers and trackers know this torrent by: the v1 infohash, and the v2
