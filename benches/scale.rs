@@ -19,8 +19,6 @@ mod common;
 #[path = "../tests/integration/harness/mod.rs"]
 mod harness;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -104,44 +102,6 @@ fn bench_replicas(big: &Path, size_mib: usize) {
             secs
         );
     }
-}
-
-/// A PUT streamed from `file` (UNSIGNED-PAYLOAD: the client hashes nothing, so what is timed
-/// is the transfer and the sidecar's own work); seconds until the response.
-fn put_seconds(port: u16, target: &str, file: &Path) -> f64 {
-    let length = std::fs::metadata(file).unwrap().len().to_string();
-    let host = format!("127.0.0.1:{port}");
-    let headers = signed_headers_with(
-        ADMIN,
-        "PUT",
-        &host,
-        target,
-        Some("UNSIGNED-PAYLOAD"),
-        &[("content-length", &length)],
-        std::time::SystemTime::now(),
-    );
-    let t = Instant::now();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut head = format!("PUT {target} HTTP/1.1\r\n");
-    for (k, v) in &headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("connection: close\r\n\r\n");
-    s.write_all(head.as_bytes()).unwrap();
-    let mut f = std::fs::File::open(file).unwrap();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        s.write_all(&buf[..n]).unwrap();
-    }
-    let mut status = String::new();
-    BufReader::new(&s).read_line(&mut status).unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    assert!(status.contains(" 200 "), "PUT {target}: {status}");
-    secs
 }
 
 fn bench_upload(big: &Path, size_mib: usize) {

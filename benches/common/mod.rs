@@ -1,6 +1,7 @@
 //! Helpers shared by the benchmark targets (each includes this file as a module).
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
@@ -108,4 +109,42 @@ pub fn children_cpu_seconds() -> f64 {
 fn clock_ticks() -> f64 {
     // SAFETY: sysconf has no preconditions.
     (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }) as f64
+}
+
+/// A PUT streamed from `file` (UNSIGNED-PAYLOAD: the client hashes nothing, so what is timed
+/// is the transfer and the sidecar's own work); seconds until the response.
+pub fn put_seconds(port: u16, target: &str, file: &Path) -> f64 {
+    let length = std::fs::metadata(file).unwrap().len().to_string();
+    let host = format!("127.0.0.1:{port}");
+    let headers = signed_headers_with(
+        ADMIN,
+        "PUT",
+        &host,
+        target,
+        Some("UNSIGNED-PAYLOAD"),
+        &[("content-length", &length)],
+        std::time::SystemTime::now(),
+    );
+    let t = Instant::now();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut head = format!("PUT {target} HTTP/1.1\r\n");
+    for (k, v) in &headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("connection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    let mut f = std::fs::File::open(file).unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        s.write_all(&buf[..n]).unwrap();
+    }
+    let mut status = String::new();
+    BufReader::new(&s).read_line(&mut status).unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    assert!(status.contains(" 200 "), "PUT {target}: {status}");
+    secs
 }

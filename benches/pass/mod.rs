@@ -5,7 +5,8 @@
 //! - 1 KiB GET and HEAD req/s at 32 connections, and p50/p99 latency added over direct;
 //! - 256 connections, and a connection per request (no keep-alive);
 //! - instructions per request (callgrind, 10,000 GETs less one): repeatable on a noisy box;
-//! - 1 GiB GET via the sidecar ÷ direct.
+//! - 1 GiB GET via the sidecar ÷ direct;
+//! - 1 GiB PUT via a sidecar hashing on upload ÷ direct.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,6 +53,7 @@ pub fn bench_pass(size_mib: usize) {
         println!("  valgrind or oha not installed: instructions per request skipped");
     }
     large_bodies(size_mib, rounds);
+    large_puts(size_mib, rounds.min(3));
 }
 
 fn url(port: u16) -> String {
@@ -380,5 +382,50 @@ fn large_bodies(size_mib: usize, rounds: usize) {
     println!(
         "  throughput ratio via / direct  {:.3}   (goal >= 0.95)",
         ratios(&d, &v)
+    );
+}
+
+/// A PUT of the bench object through a sidecar that hashes it on upload (a store, so the
+/// torrent is kept) against the same PUT straight to the backend, alternating.
+fn large_puts(size_mib: usize, rounds: usize) {
+    let env = env();
+    let big = env.scratch("bench").join("object.bin");
+    let hashing = sidecar("bench-put")
+        .set("torrent.max_object_size", 5_368_709_120i64)
+        .set("store.bucket", "store")
+        .set("store.prefix", "bench-put/")
+        .start();
+    // The file is read once ahead, so both sides send from the page cache.
+    put_seconds(env.s3_port, "/upload/bench/put-warmup.bin", &big);
+    let (mut via, mut direct) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        direct.push(put_seconds(
+            env.s3_port,
+            &format!("/upload/bench/put-direct-{i}.bin"),
+            &big,
+        ));
+        via.push(put_seconds(
+            hashing.port,
+            &format!("/upload/bench/put-hashed-{i}.bin"),
+            &big,
+        ));
+    }
+    let hashed = request(hashing.admin_port, "GET", "/metrics", &[])
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix("s3torrent_uploads_hashed_total{kind=\"put\"} "))
+        .map_or(0, |v| v.trim().parse::<usize>().unwrap_or(0));
+    let mib = size_mib as f64;
+    println!(
+        "  {size_mib} MiB PUT via sidecar, hash on upload  {:.0} MiB/s  ({hashed} of {rounds} adopted so far)",
+        mib / median(via.clone())
+    );
+    println!(
+        "  {size_mib} MiB PUT direct                       {:.0} MiB/s",
+        mib / median(direct.clone())
+    );
+    println!(
+        "  throughput ratio via / direct  {:.3}   (goal >= 0.9)",
+        ratios(&direct, &via)
     );
 }
