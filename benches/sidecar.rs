@@ -277,8 +277,8 @@ fn cluster_run(
     std::fs::write(&torrent, &r.body).unwrap();
     let hash = torrent_info_hash(&r.body);
     let before = bucket_bytes_sent("swarm");
-    let started = Instant::now();
-    let child = spawn_crowd(&torrent, &dir.join("peers"), peers, 600);
+    let work = dir.join("peers");
+    let child = spawn_crowd(&torrent, &work, peers, 600);
     if kill {
         let owner = set.owner_of(&hash);
         let admin = set.replicas[owner].as_ref().unwrap().admin_port;
@@ -297,8 +297,10 @@ fn cluster_run(
         }
         set.kill(owner);
     }
-    let (done, _, _) = crowd_outcome(child);
-    let seconds = started.elapsed().as_secs_f64();
+    // The crowd's own clock: from its sessions' start until every peer seeds.
+    let (done, _, seconds) = crowd_outcome(child);
+    // Every peer wrote a whole copy; only the figures outlive the run.
+    let _ = std::fs::remove_dir_all(&work);
     let served = bucket_bytes_sent("swarm") - before;
     let peak = set.live().map(|s| peak_rss_mib(s.pid)).fold(0.0, f64::max);
     for s in set.live() {

@@ -117,12 +117,21 @@ def swarm(torrent, work, leechers, timeout, seed_data=None):
         ses = session()
         peers.append((f"leecher{i}", ses, add(ses, torrent, d)))
     counters = {"hash_failures": 0, "errors": []}
-    deadline = time.time() + timeout
+    started = time.time()
+    deadline = started + timeout
+    progress_log = os.environ.get("LT_PROGRESS")
+    next_report = started
+    finished_at = {}
     while time.time() < deadline:
-        for _, ses, _ in peers:
+        for name, ses, h in peers:
             drain(ses, counters)
-        if all(h.status().is_seeding for _, _, h in peers):
+            if name not in finished_at and h.status().is_seeding:
+                finished_at[name] = round(time.time() - started, 2)
+        if len(finished_at) == len(peers):
             break
+        if progress_log and time.time() >= next_report:
+            next_report += 2
+            report(progress_log, started, peers)
         time.sleep(0.2)
     out = {}
     for name, ses, h in peers:
@@ -132,13 +141,32 @@ def swarm(torrent, work, leechers, timeout, seed_data=None):
             "progress": s.progress,
             "payload_from_peers": s.total_payload_download - s.total_wanted_done * 0,
             "num_peers": s.num_peers,
+            "finished_at": finished_at.get(name),
         }
     return {
         "peers": out,
         "hash_failures": counters["hash_failures"],
         "errors": counters["errors"][:5],
-        "seconds": round(timeout - max(0.0, deadline - time.time()), 2),
+        "seconds": round(min(time.time(), deadline) - started, 2),
     }
+
+
+def report(path, started, peers):
+    """One line of how the crowd is doing (LT_PROGRESS=FILE): progress spread, rates, peers."""
+    st = [h.status() for _, _, h in peers]
+    progress = sorted(round(s.progress, 3) for s in st)
+    line = {
+        "t": round(time.time() - started, 1),
+        "done": sum(s.is_seeding for s in st),
+        "progress_min_med_max": [progress[0], progress[len(progress) // 2], progress[-1]],
+        "down_MBps": round(sum(s.download_payload_rate for s in st) / 1e6, 1),
+        "up_MBps": round(sum(s.upload_payload_rate for s in st) / 1e6, 1),
+        "peers_avg": round(sum(s.num_peers for s in st) / len(st), 1),
+        "seeds_avg": round(sum(s.num_seeds for s in st) / len(st), 1),
+        "uploads_avg": round(sum(s.num_uploads for s in st) / len(st), 1),
+    }
+    with open(path, "a") as f:
+        f.write(json.dumps(line) + "\n")
 
 
 def main():
@@ -152,6 +180,11 @@ def main():
         print(json.dumps(swarm(torrent, work, n, timeout, seed)))
     else:
         raise SystemExit(f"unknown command {cmd}")
+    # The outcome is out: skip the sessions' destructors. Each one joins its threads after
+    # its trackers' "stopped" announces and its files' flush; a crowd of 32 on 256 MiB spent
+    # two minutes there, after a transfer of 68 s, and that was counted as the crowd's time.
+    sys.stdout.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
