@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use crate::common::byte_lru::ByteLru;
 use crate::common::flight::{Joined, SingleFlight};
@@ -138,18 +138,23 @@ impl PieceStore {
     }
 
     /// The piece from its objects: one ranged read per object segment, pads as zeros.
+    ///
+    /// A piece lives in its own anonymous mapping, not on the heap: an evicted piece gives
+    /// its pages back when its last reader drops it. From the allocator, the freed pieces
+    /// of a busy cache stayed resident (8 peers on 256 MiB: peak RSS 102-118 MiB against a
+    /// 64 MiB cache).
     async fn fetch(&self, torrent: &SeedTorrent, index: u32) -> Result<Bytes, S3Error> {
         let piece = torrent.layout.piece_range(index);
         let size = (piece.end - piece.start) as usize;
-        let mut data = BytesMut::with_capacity(size);
+        let mut data = memmap2::MmapMut::map_anon(size)
+            .map_err(|e| S3Error::service_unavailable(format!("No memory for a piece: {e}")))?;
         for segment in torrent.layout.segments(index) {
             let at = (torrent.layout.files()[segment.file].start + segment.range.start
                 - piece.start) as usize;
-            data.resize(at, 0);
-            self.read_segment(torrent, segment.file, segment.range, &mut data)
+            let end = at + (segment.range.end - segment.range.start) as usize;
+            self.read_segment(torrent, segment.file, segment.range, &mut data[at..end])
                 .await?;
         }
-        data.resize(size, 0);
         torrent.confirm();
         torrent.note_left_origin(index);
         // A backend that ignored If-Match can still not make us serve other bytes.
@@ -157,16 +162,16 @@ impl PieceStore {
             torrent.retire();
             return Err(S3Error::service_unavailable("The object changed."));
         }
-        Ok(data.freeze())
+        Ok(Bytes::from_owner(data))
     }
 
-    /// Appends bytes `range` of file `file` to `data`.
+    /// Fills `into` with bytes `range` of file `file` (as long as `into`).
     async fn read_segment(
         &self,
         torrent: &SeedTorrent,
         file: usize,
         range: std::ops::Range<u64>,
-        data: &mut BytesMut,
+        into: &mut [u8],
     ) -> Result<(), S3Error> {
         let len = range.end - range.start;
         let header = format!("bytes={}-{}", range.start, range.end - 1);
@@ -180,18 +185,19 @@ impl PieceStore {
                 "The backend answered {status} to a piece read."
             )));
         }
-        let end = data.len() + len as usize;
+        let mut filled = 0;
         while let Some(chunk) = response.chunk().await? {
-            if data.len() + chunk.len() > end {
+            let Some(to) = into.get_mut(filled..filled + chunk.len()) else {
                 return Err(S3Error::upstream_broke(
                     "The backend sent more than the piece.",
                 ));
-            }
-            data.extend_from_slice(&chunk);
+            };
+            to.copy_from_slice(&chunk);
+            filled += chunk.len();
         }
         response.finish().await;
         self.metrics.backend_bytes.inc_by(len);
-        if data.len() != end {
+        if filled != into.len() {
             torrent.retire();
             return Err(S3Error::service_unavailable("The object changed."));
         }
