@@ -462,6 +462,10 @@ impl ProxyHttp for S3TorrentProxy {
     /// of its own (boxed), so the one every pass-through request builds stays small (moving
     /// the `?torrent` state machine into its box cost ~12k instructions a request).
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        // HTTP/1.1 pipelining, as the backend allows it: libtorrent sends its next web-seed
+        // request while an answer is still streaming, and pingora, by default, cut that
+        // answer off ("Sent data after end of body") and closed the connection.
+        session.set_pipelining_enabled(true);
         match self.classify(session, ctx) {
             None => Ok(false),
             Some(own) => Box::pin(self.serve_own(session, ctx, own)).await,
