@@ -206,4 +206,23 @@ fn pipelined_requests_are_answered_in_order() {
             assert_eq!(body, &data[100..200], "{what}: second body");
         }
     }
+    // The sidecar's own answers too: two `?torrent` requests in one write, both answered.
+    let conn = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let get = format!(
+        "GET {object}?torrent HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n",
+        s.port
+    );
+    let mut writer = conn.try_clone().unwrap();
+    writer.write_all(format!("{get}{get}").as_bytes()).unwrap();
+    let mut reader = std::io::BufReader::new(conn);
+    let (status, first) = read_response(&mut reader, "?torrent, first");
+    assert_eq!(status, 200, "?torrent, first answer");
+    let (status, second) = read_response(&mut reader, "?torrent, second");
+    assert_eq!(status, 200, "?torrent, second answer");
+    assert!(
+        !first.is_empty() && first == second,
+        "?torrent answers differ"
+    );
 }
