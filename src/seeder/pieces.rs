@@ -140,9 +140,8 @@ impl PieceStore {
     /// The piece from its objects: one ranged read per object segment, pads as zeros.
     ///
     /// A piece lives in its own anonymous mapping, not on the heap: an evicted piece gives
-    /// its pages back when its last reader drops it. From the allocator, the freed pieces
-    /// of a busy cache stayed resident (8 peers on 256 MiB: peak RSS 102-118 MiB against a
-    /// 64 MiB cache).
+    /// its pages back when its last reader drops it, whatever the allocator keeps (8 peers
+    /// on 256 MiB, 64 MiB cache: peak RSS 99-104 MiB, 99-119 with pieces on the heap).
     async fn fetch(&self, torrent: &SeedTorrent, index: u32) -> Result<Bytes, S3Error> {
         let piece = torrent.layout.piece_range(index);
         let size = (piece.end - piece.start) as usize;
