@@ -204,7 +204,7 @@ fn revalidate_after_reuses_a_callers_probe_and_only_theirs() {
     let env = env();
     let dir = env.scratch("revalidate");
     let first = test_data(40_000, 93);
-    put_object("cache", "reval.bin", &first, &dir);
+    put_object("revalidate", "reval.bin", &first, &dir);
     let s = sidecar("revalidate")
         .set("cache.revalidate_after", 60)
         .start();
@@ -214,14 +214,14 @@ fn revalidate_after_reuses_a_callers_probe_and_only_theirs() {
             .find_map(|l| l.strip_prefix("s3torrent_upstream_requests_total{kind=\"probe\"} "))
             .map_or(0, |v| v.trim().parse::<u64>().unwrap())
     };
-    let anon = |port: u16| request(port, "GET", "/cache/reval.bin?torrent", &[]);
+    let anon = |port: u16| request(port, "GET", "/revalidate/reval.bin?torrent", &[]);
     let t1 = anon(s.port);
     assert_eq!(t1.status, 200);
     assert_eq!(anon(s.port).body, t1.body);
     assert_eq!(probes(), 1, "the second anonymous request reused the probe");
 
     // Within the window an overwrite is not seen by that caller: the documented trade.
-    put_object("cache", "reval.bin", &test_data(40_000, 94), &dir);
+    put_object("revalidate", "reval.bin", &test_data(40_000, 94), &dir);
     assert_eq!(anon(s.port).body, t1.body);
     assert_eq!(probes(), 1);
 
@@ -230,7 +230,7 @@ fn revalidate_after_reuses_a_callers_probe_and_only_theirs() {
     let r = s3client(
         &format!("http://127.0.0.1:{}", s.port),
         READER,
-        &["torrent", "cache", "reval.bin", out.to_str().unwrap()],
+        &["torrent", "revalidate", "reval.bin", out.to_str().unwrap()],
     );
     assert_eq!(r["status"], 200, "{r}");
     assert_eq!(probes(), 2);

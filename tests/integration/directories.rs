@@ -131,7 +131,7 @@ fn a_renamed_directory_is_served_by_its_own_web_seed_route() {
             .webseeds("public", "v1")
             .start(),
     );
-    let f = directory_fixture(a.port, "dirs-store", "sets/re:named/", &RENAMED);
+    let f = directory_fixture(a.port, "dirs-renamed", "sets/re:named/", &RENAMED);
     assert_eq!(f.name, "re_named");
     let url = web_seed(&f.torrent);
     let route = url
@@ -139,7 +139,7 @@ fn a_renamed_directory_is_served_by_its_own_web_seed_route() {
         .map(|(_, r)| format!("/_s3torrent/{r}"))
         .unwrap();
     assert!(
-        route.starts_with("/_s3torrent/webseed/_dir/dirs-store/"),
+        route.starts_with("/_s3torrent/webseed/_dir/dirs-renamed/"),
         "{url}"
     );
     libtorrent_gets(f.torrent.to_str().unwrap(), &f, "lt");
@@ -152,14 +152,14 @@ fn a_renamed_directory_is_served_by_its_own_web_seed_route() {
     assert_eq!(r.status, 206, "{}", r.text());
     assert_eq!(r.body, data[1000..2000]);
     // No such file, no such directory, a malformed identity: clear answers, nothing read.
-    let other = format!("/_s3torrent/webseed/_dir/dirs-store/{}/", "0".repeat(64));
+    let other = format!("/_s3torrent/webseed/_dir/dirs-renamed/{}/", "0".repeat(64));
     for (target, status, code) in [
         (format!("{route}re_named/sub/nope"), 404, "NoSuchKey"),
         (format!("{route}re_named/sub"), 404, "NoSuchKey"),
         (format!("{route}other/sub/x_y%20z.bin"), 404, "NoSuchKey"),
         (format!("{other}re_named/a_.bin"), 404, "NoSuchKey"),
         (
-            "/_s3torrent/webseed/_dir/dirs-store/abc/re_named/a_.bin".into(),
+            "/_s3torrent/webseed/_dir/dirs-renamed/abc/re_named/a_.bin".into(),
             400,
             "InvalidRequest",
         ),

@@ -275,8 +275,8 @@ fn a_forged_store_entry_is_never_served(env: &Env) {
     let a = replica_on(env, &format!("{name}-a"), "store", &prefix).start();
     let dir = env.scratch(&name);
     let data = test_data(3 * 1024 * 1024 + 11, 1320);
-    env.put_object("shared", &format!("{name}.bin"), &data, &dir);
-    let target = format!("/shared/{name}.bin?torrent");
+    env.put_object("forged", &format!("{name}.bin"), &data, &dir);
+    let target = format!("/forged/{name}.bin?torrent");
     let good = torrent(env, a.port, &target);
     let listed = s3client(&env.backend_url(), ADMIN, &["list", "store", &prefix]);
     let entry = listed["keys"]

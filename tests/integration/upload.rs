@@ -52,7 +52,14 @@ fn served_without_reading(
             assert_eq!(r.status, 200, "{}", r.text());
             bodies.push(r.body);
         });
-        assert_eq!(read, PROBE_BYTES, "{key}: nothing but the READ check");
+        if read != PROBE_BYTES {
+            panic!(
+                "{key}: replica on {} read {read} bytes, not only its READ check ({PROBE_BYTES})\n{}\n{}",
+                s.port,
+                diagnosis(s),
+                std::fs::read_to_string(&s.log).unwrap_or_default()
+            );
+        }
     }
     assert_eq!(bodies[0], bodies[1]);
     let generated = request(reference, "GET", &target, &[]);
@@ -67,6 +74,20 @@ fn served_without_reading(
     let check = check_torrent(&t, &f);
     assert_eq!(check["bad_pieces"], serde_json::json!([]), "{check}");
     assert_eq!(check["length"].as_u64(), Some(data.len() as u64));
+}
+
+/// What a replica's own counters say about where its torrents came from.
+fn diagnosis(s: &Sidecar) -> String {
+    metrics(s)
+        .lines()
+        .filter(|l| {
+            !l.starts_with('#')
+                && ["store_", "generations_total", "upstream_errors", "uploads_"]
+                    .iter()
+                    .any(|m| l.contains(m))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `[torrent] piece_length` fixed (multipart hashing needs it), plus a store.
@@ -303,7 +324,7 @@ fn threads(pid: u32) -> u64 {
 fn slow_put(port: u16, key: &str, signed: bool) -> std::net::TcpStream {
     use std::io::Write;
     let host = format!("127.0.0.1:{port}");
-    let target = format!("/upload/{key}");
+    let target = format!("/upload-slow/{key}");
     let mut head = format!("PUT {target} HTTP/1.1\r\nContent-Length: 2097152\r\n");
     let headers = match signed {
         true => signed_headers(
@@ -369,7 +390,7 @@ fn slow_uploads_hold_no_thread_and_honest_work_goes_on() {
     drop(signed);
     std::thread::sleep(Duration::from_millis(500));
     let data = test_data(16 * 1024 * 1024, 1510);
-    upload_through(&s, "put", "upload", "honest.bin", &data, &[]);
+    upload_through(&s, "put", "upload-slow", "honest.bin", &data, &[]);
     let m = wait_for_metric(&s, "s3torrent_uploads_hashed_total{kind=\"put\"}", 1);
     assert_eq!(
         metric(&m, "s3torrent_uploads_skipped_total{reason=\"busy\"}"),
@@ -379,15 +400,15 @@ fn slow_uploads_hold_no_thread_and_honest_work_goes_on() {
     let out = s3client(
         &env().backend_url(),
         ADMIN,
-        &["get", "upload", "honest.bin", got.to_str().unwrap()],
+        &["get", "upload-slow", "honest.bin", got.to_str().unwrap()],
     );
     assert!(out.get("error").is_none(), "{out}");
     assert!(std::fs::read(&got).unwrap() == data, "stored intact");
     // ... and a cold `?torrent` is generated.
     let cold = test_data(8 * 1024 * 1024 + 1, 1511);
     let dir = env().scratch("slow-puts");
-    put_object("upload", "cold.bin", &cold, &dir);
-    let r = request(s.port, "GET", "/upload/cold.bin?torrent", &[]);
+    put_object("upload-slow", "cold.bin", &cold, &dir);
+    let r = request(s.port, "GET", "/upload-slow/cold.bin?torrent", &[]);
     assert_eq!(r.status, 200, "{}", r.text());
     let (t, f) = (dir.join("cold.torrent"), dir.join("cold"));
     std::fs::write(&t, &r.body).unwrap();
@@ -437,7 +458,7 @@ fn a_replaced_part_never_lends_its_old_hashes(env: &Env) {
         let key = format!("replaced/{listed}.bin");
         let args = [
             "multipart-replaced",
-            "multipart",
+            "replaced",
             &key,
             &files[0],
             &files[1],
@@ -450,8 +471,8 @@ fn a_replaced_part_never_lends_its_old_hashes(env: &Env) {
             continue; // the backend itself checked the list
         }
         std::thread::sleep(Duration::from_millis(500)); // adoption runs just after
-        let held = backend_copy(env, "multipart", &key, &dir);
-        let r = env.public_request(s.port, "GET", &format!("/multipart/{key}?torrent"));
+        let held = backend_copy(env, "replaced", &key, &dir);
+        let r = env.public_request(s.port, "GET", &format!("/replaced/{key}?torrent"));
         assert_eq!(r.status, 200, "{listed}: {}", r.text());
         let (t, f) = (dir.join(format!("{listed}.torrent")), dir.join(listed));
         std::fs::write(&t, &r.body).unwrap();

@@ -141,7 +141,7 @@ fn an_interrupted_warm_resumes_without_redoing_stored_objects() {
     let (count, size) = (12, 3 * 1024 * 1024);
     for i in 0..count {
         put_object(
-            "warm",
+            "warm-resume",
             &format!("resume/{i:02}"),
             &test_data(size, 1420 + i),
             &dir,
@@ -150,14 +150,14 @@ fn an_interrupted_warm_resumes_without_redoing_stored_objects() {
     // The killed run leaves the lease of the object it was hashing: the rerun takes it over
     // once it is this old.
     let config = warm_config(&dir, "resume/", "3s");
-    let mut child = warm(&config, &["s3://warm/resume/", "--concurrency", "1"])
+    let mut child = warm(&config, &["s3://warm-resume/resume/", "--concurrency", "1"])
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     // Stop it once it has read a quarter of the objects (SeaweedFS's own byte counter).
-    let start = bucket_bytes_sent("warm");
+    let start = bucket_bytes_sent("warm-resume");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while bucket_bytes_sent("warm") - start < 3 * size as u64 {
+    while bucket_bytes_sent("warm-resume") - start < 3 * size as u64 {
         assert!(std::time::Instant::now() < deadline, "warm read nothing");
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -180,7 +180,7 @@ fn an_interrupted_warm_resumes_without_redoing_stored_objects() {
     let entries = s3client(
         &env.backend_url(),
         ADMIN,
-        &["list", "store", "resume/warm/"],
+        &["list", "store", "resume/warm-resume/"],
     );
     let digest =
         |k: &serde_json::Value| k.as_str().unwrap().rsplit('/').next().unwrap().to_string();
@@ -197,8 +197,12 @@ fn an_interrupted_warm_resumes_without_redoing_stored_objects() {
         .any(|k| !stored_digests.contains(&digest(k)));
 
     let mut out = None;
-    let read = read_by("warm", || {
-        out = Some(warm(&config, &["s3://warm/resume/"]).output().unwrap())
+    let read = read_by("warm-resume", || {
+        out = Some(
+            warm(&config, &["s3://warm-resume/resume/"])
+                .output()
+                .unwrap(),
+        )
     });
     let out = out.unwrap();
     let text = summary(&out);
