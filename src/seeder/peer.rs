@@ -398,9 +398,10 @@ impl Peer {
                     self.learn_has(i);
                 }
             }
+            // Counted in the swarm like any bitfield (and uncounted when it leaves).
             Message::HaveAll => {
                 for i in 0..n {
-                    self.has.set(i);
+                    self.learn_has(i);
                 }
             }
             Message::Extended(0, payload) => {
@@ -536,8 +537,15 @@ impl Peer {
         let pick = torrent.pick_reveal(&self.has, &self.shown, self.salt, starved, || {
             pieces.cached(torrent)
         });
-        if let Some(i) = pick {
-            self.shown.set(i);
+        let Some(i) = pick else { return };
+        self.shown.set(i);
+        // The last piece shown makes us a seed to the peer. libtorrent 2.0 checks a `have`
+        // that does so for a redundant connection before it updates its interest: a peer
+        // with every other piece we showed drops us (and stays away for a minute). HAVE ALL
+        // updates the interest first.
+        if self.fast && self.shown.count() == self.torrent.num_pieces() {
+            self.send(&Message::HaveAll);
+        } else {
             self.send(&Message::Have(i));
         }
     }

@@ -53,7 +53,8 @@ def session():
             "announce_to_all_trackers": True,
             "alert_mask": lt.alert.category_t.error_notification
             | lt.alert.category_t.status_notification
-            | lt.alert.category_t.peer_notification,
+            | lt.alert.category_t.peer_notification
+            | lt.alert.category_t.connect_notification,
         }
     )
 
@@ -77,6 +78,9 @@ def drain(ses, counters):
             counters["hash_failures"] += 1
         elif isinstance(a, (lt.url_seed_alert, lt.tracker_error_alert)):
             counters["errors"].append(a.message())
+        elif isinstance(a, (lt.peer_disconnected_alert, lt.file_error_alert)):
+            # Why libtorrent itself left a peer: shown when a download stalls.
+            counters.setdefault("disconnects", []).append(a.message())
 
 
 def download(torrent, save, timeout):
@@ -91,12 +95,36 @@ def download(torrent, save, timeout):
         time.sleep(0.1)
     s = h.status()
     drain(ses, counters)
-    return {
+    out = {
         "finished": bool(s.is_seeding),
         "progress": s.progress,
         "hash_failures": counters["hash_failures"],
         "errors": counters["errors"][:5],
         "seconds": round(timeout - max(0.0, deadline - time.time()), 2),
+    }
+    if not s.is_seeding or os.environ.get("LT_DEBUG"):
+        out["state"] = str(s.state)
+        out["disconnects"] = counters.get("disconnects", [])[-10:]
+        out["peers"] = [peer_summary(p) for p in h.get_peer_info()]
+    return out
+
+
+def peer_summary(p):
+    """A connected peer as libtorrent sees it: whether each side wants the other, choking."""
+    flags = {
+        "interesting": lt.peer_info.interesting,
+        "choked": lt.peer_info.choked,
+        "remote_interested": lt.peer_info.remote_interested,
+        "remote_choked": lt.peer_info.remote_choked,
+        "seed": lt.peer_info.seed,
+        "snubbed": lt.peer_info.snubbed,
+    }
+    return {
+        "ip": "%s:%d" % tuple(p.ip),
+        "client": p.client.decode("utf-8", "replace") if isinstance(p.client, bytes) else p.client,
+        "pieces": sum(1 for b in p.pieces if b),
+        "flags": [n for n, f in flags.items() if p.flags & f],
+        "download_queue": p.download_queue_length,
     }
 
 

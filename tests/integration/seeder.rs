@@ -968,8 +968,10 @@ fn tiny_and_unoffered_requests_read_nothing_from_the_backend() {
 /// honest newcomer was shown nothing and stalled. It completes now.
 #[test]
 fn a_lying_bitfield_does_not_stall_an_honest_peer() {
-    // Seen stalling at 127 of 128 pieces twice under the full suite's load (never alone):
-    // the seeder's peer log is kept, and shown if it happens again.
+    // It stalled at 127 of 128 pieces now and then under load: the last piece was shown
+    // once the peer had all others, and libtorrent dropped the seeder (see
+    // `a_peer_lacking_only_the_last_piece_shown_is_not_dropped`). The peer log is shown if
+    // it stalls again.
     let s = seeding_sidecar_with("seed-liar", |b| {
         b.set("torrent.piece_length", 16384)
             .logging("warn,s3torrent::seeder=debug")
@@ -996,6 +998,42 @@ fn a_lying_bitfield_does_not_stall_an_honest_peer() {
     assert_eq!(out["hash_failures"], 0, "{out}");
     assert_downloaded(&save.join(&f.name), &f.data, "libtorrent");
     drop(liar);
+}
+
+/// libtorrent 2.0 drops a peer whose `have` makes it a seed while it is not interested in
+/// it (`uninteresting_upload_peer`: checked before its interest is updated), and does not
+/// come back within a minute. A peer holding every piece but the one the seeder shows last
+/// is in that state when it is shown: here the last because another peer claims it (the
+/// pieces fewest peers have are shown first). It was dropped at once, and stalled.
+#[test]
+fn a_peer_lacking_only_the_last_piece_shown_is_not_dropped() {
+    const PIECE: usize = 16384;
+    let s = seeding_sidecar_with("seed-last", |b| {
+        b.set("torrent.piece_length", PIECE as i64)
+            .logging("warn,s3torrent::seeder=debug")
+    });
+    let f = fixture("seed-last", s.sidecar.port, 5 * PIECE - 100, 426);
+    let hash = crate::harness::torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let mut claims_last = RawPeer::connect(s.seeder_port, hash).expect("handshake");
+    claims_last.send(5, &[0b0000_1000]).unwrap(); // piece 4 of 5
+    let save = f.dir.join("lacks-last");
+    std::fs::create_dir_all(&save).unwrap();
+    let mut partial = f.data.clone();
+    partial[4 * PIECE] ^= 0xff;
+    std::fs::write(save.join(&f.name), &partial).unwrap();
+    let out = lt_client(&[
+        "download",
+        f.torrent.to_str().unwrap(),
+        save.to_str().unwrap(),
+        "30",
+    ]);
+    if out["finished"] != true {
+        let log = std::fs::read_to_string(&s.sidecar.log).unwrap_or_default();
+        panic!("{out}\nseeder log:\n{log}");
+    }
+    assert_eq!(out["hash_failures"], 0, "{out}");
+    assert_downloaded(&save.join(&f.name), &f.data, "libtorrent");
+    drop(claims_last);
 }
 
 /// "Public" means anyone: the check that decides it carries no caller's address (a policy
