@@ -341,12 +341,18 @@ fn mse_noise_and_stalls_are_cut_off() {
         "{waited:?}"
     );
 
-    let m = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
-    assert_eq!(
-        metric(&m, "s3torrent_seeder_handshakes_total{kind=\"refused\"}"),
-        2,
-        "{m}"
-    );
+    // Both are counted as their connections end, just after they close: a moment later.
+    let refused = "s3torrent_seeder_handshakes_total{kind=\"refused\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let m = loop {
+        let m = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
+        let counted = metric(&m, refused) == 2 && metric(&m, "s3torrent_seeder_peers") == 0;
+        if counted || std::time::Instant::now() > deadline {
+            break m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(metric(&m, refused), 2, "{m}");
     assert_eq!(metric(&m, "s3torrent_seeder_peers"), 0);
 }
 
