@@ -1,6 +1,7 @@
 //! Bytes from async code to work done on the blocking pool (hashing), without a thread held
-//! for the stream's whole life: chunks queue up and are taken in batches, each batch one
-//! `spawn_blocking`, so a thread is busy only while there is work. At most `max_behind`
+//! for the stream's whole life: chunks queue up and are taken in batches; a batch and what
+//! queued behind it meanwhile are one `spawn_blocking`, so a thread is busy only while there
+//! is work. At most `max_behind`
 //! bytes wait at any time: [`BlockingFeed::feed`] waits for room (a reader slows to the
 //! hasher's pace), [`BlockingFeed::try_feed`] never waits (a body passing through must not).
 
@@ -89,23 +90,38 @@ async fn run<S: Send + 'static>(
     let mut batched = 0;
     loop {
         let next = rx.recv().await;
-        let done = next.is_none();
+        let mut done = next.is_none();
         if let Some(chunk) = next {
             batched += chunk.len();
             batch.push(chunk);
         }
         if batched >= batch_bytes || (done && !batch.is_empty()) {
             let work = std::mem::take(&mut batch);
-            let cost: usize = work.iter().map(|c| c.len().min(max_behind)).sum();
-            state = tokio::task::spawn_blocking(move || {
+            let room = room.clone();
+            let ended;
+            (rx, state, ended) = tokio::task::spawn_blocking(move || {
                 for chunk in work {
                     update(&mut state, &chunk);
+                    room.add_permits(chunk.len().min(max_behind));
                 }
-                state
+                // Then whatever is queued already: one thread per run of work. A new batch
+                // per `spawn_blocking` came back before its thread was idle again, and tokio
+                // started another (14 threads for one 256 MiB generation).
+                let ended = loop {
+                    match rx.try_recv() {
+                        Ok(chunk) => {
+                            update(&mut state, &chunk);
+                            room.add_permits(chunk.len().min(max_behind));
+                        }
+                        Err(mpsc::error::TryRecvError::Empty) => break false,
+                        Err(mpsc::error::TryRecvError::Disconnected) => break true,
+                    }
+                };
+                (rx, state, ended)
             })
             .await
             .ok()?;
-            room.add_permits(cost);
+            done |= ended;
             batched = 0;
         }
         if done {
