@@ -1,9 +1,9 @@
 //! Bytes from async code to work done on the blocking pool (hashing), without a thread held
 //! for the stream's whole life: chunks queue up and are taken in batches; a batch and what
 //! queued behind it meanwhile are one `spawn_blocking`, so a thread is busy only while there
-//! is work. At most `max_behind`
-//! bytes wait at any time: [`BlockingFeed::feed`] waits for room (a reader slows to the
-//! hasher's pace), [`BlockingFeed::try_feed`] never waits (a body passing through must not).
+//! is work. At most `max_behind` bytes wait at any time: [`BlockingFeed::feed`] waits for
+//! room (a reader slows to the hasher's pace), [`BlockingFeed::try_feed`] never waits (a
+//! body passing through must not).
 
 use std::sync::Arc;
 
