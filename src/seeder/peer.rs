@@ -398,10 +398,14 @@ impl Peer {
                     self.learn_has(i);
                 }
             }
-            // Counted in the swarm like any bitfield (and uncounted when it leaves).
+            // A seed: counted in the swarm like any bitfield (and uncounted when it leaves),
+            // and shown nothing more.
             Message::HaveAll => {
                 for i in 0..n {
-                    self.learn_has(i);
+                    if !self.has.get(i) {
+                        self.has.set(i);
+                        self.torrent.note_seen(i);
+                    }
                 }
             }
             Message::Extended(0, payload) => {
