@@ -23,6 +23,7 @@ mod bitset;
 mod conn;
 mod hashes;
 pub mod mse;
+mod outbox;
 mod peer;
 mod pieces;
 pub mod public;

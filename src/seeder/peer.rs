@@ -20,6 +20,7 @@ use crate::torrent::bencode::{self, Value};
 use super::bitset::BitSet;
 use super::conn::{PeerIo, PeerReader, PeerWriter};
 use super::mse;
+use super::outbox::Outbox;
 use super::torrents::SeedTorrent;
 use super::wire::{
     Block, Handshake, HashRequest, Message, EXTENSION_BIT, FAST_BIT, HANDSHAKE_LEN, MAX_BLOCK,
@@ -209,7 +210,7 @@ pub async fn serve_after_head<S: PeerIo>(
         seeder,
         torrent,
         writer,
-        out: BytesMut::new(),
+        out: Outbox::default(),
         fast: theirs.has(FAST_BIT),
         v2: v2.is_some(),
         their_metadata_id: None,
@@ -266,8 +267,8 @@ struct Peer {
     seeder: Arc<Seeder>,
     torrent: Arc<SeedTorrent>,
     writer: PeerWriter,
-    /// Encoded messages not yet written.
-    out: BytesMut,
+    /// Messages not yet written (blocks as slices of their pieces).
+    out: Outbox,
     fast: bool,
     /// A v2 connection: hash requests are answered.
     v2: bool,
@@ -350,17 +351,16 @@ impl Peer {
 
     /// Queues a message; `flush` writes what is queued.
     fn send(&mut self, message: &Message) {
-        message.encode(&mut self.out);
+        self.out.push(message);
     }
 
     async fn flush(&mut self) -> Result<(), PeerError> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let bytes = self.out.split().freeze();
         // Flushed too: an encrypting writer may hold the tail of what it took.
         let write = async {
-            self.writer.write_all(&bytes).await?;
+            self.out.write_to(&mut self.writer).await?;
             self.writer.flush().await
         };
         tokio::time::timeout(WRITE_TIMEOUT, write)

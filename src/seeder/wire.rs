@@ -219,6 +219,20 @@ impl Message {
         Ok(Some(message))
     }
 
+    /// Encodes all of it into `out` but a `piece`'s block, which is handed back to be
+    /// written as it is: a slice of the cached piece, never copied on its way out.
+    pub fn encode_head(&self, out: &mut BytesMut) -> Option<Bytes> {
+        let Message::Piece { index, begin, data } = self else {
+            self.encode(out);
+            return None;
+        };
+        out.put_u32(9 + data.len() as u32);
+        out.put_u8(7);
+        out.put_u32(*index);
+        out.put_u32(*begin);
+        Some(data.clone())
+    }
+
     pub fn encode(&self, out: &mut BytesMut) {
         let simple = |out: &mut BytesMut, id: u8| {
             out.put_u32(1);
@@ -249,11 +263,8 @@ impl Message {
                 out.put_slice(b);
             }
             Message::Request(b) => with_block(out, 6, b),
-            Message::Piece { index, begin, data } => {
-                out.put_u32(9 + data.len() as u32);
-                out.put_u8(7);
-                out.put_u32(*index);
-                out.put_u32(*begin);
+            Message::Piece { data, .. } => {
+                self.encode_head(out);
                 out.put_slice(data);
             }
             Message::Cancel(b) => with_block(out, 8, b),

@@ -115,6 +115,39 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Writer<W> {
         Poll::Ready(Ok(n))
     }
 
+    /// The slices encrypted together into one write, as one buffer would be: a block's
+    /// header and its bytes do not go out as segments of their own.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        let Some(cipher) = &mut this.cipher else {
+            return Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        };
+        let start = this.unwritten.len();
+        let mut n = 0;
+        for buf in bufs {
+            let take = buf.len().min(WRITE_CHUNK - n);
+            this.unwritten.extend_from_slice(&buf[..take]);
+            n += take;
+            if n == WRITE_CHUNK {
+                break;
+            }
+        }
+        cipher.apply_keystream(&mut this.unwritten[start..]);
+        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
@@ -145,6 +178,18 @@ impl<R: Unpin, W: AsyncWrite + Unpin> AsyncWrite for Encrypted<R, W> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().writer).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().writer).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.writer.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -119,6 +119,14 @@ async fn an_rc4_stream_carries_the_initial_payload_and_both_directions() {
     assert_ne!(&reply, b"reply", "encrypted on the wire");
     a.decrypt.apply_keystream(&mut reply);
     assert_eq!(&reply, b"reply");
+    // Slices written at once (a block's header and bytes) continue the same keystream.
+    let slices = [std::io::IoSlice::new(b"head"), std::io::IoSlice::new(b"er")];
+    assert_eq!(b.write_vectored(&slices).await.unwrap(), 6);
+    b.flush().await.unwrap();
+    let mut header = [0u8; 6];
+    a.io.read_exact(&mut header).await.unwrap();
+    a.decrypt.apply_keystream(&mut header);
+    assert_eq!(&header, b"header");
 }
 
 #[tokio::test]
