@@ -100,19 +100,17 @@ async fn run<S: Send + 'static>(
             let room = room.clone();
             let ended;
             (rx, state, ended) = tokio::task::spawn_blocking(move || {
-                for chunk in work {
+                let mut take = |chunk: Bytes| {
                     update(&mut state, &chunk);
                     room.add_permits(chunk.len().min(max_behind));
-                }
+                };
+                work.into_iter().for_each(&mut take);
                 // Then whatever is queued already: one thread per run of work. A new batch
                 // per `spawn_blocking` came back before its thread was idle again, and tokio
                 // started another (14 threads for one 256 MiB generation).
                 let ended = loop {
                     match rx.try_recv() {
-                        Ok(chunk) => {
-                            update(&mut state, &chunk);
-                            room.add_permits(chunk.len().min(max_behind));
-                        }
+                        Ok(chunk) => take(chunk),
                         Err(mpsc::error::TryRecvError::Empty) => break false,
                         Err(mpsc::error::TryRecvError::Disconnected) => break true,
                     }

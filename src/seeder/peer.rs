@@ -402,10 +402,7 @@ impl Peer {
             // and shown nothing more.
             Message::HaveAll => {
                 for i in 0..n {
-                    if !self.has.get(i) {
-                        self.has.set(i);
-                        self.torrent.note_seen(i);
-                    }
+                    self.note_has(i);
                 }
             }
             Message::Extended(0, payload) => {
@@ -516,17 +513,25 @@ impl Peer {
     }
 
     fn learn_has(&mut self, index: u32) {
-        if self.has.get(index) {
+        if !self.note_has(index) {
             return;
         }
-        self.has.set(index);
-        self.torrent.note_seen(index);
         if !self.shown.get(index) {
             self.last_swarm_gain = Instant::now();
             return;
         }
         // It has a piece we showed it (from us or someone else): show another.
         self.reveal_next();
+    }
+
+    /// Records that the peer has `index`, counted in the swarm; `false` if it was known.
+    fn note_has(&mut self, index: u32) -> bool {
+        if self.has.get(index) {
+            return false;
+        }
+        self.has.set(index);
+        self.torrent.note_seen(index);
+        true
     }
 
     /// Shows the next piece. Normally only pieces the swarm lacks (see `torrents`); but a

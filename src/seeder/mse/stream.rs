@@ -99,20 +99,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Writer<W> {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        ready!(this.poll_drain(cx))?;
-        let Some(cipher) = &mut this.cipher else {
-            return Pin::new(&mut this.io).poll_write(cx, data);
-        };
-        let n = data.len().min(WRITE_CHUNK);
-        let start = this.unwritten.len();
-        this.unwritten.extend_from_slice(&data[..n]);
-        cipher.apply_keystream(&mut this.unwritten[start..]);
-        // Taken: it goes out now, or on the next write or flush.
-        if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
-            return Poll::Ready(Err(e));
-        }
-        Poll::Ready(Ok(n))
+        self.poll_write_vectored(cx, &[io::IoSlice::new(data)])
     }
 
     /// The slices encrypted together into one write, as one buffer would be: a block's
@@ -138,6 +125,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Writer<W> {
             }
         }
         cipher.apply_keystream(&mut this.unwritten[start..]);
+        // Taken: it goes out now, or on the next write or flush.
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
             return Poll::Ready(Err(e));
         }
