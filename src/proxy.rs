@@ -531,7 +531,7 @@ impl ProxyHttp for S3TorrentProxy {
                 );
                 upstream_request
                     .insert_header(http::header::HOST, owner.server_addr().to_string())?;
-                upstream_request.insert_header(SIBLING_HEADER, cluster.token(&target))?;
+                upstream_request.insert_header(SIBLING_HEADER, cluster.token(owner, &target))?;
                 cluster.forwarded("webseed");
             }
         }

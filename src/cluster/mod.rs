@@ -57,6 +57,7 @@ pub struct Cluster {
     recent: Mutex<LruCache<[u8; 20], Frame>>,
     metrics: Arc<ClusterMetrics>,
     warned: WarnOnce,
+    max_relayed: usize,
 }
 
 impl Cluster {
@@ -75,7 +76,7 @@ impl Cluster {
             server_port: config.server.listen.port(),
             at: frame::unix_now(),
         };
-        let key = FrameKey::new(store.derived_key("cluster frames v1"));
+        let key = FrameKey::new(store.derived_key("cluster frames v2"), c.max_buffered_bytes);
         metrics.members.set(1);
         Some(Arc::new(Cluster {
             live: RwLock::new(vec![me.clone()]),
@@ -89,6 +90,7 @@ impl Cluster {
             )),
             metrics,
             warned: WarnOnce::default(),
+            max_relayed: c.max_relayed_per_replica,
         }))
     }
 
@@ -98,6 +100,19 @@ impl Cluster {
         ring::owner(&live, key)
             .filter(|m| m.name != self.me.name)
             .cloned()
+    }
+
+    /// The live sibling named `name`.
+    pub fn member(&self, name: &str) -> Option<Member> {
+        let live = self.live.read().unwrap_or_else(|p| p.into_inner());
+        live.iter()
+            .find(|m| m.name == name && m.name != self.me.name)
+            .cloned()
+    }
+
+    /// Peers one sibling may relay here at once.
+    pub fn max_relayed_per_replica(&self) -> usize {
+        self.max_relayed
     }
 
     /// Every live member but this one.
@@ -118,7 +133,7 @@ impl Cluster {
             .map_err(|_| std::io::ErrorKind::TimedOut)??;
         let _ = stream.set_nodelay(true);
         stream
-            .write_all(&self.key.seal(frame, &self.me.name))
+            .write_all(&self.key.seal(frame, &self.me.name, &to.name))
             .await?;
         Ok(stream)
     }
@@ -126,7 +141,7 @@ impl Cluster {
     /// Sends `frame` to `to` and reads its answer.
     pub async fn ask(&self, to: &Member, frame: &Frame) -> Result<Frame, String> {
         let mut stream = self.send(to, frame).await.map_err(|e| e.to_string())?;
-        let answer = self.key.read(&mut stream, MAX_FRAME);
+        let answer = self.key.read(&mut stream, &self.me.name, MAX_FRAME);
         match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
             Ok(Ok(frame)) => Ok(frame),
             Ok(Err(refused)) => Err(format!("its answer was {}", refused.as_str())),
@@ -134,15 +149,23 @@ impl Cluster {
         }
     }
 
-    /// Writes `frame` as the answer on a sibling's stream.
-    pub async fn answer(&self, stream: &mut TcpStream, frame: &Frame) -> std::io::Result<()> {
-        stream.write_all(&self.key.seal(frame, &self.me.name)).await
+    /// Writes `frame` as the answer to `asked` on the asking sibling's stream.
+    pub async fn answer(
+        &self,
+        stream: &mut TcpStream,
+        asked: &Frame,
+        frame: &Frame,
+    ) -> std::io::Result<()> {
+        let to = asked.text("from").unwrap_or_default();
+        let sealed = self.key.seal(frame, &self.me.name, to);
+        stream.write_all(&sealed).await
     }
 
     /// Reads and checks a sibling's frame, counting what was refused (by kind unknown: the
     /// frame was not trusted enough to read one).
     pub async fn receive(&self, stream: &mut TcpStream) -> Result<Frame, Refused> {
-        let read = tokio::time::timeout(ANSWER_TIMEOUT, self.key.read(stream, MAX_FRAME));
+        let read = self.key.read(stream, &self.me.name, MAX_FRAME);
+        let read = tokio::time::timeout(ANSWER_TIMEOUT, read);
         let result = read.await.unwrap_or(Err(Refused::Malformed));
         let (kind, outcome) = match &result {
             Ok(f) => (f.kind.as_str(), "ok"),
@@ -150,13 +173,17 @@ impl Cluster {
         };
         // Kinds from a sealed frame are ours; anything else is counted as one label.
         let kind = match kind {
-            "torrent" | "announce" | "scrape" | "peer" | "webseed" => kind,
+            "torrent" | "announce" | "scrape" | "peer" | "webseed" | "describe" => kind,
             _ => "unknown",
         };
         self.metrics
             .frames
             .with_label_values(&[kind, outcome])
             .inc();
+        if let Ok(f) = &result {
+            let bytes = self.metrics.frame_bytes.with_label_values(&[kind]);
+            bytes.inc_by(f.wire_len() as u64);
+        }
         if let Err(r) = &result {
             if self.warned.first(r.as_str()) {
                 tracing::warn!(target: "s3torrent::cluster", refused = r.as_str(), "a sibling message was refused (logged once per cause; counted in s3torrent_cluster_frames_total)");
@@ -165,20 +192,17 @@ impl Cluster {
         result
     }
 
-    /// A one-use token for a request handed to a sibling over HTTP (a web-seed request):
-    /// a sealed frame naming `what`, hex-encoded for a header.
-    pub fn token(&self, what: &str) -> String {
-        let sealed = self.key.seal(
-            &Frame::new("webseed").with_bytes("what", what),
-            &self.me.name,
-        );
-        hex::encode(sealed)
+    /// A one-use token for a request handed to `to` over HTTP (a web-seed request): a
+    /// sealed frame naming `what`, hex-encoded for a header; no other replica takes it.
+    pub fn token(&self, to: &Member, what: &str) -> String {
+        let frame = Frame::new("webseed").with_bytes("what", what);
+        hex::encode(self.key.seal(&frame, &self.me.name, &to.name))
     }
 
     /// Whether `token` is a fresh, unused token for `what` from a sibling.
     pub async fn check_token(&self, token: &str, what: &str) -> Result<(), Refused> {
         let bytes = hex::decode(token).map_err(|_| Refused::Malformed)?;
-        let frame = self.key.read(&mut &bytes[..], MAX_FRAME).await;
+        let frame = self.key.read(&mut &bytes[..], &self.me.name, MAX_FRAME).await;
         let outcome = match &frame {
             Ok(f) if f.kind == "webseed" && f.text("what") == Some(what) => Ok(()),
             Ok(_) => Err(Refused::Forged),

@@ -30,6 +30,13 @@ pub struct ClusterConfig {
     pub member_ttl: Seconds,
     /// Sibling connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Bytes of sibling messages buffered at once, over every sibling connection (a
+    /// message's head is authenticated before its body is read into this budget). A message
+    /// larger than this is refused.
+    pub max_buffered_bytes: usize,
+    /// Peer connections one replica may relay to this one at once (of `seeder.max_peers`):
+    /// no entry replica takes every slot of an owner.
+    pub max_relayed_per_replica: usize,
 }
 
 impl Default for ClusterConfig {
@@ -42,6 +49,8 @@ impl Default for ClusterConfig {
             heartbeat: Seconds(3),
             member_ttl: Seconds(10),
             max_connections: 512,
+            max_buffered_bytes: 32 << 20,
+            max_relayed_per_replica: 100,
         }
     }
 }

@@ -14,8 +14,10 @@ pub struct SeederConfig {
     /// The `host:port` peers should dial (the tracker hands it out, magnet links carry it as
     /// `x.pe`); default: `listen`.
     pub public_addr: Option<String>,
-    /// Peer connections at once; more are refused.
+    /// Peer connections at once; more wait (and peers that take nothing make room).
     pub max_peers: usize,
+    /// Peer connections from one IP address at once; more are closed at once.
+    pub max_peers_per_address: usize,
     /// Peers unchoked at once; the others wait their turn (rotated every few seconds).
     pub max_unchoked: usize,
     /// Bytes of piece data kept in memory (LRU).
@@ -53,6 +55,7 @@ impl Default for SeederConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
             public_addr: None,
             max_peers: 200,
+            max_peers_per_address: 8,
             max_unchoked: 16,
             piece_cache_bytes: 64 * 1024 * 1024,
             upload_rate: 0,

@@ -7,6 +7,8 @@
 //! - `announce`, `scrape`: the tracker's answer, for a peer that announced to a sibling (the
 //!   peer's address travels in the frame).
 //! - `peer`: a peer connection relayed whole; the BitTorrent stream follows the frame.
+//! - `describe`: what seeding a torrent takes, asked by an owner that was relayed a peer of
+//!   a torrent it does not know yet (once per torrent).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -100,6 +102,12 @@ impl Handler {
                     seeder.serve_relayed(stream, frame).await;
                 }
             }
+            "describe" => {
+                if let Some(seeder) = &self.seeder {
+                    let answer = seeder.description(&frame);
+                    let _ = self.cluster.answer(&mut stream, &frame, &answer).await;
+                }
+            }
             _ => {}
         }
     }
@@ -133,6 +141,6 @@ impl Handler {
             _ => tracker.scrape(query),
         };
         let answer = Frame::new("answer").with_bytes("body", body);
-        let _ = self.cluster.answer(&mut stream, &answer).await;
+        let _ = self.cluster.answer(&mut stream, frame, &answer).await;
     }
 }

@@ -31,8 +31,8 @@ pub mod siblings;
 mod torrents;
 pub mod wire;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use tokio::sync::Semaphore;
 
+use crate::common::flight::{Ended, SingleFlight};
+use crate::common::shares::Shares;
 use crate::config::SeederConfig;
 use crate::s3::upstream::Upstream;
 use crate::s3::ObjectRef;
@@ -76,7 +78,22 @@ pub struct Seeder {
     peer_slots: Arc<Semaphore>,
     /// Set on shutdown: every peer stops.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// Relayed peers held per sibling that relayed them.
+    relayed: Shares<String>,
+    /// Peer connections held per address (`max_peers_per_address`).
+    by_address: Shares<IpAddr>,
+    /// When a peer last found no slot free (ms after `born`; 0: never): peers that take
+    /// nothing make room for a while after.
+    short_at: AtomicU64,
+    born: Instant,
+    /// Torrents being asked of a sibling, one question each.
+    describing: Arc<SingleFlight<[u8; 20], (), Ended>>,
+    /// Torrents a sibling could not describe lately: not asked again at once.
+    undescribed: siblings::Undescribed,
 }
+
+/// After no slot was free, how long peers that take nothing are asked to make room.
+const SHORT_FOR_MS: u64 = 5_000;
 
 /// After a failing `accept`, the pause before the next.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -117,6 +134,12 @@ impl Seeder {
             cluster: std::sync::OnceLock::new(),
             peer_slots: Arc::new(Semaphore::new(config.max_peers)),
             stopping: tokio::sync::watch::channel(false).0,
+            relayed: Shares::default(),
+            by_address: Shares::default(),
+            short_at: AtomicU64::new(0),
+            born: Instant::now(),
+            describing: Arc::new(SingleFlight::new()),
+            undescribed: siblings::Undescribed::default(),
         })
     }
 
@@ -221,21 +244,30 @@ impl Seeder {
 
     /// Accepts peers until shutdown, at most `max_peers` at once: a slot is taken before
     /// `accept`, so a peer past the bound waits in the kernel's backlog instead of being
-    /// accepted and dropped. A failing `accept` (out of descriptors, say) waits a moment
-    /// instead of spinning. On shutdown every peer is told to stop (see [`Peer::run`]).
+    /// accepted and dropped (and peers that take nothing are asked to make room, see
+    /// [`Seeder::short_of_slots`]). One address holds at most `max_peers_per_address`; past
+    /// it a connection is closed at once. A failing `accept` (out of descriptors, say) waits
+    /// a moment instead of spinning. On shutdown every peer is told to stop (see
+    /// [`Peer::run`]).
     async fn accept_loop(
         self: Arc<Self>,
         listener: tokio::net::TcpListener,
         mut shutdown: ShutdownWatch,
     ) {
         loop {
-            let permit = tokio::select! {
-                p = self.peer_slots.clone().acquire_owned() => p.expect("never closed"),
-                _ = shutdown.changed() => break,
+            let permit = match self.peer_slots.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    self.note_short();
+                    tokio::select! {
+                        p = self.peer_slots.clone().acquire_owned() => p.expect("never closed"),
+                        _ = shutdown.changed() => break,
+                    }
+                }
             };
-            let stream = tokio::select! {
+            let (stream, addr) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((s, _)) => s,
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         self.metrics.accept_errors.inc();
                         tracing::debug!(target: "s3torrent::seeder", error = %e, "accept failed");
@@ -245,6 +277,11 @@ impl Seeder {
                 },
                 _ = shutdown.changed() => break,
             };
+            let max = self.config.max_peers_per_address;
+            let Some(share) = self.by_address.enter(addr.ip(), max) else {
+                self.refused("address");
+                continue;
+            };
             let seeder = self.clone();
             tokio::spawn(async move {
                 let _ = stream.set_nodelay(true);
@@ -253,7 +290,7 @@ impl Seeder {
                     tracing::debug!(target: "s3torrent::seeder", error = %e, "peer closed");
                 }
                 seeder.metrics.peers.dec();
-                drop(permit);
+                drop((share, permit));
             });
         }
         // Stop accepting (the listener goes with this loop) and tell every peer.
@@ -261,9 +298,32 @@ impl Seeder {
     }
 
     /// A slot for a peer a sibling relayed here, if one is free now (never waited for: the
-    /// sibling's peer is refused instead).
+    /// sibling's peer is refused instead, and peers that take nothing make room).
     pub(crate) fn try_peer_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.peer_slots.clone().try_acquire_owned().ok()
+        let slot = self.peer_slots.clone().try_acquire_owned().ok();
+        if slot.is_none() {
+            self.note_short();
+        }
+        slot
+    }
+
+    fn note_short(&self) {
+        let ms = self.born.elapsed().as_millis() as u64;
+        self.short_at.store(ms.max(1), Ordering::Relaxed);
+    }
+
+    /// Whether a peer found no slot free lately.
+    pub(crate) fn short_of_slots(&self) -> bool {
+        let at = self.short_at.load(Ordering::Relaxed);
+        at != 0 && (self.born.elapsed().as_millis() as u64).saturating_sub(at) < SHORT_FOR_MS
+    }
+
+    /// A peer connection refused or cut off, by why.
+    pub(crate) fn refused(&self, reason: &str) {
+        self.metrics
+            .refused_peers
+            .with_label_values(&[reason])
+            .inc();
     }
 
     /// Resolves once the seeder is shutting down.

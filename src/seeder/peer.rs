@@ -59,6 +59,8 @@ const KEEPALIVE: Duration = Duration::from_secs(90);
 const TICK: Duration = Duration::from_secs(2);
 /// An unchoked peer keeps its slot at least this long before a waiting peer may take it.
 const UNCHOKE_TERM: Duration = Duration::from_secs(20);
+/// While slots are short, a peer that has taken no block for this long makes room.
+const TAKES_NOTHING: Duration = Duration::from_secs(20);
 
 #[derive(Debug)]
 pub enum PeerError {
@@ -229,6 +231,7 @@ pub async fn serve_after_head<S: PeerIo>(
         metadata_out: 0,
         backend_debt: 0,
         taken: 0,
+        last_took: Instant::now(),
     };
     if theirs.has(EXTENSION_BIT) {
         peer.send(&Message::Extended(0, peer.extension_handshake()));
@@ -298,6 +301,8 @@ struct Peer {
     backend_debt: u64,
     /// Block bytes sent to it: each `DEBT_CREDIT` of them allows a byte more of debt.
     taken: u64,
+    /// When it was last sent a block (or joined).
+    last_took: Instant,
 }
 
 impl Peer {
@@ -487,6 +492,7 @@ impl Peer {
         for block in now {
             self.backend_debt = self.backend_debt.saturating_sub(u64::from(block.length));
             self.taken += u64::from(block.length);
+            self.last_took = Instant::now();
             let (begin, end) = (block.begin as usize, (block.begin + block.length) as usize);
             self.seeder.limiter.take(block.length).await;
             self.send(&Message::Piece {
@@ -604,6 +610,12 @@ impl Peer {
     fn on_tick(&mut self) -> Result<(), PeerError> {
         if self.last_heard.elapsed() > IDLE_TIMEOUT {
             return Err(PeerError::Timeout);
+        }
+        // Peers that download are preferred: one that holds a slot and takes nothing
+        // (keep-alives alone) goes while others wait for a slot.
+        if self.seeder.short_of_slots() && self.last_took.elapsed() > TAKES_NOTHING {
+            self.seeder.refused("idle");
+            return Err(PeerError::Protocol("took nothing while slots were short"));
         }
         if self.last_sent.elapsed() > KEEPALIVE {
             self.send(&Message::KeepAlive);

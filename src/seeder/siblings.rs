@@ -4,9 +4,12 @@
 //! sibling, so whichever becomes its owner can seed it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use lru::LruCache;
 use tokio::net::TcpStream;
 
 use crate::cluster::{Cluster, Frame, Member, MAX_FRAME};
@@ -19,6 +22,39 @@ use super::Seeder;
 
 /// Bytes buffered each way in a relayed peer connection.
 const RELAY_BUFFER: usize = 256 * 1024;
+/// After a sibling could not describe a torrent, how long its peers are refused unasked.
+const UNDESCRIBED_TERM: Duration = Duration::from_secs(10);
+/// Torrents remembered as undescribed.
+const UNDESCRIBED_KEPT: usize = 1024;
+
+/// Torrents siblings could not describe lately.
+pub struct Undescribed(Mutex<LruCache<[u8; 20], Instant>>);
+
+impl Default for Undescribed {
+    fn default() -> Self {
+        let n = NonZeroUsize::new(UNDESCRIBED_KEPT).expect("not zero");
+        Undescribed(Mutex::new(LruCache::new(n)))
+    }
+}
+
+impl Undescribed {
+    fn recently(&self, ih: &[u8; 20]) -> bool {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match kept.peek(ih) {
+            Some(at) if at.elapsed() < UNDESCRIBED_TERM => true,
+            Some(_) => {
+                kept.pop(ih);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn note(&self, ih: [u8; 20]) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.put(ih, Instant::now());
+    }
+}
 
 /// How a torrent is described to siblings: `ids` (what the tracker knows it by), and, when
 /// it is seeded, what seeding it takes (`ih`, its `info`, and each file's object and ETag).
@@ -142,8 +178,9 @@ impl Seeder {
     }
 
     /// Hands a peer connection to the torrent's owner: `head` (the handshake up to the
-    /// infohash) and everything after it. `Err` gives the connection back when the owner
-    /// cannot be reached, for this replica to serve.
+    /// infohash) and everything after it. The frame carries nothing else: the owner knows
+    /// the torrent from its spreading, or asks for it once (see [`Seeder::describe`]). `Err`
+    /// gives the connection back when the owner cannot be reached, for this replica to serve.
     pub(super) async fn relay<S: super::conn::PeerIo>(
         &self,
         cluster: &Cluster,
@@ -155,11 +192,6 @@ impl Seeder {
         let frame = Frame::new("peer")
             .with_bytes("ih", info_hash.to_vec())
             .with_bytes("head", head.to_vec());
-        let seed = self.registry.get(&info_hash);
-        let frame = match &seed {
-            Some(t) => with_seed(frame, t),
-            None => frame,
-        };
         let mut sibling = match cluster.send(owner, &frame).await {
             Ok(s) => s,
             Err(e) => {
@@ -180,25 +212,74 @@ impl Seeder {
         Ok(())
     }
 
-    /// A peer a sibling relayed: learns the torrent if the frame describes it, then serves
-    /// the connection as if the peer had dialed here.
+    /// A peer a sibling relayed: served as if it had dialed here, once it has a slot — of
+    /// `max_peers`, and of the sibling's own share (`cluster.max_relayed_per_replica`) — and
+    /// the torrent is known here.
     pub async fn serve_relayed(self: Arc<Self>, stream: TcpStream, frame: Frame) {
-        self.learn(&frame);
-        let Some(head) = frame
-            .bytes("head")
-            .and_then(|h| <[u8; 48]>::try_from(h).ok())
-        else {
+        let (Some(cluster), Some(from)) = (self.cluster().cloned(), frame.text("from")) else {
             return;
         };
-        // Relayed peers count against `max_peers` like any.
+        let head = frame.bytes("head").and_then(|h| <[u8; 48]>::try_from(h).ok());
+        let ih = frame.bytes("ih").and_then(|h| <[u8; 20]>::try_from(h).ok());
+        let (Some(head), Some(ih)) = (head, ih) else {
+            return;
+        };
+        let Some(_share) = self.relayed.enter(from.to_string(), cluster.max_relayed_per_replica()) else {
+            self.refused("relay share");
+            return;
+        };
         let Some(_slot) = self.try_peer_slot() else {
+            self.refused("slots");
             return;
         };
+        if !self.seeds(&ih) && !self.describe(&cluster, from, ih).await {
+            return;
+        }
         self.metrics.peers.inc();
         if let Err(e) = peer::serve_after_head(stream, head, self.clone()).await {
             tracing::debug!(target: "s3torrent::seeder", error = %e, "relayed peer closed");
         }
         self.metrics.peers.dec();
+    }
+
+    /// Learns `ih` from the sibling `from` that relayed a peer of it: once per torrent
+    /// however many peers arrive meanwhile (they wait for the one question), and not asked
+    /// again for a while after the sibling could not describe it. Whether it is seeded now.
+    async fn describe(self: &Arc<Self>, cluster: &Arc<Cluster>, from: &str, ih: [u8; 20]) -> bool {
+        if self.undescribed.recently(&ih) {
+            return false;
+        }
+        let Some(sibling) = cluster.member(from) else {
+            return false;
+        };
+        let (seeder, cluster) = (self.clone(), cluster.clone());
+        let (_, _) = self
+            .describing
+            .run(ih, move || {
+                Ok(async move {
+                    let ask = Frame::new("describe").with_bytes("ih", ih.to_vec());
+                    match cluster.ask(&sibling, &ask).await {
+                        Ok(answer) => seeder.learn(&answer),
+                        Err(e) => cluster.fell_back("sibling could not describe", &e),
+                    }
+                    if !seeder.seeds(&ih) {
+                        seeder.undescribed.note(ih);
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        self.seeds(&ih)
+    }
+
+    /// A sibling's `describe`: the torrent as [`torrent_frame`] gives it, or one without a
+    /// seed when it is not seeded here.
+    pub fn description(&self, frame: &Frame) -> Frame {
+        let ih = frame.bytes("ih").and_then(|h| <[u8; 20]>::try_from(h).ok());
+        match ih.and_then(|ih| self.registry.get(&ih)) {
+            Some(seed) => torrent_frame(&seed.ids(), Some(&seed)),
+            None => Frame::new("torrent"),
+        }
     }
 }
 

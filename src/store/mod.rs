@@ -145,7 +145,18 @@ impl Store {
     /// A store object's body, if this sidecar's key sealed it under its name; `None` when
     /// there is none, or it is forged (counted as `verify` errors, logged once).
     async fn fetch(&self, object: &ObjectRef) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some(stored) = self.fetch_raw(object).await? else {
+        self.fetch_at_most(object, self.config.max_entry_bytes as usize)
+            .await
+    }
+
+    /// [`Store::fetch`] of an object of at most `limit` bytes: only that much is asked of
+    /// the backend (a ranged `GET`), and a larger one is an error.
+    async fn fetch_at_most(
+        &self,
+        object: &ObjectRef,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let Some(stored) = self.fetch_raw(object, limit).await? else {
             return Ok(None);
         };
         match self.seal.open(&object.key, &stored) {
@@ -175,10 +186,15 @@ impl Store {
     /// A store object's bytes as stored; `None` when there is none. A missing bucket is an
     /// error, not a miss: the store is misconfigured, and counting it as misses would hide
     /// that.
-    async fn fetch_raw(&self, object: &ObjectRef) -> Result<Option<Vec<u8>>, StoreError> {
-        let response = self.send("GET", object, &[], None).await?;
+    async fn fetch_raw(
+        &self,
+        object: &ObjectRef,
+        limit: usize,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        // One byte past the limit tells a larger object from one of exactly the limit.
+        let range = format!("bytes=0-{limit}");
+        let response = self.send("GET", object, &[("range", &range)], None).await?;
         let status = response.status();
-        let limit = self.config.max_entry_bytes as usize;
         let body = response.small_body(limit + 1).await;
         let code = || {
             parse_upstream_error(&body)
@@ -186,10 +202,10 @@ impl Store {
                 .unwrap_or_default()
         };
         match status {
-            200 if body.len() > limit => Err(StoreError(format!(
-                "a store object is larger than store.max_entry_bytes ({limit})"
+            200 | 206 if body.len() > limit => Err(StoreError(format!(
+                "a store object is larger than its limit ({limit} bytes)"
             ))),
-            200 => Ok(Some(body)),
+            200 | 206 => Ok(Some(body)),
             404 if code() != "NoSuchBucket" => Ok(None),
             s => Err(StoreError(format!(
                 "the backend refused a store read: {s} {}",

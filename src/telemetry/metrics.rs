@@ -231,6 +231,9 @@ pub struct SeederMetrics {
     pub accept_errors: IntCounter,
     pub handshakes: Handshakes,
     pub hash_requests: HashRequests,
+    /// Peer connections refused or cut off, by why (`slots`, `address`, `relay share`,
+    /// `idle`).
+    pub refused_peers: IntCounterVec,
 }
 
 /// BEP 52 hash requests by answer.
@@ -306,6 +309,12 @@ impl SeederMetrics {
                     rejected: vec.with_label_values(&["reject"]),
                 }
             },
+            refused_peers: counter_vec(
+                registry,
+                "s3torrent_seeder_refused_peers_total",
+                "Peer connections the seeder refused or cut off, by reason: no slot free (slots), its address's share used (address), its sibling's share of relayed peers used (relay share), or dropped to make room as a peer that took nothing (idle).",
+                &["reason"],
+            ),
             webseed_deferred: counter(
                 registry,
                 "s3torrent_seeder_webseed_deferred_total",
@@ -492,6 +501,8 @@ pub struct ClusterMetrics {
     /// Sibling frames received, by kind and result (`ok`, `forged`, `replayed`, `stale`,
     /// `malformed`).
     pub frames: IntCounterVec,
+    /// Bytes of sibling frames taken, by kind (a relayed peer's frame is a few hundred).
+    pub frame_bytes: IntCounterVec,
     /// Work sent to the sibling that owns it: `announce`, `scrape`, `peer`, `webseed`.
     pub forwarded: IntCounterVec,
     /// Work done here because the owner could not be reached, by cause.
@@ -511,6 +522,12 @@ impl ClusterMetrics {
                 "s3torrent_cluster_frames_total",
                 "Sibling messages received, by kind and result (forged, replayed and stale ones are refused).",
                 &["kind", "result"],
+            ),
+            frame_bytes: counter_vec(
+                registry,
+                "s3torrent_cluster_frame_bytes_total",
+                "Bytes of sibling messages taken (authenticated), by kind.",
+                &["kind"],
             ),
             forwarded: counter_vec(
                 registry,

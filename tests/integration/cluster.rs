@@ -272,11 +272,14 @@ fn a_replica_added_later_knows_the_torrents_and_serves_them() {
 fn forged_sibling_messages_are_refused_and_serve_nothing() {
     let set = ReplicaSet::start("cluster-forged", 2, 2, true, true);
     let port = set.slot_ports(0)[2];
-    let body = b"d1:k4:peer2:tsi1e1:n16:aaaaaaaaaaaaaaaae";
-    let mut frame = b"S3TSIB1\n".to_vec();
+    let body = b"d4:from3:pod1:k4:peere";
+    let mut frame = b"S3TSIB2\n".to_vec();
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(body);
+    frame.extend_from_slice(&now_secs().to_be_bytes());
+    frame.extend_from_slice(&[7u8; 16]); // nonce
+    frame.extend_from_slice(&<sha2::Sha256 as sha2::Digest>::digest(body));
     frame.extend_from_slice(&[0u8; 32]); // not the tag
+    frame.extend_from_slice(body);
     let mut handshake = vec![19u8];
     handshake.extend_from_slice(b"BitTorrent protocol");
     handshake.extend_from_slice(&[0u8; 48]);
@@ -324,4 +327,124 @@ fn forged_sibling_messages_are_refused_and_serve_nothing() {
 
 fn percent(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("%{b:02X}")).collect()
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A handshake for `info_hash` on a seeder port: the connection, if a seeder answered it
+/// with that torrent.
+fn raw_handshake(port: u16, info_hash: [u8; 20]) -> Option<TcpStream> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut h = vec![19u8];
+    h.extend_from_slice(b"BitTorrent protocol");
+    h.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0x04]);
+    h.extend_from_slice(&info_hash);
+    h.extend_from_slice(b"-XX0001-relayedpeer0");
+    s.write_all(&h).ok()?;
+    let mut back = [0u8; 68];
+    s.read_exact(&mut back).ok()?;
+    (back[28..48] == info_hash).then_some(s)
+}
+
+/// Anyone who can reach the sibling port may claim a large frame: the claim is refused
+/// after its 100-byte head (the head is authenticated before any body is buffered), so 32
+/// connections claiming and sending 8 MiB each cost the replica almost nothing. It held the
+/// whole 8 MiB per connection before (16 connections: +150 MiB).
+#[test]
+fn a_stranger_on_the_sibling_port_is_refused_after_the_head() {
+    let set = ReplicaSet::start("cluster-stranger", 2, 2, true, false);
+    let port = set.slot_ports(0)[2];
+    let pid = set.replicas[0].as_ref().unwrap().pid;
+    let before = rss_kib(pid);
+    let claims: Vec<_> = (0..32u8)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                s.set_write_timeout(Some(Duration::from_secs(20))).unwrap();
+                let mut head = b"S3TSIB2\n".to_vec();
+                head.extend_from_slice(&(8u32 << 20).to_be_bytes());
+                head.extend_from_slice(&now_secs().to_be_bytes());
+                head.extend_from_slice(&[i; 16]);
+                head.extend_from_slice(&[0u8; 64]); // digest and tag: not the key's
+                let junk = vec![0x5Au8; 64 << 10];
+                let mut sent = 0;
+                if s.write_all(&head).is_ok() {
+                    while sent < 8 << 20 && s.write_all(&junk).is_ok() {
+                        sent += junk.len();
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    let sent: usize = claims.into_iter().map(|c| c.join().unwrap()).sum();
+    let grown = rss_kib(pid).saturating_sub(before);
+    println!(
+        "32 claims of 8 MiB: {} MiB sent before the replica hung up, RSS +{} MiB",
+        sent >> 20,
+        grown >> 10
+    );
+    assert!(grown < 48 << 10, "RSS grew by {} MiB", grown >> 10);
+    let m = request(
+        set.replicas[0].as_ref().unwrap().admin_port,
+        "GET",
+        "/metrics",
+        &[],
+    )
+    .text();
+    assert!(
+        metric(
+            &m,
+            "s3torrent_cluster_frames_total{kind=\"unknown\",result=\"forged\"}"
+        ) >= 32,
+        "{m}"
+    );
+}
+
+/// A peer relayed to a torrent's owner costs it one small frame, whatever the torrent's
+/// description (8 MiB in 16 KiB pieces: its `pieces` alone are 10 KiB, which every relayed
+/// handshake carried before), and one entry replica holds at most
+/// `cluster.max_relayed_per_replica` of the owner's peer slots: peers past that share are
+/// refused, while a peer dialing the owner itself still gets in.
+#[test]
+fn relayed_peers_cost_the_owner_a_small_frame_and_a_bounded_share() {
+    let set = ReplicaSet::start_with(
+        "cluster-relay",
+        3,
+        3,
+        true,
+        false,
+        &[
+            ("torrent.piece_length", 16384.into()),
+            ("cluster.max_relayed_per_replica", 4.into()),
+        ],
+    );
+    let torrent = object_and_torrent(&set, "swarm-relay", "relay.bin", 8, 1910);
+    let hash = torrent_info_hash(&std::fs::read(&torrent).unwrap());
+    let owner = set.owner_of(&hash);
+    let entry = (owner + 1) % 3;
+    let frame_bytes = "s3torrent_cluster_frame_bytes_total{kind=\"peer\"}";
+    let before = set.sum(frame_bytes);
+    let peers: Vec<_> = (0..12)
+        .map(|_| raw_handshake(set.slot_ports(entry)[1], hash))
+        .collect();
+    let served = peers.iter().filter(|p| p.is_some()).count();
+    let per_peer = (set.sum(frame_bytes) - before) / 12.0;
+    println!("12 peers relayed: {served} served, {per_peer:.0} frame bytes each");
+    assert_eq!(served, 4, "the entry replica's share of the owner's slots");
+    assert!(per_peer < 512.0, "{per_peer:.0} bytes per relayed peer");
+    let refused = set.sum("s3torrent_seeder_refused_peers_total{reason=\"relay share\"}");
+    assert_eq!(refused, 8.0);
+    let described = set.sum("s3torrent_cluster_frames_total{kind=\"describe\",result=\"ok\"}");
+    assert!(described <= 1.0, "asked {described} times for one torrent");
+    assert!(
+        raw_handshake(set.slot_ports(owner)[1], hash).is_some(),
+        "a peer of the owner's own is not locked out"
+    );
 }

@@ -1336,3 +1336,80 @@ fn sigterm_closes_the_seeders_peers_while_requests_drain() {
         "the drain finished it"
     );
 }
+
+/// One address holds at most `seeder.max_peers_per_address` connections: past it a
+/// connection is closed at once, whatever it sends, and the seeder's other slots stay free.
+/// Before, 200 handshaken connections from one address locked every other peer out.
+#[test]
+fn one_address_holds_at_most_its_share_of_the_seeder() {
+    let s = seeding_sidecar_with("seed-per-address", |b| {
+        b.set("seeder.max_peers_per_address", 3)
+    });
+    let f = fixture("seed-per-address", s.sidecar.port, 100_000, 431);
+    let hash = torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let held: Vec<RawPeer> = (0..3)
+        .map(|_| RawPeer::connect(s.seeder_port, hash).expect("within its share"))
+        .collect();
+    for _ in 0..5 {
+        assert!(
+            RawPeer::connect(s.seeder_port, hash).is_none(),
+            "a fourth connection from one address was served"
+        );
+    }
+    let m = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
+    assert_eq!(
+        metric(&m, "s3torrent_seeder_refused_peers_total{reason=\"address\"}"),
+        5
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        RawPeer::connect(s.seeder_port, hash).is_some(),
+        "its share is given back"
+    );
+}
+
+/// Peers that hold a slot and take nothing (keep-alives alone) make room when a peer finds
+/// every slot taken: the waiting peer gets in within about `TAKES_NOTHING` (20 s). Before,
+/// it waited until the idle peers went quiet for 180 s, and with keep-alives forever.
+#[test]
+fn peers_that_take_nothing_make_room_when_slots_are_short() {
+    let s = seeding_sidecar_with("seed-idle-slots", |b| b.set("seeder.max_peers", 3));
+    let f = fixture("seed-idle-slots", s.sidecar.port, 100_000, 432);
+    let hash = torrent_info_hash(&std::fs::read(&f.torrent).unwrap());
+    let mut idle: Vec<RawPeer> = (0..3)
+        .map(|_| RawPeer::connect(s.seeder_port, hash).expect("a slot"))
+        .collect();
+    let started = std::time::Instant::now();
+    let mut waiting = TcpStream::connect(("127.0.0.1", s.seeder_port)).unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
+    let mut h = vec![19u8];
+    h.extend_from_slice(b"BitTorrent protocol");
+    h.extend_from_slice(&[0u8; 8]);
+    h.extend_from_slice(&hash);
+    h.extend_from_slice(b"-XX0001-waitingpeer0");
+    waiting.write_all(&h).unwrap();
+    let mut back = [0u8; 68];
+    let served = loop {
+        // The idle peers keep their connections alive, as a real client's would.
+        for p in &mut idle {
+            let _ = p.0.write_all(&[0, 0, 0, 0]);
+        }
+        if waiting.read_exact(&mut back).is_ok() {
+            break true;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            break false;
+        }
+    };
+    assert!(served, "the waiting peer never got a slot");
+    assert_eq!(&back[28..48], &hash);
+    println!(
+        "a waiting peer got a slot after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let m = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
+    assert!(metric(&m, "s3torrent_seeder_refused_peers_total{reason=\"idle\"}") >= 1);
+}

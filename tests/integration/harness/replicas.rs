@@ -22,6 +22,8 @@ pub struct ReplicaSet {
     slots: Vec<[u16; 4]>,
     cluster: bool,
     webseed: bool,
+    /// Settings every replica gets on top of the set's own.
+    extra: Vec<(String, toml::Value)>,
     pub haproxy_pid: u32,
     dir: PathBuf,
 }
@@ -31,6 +33,18 @@ impl ReplicaSet {
     /// are islands sharing only the store, as before `[cluster]`; without `webseed`, peers
     /// get the bytes from the seeders (and each other) alone.
     pub fn start(name: &str, n: usize, slots: usize, cluster: bool, webseed: bool) -> ReplicaSet {
+        Self::start_with(name, n, slots, cluster, webseed, &[])
+    }
+
+    /// As [`ReplicaSet::start`], every replica with `extra` settings too.
+    pub fn start_with(
+        name: &str,
+        n: usize,
+        slots: usize,
+        cluster: bool,
+        webseed: bool,
+        extra: &[(&str, toml::Value)],
+    ) -> ReplicaSet {
         let dir = env().scratch(name);
         // All at once, so no two are the same.
         let ports = free_ports(2 + 4 * slots);
@@ -48,6 +62,10 @@ impl ReplicaSet {
             slots,
             cluster,
             webseed,
+            extra: extra
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
             haproxy_pid,
             dir,
         };
@@ -90,6 +108,10 @@ impl ReplicaSet {
             .set("cluster.member_ttl", 3)
             .env("S3TORRENT_POD_IP", "127.0.0.1")
             .env("S3TORRENT_POD_NAME", &format!("{}-{i}", self.name));
+        let builder = self
+            .extra
+            .iter()
+            .fold(builder, |b, (k, v)| b.set(k, v.clone()));
         self.replicas
             .push(Some(builder.listening_on(server, admin).start()));
         i

@@ -42,6 +42,10 @@ secret_access_key = "{sk}"
 
 [torrent]
 max_object_size = 67108864
+
+# Every test peer dials from loopback: one address.
+[seeder]
+max_peers_per_address = 1000
 "#,
         ak = ADMIN.0,
         sk = ADMIN.1,
