@@ -32,7 +32,7 @@ mod torrents;
 pub mod wire;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -82,8 +82,10 @@ pub struct Seeder {
     relayed: Shares<String>,
     /// Peer connections held per address (`max_peers_per_address`).
     by_address: Shares<IpAddr>,
-    /// When a peer last found no slot free (ms after `born`; 0: never): peers that take
-    /// nothing make room for a while after.
+    /// The accept loop waits for a slot: every one is taken.
+    full: AtomicBool,
+    /// When a relayed peer last found no slot free (ms after `born`; 0: never): peers that
+    /// take nothing make room for a while after.
     short_at: AtomicU64,
     born: Instant,
     /// Torrents being asked of a sibling, one question each.
@@ -92,7 +94,7 @@ pub struct Seeder {
     undescribed: siblings::Undescribed,
 }
 
-/// After no slot was free, how long peers that take nothing are asked to make room.
+/// After a relayed peer found no slot free, how long peers that take nothing make room.
 const SHORT_FOR_MS: u64 = 5_000;
 
 /// After a failing `accept`, the pause before the next.
@@ -136,6 +138,7 @@ impl Seeder {
             stopping: tokio::sync::watch::channel(false).0,
             relayed: Shares::default(),
             by_address: Shares::default(),
+            full: AtomicBool::new(false),
             short_at: AtomicU64::new(0),
             born: Instant::now(),
             describing: Arc::new(SingleFlight::new()),
@@ -258,11 +261,14 @@ impl Seeder {
             let permit = match self.peer_slots.clone().try_acquire_owned() {
                 Ok(p) => p,
                 Err(_) => {
-                    self.note_short();
-                    tokio::select! {
+                    // Every slot is taken: until one frees, peers that take nothing go.
+                    self.full.store(true, Ordering::Relaxed);
+                    let permit = tokio::select! {
                         p = self.peer_slots.clone().acquire_owned() => p.expect("never closed"),
                         _ = shutdown.changed() => break,
-                    }
+                    };
+                    self.full.store(false, Ordering::Relaxed);
+                    permit
                 }
             };
             let (stream, addr) = tokio::select! {
@@ -312,10 +318,11 @@ impl Seeder {
         self.short_at.store(ms.max(1), Ordering::Relaxed);
     }
 
-    /// Whether a peer found no slot free lately.
+    /// Whether every slot is taken, or a relayed peer found none free lately.
     pub(crate) fn short_of_slots(&self) -> bool {
         let at = self.short_at.load(Ordering::Relaxed);
-        at != 0 && (self.born.elapsed().as_millis() as u64).saturating_sub(at) < SHORT_FOR_MS
+        let lately = (self.born.elapsed().as_millis() as u64).saturating_sub(at) < SHORT_FOR_MS;
+        self.full.load(Ordering::Relaxed) || (at != 0 && lately)
     }
 
     /// A peer connection refused or cut off, by why.

@@ -425,7 +425,7 @@ fn relayed_peers_cost_the_owner_a_small_frame_and_a_bounded_share() {
             ("cluster.max_relayed_per_replica", 4.into()),
         ],
     );
-    let torrent = object_and_torrent(&set, "swarm-relay", "relay.bin", 8, 1910);
+    let torrent = object_and_torrent(&set, "swarm", "relay.bin", 8, 1910);
     let hash = torrent_info_hash(&std::fs::read(&torrent).unwrap());
     let owner = set.owner_of(&hash);
     let entry = (owner + 1) % 3;
