@@ -16,7 +16,7 @@ use crate::catalog::{CacheStatus, Catalog};
 use crate::cluster::{Cluster, Frame, Member};
 use crate::common::in_flight::{InFlight, InFlightGuard};
 use crate::config::Config;
-use crate::s3::client_addr::forwarded_for;
+use crate::s3::client_addr::{client_ip, forwarded_for};
 use crate::s3::forwarded::Forwarded;
 use crate::s3::request_id::new_request_id;
 use crate::s3::route::{
@@ -183,6 +183,15 @@ impl S3TorrentProxy {
         };
         let domains = &self.config.server.domains;
         bucket_of(req.uri.path(), host, domains).is_some_and(|b| store.is_store_bucket(&b))
+    }
+
+    /// The client's address: the peer, or behind a trusted proxy the one it reports.
+    fn client_ip(&self, session: &Session) -> std::net::IpAddr {
+        client_ip(
+            peer_ip(session),
+            &session.req_header().headers,
+            &self.config.server.trusted_proxies,
+        )
     }
 
     /// `X-Forwarded-For` and `Forwarded` for the backend: the peer, or behind a trusted
@@ -397,7 +406,7 @@ impl S3TorrentProxy {
             Own::Tracker(tracker, endpoint) => {
                 let query = session.req_header().uri.query().unwrap_or("").to_string();
                 let body = self
-                    .track(&tracker, endpoint, &query, peer_ip(session))
+                    .track(&tracker, endpoint, &query, self.client_ip(session))
                     .await;
                 let reply = Reply {
                     status: 200,

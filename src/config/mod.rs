@@ -272,9 +272,10 @@ impl Config {
             || tr.max_peers == 0
             || tr.max_peers_per_torrent == 0
             || tr.max_peers_per_address == 0
+            || tr.max_peers_per_prefix == 0
         {
             return Err(invalid(
-                "keys `tracker.*`: interval ≥ 1, peer_ttl ≥ interval, max_torrents, max_peers, max_peers_per_torrent and max_peers_per_address ≥ 1",
+                "keys `tracker.*`: interval ≥ 1, peer_ttl ≥ interval, max_torrents, max_peers, max_peers_per_torrent, max_peers_per_address and max_peers_per_prefix ≥ 1",
             ));
         }
         let sd = &self.seeder;

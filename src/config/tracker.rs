@@ -28,6 +28,8 @@ pub struct TrackerConfig {
     pub max_peers_per_torrent: usize,
     /// Peers from one IP address in one torrent (a flood from one host stays small).
     pub max_peers_per_address: usize,
+    /// Peers from one network (IPv4 /24, IPv6 /64) in one torrent.
+    pub max_peers_per_prefix: usize,
     pub max_numwant: usize,
 }
 
@@ -42,6 +44,7 @@ impl Default for TrackerConfig {
             max_peers: 100_000,
             max_peers_per_torrent: 1000,
             max_peers_per_address: 16,
+            max_peers_per_prefix: 64,
             max_numwant: 200,
         }
     }

@@ -8,6 +8,30 @@ use http::HeaderMap;
 
 use crate::config::Cidr;
 
+/// The client's own address: `peer`, or — when `peer` is a trusted proxy — the nearest
+/// address in its `X-Forwarded-For` that is not itself a trusted proxy (what a client puts
+/// at the left of the header is its own claim and is passed over for the proxies' entries).
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|c| c.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let chain: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map_while(|a| a.trim().parse().ok())
+        .collect();
+    chain
+        .iter()
+        .rev()
+        .copied()
+        .find(|&ip| !is_trusted(ip))
+        .or(chain.first().copied())
+        .unwrap_or(peer)
+}
+
 /// The `X-Forwarded-For` and `Forwarded` values to send upstream for a request from `peer`.
 pub fn forwarded_for(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> (String, String) {
     let node = match peer {
@@ -42,6 +66,27 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_client_is_the_nearest_untrusted_address_behind_trusted_proxies() {
+        let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.9".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("203.0.113.7"));
+        assert_eq!(
+            client_ip(ip("198.51.100.1"), &h, &trusted),
+            ip("198.51.100.1"),
+            "an untrusted peer's header is not believed"
+        );
+        h.insert("x-forwarded-for", "10.1.1.1".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.1.1.1"));
+        h.insert("x-forwarded-for", "junk, 10.1.1.1".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+        assert_eq!(
+            client_ip(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            ip("10.0.0.1")
+        );
     }
 
     #[test]

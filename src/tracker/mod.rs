@@ -5,8 +5,10 @@
 //! It is not an open tracker: only infohashes this sidecar generated are tracked (a torrent
 //! generation registers its infohash). Memory is bounded: at most `max_torrents` infohashes
 //! (least recently announced go first), `max_peers` peers in all, `max_peers_per_torrent` in
-//! one torrent and `max_peers_per_address` from one address in one torrent; peers that have
-//! not announced for `peer_ttl` are dropped.
+//! one torrent, `max_peers_per_address` from one address and `max_peers_per_prefix` from one
+//! network (IPv4 /24, IPv6 /64) in one torrent; peers that have not announced for `peer_ttl`
+//! are dropped, and in a full swarm newcomers replace peers that never came back. Behind a
+//! load balancer listed in `server.trusted_proxies` a peer is the address it reports.
 
 mod announce;
 mod swarm;
@@ -35,6 +37,8 @@ impl Tracker {
                 peers: config.max_peers,
                 peers_per_torrent: config.max_peers_per_torrent,
                 peers_per_address: config.max_peers_per_address,
+                peers_per_prefix: config.max_peers_per_prefix,
+                credit_gap: std::time::Duration::from_secs((config.interval.secs() / 2).max(1)),
             }),
             peers_gauge: None,
             config,

@@ -1,6 +1,12 @@
-//! Peers per infohash, bounded three ways — torrents, peers in all, peers per address in one
-//! torrent — and expired lazily. A peer id belongs to the address that registered it: only
-//! that address may update it or stop it.
+//! Peers per infohash, bounded four ways — torrents, peers in all, peers per address and per
+//! network prefix (IPv4 /24, IPv6 /64) in one torrent — and expired lazily. A peer id belongs
+//! to the address that registered it: only that address may update it or stop it.
+//!
+//! A full swarm is not first come, first kept: a peer earns credit by coming back (an
+//! announce at least `min interval` after the last credited one) and by reporting progress
+//! (`left` going down). A newcomer to a full swarm takes the place of the stalest peer that
+//! never earned any, and answers list credited peers first: a flood of one-off announces
+//! fills a swarm only until real peers come.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,6 +23,20 @@ struct Peer {
     port: u16,
     seeder: bool,
     last_seen: Instant,
+    left: u64,
+    credits: u32,
+    credited_at: Instant,
+}
+
+/// Credits stop counting here: an old peer is not worth more than a recent regular.
+const MAX_CREDITS: u32 = 16;
+
+/// The network a peer's address is in, for per-prefix limits: IPv4 /24, IPv6 /64.
+fn prefix(ip: IpAddr) -> (bool, u64) {
+    match ip {
+        IpAddr::V4(v4) => (false, u64::from(u32::from(v4) >> 8)),
+        IpAddr::V6(v6) => (true, (u128::from(v6) >> 64) as u64),
+    }
 }
 
 #[derive(Default)]
@@ -44,8 +64,22 @@ impl Swarm {
         )
     }
 
-    fn peers_at(&self, ip: IpAddr) -> usize {
-        self.peers.values().filter(|p| p.ip == ip).count()
+    /// Peers at `ip`, and in its prefix.
+    fn peers_near(&self, ip: IpAddr) -> (usize, usize) {
+        let net = prefix(ip);
+        self.peers
+            .values()
+            .filter(|p| prefix(p.ip) == net)
+            .fold((0, 0), |(at, near), p| (at + usize::from(p.ip == ip), near + 1))
+    }
+
+    /// The peer a newcomer may replace in a full swarm: the stalest that never earned credit.
+    fn evictable(&self) -> Option<[u8; 20]> {
+        self.peers
+            .iter()
+            .filter(|(_, p)| p.credits == 0)
+            .min_by_key(|(_, p)| p.last_seen)
+            .map(|(id, _)| *id)
     }
 }
 
@@ -71,6 +105,9 @@ pub struct Limits {
     pub peers: usize,
     pub peers_per_torrent: usize,
     pub peers_per_address: usize,
+    pub peers_per_prefix: usize,
+    /// An announce earns credit this long after the last credited one (`min interval`).
+    pub credit_gap: Duration,
 }
 
 struct State {
@@ -136,24 +173,57 @@ impl Swarms {
             Event::Stopped => {}
             _ if !own => {}
             event => {
-                let was_seeder = swarm.peers.get(&a.peer_id).is_some_and(|p| p.seeder);
-                if event == Event::Completed && !was_seeder {
-                    swarm.completed += 1;
-                }
-                let known = owner.is_some();
-                // A full swarm (or tracker, or address) still answers; it just does not grow.
-                let room = state.peers < self.limits.peers
-                    && swarm.peers.len() < self.limits.peers_per_torrent
-                    && swarm.peers_at(ip) < self.limits.peers_per_address;
-                if known || room {
-                    let peer = Peer {
-                        ip,
-                        port: a.port,
-                        seeder,
-                        last_seen: now,
-                    };
-                    if swarm.peers.insert(a.peer_id, peer).is_none() {
-                        state.peers += 1;
+                let limits = &self.limits;
+                match swarm.peers.get_mut(&a.peer_id) {
+                    Some(peer) => {
+                        if event == Event::Completed && !peer.seeder {
+                            swarm.completed += 1;
+                        }
+                        // Credit is earned no faster than announces are due; progress
+                        // makes one worth more.
+                        if now.duration_since(peer.credited_at) >= limits.credit_gap {
+                            let earned = 1 + u32::from(a.left < peer.left);
+                            peer.credits = (peer.credits + earned).min(MAX_CREDITS);
+                            peer.credited_at = now;
+                        }
+                        peer.port = a.port;
+                        peer.seeder = seeder;
+                        peer.last_seen = now;
+                        peer.left = a.left;
+                    }
+                    None => {
+                        if event == Event::Completed {
+                            swarm.completed += 1;
+                        }
+                        let (at, near) = swarm.peers_near(ip);
+                        let welcome = at < limits.peers_per_address && near < limits.peers_per_prefix;
+                        let room = state.peers < limits.peers
+                            && swarm.peers.len() < limits.peers_per_torrent;
+                        // A full swarm (or tracker) still answers; it takes a newcomer only
+                        // in place of a peer that never came back.
+                        let place = match (welcome, room) {
+                            (false, _) => false,
+                            (true, true) => {
+                                state.peers += 1;
+                                true
+                            }
+                            (true, false) => swarm
+                                .evictable()
+                                .and_then(|id| swarm.peers.remove(&id))
+                                .is_some(),
+                        };
+                        if place {
+                            let peer = Peer {
+                                ip,
+                                port: a.port,
+                                seeder,
+                                last_seen: now,
+                                left: a.left,
+                                credits: 0,
+                                credited_at: now,
+                            };
+                            swarm.peers.insert(a.peer_id, peer);
+                        }
                     }
                 }
             }
@@ -172,11 +242,14 @@ impl Swarms {
         let seed = swarm
             .seed
             .map(|(ip, port)| (*b"-S3T0100-seed0000000", ip, port));
-        let others = swarm
+        let mut others: Vec<_> = swarm
             .peers
             .iter()
             .filter(|(id, p)| **id != a.peer_id && !(seeder && p.seeder))
-            .map(|(id, p)| (*id, p.ip, p.port));
+            .collect();
+        // Peers that came back (or made progress) first.
+        others.sort_by_key(|(_, p)| std::cmp::Reverse(p.credits));
+        let others = others.into_iter().map(|(id, p)| (*id, p.ip, p.port));
         for (id, ip, port) in seed.into_iter().chain(others).take(numwant) {
             match ip {
                 IpAddr::V4(v4) => {
@@ -243,6 +316,8 @@ mod tests {
             peers: 1000,
             peers_per_torrent,
             peers_per_address: 100,
+            peers_per_prefix: 1000,
+            credit_gap: Duration::from_secs(10),
         })
     }
 
@@ -286,22 +361,26 @@ mod tests {
         s.register([7; 20]);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let t0 = Instant::now();
+        // Peer 1 comes back (a credit) having completed.
+        let t1 = t0 + Duration::from_secs(10);
         s.announce(&announce(1, 10, Event::Started), ip, 50, t0, TTL)
             .unwrap();
-        s.announce(&announce(1, 0, Event::Completed), ip, 50, t0, TTL)
+        s.announce(&announce(1, 0, Event::Completed), ip, 50, t1, TTL)
             .unwrap();
-        let st = s.stats(&[7; 20], t0, TTL).unwrap();
+        let st = s.stats(&[7; 20], t1, TTL).unwrap();
         assert_eq!((st.seeders, st.leechers, st.completed), (1, 0, 1));
-        s.announce(&announce(2, 10, Event::Started), ip, 50, t0, TTL)
+        s.announce(&announce(2, 10, Event::Started), ip, 50, t1, TTL)
             .unwrap();
         let full = s
-            .announce(&announce(3, 10, Event::Started), ip, 50, t0, TTL)
+            .announce(&announce(3, 10, Event::Started), ip, 50, t1, TTL)
             .unwrap();
         assert_eq!(full.seeders + full.leechers, 2, "capped at max_peers");
-        s.announce(&announce(2, 10, Event::Stopped), ip, 50, t0, TTL)
+        // Peer 3 took the place of peer 2 (neither came back), not of peer 1.
+        s.announce(&announce(3, 10, Event::Stopped), ip, 50, t1, TTL)
             .unwrap();
-        assert_eq!(s.stats(&[7; 20], t0, TTL).unwrap().leechers, 0);
-        let later = t0 + TTL + Duration::from_secs(1);
+        let st = s.stats(&[7; 20], t1, TTL).unwrap();
+        assert_eq!((st.seeders, st.leechers), (1, 0));
+        let later = t1 + TTL + Duration::from_secs(1);
         assert_eq!(s.stats(&[7; 20], later, TTL).unwrap().seeders, 0, "expired");
     }
 
@@ -323,6 +402,8 @@ mod tests {
             peers: 3,
             peers_per_torrent: 100,
             peers_per_address: 2,
+            peers_per_prefix: 100,
+            credit_gap: Duration::from_secs(10),
         });
         let now = Instant::now();
         for t in 0..2u8 {
@@ -374,5 +455,65 @@ mod tests {
             1,
             "its owner can stop it"
         );
+    }
+
+    #[test]
+    fn one_network_fills_at_most_its_share_of_a_swarm() {
+        let s = Swarms::new(Limits {
+            torrents: 10,
+            peers: 1000,
+            peers_per_torrent: 1000,
+            peers_per_address: 2,
+            peers_per_prefix: 5,
+            credit_gap: Duration::from_secs(10),
+        });
+        s.register([7; 20]);
+        let now = Instant::now();
+        for host in 1..=20u8 {
+            let ip: IpAddr = format!("198.51.100.{host}").parse().unwrap();
+            s.announce(&announce(host, 10, Event::Started), ip, 50, now, TTL);
+        }
+        for host in 1..=20u8 {
+            let ip: IpAddr = format!("2001:db8::{host}").parse().unwrap();
+            s.announce(&announce(100 + host, 10, Event::Started), ip, 50, now, TTL);
+        }
+        assert_eq!(s.peer_count(), 10, "a /24 and a /64 hold five each");
+        let other: IpAddr = "203.0.113.1".parse().unwrap();
+        s.announce(&announce(200, 10, Event::Started), other, 50, now, TTL);
+        assert_eq!(s.peer_count(), 11, "another network is not affected");
+    }
+
+    #[test]
+    fn a_full_swarm_takes_newcomers_in_place_of_peers_that_never_came_back() {
+        let s = swarms(10, 4);
+        s.register([7; 20]);
+        let t0 = Instant::now();
+        let gap = Duration::from_secs(10);
+        let at = |host: u8| -> IpAddr { format!("10.{host}.0.1").parse().unwrap() };
+        // Two real peers come back and report progress.
+        for p in [1, 2] {
+            s.announce(&announce(p, 10, Event::Started), at(p), 50, t0, TTL);
+            s.announce(&announce(p, 5, Event::None), at(p), 50, t0 + gap, TTL);
+        }
+        // A flood of one-off announces fills the rest, and keeps trying.
+        for p in 10..40 {
+            s.announce(&announce(p, 10, Event::Started), at(p), 50, t0 + gap, TTL);
+        }
+        assert_eq!(s.peer_count(), 4);
+        let view = s
+            .announce(&announce(50, 10, Event::Started), at(50), 50, t0 + gap, TTL)
+            .unwrap();
+        assert_eq!(s.peer_count(), 4, "in place of a peer without credit");
+        let listed: Vec<u8> = view.peers.iter().map(|(id, ..)| id[0]).collect();
+        let mut first = listed[..2].to_vec();
+        first.sort();
+        assert_eq!(first, vec![1, 2], "credited peers first: {listed:?}");
+        // The real peers were never displaced.
+        for p in [1, 2] {
+            let v = s
+                .announce(&announce(p, 5, Event::None), at(p), 50, t0 + 2 * gap, TTL)
+                .unwrap();
+            assert!(v.peers.iter().any(|(id, ..)| id[0] == 50), "the newcomer is listed");
+        }
     }
 }

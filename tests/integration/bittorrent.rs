@@ -641,3 +641,66 @@ fn an_announce_flood_stays_within_the_tracker_bounds() {
     let grown_mib = rss_kib(s.pid).saturating_sub(before) as f64 / 1024.0;
     assert!(grown_mib < 16.0, "RSS grew {grown_mib:.1} MiB");
 }
+
+/// Behind a load balancer listed in `server.trusted_proxies`, the tracker records each peer
+/// at the address the balancer reports, not at the balancer's: 24 peers from 24 networks
+/// all make the swarm (before, all were the balancer's address, capped at
+/// `max_peers_per_address` = 16). A caller that is not a trusted proxy cannot choose its
+/// address that way.
+#[test]
+fn the_tracker_behind_a_trusted_proxy_sees_each_peers_own_address() {
+    let s = sidecar("tracker-proxied")
+        .tracker()
+        .set("server.trusted_proxies", vec!["127.0.0.1/32"])
+        .start();
+    let dir = env().scratch("tracker-proxied");
+    put_object("public", "bt/proxied.bin", &test_data(5000, 311), &dir);
+    let r = request(s.port, "GET", "/public/bt/proxied.bin?torrent", &[]);
+    assert_eq!(r.status, 200);
+    let hash: String = torrent_info_hash(&r.body)
+        .iter()
+        .map(|b| format!("%{b:02X}"))
+        .collect();
+    let announce = |i: usize, xff: &str| {
+        let target = format!(
+            "/_s3torrent/announce?info_hash={hash}&peer_id=-PX0001-{i:012}&port={}&left=5&compact=1",
+            7000 + i
+        );
+        let r = request(s.port, "GET", &target, &[("x-forwarded-for", xff)]);
+        assert_eq!(r.status, 200);
+        s3torrent::torrent::bencode::decode(&r.body).unwrap()
+    };
+    for i in 0..24 {
+        announce(i, &format!("198.51.{i}.7"));
+    }
+    let view = announce(99, "203.0.113.9");
+    let peers = view.get("peers").unwrap().as_bytes().unwrap().to_vec();
+    assert_eq!(peers.len() / 6, 24, "every proxied peer is in the swarm");
+    assert!(
+        peers.chunks(6).all(|p| p[..2] == [198, 51] && p[3] == 7),
+        "recorded at their own addresses: {peers:?}"
+    );
+    // Not a trusted proxy: the header is the caller's own claim, and ignored.
+    let direct = sidecar("tracker-unproxied")
+        .tracker()
+        .set("tracker.max_peers_per_address", 2)
+        .start();
+    let r = request(direct.port, "GET", "/public/bt/proxied.bin?torrent", &[]);
+    assert_eq!(r.status, 200);
+    for i in 0..5 {
+        let target = format!(
+            "/_s3torrent/announce?info_hash={hash}&peer_id=-PX0002-{i:012}&port=7100&left=5&compact=1"
+        );
+        let xff = format!("198.51.{i}.7");
+        request(direct.port, "GET", &target, &[("x-forwarded-for", &xff)]);
+    }
+    let r = request(
+        direct.port,
+        "GET",
+        &format!("/_s3torrent/scrape?info_hash={hash}"),
+        &[],
+    );
+    let v = s3torrent::torrent::bencode::decode(&r.body).unwrap();
+    let f = v.get("files").unwrap().as_dict().unwrap().values().next().cloned().unwrap();
+    assert_eq!(f.get("incomplete").unwrap().as_int(), Some(2), "one address: two peers");
+}
