@@ -12,6 +12,7 @@
 //! - [`produce`] — a torrent missing from the cache: the store, the lease, a generation.
 //! - [`webseed_index`] — which object a renamed directory's web-seed URL names.
 
+mod adoptions;
 mod assemble;
 mod cache;
 pub mod directory;
@@ -36,6 +37,7 @@ use crate::torrent::Torrent;
 
 use cache::{torrent_cache, TorrentCache};
 use directory::DirectoryFacts;
+pub use adoptions::Adopting;
 pub use facts::ObjectFacts;
 pub use produce::{Upload, Warmed};
 use webseed_index::{DirectoryFiles, WebseedIndex};
@@ -99,6 +101,8 @@ pub struct Catalog {
     slots: Semaphore,
     /// Renamed directories' files by path, for their web seed.
     webseed_index: WebseedIndex,
+    /// Uploads whose hashes are on their way into the cache.
+    adoptions: adoptions::Adoptions,
 }
 
 impl Catalog {
@@ -129,10 +133,17 @@ impl Catalog {
             )),
             slots: Semaphore::new(limits.max_concurrent_generations),
             webseed_index: WebseedIndex::new(config.cache.max_directory_index_bytes),
+            adoptions: Default::default(),
             upstream,
             metrics,
             config,
         }
+    }
+
+    /// An upload of `object` was accepted by the backend: a `?torrent` for it waits for its
+    /// adoption until the guard drops.
+    pub fn adoption_begins(&self, object: &crate::s3::ObjectRef) -> Adopting {
+        self.adoptions.begin(object)
     }
 
     /// The shared store, when configured.
@@ -233,6 +244,15 @@ impl Catalog {
             let key = key.clone();
             let forwarded = forwarded.clone();
             Ok(async move {
+                // Uploaded just now, through this replica: its hashes are coming.
+                if let Subject::Object { object, .. } = &subject {
+                    let bound = catalog.config.uploads.adoption_wait.get();
+                    if catalog.adoptions.settled(object, bound).await {
+                        if let Some(t) = catalog.cache.get(&key) {
+                            return Ok(t);
+                        }
+                    }
+                }
                 let torrent = catalog
                     .produce(admitted, &key, &subject, &forwarded)
                     .await

@@ -64,6 +64,9 @@ pub struct UploadsConfig {
     /// Uploads hashed at once. Uploads are watched before anyone is authenticated, so past
     /// this an upload is not hashed (skipped as `busy`) rather than waited for.
     pub max_hashers: usize,
+    /// How long a `?torrent` for an object whose upload is being adopted waits for it
+    /// (instead of reading the object again) at most.
+    pub adoption_wait: Seconds,
 }
 
 impl Default for UploadsConfig {
@@ -73,6 +76,7 @@ impl Default for UploadsConfig {
             min_bytes: 1 << 20,
             max_pending_parts: 10_000,
             max_hashers: 8,
+            adoption_wait: Seconds(5),
         }
     }
 }

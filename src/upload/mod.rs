@@ -68,6 +68,8 @@ pub struct Tap {
     body: Vec<u8>,
     /// A completion's request or response outgrew what is kept: nothing is adopted.
     overflowed: bool,
+    /// Accepted, and on its way to adoption: `?torrent` for the object waits for it.
+    adopting: Option<crate::catalog::Adopting>,
 }
 
 /// The body on its way to the hashing thread: as it is, or with `aws-chunked` framing
@@ -302,6 +304,10 @@ impl Uploads {
             .get("etag")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        // An object is made (a part is not): until it is adopted, `?torrent` waits for it.
+        if tap.accepted() && !matches!(tap.kind, Kind::Part { .. }) {
+            tap.adopting = Some(self.catalog.adoption_begins(&tap.object));
+        }
         if !tap.accepted() {
             if let Kind::Put { feed, .. }
             | Kind::Part {
@@ -343,6 +349,7 @@ impl Uploads {
             etag,
             body,
             overflowed,
+            adopting: _adopting,
             ..
         } = tap;
         let (kind_label, piece_length, length, hashes, etag) = match kind {
@@ -566,6 +573,7 @@ impl Tap {
             etag: None,
             body: Vec::new(),
             overflowed: false,
+            adopting: None,
         }
     }
 

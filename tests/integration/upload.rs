@@ -487,3 +487,49 @@ fn a_replaced_part_never_lends_its_old_hashes(env: &Env) {
 }
 
 crate::on_every_backend!(a_replaced_part_never_lends_its_old_hashes);
+
+/// A `?torrent` sent the moment the `PUT`'s response arrives — before the adoption that
+/// follows the response has put the upload's hashes in the cache — waits for that adoption
+/// instead of reading the object again: the replica reads only its READ check. Before, the
+/// whole object was read a second time (48 MiB for a 48 MiB upload; `UPLOAD_RACE_WAIT=0`
+/// turns the wait off and shows it).
+#[test]
+fn a_torrent_asked_right_after_its_upload_waits_for_its_hashes() {
+    use sha2::{Digest, Sha256};
+    let wait = std::env::var("UPLOAD_RACE_WAIT").map_or(5, |w| w.parse().unwrap());
+    let s = sidecar("upload-race")
+        .set("uploads.adoption_wait", wait)
+        .start();
+    let data = test_data(48 * 1024 * 1024 + 1, 1520);
+    let hash = hex::encode(Sha256::digest(&data));
+    let host = format!("127.0.0.1:{}", s.port);
+    for round in 0..3 {
+        let target = format!("/upload-race/race-{round}.bin");
+        let read = read_by("upload-race", || {
+            let headers = signed_headers(
+                ADMIN,
+                "PUT",
+                &host,
+                &target,
+                Some(&hash),
+                std::time::SystemTime::now(),
+            );
+            let put = request_with_body(s.port, "PUT", &target, &header_refs(&headers), &data);
+            assert_eq!(put.status, 200, "{}", put.text());
+            let r = request(s.port, "GET", &format!("{target}?torrent"), &[]);
+            assert_eq!(r.status, 200, "{}", r.text());
+        });
+        // The caller's READ check, and the adoption's own check of what the backend holds.
+        assert_eq!(
+            read,
+            2 * PROBE_BYTES,
+            "round {round}: read {read} bytes, not only the two checks\n{}",
+            diagnosis(&s)
+        );
+    }
+    let m = metrics(&s);
+    assert_eq!(
+        metric(&m, "s3torrent_uploads_hashed_total{kind=\"put\"}"),
+        3
+    );
+}

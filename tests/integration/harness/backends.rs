@@ -214,6 +214,7 @@ pub const BUCKETS: &[&str] = &[
     "multipart",
     "replaced",
     "upload-slow",
+    "upload-race",
     "warm-resume",
     "misaligned",
     "chunked",
