@@ -367,14 +367,23 @@ impl S3TorrentProxy {
             .and_then(|h| h.to_str().ok());
         let domains = &self.config.server.domains;
         let vhost = is_virtual_hosted(host, domains);
-        if self.names_store_bucket(req, host) {
+        let store_refused = || {
             let e = S3Error::new(
                 Code::AccessDenied,
                 "The sidecar's torrent store is not reachable through the sidecar.",
             );
-            return Some(Own::Rejected(e));
+            Some(Own::Rejected(e))
+        };
+        if self.names_store_bucket(req, host) {
+            return store_refused();
         }
         if let Some(request) = crate::webseed::parse(req, vhost) {
+            let store = self.catalog.store();
+            let in_store =
+                |r: &WebseedRequest| store.is_some_and(|s| s.is_store_bucket(&r.object.bucket));
+            if request.as_ref().is_ok_and(in_store) {
+                return store_refused();
+            }
             return Some(Own::Webseed(request));
         }
         if let Some(tracker) = &self.tracker {

@@ -89,7 +89,10 @@ mod tests {
     async fn a_request_waits_for_the_adoption_under_way_and_no_longer() {
         let adoptions = Arc::new(Adoptions::default());
         let long = Duration::from_secs(30);
-        assert!(!adoptions.settled(&object("k"), long).await, "none under way");
+        assert!(
+            !adoptions.settled(&object("k"), long).await,
+            "none under way"
+        );
         let adopting = adoptions.begin(&object("k"));
         let waiter = {
             let adoptions = adoptions.clone();
@@ -105,7 +108,9 @@ mod tests {
         let _stuck = adoptions.begin(&object("k"));
         let k = object("k");
         let bounded = adoptions.settled(&k, Duration::from_millis(20));
-        assert!(tokio::time::timeout(Duration::from_secs(5), bounded).await.unwrap());
+        assert!(tokio::time::timeout(Duration::from_secs(5), bounded)
+            .await
+            .unwrap());
     }
 
     #[test]

@@ -35,9 +35,9 @@ use crate::store::{EntryKey, Store};
 use crate::telemetry::metrics::Metrics;
 use crate::torrent::Torrent;
 
+pub use adoptions::Adopting;
 use cache::{torrent_cache, TorrentCache};
 use directory::DirectoryFacts;
-pub use adoptions::Adopting;
 pub use facts::ObjectFacts;
 pub use produce::{Upload, Warmed};
 use webseed_index::{DirectoryFiles, WebseedIndex};

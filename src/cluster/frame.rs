@@ -126,7 +126,9 @@ pub struct FrameKey {
 
 impl FrameKey {
     pub fn new(key: [u8; 32], budget_bytes: usize) -> FrameKey {
-        let budget_bytes = budget_bytes.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+        let budget_bytes = budget_bytes
+            .min(Semaphore::MAX_PERMITS)
+            .min(u32::MAX as usize);
         FrameKey {
             key,
             seen: Mutex::new(BTreeSet::new()),

@@ -202,7 +202,10 @@ impl Cluster {
     /// Whether `token` is a fresh, unused token for `what` from a sibling.
     pub async fn check_token(&self, token: &str, what: &str) -> Result<(), Refused> {
         let bytes = hex::decode(token).map_err(|_| Refused::Malformed)?;
-        let frame = self.key.read(&mut &bytes[..], &self.me.name, MAX_FRAME).await;
+        let frame = self
+            .key
+            .read(&mut &bytes[..], &self.me.name, MAX_FRAME)
+            .await;
         let outcome = match &frame {
             Ok(f) if f.kind == "webseed" && f.text("what") == Some(what) => Ok(()),
             Ok(_) => Err(Refused::Forged),

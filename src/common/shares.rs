@@ -73,6 +73,9 @@ mod tests {
         assert!(shares.enter("a", 2).is_some());
         assert!(shares.enter("c", 0).is_none());
         drop(b);
-        assert!(shares.held.lock().unwrap().is_empty(), "nothing kept for holders gone");
+        assert!(
+            shares.held.lock().unwrap().is_empty(),
+            "nothing kept for holders gone"
+        );
     }
 }

@@ -334,7 +334,10 @@ impl Config {
                 ));
             }
             at_least_one(cl.max_connections >= 1, "cluster.max_connections")?;
-            at_least_one(cl.max_relayed_per_replica >= 1, "cluster.max_relayed_per_replica")?;
+            at_least_one(
+                cl.max_relayed_per_replica >= 1,
+                "cluster.max_relayed_per_replica",
+            )?;
             if cl.max_buffered_bytes < 1 << 20 {
                 return Err(invalid(
                     "key `cluster.max_buffered_bytes` must be at least 1 MiB (1048576)",

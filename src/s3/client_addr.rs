@@ -72,7 +72,10 @@ mod tests {
     fn the_client_is_the_nearest_untrusted_address_behind_trusted_proxies() {
         let trusted = [Cidr::parse("10.0.0.0/8").unwrap()];
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", "6.6.6.6, 203.0.113.7, 10.0.0.9".parse().unwrap());
+        h.insert(
+            "x-forwarded-for",
+            "6.6.6.6, 203.0.113.7, 10.0.0.9".parse().unwrap(),
+        );
         assert_eq!(client_ip(ip("10.0.0.1"), &h, &trusted), ip("203.0.113.7"));
         assert_eq!(
             client_ip(ip("198.51.100.1"), &h, &trusted),

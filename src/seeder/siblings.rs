@@ -219,12 +219,17 @@ impl Seeder {
         let (Some(cluster), Some(from)) = (self.cluster().cloned(), frame.text("from")) else {
             return;
         };
-        let head = frame.bytes("head").and_then(|h| <[u8; 48]>::try_from(h).ok());
+        let head = frame
+            .bytes("head")
+            .and_then(|h| <[u8; 48]>::try_from(h).ok());
         let ih = frame.bytes("ih").and_then(|h| <[u8; 20]>::try_from(h).ok());
         let (Some(head), Some(ih)) = (head, ih) else {
             return;
         };
-        let Some(_share) = self.relayed.enter(from.to_string(), cluster.max_relayed_per_replica()) else {
+        let Some(_share) = self
+            .relayed
+            .enter(from.to_string(), cluster.max_relayed_per_replica())
+        else {
             self.refused("relay share");
             return;
         };

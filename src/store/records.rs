@@ -39,9 +39,15 @@ impl Store {
         let mut keys = Vec::new();
         let mut token = None;
         for _ in 0..MAX_PAGES {
-            let page = list_page(&self.upstream, &self.bucket, &prefix, token.as_deref(), PAGE)
-                .await
-                .map_err(|e| StoreError(e.message))?;
+            let page = list_page(
+                &self.upstream,
+                &self.bucket,
+                &prefix,
+                token.as_deref(),
+                PAGE,
+            )
+            .await
+            .map_err(|e| StoreError(e.message))?;
             // Larger than a record can be: not one of ours, and not worth a request.
             let fits = |size: u64| size <= MAX_RECORD as u64;
             let listed = page.objects.into_iter().filter(|o| fits(o.size));
@@ -54,7 +60,9 @@ impl Store {
         if token.is_some() {
             self.failed(
                 "records",
-                &StoreError(format!("more than {MAX_PAGES} pages under {prefix}; the rest is not read")),
+                &StoreError(format!(
+                    "more than {MAX_PAGES} pages under {prefix}; the rest is not read"
+                )),
             );
         }
         let fetched: Vec<_> = stream::iter(keys)

@@ -70,7 +70,9 @@ impl Swarm {
         self.peers
             .values()
             .filter(|p| prefix(p.ip) == net)
-            .fold((0, 0), |(at, near), p| (at + usize::from(p.ip == ip), near + 1))
+            .fold((0, 0), |(at, near), p| {
+                (at + usize::from(p.ip == ip), near + 1)
+            })
     }
 
     /// The peer a newcomer may replace in a full swarm: the stalest that never earned credit.
@@ -196,7 +198,8 @@ impl Swarms {
                             swarm.completed += 1;
                         }
                         let (at, near) = swarm.peers_near(ip);
-                        let welcome = at < limits.peers_per_address && near < limits.peers_per_prefix;
+                        let welcome =
+                            at < limits.peers_per_address && near < limits.peers_per_prefix;
                         let room = state.peers < limits.peers
                             && swarm.peers.len() < limits.peers_per_torrent;
                         // A full swarm (or tracker) still answers; it takes a newcomer only
@@ -513,7 +516,10 @@ mod tests {
             let v = s
                 .announce(&announce(p, 5, Event::None), at(p), 50, t0 + 2 * gap, TTL)
                 .unwrap();
-            assert!(v.peers.iter().any(|(id, ..)| id[0] == 50), "the newcomer is listed");
+            assert!(
+                v.peers.iter().any(|(id, ..)| id[0] == 50),
+                "the newcomer is listed"
+            );
         }
     }
 }

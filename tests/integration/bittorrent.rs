@@ -701,6 +701,18 @@ fn the_tracker_behind_a_trusted_proxy_sees_each_peers_own_address() {
         &[],
     );
     let v = s3torrent::torrent::bencode::decode(&r.body).unwrap();
-    let f = v.get("files").unwrap().as_dict().unwrap().values().next().cloned().unwrap();
-    assert_eq!(f.get("incomplete").unwrap().as_int(), Some(2), "one address: two peers");
+    let f = v
+        .get("files")
+        .unwrap()
+        .as_dict()
+        .unwrap()
+        .values()
+        .next()
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        f.get("incomplete").unwrap().as_int(),
+        Some(2),
+        "one address: two peers"
+    );
 }

@@ -1358,7 +1358,10 @@ fn one_address_holds_at_most_its_share_of_the_seeder() {
     }
     let m = request(s.sidecar.admin_port, "GET", "/metrics", &[]).text();
     assert_eq!(
-        metric(&m, "s3torrent_seeder_refused_peers_total{reason=\"address\"}"),
+        metric(
+            &m,
+            "s3torrent_seeder_refused_peers_total{reason=\"address\"}"
+        ),
         5
     );
     drop(held);

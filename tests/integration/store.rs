@@ -337,6 +337,12 @@ fn a_forged_store_entry_is_never_served(env: &Env) {
             Some("AccessDenied"),
             "{method} {target}"
         );
+        // The sidecar's own refusal, not the backend's answer to a request passed on.
+        assert!(
+            r.text().contains("torrent store is not reachable"),
+            "{method} {target}: {}",
+            r.text()
+        );
     }
 }
 
