@@ -43,7 +43,8 @@ impl Adoptions {
         }
     }
 
-    /// Waits, at most `bound`, for an adoption of `object` under way; whether there was one.
+    /// Waits, at most `bound`, for an adoption of `object` under way; whether there was one
+    /// (one that ended just before may have left its torrent all the same).
     pub async fn settled(&self, object: &ObjectRef, bound: Duration) -> bool {
         let rx = {
             let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());

@@ -244,13 +244,13 @@ impl Catalog {
             let key = key.clone();
             let forwarded = forwarded.clone();
             Ok(async move {
-                // Uploaded just now, through this replica: its hashes are coming.
+                // Uploaded just now, through this replica: its hashes are coming, or came
+                // since the cache was looked at.
                 if let Subject::Object { object, .. } = &subject {
                     let bound = catalog.config.uploads.adoption_wait.get();
-                    if catalog.adoptions.settled(object, bound).await {
-                        if let Some(t) = catalog.cache.get(&key) {
-                            return Ok(t);
-                        }
+                    catalog.adoptions.settled(object, bound).await;
+                    if let Some(t) = catalog.cache.get(&key) {
+                        return Ok(t);
                     }
                 }
                 let torrent = catalog

@@ -448,3 +448,48 @@ fn relayed_peers_cost_the_owner_a_small_frame_and_a_bounded_share() {
         "a peer of the owner's own is not locked out"
     );
 }
+
+/// Whoever can write the store bucket cannot split the cluster: 1,100 junk records that sort
+/// before the real ones (more than a listing page) and one of 6 MiB in the membership folder
+/// leave every replica seeing both members. Junk is read with a range of at most 4 KiB (the
+/// large one not at all: the listing gives its size), skipped and counted. Before, a page of
+/// junk dropped every replica's view to itself, and one bad record failed the whole read.
+#[test]
+fn junk_in_the_membership_folder_splits_nothing() {
+    let set = ReplicaSet::start("cluster-junk", 2, 2, true, false);
+    let junk = set.dir().join("junk");
+    std::fs::create_dir_all(&junk).unwrap();
+    for i in 0..1100 {
+        std::fs::write(junk.join(format!("0-junk-{i:04}")), b"not a record").unwrap();
+    }
+    std::fs::write(junk.join("0-junk-big"), vec![7u8; 6 << 20]).unwrap();
+    let members = "cluster-junk/cluster-members/";
+    let out = s3client(
+        &env().backend_url(),
+        ADMIN,
+        &["put-dir", "store", members, junk.to_str().unwrap()],
+    );
+    assert_eq!(out["files"].as_u64(), Some(1101), "{out}");
+    // A few heartbeats (1 s) with the junk in place.
+    let verified = "s3torrent_store_errors_total{op=\"verify\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while set.sum(verified) < 2.0 * 1100.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "junk records never counted: {}",
+            set.sum(verified)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    for m in set.metrics() {
+        assert!(
+            m.lines().any(|l| l == "s3torrent_cluster_members 2"),
+            "a replica lost its sibling: {:?}",
+            m.lines()
+                .filter(|l| l.starts_with("s3torrent_cluster_members")
+                    || l.starts_with("s3torrent_cluster_fallbacks"))
+                .collect::<Vec<_>>()
+        );
+    }
+}
