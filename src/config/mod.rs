@@ -278,9 +278,20 @@ impl Config {
                 "keys `tracker.*`: interval ≥ 1, peer_ttl ≥ interval, max_torrents, max_peers, max_peers_per_torrent, max_peers_per_address and max_peers_per_prefix ≥ 1",
             ));
         }
+        let sv = &self.server;
+        at_least_one(sv.max_connections >= 1, "server.max_connections")?;
+        at_least_one(
+            sv.max_silent_connections >= 1,
+            "server.max_silent_connections",
+        )?;
+        at_least_one(sv.header_timeout.secs() >= 1, "server.header_timeout")?;
         let sd = &self.seeder;
         if sd.enabled {
             at_least_one(sd.max_peers >= 1, "seeder.max_peers")?;
+            at_least_one(
+                sd.max_peers_per_address >= 1,
+                "seeder.max_peers_per_address",
+            )?;
             at_least_one(sd.max_unchoked >= 1, "seeder.max_unchoked")?;
             at_least_one(sd.webseed_slot_ttl.secs() >= 1, "seeder.webseed_slot_ttl")?;
             at_least_one(

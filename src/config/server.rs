@@ -22,6 +22,13 @@ pub struct ServerConfig {
     /// How long in-flight requests get to finish after SIGTERM (Kubernetes sends SIGKILL
     /// 30 s after SIGTERM by default, so the default leaves room).
     pub grace_period: Seconds,
+    /// Connections served at once (once they sent a byte); past it a new one is closed.
+    pub max_connections: usize,
+    /// How long a new connection may stay silent before its first byte.
+    pub header_timeout: Seconds,
+    /// Silent connections (no byte yet) given `header_timeout` at once; past it a new one
+    /// gets a quarter of a second to speak.
+    pub max_silent_connections: usize,
 }
 
 impl Default for ServerConfig {
@@ -32,6 +39,9 @@ impl Default for ServerConfig {
             threads: 0,
             trusted_proxies: Vec::new(),
             grace_period: Seconds(25),
+            max_connections: 4096,
+            header_timeout: Seconds(10),
+            max_silent_connections: 512,
         }
     }
 }

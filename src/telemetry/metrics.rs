@@ -19,6 +19,7 @@ pub struct Metrics {
     pub uploads: UploadMetrics,
     pub warm: WarmMetrics,
     pub cluster: std::sync::Arc<ClusterMetrics>,
+    pub connections: std::sync::Arc<ConnectionMetrics>,
 }
 
 impl Metrics {
@@ -35,6 +36,7 @@ impl Metrics {
             uploads: UploadMetrics::register(&registry),
             warm: WarmMetrics::register(&registry),
             cluster: std::sync::Arc::new(ClusterMetrics::register(&registry)),
+            connections: std::sync::Arc::new(ConnectionMetrics::register(&registry)),
             registry,
         }
     }
@@ -491,6 +493,41 @@ impl WarmMetrics {
                 "s3torrent_warm_bytes_hashed_total",
                 "Object bytes `s3torrent warm` read and hashed.",
             ),
+        }
+    }
+}
+
+/// Connections to the S3 listener.
+pub struct ConnectionMetrics {
+    pub open: IntGauge,
+    /// Connections that have not sent a byte yet.
+    pub silent: IntGauge,
+    /// Closed unserved: past `max_connections` (`limit`), or silent too long (`silent`).
+    pub refused_limit: IntCounter,
+    pub refused_silent: IntCounter,
+}
+
+impl ConnectionMetrics {
+    fn register(registry: &Registry) -> Self {
+        let refused = counter_vec(
+            registry,
+            "s3torrent_connections_refused_total",
+            "S3 listener connections closed unserved: past server.max_connections (limit), or without a byte within server.header_timeout (or a quarter second, while server.max_silent_connections are waiting) (silent).",
+            &["reason"],
+        );
+        ConnectionMetrics {
+            open: gauge(
+                registry,
+                "s3torrent_connections_open",
+                "Connections to the S3 listener being served.",
+            ),
+            silent: gauge(
+                registry,
+                "s3torrent_connections_silent",
+                "Connections to the S3 listener that have not sent a byte yet.",
+            ),
+            refused_limit: refused.with_label_values(&["limit"]),
+            refused_silent: refused.with_label_values(&["silent"]),
         }
     }
 }

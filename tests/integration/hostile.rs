@@ -278,3 +278,84 @@ fn a_hostile_host_cannot_forge_log_fields() {
         "escaped: {line}"
     );
 }
+
+/// Silent connections on the S3 port: 9,000 that never send a byte cost the sidecar a
+/// bounded amount (before: 42 KiB each, 9,000 → 385 MiB, and it stayed), a request made in
+/// the middle of them is served, and once they are gone the memory is given back.
+#[test]
+fn silent_connections_are_bounded_and_a_request_still_gets_through() {
+    setup();
+    let s = sidecar("silent-conns").start();
+    let pid = s.pid;
+    let before = rss_kib(pid);
+    let mut held = Vec::with_capacity(9000);
+    let started = Instant::now();
+    for _ in 0..9000 {
+        held.push(TcpStream::connect(("127.0.0.1", s.port)).expect("connect"));
+    }
+    let flood = started.elapsed().as_secs_f64();
+    still_serving(s.port);
+    let during = rss_kib(pid);
+    let m = request(s.admin_port, "GET", "/metrics", &[]).text();
+    let value = |name: &str| crate::seeder::metric(&m, name);
+    println!(
+        "9000 silent connections in {flood:.1} s: RSS {} → {} MiB; refused {} at the limit, {} silent",
+        before >> 10,
+        during >> 10,
+        value("s3torrent_connections_refused_total{reason=\"limit\"}"),
+        value("s3torrent_connections_refused_total{reason=\"silent\"}"),
+    );
+    assert!(during < 256 << 10, "RSS {} MiB", during >> 10);
+    // Past the first 512 (`server.max_silent_connections`), each had a quarter second.
+    std::thread::sleep(Duration::from_secs(1));
+    let m = request(s.admin_port, "GET", "/metrics", &[]).text();
+    let value = |name: &str| crate::seeder::metric(&m, name);
+    assert!(value("s3torrent_connections_silent") <= 512, "{m}");
+    assert!(value("s3torrent_connections_refused_total{reason=\"silent\"}") >= 8000);
+    drop(held);
+    // The ones still waiting close as their clients go; memory goes back to the system.
+    std::thread::sleep(Duration::from_secs(3));
+    still_serving(s.port);
+    let after = rss_kib(pid);
+    println!("after they closed: RSS {} MiB", after >> 10);
+    assert!(
+        after < before + (64 << 10),
+        "RSS {} MiB after the burst (was {} MiB)",
+        after >> 10,
+        before >> 10
+    );
+}
+
+/// `server.max_connections` bounds connections being served: past it a new one is closed
+/// at once (counted), and served again once one ends.
+#[test]
+fn connections_past_the_limit_are_closed_at_once() {
+    setup();
+    let s = sidecar("conn-limit")
+        .set("server.max_connections", 2)
+        .start();
+    let stall = || {
+        let mut c = TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+        c.write_all(b"GET /public/hostile/ok.bin HTTP/1.1\r\n")
+            .unwrap();
+        c
+    };
+    let held = [stall(), stall()];
+    std::thread::sleep(Duration::from_millis(300));
+    let refused = raw(
+        s.port,
+        b"GET /public/hostile/ok.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        refused.is_empty(),
+        "a third connection was served: {refused:?}"
+    );
+    let m = request(s.admin_port, "GET", "/metrics", &[]).text();
+    assert_eq!(
+        crate::seeder::metric(&m, "s3torrent_connections_refused_total{reason=\"limit\"}"),
+        1
+    );
+    drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    still_serving(s.port);
+}
