@@ -15,6 +15,11 @@ pub struct CacheConfig {
     pub revalidate_after: Seconds,
     /// Upper bound on the bytes of the paths → keys kept for renamed directories' web seeds.
     pub max_directory_index_bytes: u64,
+    /// How long a caller's READ checks of a directory's objects are reused for the same
+    /// listing (asked again as the caller every time). 0: every request checks every object.
+    pub directory_checks_window: Seconds,
+    /// Upper bound on the bytes of the directory checks kept.
+    pub max_directory_checks_bytes: u64,
 }
 
 impl Default for CacheConfig {
@@ -23,6 +28,8 @@ impl Default for CacheConfig {
             max_bytes: 64 * 1024 * 1024,
             revalidate_after: Seconds(0),
             max_directory_index_bytes: 16 * 1024 * 1024,
+            directory_checks_window: Seconds(10),
+            max_directory_checks_bytes: 16 * 1024 * 1024,
         }
     }
 }

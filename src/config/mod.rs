@@ -211,6 +211,11 @@ impl Config {
                 "key `cache.revalidate_after` must be at most {max_revalidate} seconds"
             )));
         }
+        if self.cache.directory_checks_window.secs() > max_revalidate {
+            return Err(invalid(format!(
+                "key `cache.directory_checks_window` must be at most {max_revalidate} seconds"
+            )));
+        }
         let limits = &self.limits;
         at_least_one(
             limits.max_concurrent_generations >= 1,

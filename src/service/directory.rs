@@ -2,7 +2,9 @@
 //! allowed to list the prefix (the listing is made as the caller) and to READ every object
 //! (the same one-byte check as for one object, run concurrently, bounded, through the probe
 //! cache); the first refusal is the answer, and no torrent is made. Limits and paths are
-//! checked on the listing, before anything is read.
+//! checked on the listing, before anything is read. The same caller asking again for the
+//! same listing within `cache.directory_checks_window` reuses its checks (see
+//! `directory_checks`).
 
 use std::sync::Arc;
 
@@ -18,6 +20,7 @@ use crate::s3::{ObjectRef, S3Error};
 use crate::seeder::siblings::torrent_frame;
 
 use super::authorize::{identity_of, Authorizer};
+use super::directory_checks::ChecksKey;
 use super::response::{magnet_link, reply, Rendered, Reply};
 use super::TorrentService;
 
@@ -37,9 +40,19 @@ impl TorrentService {
             e
         })?;
         let listed = self.list_as(request, caller, forwarded).await?;
+        let checks_key =
+            ChecksKey::new(caller, forwarded, &request.bucket, &request.prefix, &listed);
         let format = self.config.torrent.format;
         let plan = DirectoryPlan::new(&request.bucket, &request.prefix, listed, format)?;
-        let facts = self.authorize_all(&plan, caller, forwarded).await?;
+        let facts = match self.directory_checks.get(&checks_key) {
+            Some(facts) => facts.as_ref().clone(),
+            None => {
+                let facts = self.authorize_all(&plan, caller, forwarded).await?;
+                let kept = Arc::new(facts.clone());
+                self.directory_checks.insert(checks_key, kept);
+                facts
+            }
+        };
         let charged = facts.iter().any(|f| f.request_charged);
         let directory = Arc::new(DirectoryFacts::of(plan, facts)?);
         let torrent = self

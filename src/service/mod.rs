@@ -5,11 +5,14 @@
 //! - [`authorize`] — the READ check; yields the [`ObjectFacts`] the torrent is built on.
 //! - [`directory`] — `?torrent&prefix=`: the listing as the caller, a READ check of every
 //!   object, then the catalog as for one object.
+//! - [`directory_checks`] — a caller's READ checks of a directory's objects, reused briefly
+//!   for the same listing.
 //! - [`probe_cache`] — optional short reuse of a caller's READ check.
 //! - [`response`] — the torrent response's headers, `If-None-Match`, the magnet link.
 
 mod authorize;
 mod directory;
+mod directory_checks;
 mod probe_cache;
 pub mod response;
 
@@ -32,6 +35,7 @@ use crate::torrent::Torrent;
 use crate::tracker::Tracker;
 
 use authorize::Authorizer;
+use directory_checks::DirectoryChecks;
 use probe_cache::ProbeCache;
 use response::{magnet_link, reply, Rendered, Reply};
 
@@ -43,6 +47,8 @@ pub struct TorrentService {
     seeder: Option<Arc<Seeder>>,
     upstream: Arc<Upstream>,
     probes: ProbeCache,
+    /// Callers' READ checks of a directory's objects, reused briefly.
+    directory_checks: DirectoryChecks,
     /// Directory requests being handled (`limits.max_concurrent_directories`).
     directories: tokio::sync::Semaphore,
 }
@@ -63,6 +69,10 @@ impl TorrentService {
             upstream,
             catalog,
             probes: ProbeCache::new(config.cache.revalidate_after.get()),
+            directory_checks: DirectoryChecks::new(
+                config.cache.directory_checks_window.get(),
+                config.cache.max_directory_checks_bytes,
+            ),
             directories: tokio::sync::Semaphore::new(config.limits.max_concurrent_directories),
             config,
         }

@@ -291,3 +291,48 @@ fn callers_forms_and_changes_under_a_prefix(env: &Env) {
 }
 
 crate::on_every_backend!(callers_forms_and_changes_under_a_prefix);
+
+/// A directory asked again by the same caller within `cache.directory_checks_window` costs
+/// the backend its listing only, not a READ check per object (a 10,000-object directory
+/// cost 10,009 backend requests per request before); past the window, or once an object
+/// changes, every object is checked again.
+#[test]
+fn a_repeated_directory_request_costs_only_its_listing() {
+    let s = sidecar("dirs-checks")
+        .set("cache.directory_checks_window", 2)
+        .start();
+    let dir = env().scratch("dirs-checks");
+    for i in 0..40 {
+        put_object(
+            "dirs-checks",
+            &format!("d/{i:02}.bin"),
+            &test_data(1000, 7300 + i),
+            &dir,
+        );
+    }
+    let get = || {
+        let r = request(s.port, "GET", "/dirs-checks/?torrent&prefix=d/", &[]);
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let first = crate::store::read_by("dirs-checks", get);
+    assert_eq!(
+        first,
+        40 * 1000 + 40 * PROBE_BYTES,
+        "generated, every object checked"
+    );
+    let again = crate::store::read_by("dirs-checks", get);
+    assert_eq!(again, 0, "within the window: the listing alone");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let later = crate::store::read_by("dirs-checks", get);
+    assert_eq!(
+        later,
+        40 * PROBE_BYTES,
+        "past the window: every object checked again"
+    );
+    put_object("dirs-checks", "d/07.bin", &test_data(1000, 7399), &dir);
+    let changed = crate::store::read_by("dirs-checks", get);
+    assert!(
+        changed >= 40 * PROBE_BYTES,
+        "a changed listing is checked anew: {changed}"
+    );
+}

@@ -232,6 +232,7 @@ pub const BUCKETS: &[&str] = &[
     "dirs-renamed",
     "swarm-dir",
     "swarm-mse",
+    "dirs-checks",
 ];
 
 /// Buckets anyone may list, too (directory torrents, asked anonymously).
@@ -241,6 +242,7 @@ pub const LISTABLE: &[&str] = &[
     "dirs-store",
     "dirs-renamed",
     "swarm-dir",
+    "dirs-checks",
 ];
 
 /// What anyone may do on SeaweedFS: read every bucket but `private` and `store`, and list
