@@ -604,6 +604,10 @@ impl ProxyHttp for S3TorrentProxy {
         if let (Some(tap), Some(chunk)) = (&mut ctx.upload, body.as_ref()) {
             self.uploads.response_body(tap, chunk);
         }
+        // The client takes what is written: its web-seed slot is in use.
+        if let Some(ticket) = ctx.webseed.as_ref().and_then(|w| w.ticket.as_ref()) {
+            ticket.moved();
+        }
         Ok(None)
     }
 

@@ -65,12 +65,24 @@ struct Webseeds {
 }
 
 /// A web-seed request's claim on pieces `from..=to` while it runs, for at most the slot
-/// term: a reader that never reads holds nothing for longer.
+/// term, and only while its client reads: one whose response has not moved for
+/// [`WEBSEED_STALLED`] holds nothing (its slot goes to clients that read).
 struct Reservation {
     id: u64,
     at: Instant,
+    /// When bytes of its response last went out.
+    moved: Instant,
     from: u32,
     to: u32,
+}
+
+/// A web-seed response that has not moved for this long no longer holds its slot.
+const WEBSEED_STALLED: Duration = Duration::from_secs(5);
+
+impl Reservation {
+    fn holds(&self, term: Duration) -> bool {
+        self.at.elapsed() < term && self.moved.elapsed() < WEBSEED_STALLED
+    }
 }
 
 /// Per piece: how often it left the origin, and how many peers said they have it.
@@ -358,7 +370,7 @@ impl SeedTorrent {
         let touched = self.layout.pieces_touching(first, last);
         let (from, to) = (touched.start, touched.end.saturating_sub(1));
         let mut webseeds = self.webseeds.lock().unwrap_or_else(|p| p.into_inner());
-        webseeds.live.retain(|r| r.at.elapsed() < term);
+        webseeds.live.retain(|r| r.holds(term));
         if limit != 0 && webseeds.live.len() >= limit {
             return None;
         }
@@ -370,9 +382,11 @@ impl SeedTorrent {
         drop(left);
         webseeds.next += 1;
         let id = webseeds.next;
+        let now = Instant::now();
         webseeds.live.push(Reservation {
             id,
-            at: Instant::now(),
+            at: now,
+            moved: now,
             from,
             to,
         });
@@ -446,7 +460,11 @@ impl SeedTorrent {
         // reading them for a peer as well would take them from the origin twice.
         let reserved: Vec<(u32, u32)> = {
             let webseeds = self.webseeds.lock().unwrap_or_else(|p| p.into_inner());
-            webseeds.live.iter().map(|r| (r.from, r.to)).collect()
+            let moving = webseeds
+                .live
+                .iter()
+                .filter(|r| r.moved.elapsed() < WEBSEED_STALLED);
+            moving.map(|r| (r.from, r.to)).collect()
         };
         let coming = |i: u32| reserved.iter().any(|&(from, to)| (from..=to).contains(&i));
         let spread = self.spread();
@@ -483,6 +501,18 @@ pub struct WebseedTicket {
 }
 
 impl WebseedTicket {
+    /// Bytes of the response went out: its client reads.
+    pub fn moved(&self) {
+        let mut webseeds = self
+            .torrent
+            .webseeds
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = webseeds.live.iter_mut().find(|r| r.id == self.id) {
+            r.moved = Instant::now();
+        }
+    }
+
     /// `bytes` of the object, from offset `start`, reached the client: the pieces they
     /// cover whole are in the swarm now.
     pub fn delivered(&self, start: u64, bytes: u64) {

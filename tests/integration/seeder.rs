@@ -726,13 +726,26 @@ fn a_dropped_read_leaves_ordinary_reads_and_the_web_seed_alone() {
 /// they kept the connection open. A slot (and the pieces it reserves) now lapses.
 #[test]
 fn slow_web_seed_readers_hold_their_slots_only_for_a_while() {
-    let s = seeding_sidecar_with("seed-slow-ws", |b| {
+    web_seed_readers_that_stop_reading_give_their_slots_back(3, Duration::from_secs(3));
+}
+
+/// With the default slot term (30 s), two `Range` requests that read nothing held every
+/// other web-seed request for the object off with 503 for the whole term: slots now go to
+/// clients that read, and a response that has not moved for 5 s holds nothing.
+#[test]
+fn web_seed_slots_go_to_clients_that_read() {
+    web_seed_readers_that_stop_reading_give_their_slots_back(30, Duration::from_secs(7));
+}
+
+fn web_seed_readers_that_stop_reading_give_their_slots_back(ttl: i64, wait: Duration) {
+    let name = format!("seed-slow-ws-{ttl}");
+    let s = seeding_sidecar_with(&name, |b| {
         b.set("seeder.objects", "all")
-            .set("seeder.webseed_slot_ttl", 3)
+            .set("seeder.webseed_slot_ttl", ttl)
     });
     let port = s.sidecar.port;
-    let dir = env().scratch("seed-slow-ws");
-    let key = "bt/slow-ws.bin";
+    let dir = env().scratch(&name);
+    let key = &format!("bt/slow-ws-{ttl}.bin");
     let mib = 1024 * 1024;
     // Reads far larger than kernel buffers, so the responses stay under way.
     let data = test_data(32 * mib, 426);
@@ -757,7 +770,7 @@ fn slow_web_seed_readers_hold_their_slots_only_for_a_while() {
     let third = [("Range", range.as_str())];
     let r = request(port, "GET", &route, &third);
     assert_eq!(r.status, 503, "both slots are held");
-    std::thread::sleep(Duration::from_secs(3));
+    std::thread::sleep(wait);
     let r = request(port, "GET", &route, &third);
     assert_eq!(
         (r.status, r.body.as_slice()),
