@@ -31,6 +31,8 @@
 //!   authenticated.
 //! - `cluster` — several replicas, one swarm: membership in the store, one owner per torrent
 //!   (rendezvous hashing), authenticated sibling frames.
+//! - `swarm` — the tracker, the seeder and the siblings as one: what the service, the proxy
+//!   and the sibling port tell the swarm goes through it.
 //! - `upload` — hash on upload: `PutObject` and multipart parts hashed as they pass
 //!   (`hasher`, `aws_chunked`, `parts`).
 //! - [`warm`] — `s3torrent warm`: fill the store for a prefix ahead of the first request.
@@ -65,6 +67,7 @@ pub mod s3;
 pub mod seeder;
 pub(crate) mod service;
 pub(crate) mod store;
+pub(crate) mod swarm;
 pub mod telemetry;
 pub mod torrent;
 pub(crate) mod tracker;

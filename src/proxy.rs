@@ -28,6 +28,7 @@ use crate::s3::{Code, S3Error};
 use crate::seeder::{Admission, Seeder, WebseedTicket};
 use crate::service::response::Reply;
 use crate::service::TorrentService;
+use crate::swarm::Swarm;
 use crate::telemetry::metrics::Metrics;
 use crate::tracker::{Tracker, TrackerEndpoint};
 use crate::upload::{Tap, Uploads};
@@ -44,13 +45,6 @@ pub struct S3TorrentProxy {
     cluster: Option<Arc<Cluster>>,
     uploads: Arc<Uploads>,
     peer: HttpPeer,
-}
-
-/// The swarm's parts the proxy answers for or hands requests to.
-pub struct Swarm {
-    pub tracker: Option<Arc<Tracker>>,
-    pub seeder: Option<Arc<Seeder>>,
-    pub cluster: Option<Arc<Cluster>>,
 }
 
 /// Facts learned early in a request and used later.

@@ -17,10 +17,11 @@ use crate::ops::admin::{AdminApp, Readiness};
 use crate::ops::connections::Gate;
 use crate::ops::shutdown::{Drain, Drained};
 use crate::ops::siblings::SiblingService;
-use crate::proxy::{S3TorrentProxy, Swarm};
+use crate::proxy::S3TorrentProxy;
 use crate::s3::upstream::Upstream;
 use crate::seeder::{Seeder, SeederService};
 use crate::service::TorrentService;
+use crate::swarm::Swarm;
 use crate::telemetry::metrics::Metrics;
 use crate::tracker::Tracker;
 
@@ -93,13 +94,16 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
     if let (Some(cluster), Some(seeder)) = (&cluster, &seeder) {
         seeder.attach(cluster.clone());
     }
+    let swarm = Swarm {
+        tracker,
+        seeder: seeder.clone(),
+        cluster: cluster.clone(),
+    };
     let torrents = Arc::new(TorrentService::new(
         config.clone(),
         catalog.clone(),
         upstream,
-        tracker.clone(),
-        seeder.clone(),
-        cluster.clone(),
+        swarm.clone(),
     ));
     let proxy = http_proxy(
         &server.configuration,
@@ -109,11 +113,7 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
             catalog,
             metrics.clone(),
             in_flight.clone(),
-            Swarm {
-                tracker: tracker.clone(),
-                seeder: seeder.clone(),
-                cluster: cluster.clone(),
-            },
+            swarm.clone(),
         ),
     );
     let gate = Gate::new(proxy, &config.server, metrics.connections.clone());
@@ -155,8 +155,7 @@ pub fn build(config: Config) -> std::io::Result<Sidecar> {
                 cluster,
                 listener: std::sync::Mutex::new(Some(listener)),
                 max_connections: config.cluster.max_connections,
-                tracker,
-                seeder: seeder.clone(),
+                swarm,
             },
         ));
     }

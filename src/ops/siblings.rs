@@ -20,15 +20,13 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::cluster::{Cluster, Frame};
-use crate::seeder::Seeder;
-use crate::tracker::Tracker;
+use crate::swarm::Swarm;
 
 pub struct SiblingService {
     pub cluster: Arc<Cluster>,
     pub listener: std::sync::Mutex<Option<std::net::TcpListener>>,
     pub max_connections: usize,
-    pub tracker: Option<Arc<Tracker>>,
-    pub seeder: Option<Arc<Seeder>>,
+    pub swarm: Swarm,
 }
 
 #[async_trait]
@@ -71,8 +69,7 @@ impl SiblingService {
             };
             let handler = Handler {
                 cluster: self.cluster.clone(),
-                tracker: self.tracker.clone(),
-                seeder: self.seeder.clone(),
+                swarm: self.swarm.clone(),
             };
             tokio::spawn(async move {
                 handler.serve(stream).await;
@@ -84,8 +81,7 @@ impl SiblingService {
 
 struct Handler {
     cluster: Arc<Cluster>,
-    tracker: Option<Arc<Tracker>>,
-    seeder: Option<Arc<Seeder>>,
+    swarm: Swarm,
 }
 
 impl Handler {
@@ -95,15 +91,15 @@ impl Handler {
             return;
         };
         match frame.kind.as_str() {
-            "torrent" => self.learn(&frame),
+            "torrent" => self.swarm.learned(&frame),
             "announce" | "scrape" => self.track(stream, &frame).await,
             "peer" => {
-                if let Some(seeder) = self.seeder {
+                if let Some(seeder) = self.swarm.seeder {
                     seeder.serve_relayed(stream, frame).await;
                 }
             }
             "describe" => {
-                if let Some(seeder) = &self.seeder {
+                if let Some(seeder) = &self.swarm.seeder {
                     let answer = seeder.description(&frame);
                     let _ = self.cluster.answer(&mut stream, &frame, &answer).await;
                 }
@@ -112,22 +108,8 @@ impl Handler {
         }
     }
 
-    fn learn(&self, frame: &Frame) {
-        if let (Some(tracker), Some(ids)) = (&self.tracker, frame.list("ids")) {
-            for id in ids.iter().filter_map(|v| v.as_bytes()) {
-                if let Ok(id) = <[u8; 20]>::try_from(id) {
-                    tracker.register(id);
-                }
-            }
-        }
-        if let Some(seeder) = &self.seeder {
-            seeder.learn(frame);
-        }
-        self.cluster.remember_torrent(frame);
-    }
-
     async fn track(&self, mut stream: TcpStream, frame: &Frame) {
-        let Some(tracker) = &self.tracker else {
+        let Some(tracker) = &self.swarm.tracker else {
             return;
         };
         let query = frame.text("q").unwrap_or("");

@@ -17,7 +17,6 @@ use crate::s3::listing::{Asked, Listed};
 use crate::s3::route::DirectoryRequest;
 use crate::s3::sigv4::Caller;
 use crate::s3::{ObjectRef, S3Error};
-use crate::seeder::siblings::torrent_frame;
 
 use super::authorize::{identity_of, Authorizer};
 use super::directory_checks::ChecksKey;
@@ -59,14 +58,7 @@ impl TorrentService {
             .catalog
             .get_or_make_directory(directory.clone(), forwarded, cache_status)
             .await?;
-        if let Some(tracker) = &self.tracker {
-            for id in torrent.swarm_ids() {
-                tracker.register(id);
-            }
-        }
-        if let Some(cluster) = &self.cluster {
-            cluster.spread_torrent(torrent_frame(&torrent.swarm_ids(), None));
-        }
+        self.swarm.served(&torrent);
         self.offer_directory(&torrent, &directory);
         let rendered = Rendered {
             bytes: torrent.bytes.clone(),

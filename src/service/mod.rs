@@ -21,7 +21,6 @@ use std::time::SystemTime;
 
 use crate::catalog::directory::DirectoryFacts;
 use crate::catalog::{CacheStatus, Catalog, ObjectFacts};
-use crate::cluster::Cluster;
 use crate::config::{Config, SeedObjects, WebseedMode};
 use crate::s3::forwarded::Forwarded;
 use crate::s3::route::TorrentRequest;
@@ -29,10 +28,9 @@ use crate::s3::sigv4::{presign_url, Caller, SigningKey};
 use crate::s3::upstream::Upstream;
 use crate::s3::{ObjectRef, S3Error};
 use crate::seeder::public::readable_by_anyone;
-use crate::seeder::siblings::torrent_frame;
-use crate::seeder::{SeedFile, Seeder};
+use crate::seeder::SeedFile;
+use crate::swarm::Swarm;
 use crate::torrent::Torrent;
-use crate::tracker::Tracker;
 
 use authorize::Authorizer;
 use directory_checks::DirectoryChecks;
@@ -42,9 +40,7 @@ use response::{magnet_link, reply, Rendered, Reply};
 pub struct TorrentService {
     config: Arc<Config>,
     catalog: Arc<Catalog>,
-    cluster: Option<Arc<Cluster>>,
-    tracker: Option<Arc<Tracker>>,
-    seeder: Option<Arc<Seeder>>,
+    swarm: Swarm,
     upstream: Arc<Upstream>,
     probes: ProbeCache,
     /// Callers' READ checks of a directory's objects, reused briefly.
@@ -58,14 +54,10 @@ impl TorrentService {
         config: Arc<Config>,
         catalog: Arc<Catalog>,
         upstream: Arc<Upstream>,
-        tracker: Option<Arc<Tracker>>,
-        seeder: Option<Arc<Seeder>>,
-        cluster: Option<Arc<Cluster>>,
+        swarm: Swarm,
     ) -> Self {
         TorrentService {
-            cluster,
-            tracker,
-            seeder,
+            swarm,
             upstream,
             catalog,
             probes: ProbeCache::new(config.cache.revalidate_after.get()),
@@ -96,16 +88,7 @@ impl TorrentService {
             .catalog
             .get_or_make(object, &facts, forwarded, cache_status)
             .await?;
-        if let Some(tracker) = &self.tracker {
-            for id in torrent.swarm_ids() {
-                tracker.register(id);
-            }
-        }
-        // Every replica's tracker knows it too (the seeder adds the seed, once it seeds it).
-        if let Some(cluster) = &self.cluster {
-            let frame = torrent_frame(&torrent.swarm_ids(), None);
-            cluster.spread_torrent(frame);
-        }
+        self.swarm.served(&torrent);
         self.offer_to_seeder(object, &torrent, &facts, caller).await;
         let rendered = self.render(object, &torrent, caller, &facts)?;
         let charged = facts.request_charged;
@@ -127,6 +110,7 @@ impl TorrentService {
         // Every request for a seeded torrent comes here: once it is seeded, nothing to do
         // (no copy of its pieces, no background probe).
         let Some(seeder) = self
+            .swarm
             .seeder
             .clone()
             .filter(|s| !s.seeds(&torrent.swarm_id()))
@@ -203,6 +187,7 @@ impl TorrentService {
     /// need every object checked anonymously).
     fn offer_directory(&self, torrent: &Arc<Torrent>, directory: &DirectoryFacts) {
         let Some(seeder) = self
+            .swarm
             .seeder
             .as_ref()
             .filter(|s| !s.seeds(&torrent.swarm_id()))
@@ -223,7 +208,7 @@ impl TorrentService {
     /// Where the seeder takes peers (magnet `x.pe`), when there is one: it seeds every
     /// format (v2 peers get their hashes from it).
     fn seed_addr(&self) -> Option<String> {
-        Some(self.seeder.as_ref()?.public_addr())
+        Some(self.swarm.seeder.as_ref()?.public_addr())
     }
 
     /// `{public_base_url}/{bucket}/{key}`, path-style, without a trailing `/` (so clients use
