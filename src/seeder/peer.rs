@@ -45,6 +45,12 @@ const MIN_BLOCK: u32 = 16 * 1024;
 const STARVED_AFTER: Duration = Duration::from_secs(5);
 /// Pieces shown to a peer ahead of what it has fetched.
 const REVEAL_AHEAD: u32 = 4;
+/// Reveals a peer's unlikely claims may earn per tick: a `have` of a piece we showed it that
+/// has not left the origin (nobody could have given it the piece). Each reveal costs a scan
+/// of the torrent's pieces, and a peer echoing every `have` would otherwise make the seeder
+/// scan all of them once per piece. Claims of pieces that did leave the origin (a swarm
+/// trading them) are not limited.
+const CLAIMED_REVEALS_PER_TICK: u32 = 32;
 /// Bytes a peer must take for each byte of backend debt it may carry beyond the first few
 /// pieces.
 const DEBT_CREDIT: u64 = 8;
@@ -232,6 +238,7 @@ pub async fn serve_after_head<S: PeerIo>(
         backend_debt: 0,
         taken: 0,
         last_took: Instant::now(),
+        claimed_reveals: 0,
     };
     if theirs.has(EXTENSION_BIT) {
         peer.send(&Message::Extended(0, peer.extension_handshake()));
@@ -303,6 +310,8 @@ struct Peer {
     taken: u64,
     /// When it was last sent a block (or joined).
     last_took: Instant,
+    /// Reveals its unlikely claims earned this tick.
+    claimed_reveals: u32,
 }
 
 impl Peer {
@@ -526,7 +535,15 @@ impl Peer {
             self.last_swarm_gain = Instant::now();
             return;
         }
-        // It has a piece we showed it (from us or someone else): show another.
+        // It has a piece we showed it (from us or someone else): show another. A claim no
+        // one could have fed is taken within the tick's budget (past it, the tick keeps the
+        // peer a few pieces ahead).
+        if !self.torrent.has_left_origin(index) {
+            if self.claimed_reveals >= CLAIMED_REVEALS_PER_TICK {
+                return;
+            }
+            self.claimed_reveals += 1;
+        }
         self.reveal_next();
     }
 
@@ -608,6 +625,7 @@ impl Peer {
     /// Keep-alive, idle timeout, and unchoke rotation: a peer that has had its slot for a
     /// term gives it up while others wait, and waiting peers try for a free one.
     fn on_tick(&mut self) -> Result<(), PeerError> {
+        self.claimed_reveals = 0;
         if self.last_heard.elapsed() > IDLE_TIMEOUT {
             return Err(PeerError::Timeout);
         }

@@ -356,6 +356,12 @@ impl SeedTorrent {
             .set(index);
     }
 
+    /// Whether piece `index` has left the origin (so a peer may have it from another).
+    pub fn has_left_origin(&self, index: u32) -> bool {
+        let left = self.left_origin.lock().unwrap_or_else(|p| p.into_inner());
+        left.get(index)
+    }
+
     /// Web-seed shaping: a slot for a request for bytes `first..=last`, if fewer than
     /// `limit` (0: any number) requests hold one (a slot lapses after `term`), and none of
     /// the pieces it touches has left the origin or is reserved by another: it reserves

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use s3torrent::torrent::bencode::Value;
+
 use crate::harness::*;
 
 fn webseed_sidecar(name: &str, mode: &str) -> Sidecar {
@@ -296,27 +298,25 @@ fn libtorrent_peers_find_each_other_through_the_built_in_tracker() {
     let raw: String = (0..20)
         .map(|i| format!("%{}", &hash[2 * i..2 * i + 2]))
         .collect();
-    let r = request(
-        s.port,
-        "GET",
-        &format!("/_s3torrent/scrape?info_hash={raw}"),
-        &[],
-    );
-    let v = s3torrent::torrent::bencode::decode(&r.body).unwrap();
-    let stats = v
-        .get("files")
-        .unwrap()
-        .as_dict()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let stats = scrape_one(s.port, &raw);
     assert!(
         stats.get("downloaded").unwrap().as_int().unwrap() >= 3,
         "{:?}",
         stats
     );
+}
+
+/// The tracker's scrape of one torrent (`info_hash` percent-encoded): its counts.
+fn scrape_one(port: u16, info_hash: &str) -> Value {
+    let target = format!("/_s3torrent/scrape?info_hash={info_hash}");
+    let r = request(port, "GET", &target, &[]);
+    let v = s3torrent::torrent::bencode::decode(&r.body).unwrap();
+    let files = v.get("files").unwrap().as_dict().unwrap();
+    files
+        .values()
+        .next()
+        .cloned()
+        .expect("the torrent's counts")
 }
 
 #[test]
@@ -694,22 +694,7 @@ fn the_tracker_behind_a_trusted_proxy_sees_each_peers_own_address() {
         let xff = format!("198.51.{i}.7");
         request(direct.port, "GET", &target, &[("x-forwarded-for", &xff)]);
     }
-    let r = request(
-        direct.port,
-        "GET",
-        &format!("/_s3torrent/scrape?info_hash={hash}"),
-        &[],
-    );
-    let v = s3torrent::torrent::bencode::decode(&r.body).unwrap();
-    let f = v
-        .get("files")
-        .unwrap()
-        .as_dict()
-        .unwrap()
-        .values()
-        .next()
-        .cloned()
-        .unwrap();
+    let f = scrape_one(direct.port, &hash);
     assert_eq!(
         f.get("incomplete").unwrap().as_int(),
         Some(2),

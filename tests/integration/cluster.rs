@@ -61,6 +61,9 @@ fn crowd(
     }
 }
 
+/// Sibling frames refused for a wrong tag.
+const FORGED: &str = "s3torrent_cluster_frames_total{kind=\"unknown\",result=\"forged\"}";
+
 fn forwarded(set: &ReplicaSet, what: &str) -> f64 {
     set.sum(&format!(
         "s3torrent_cluster_forwarded_total{{what=\"{what}\"}}"
@@ -291,20 +294,8 @@ fn forged_sibling_messages_are_refused_and_serve_nothing() {
         let _ = s.read_to_end(&mut got);
         assert!(got.is_empty(), "a refused frame got an answer: {got:?}");
     }
-    let m = request(
-        set.replicas[0].as_ref().unwrap().admin_port,
-        "GET",
-        "/metrics",
-        &[],
-    )
-    .text();
-    assert!(
-        metric(
-            &m,
-            "s3torrent_cluster_frames_total{kind=\"unknown\",result=\"forged\"}"
-        ) >= 1,
-        "{m}"
-    );
+    let m = set.metrics().remove(0);
+    assert!(metric(&m, FORGED) >= 1, "{m}");
     assert!(
         metric(
             &m,
@@ -391,20 +382,8 @@ fn a_stranger_on_the_sibling_port_is_refused_after_the_head() {
         grown >> 10
     );
     assert!(grown < 48 << 10, "RSS grew by {} MiB", grown >> 10);
-    let m = request(
-        set.replicas[0].as_ref().unwrap().admin_port,
-        "GET",
-        "/metrics",
-        &[],
-    )
-    .text();
-    assert!(
-        metric(
-            &m,
-            "s3torrent_cluster_frames_total{kind=\"unknown\",result=\"forged\"}"
-        ) >= 32,
-        "{m}"
-    );
+    let m = set.metrics().remove(0);
+    assert!(metric(&m, FORGED) >= 32, "{m}");
 }
 
 /// A peer relayed to a torrent's owner costs it one small frame, whatever the torrent's
