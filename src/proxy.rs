@@ -13,7 +13,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::ErrorSource;
 
 use crate::catalog::{CacheStatus, Catalog};
-use crate::cluster::{Cluster, Frame, Member};
+use crate::cluster::{Cluster, Member, Message};
 use crate::common::in_flight::{InFlight, InFlightGuard};
 use crate::config::Config;
 use crate::s3::client_addr::{client_ip, forwarded_for};
@@ -307,17 +307,15 @@ impl S3TorrentProxy {
         let Some(owner) = owner else {
             return local();
         };
-        let kind = match endpoint {
-            TrackerEndpoint::Announce => "announce",
-            TrackerEndpoint::Scrape => "scrape",
+        let query = query.to_string();
+        let ask = match endpoint {
+            TrackerEndpoint::Announce => Message::Announce { query, ip },
+            TrackerEndpoint::Scrape => Message::Scrape { query },
         };
-        let frame = Frame::new(kind)
-            .with_bytes("q", query)
-            .with_bytes("ip", ip.to_string());
-        match cluster.ask(&owner, &frame).await {
-            Ok(answer) if answer.bytes("body").is_some() => {
-                cluster.forwarded(kind);
-                answer.bytes("body").unwrap_or_default().to_vec()
+        match cluster.ask(&owner, &ask).await {
+            Ok(Message::Answer { body }) => {
+                cluster.forwarded(ask.kind());
+                body
             }
             Ok(_) => {
                 cluster.fell_back("owner answered nothing", &owner.name);

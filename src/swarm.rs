@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::cluster::{Cluster, Frame};
-use crate::seeder::siblings::torrent_frame;
+use crate::cluster::{Cluster, Message};
+use crate::seeder::siblings::torrent_message;
 use crate::seeder::Seeder;
 use crate::torrent::Torrent;
 use crate::tracker::Tracker;
@@ -28,25 +28,26 @@ impl Swarm {
             }
         }
         if let Some(cluster) = &self.cluster {
-            cluster.spread_torrent(torrent_frame(&ids, None));
+            cluster.spread_torrent(torrent_message(&ids, None));
         }
     }
 
-    /// A sibling told us of a torrent (a `torrent` frame): tracked here, seeded if the frame
-    /// describes a seed, and kept for replicas that join later.
-    pub fn learned(&self, frame: &Frame) {
-        if let (Some(tracker), Some(ids)) = (&self.tracker, frame.list("ids")) {
-            for id in ids.iter().filter_map(|v| v.as_bytes()) {
-                if let Ok(id) = <[u8; 20]>::try_from(id) {
-                    tracker.register(id);
-                }
+    /// A sibling told us of a torrent (a `Torrent` message): tracked here, seeded if the
+    /// message describes a seed, and kept for replicas that join later.
+    pub fn learned(&self, message: &Message) {
+        let Message::Torrent { ids, seed } = message else {
+            return;
+        };
+        if let Some(tracker) = &self.tracker {
+            for id in ids {
+                tracker.register(*id);
             }
         }
-        if let Some(seeder) = &self.seeder {
-            seeder.learn(frame);
+        if let (Some(seeder), Some(seed)) = (&self.seeder, seed) {
+            seeder.learn(seed);
         }
         if let Some(cluster) = &self.cluster {
-            cluster.remember_torrent(frame);
+            cluster.remember_torrent(message);
         }
     }
 }

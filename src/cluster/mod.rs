@@ -5,7 +5,8 @@
 //!
 //! - [`member`] — one replica as the others know it.
 //! - [`ring`] — who owns a key.
-//! - [`frame`] — authenticated sibling messages (forged, stale, replayed ones refused).
+//! - [`frame`] — authenticated sibling frames (forged, stale, replayed ones refused).
+//! - [`message`] — what a frame says, typed.
 //!
 //! Membership lives in the store bucket the replicas already share: every `heartbeat` each
 //! writes a sealed record of itself and reads the others'; one not heard of for
@@ -16,6 +17,7 @@
 
 pub mod frame;
 pub mod member;
+pub mod message;
 pub mod ring;
 
 use std::num::NonZeroUsize;
@@ -32,8 +34,9 @@ use crate::store::Store;
 use crate::telemetry::logging::WarnOnce;
 use crate::telemetry::metrics::ClusterMetrics;
 
-pub use frame::{Frame, FrameKey, Refused};
+pub use frame::{FrameKey, Refused};
 pub use member::Member;
+pub use message::{Description, Message};
 
 /// The store folder membership records live in.
 const MEMBERS: &str = "cluster-members";
@@ -53,8 +56,8 @@ pub struct Cluster {
     key: FrameKey,
     /// Live members, sorted by name, this one included.
     live: RwLock<Vec<Member>>,
-    /// The latest `torrent` frame per infohash, for members that join later.
-    recent: Mutex<LruCache<[u8; 20], Frame>>,
+    /// The latest `Torrent` message per infohash, for members that join later.
+    recent: Mutex<LruCache<[u8; 20], Message>>,
     metrics: Arc<ClusterMetrics>,
     warned: WarnOnce,
     max_relayed: usize,
@@ -124,79 +127,84 @@ impl Cluster {
             .collect()
     }
 
-    /// Dials `to` and writes `frame`: the stream, for what follows (an answer, a relayed
+    /// Dials `to` and writes `message`: the stream, for what follows (an answer, a relayed
     /// peer connection).
-    pub async fn send(&self, to: &Member, frame: &Frame) -> std::io::Result<TcpStream> {
+    pub async fn send(&self, to: &Member, message: &Message) -> std::io::Result<TcpStream> {
         let connect = TcpStream::connect(to.cluster_addr());
         let mut stream = tokio::time::timeout(DIAL_TIMEOUT, connect)
             .await
             .map_err(|_| std::io::ErrorKind::TimedOut)??;
         let _ = stream.set_nodelay(true);
-        stream
-            .write_all(&self.key.seal(frame, &self.me.name, &to.name))
-            .await?;
+        let sealed = self.key.seal(&message.to_frame(), &self.me.name, &to.name);
+        stream.write_all(&sealed).await?;
         Ok(stream)
     }
 
-    /// Sends `frame` to `to` and reads its answer.
-    pub async fn ask(&self, to: &Member, frame: &Frame) -> Result<Frame, String> {
-        let mut stream = self.send(to, frame).await.map_err(|e| e.to_string())?;
+    /// Sends `message` to `to` and reads its answer.
+    pub async fn ask(&self, to: &Member, message: &Message) -> Result<Message, String> {
+        let mut stream = self.send(to, message).await.map_err(|e| e.to_string())?;
         let answer = self.key.read(&mut stream, &self.me.name, MAX_FRAME);
         match tokio::time::timeout(ANSWER_TIMEOUT, answer).await {
-            Ok(Ok(frame)) => Ok(frame),
+            Ok(Ok(frame)) => {
+                Message::from_frame(&frame).ok_or_else(|| "its answer was not a message".into())
+            }
             Ok(Err(refused)) => Err(format!("its answer was {}", refused.as_str())),
             Err(_) => Err("no answer in time".into()),
         }
     }
 
-    /// Writes `frame` as the answer to `asked` on the asking sibling's stream.
+    /// Writes `message` as the answer to the sibling named `to` on its stream.
     pub async fn answer(
         &self,
         stream: &mut TcpStream,
-        asked: &Frame,
-        frame: &Frame,
+        to: &str,
+        message: &Message,
     ) -> std::io::Result<()> {
-        let to = asked.text("from").unwrap_or_default();
-        let sealed = self.key.seal(frame, &self.me.name, to);
+        let sealed = self.key.seal(&message.to_frame(), &self.me.name, to);
         stream.write_all(&sealed).await
     }
 
-    /// Reads and checks a sibling's frame, counting what was refused (by kind unknown: the
-    /// frame was not trusted enough to read one).
-    pub async fn receive(&self, stream: &mut TcpStream) -> Result<Frame, Refused> {
+    /// Reads and checks a sibling's message: who sent it, and what it says. What was
+    /// refused is counted (by kind unknown: the frame was not trusted enough to read one).
+    pub async fn receive(&self, stream: &mut TcpStream) -> Result<(String, Message), Refused> {
         let read = self.key.read(stream, &self.me.name, MAX_FRAME);
         let read = tokio::time::timeout(ANSWER_TIMEOUT, read);
-        let result = read.await.unwrap_or(Err(Refused::Malformed));
+        let frame = read.await.unwrap_or(Err(Refused::Malformed));
+        let result = frame.and_then(|f| {
+            let from = f.text("from").ok_or(Refused::Malformed)?.to_string();
+            let message = Message::from_frame(&f).ok_or(Refused::Malformed)?;
+            Ok((from, message, f.wire_len()))
+        });
         let (kind, outcome) = match &result {
-            Ok(f) => (f.kind.as_str(), "ok"),
+            Ok((_, m, _)) => (m.kind(), "ok"),
             Err(r) => ("unknown", r.as_str()),
-        };
-        // Kinds from a sealed frame are ours; anything else is counted as one label.
-        let kind = match kind {
-            "torrent" | "announce" | "scrape" | "peer" | "webseed" | "describe" => kind,
-            _ => "unknown",
         };
         self.metrics
             .frames
             .with_label_values(&[kind, outcome])
             .inc();
-        if let Ok(f) = &result {
-            let bytes = self.metrics.frame_bytes.with_label_values(&[kind]);
-            bytes.inc_by(f.wire_len() as u64);
-        }
-        if let Err(r) = &result {
-            if self.warned.first(r.as_str()) {
-                tracing::warn!(target: "s3torrent::cluster", refused = r.as_str(), "a sibling message was refused (logged once per cause; counted in s3torrent_cluster_frames_total)");
+        match result {
+            Ok((from, message, wire_len)) => {
+                let bytes = self.metrics.frame_bytes.with_label_values(&[kind]);
+                bytes.inc_by(wire_len as u64);
+                Ok((from, message))
+            }
+            Err(r) => {
+                if self.warned.first(r.as_str()) {
+                    tracing::warn!(target: "s3torrent::cluster", refused = r.as_str(), "a sibling message was refused (logged once per cause; counted in s3torrent_cluster_frames_total)");
+                }
+                Err(r)
             }
         }
-        result
     }
 
     /// A one-use token for a request handed to `to` over HTTP (a web-seed request): a
     /// sealed frame naming `what`, hex-encoded for a header; no other replica takes it.
     pub fn token(&self, to: &Member, what: &str) -> String {
-        let frame = Frame::new("webseed").with_bytes("what", what);
-        hex::encode(self.key.seal(&frame, &self.me.name, &to.name))
+        let message = Message::Webseed {
+            what: what.to_string(),
+        };
+        hex::encode(self.key.seal(&message.to_frame(), &self.me.name, &to.name))
     }
 
     /// Whether `token` is a fresh, unused token for `what` from a sibling.
@@ -206,8 +214,8 @@ impl Cluster {
             .key
             .read(&mut &bytes[..], &self.me.name, MAX_FRAME)
             .await;
-        let outcome = match &frame {
-            Ok(f) if f.kind == "webseed" && f.text("what") == Some(what) => Ok(()),
+        let outcome = match frame.as_ref().map(Message::from_frame) {
+            Ok(Some(Message::Webseed { what: named })) if named == what => Ok(()),
             Ok(_) => Err(Refused::Forged),
             Err(r) => Err(*r),
         };
@@ -233,10 +241,10 @@ impl Cluster {
         }
     }
 
-    /// Tells every sibling about a torrent (`frame`, kind `torrent`), and keeps it for
-    /// replicas that join later.
-    pub fn spread_torrent(self: &Arc<Self>, frame: Frame) {
-        let Some(info_hash) = torrent_key(&frame) else {
+    /// Tells every sibling about a torrent (a `Torrent` message), and keeps it for replicas
+    /// that join later.
+    pub fn spread_torrent(self: &Arc<Self>, message: Message) {
+        let Some(info_hash) = torrent_key(&message) else {
             return;
         };
         let fresh = {
@@ -244,9 +252,9 @@ impl Cluster {
             // New, or now with a seed where it had none.
             let fresh = recent
                 .peek(&info_hash)
-                .is_none_or(|old| old.bytes("info").is_none() && frame.bytes("info").is_some());
+                .is_none_or(|old| !has_seed(old) && has_seed(&message));
             if fresh {
-                recent.put(info_hash, frame.clone());
+                recent.put(info_hash, message.clone());
             }
             fresh
         };
@@ -254,22 +262,22 @@ impl Cluster {
             let cluster = self.clone();
             tokio::spawn(async move {
                 for sibling in cluster.siblings() {
-                    cluster.tell(&sibling, &frame).await;
+                    cluster.tell(&sibling, &message).await;
                 }
             });
         }
     }
 
     /// Keeps a torrent a sibling told us of, to hand on to replicas that join later.
-    pub fn remember_torrent(&self, frame: &Frame) {
-        if let Some(info_hash) = torrent_key(frame) {
+    pub fn remember_torrent(&self, message: &Message) {
+        if let Some(info_hash) = torrent_key(message) {
             let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            recent.put(info_hash, frame.clone());
+            recent.put(info_hash, message.clone());
         }
     }
 
-    async fn tell(&self, to: &Member, frame: &Frame) {
-        match self.send(to, frame).await {
+    async fn tell(&self, to: &Member, message: &Message) {
+        match self.send(to, message).await {
             Ok(mut stream) => drop(stream.shutdown().await),
             Err(e) => self.fell_back("sibling unreachable", &e.to_string()),
         }
@@ -341,23 +349,29 @@ impl Cluster {
         };
         for member in joined {
             tracing::info!(target: "s3torrent::cluster", member = %member.name, addr = %member.cluster_addr(), "a replica joined");
-            let frames: Vec<Frame> = {
+            let torrents: Vec<Message> = {
                 let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-                recent.iter().map(|(_, f)| f.clone()).collect()
+                recent.iter().map(|(_, m)| m.clone()).collect()
             };
             let cluster = self.clone();
             tokio::spawn(async move {
-                for frame in frames {
-                    cluster.tell(&member, &frame).await;
+                for message in torrents {
+                    cluster.tell(&member, &message).await;
                 }
             });
         }
     }
 }
 
-/// What a `torrent` frame is kept under, by sender and receivers alike: the first id the
+/// What a `Torrent` message is kept under, by sender and receivers alike: the first id the
 /// tracker knows it by.
-fn torrent_key(frame: &Frame) -> Option<[u8; 20]> {
-    let first = frame.list("ids")?.first()?.as_bytes()?;
-    first.try_into().ok()
+fn torrent_key(message: &Message) -> Option<[u8; 20]> {
+    match message {
+        Message::Torrent { ids, .. } => ids.first().copied(),
+        _ => None,
+    }
+}
+
+fn has_seed(message: &Message) -> bool {
+    matches!(message, Message::Torrent { seed: Some(_), .. })
 }

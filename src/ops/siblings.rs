@@ -3,14 +3,16 @@
 //! replayed one closes the connection having done nothing. Connections are bounded before
 //! `accept` (`cluster.max_connections`).
 //!
-//! - `torrent`: a sibling served this torrent; the tracker learns it, the seeder may seed it.
-//! - `announce`, `scrape`: the tracker's answer, for a peer that announced to a sibling (the
-//!   peer's address travels in the frame).
-//! - `peer`: a peer connection relayed whole; the BitTorrent stream follows the frame.
-//! - `describe`: what seeding a torrent takes, asked by an owner that was relayed a peer of
+//! Each [`Message`] is matched here, every variant:
+//! - `Torrent`: a sibling served this torrent; the tracker learns it, the seeder may seed it.
+//! - `Announce`, `Scrape`: the tracker's `Answer`, for a peer that announced to a sibling
+//!   (the peer's address travels in the message).
+//! - `Peer`: a peer connection relayed whole; the BitTorrent stream follows the frame.
+//! - `Describe`: what seeding a torrent takes, asked by an owner that was relayed a peer of
 //!   a torrent it does not know yet (once per torrent).
+//! - `Answer` and `Webseed` never arrive here (answers come back on the asker's stream,
+//!   web-seed tokens over HTTP).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -19,7 +21,7 @@ use pingora::services::background::BackgroundService;
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::cluster::{Cluster, Frame};
+use crate::cluster::{Cluster, Message};
 use crate::swarm::Swarm;
 
 pub struct SiblingService {
@@ -87,42 +89,36 @@ struct Handler {
 impl Handler {
     async fn serve(self, mut stream: TcpStream) {
         let _ = stream.set_nodelay(true);
-        let Ok(frame) = self.cluster.receive(&mut stream).await else {
+        let Ok((from, message)) = self.cluster.receive(&mut stream).await else {
             return;
         };
-        match frame.kind.as_str() {
-            "torrent" => self.swarm.learned(&frame),
-            "announce" | "scrape" => self.track(stream, &frame).await,
-            "peer" => {
+        let tracker = self.swarm.tracker.as_ref();
+        let answer = match &message {
+            Message::Torrent { .. } => {
+                self.swarm.learned(&message);
+                None
+            }
+            Message::Announce { query, ip } => tracker.map(|t| t.announce(query, *ip)),
+            Message::Scrape { query } => tracker.map(|t| t.scrape(query)),
+            Message::Peer { info_hash, head } => {
                 if let Some(seeder) = self.swarm.seeder {
-                    seeder.serve_relayed(stream, frame).await;
+                    seeder.serve_relayed(stream, from, *info_hash, *head).await;
                 }
+                return;
             }
-            "describe" => {
+            Message::Describe { info_hash } => {
                 if let Some(seeder) = &self.swarm.seeder {
-                    let answer = seeder.description(&frame);
-                    let _ = self.cluster.answer(&mut stream, &frame, &answer).await;
+                    let answer = seeder.description(info_hash);
+                    let _ = self.cluster.answer(&mut stream, &from, &answer).await;
                 }
+                return;
             }
-            _ => {}
+            // Answers come back on the asker's own stream; tokens travel over HTTP.
+            Message::Answer { .. } | Message::Webseed { .. } => None,
+        };
+        if let Some(body) = answer {
+            let answer = Message::Answer { body };
+            let _ = self.cluster.answer(&mut stream, &from, &answer).await;
         }
-    }
-
-    async fn track(&self, mut stream: TcpStream, frame: &Frame) {
-        let Some(tracker) = &self.swarm.tracker else {
-            return;
-        };
-        let query = frame.text("q").unwrap_or("");
-        let body = match frame.kind.as_str() {
-            "announce" => {
-                let Some(ip) = frame.text("ip").and_then(|ip| ip.parse::<IpAddr>().ok()) else {
-                    return;
-                };
-                tracker.announce(query, ip)
-            }
-            _ => tracker.scrape(query),
-        };
-        let answer = Frame::new("answer").with_bytes("body", body);
-        let _ = self.cluster.answer(&mut stream, frame, &answer).await;
     }
 }

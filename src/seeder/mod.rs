@@ -180,8 +180,8 @@ impl Seeder {
             }
             self.announce_external(torrent);
             if let (Some(cluster), Some(seed)) = (self.cluster(), self.registry.get(&id)) {
-                let frame = siblings::torrent_frame(&torrent.swarm_ids(), Some(&seed));
-                cluster.spread_torrent(frame);
+                let message = siblings::torrent_message(&torrent.swarm_ids(), Some(&seed));
+                cluster.spread_torrent(message);
             }
         }
     }

@@ -3,7 +3,6 @@
 //! reads each piece from the origin once); a torrent offered here is described to every
 //! sibling, so whichever becomes its owner can seed it.
 
-use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,9 +11,7 @@ use bytes::Bytes;
 use lru::LruCache;
 use tokio::net::TcpStream;
 
-use crate::cluster::{Cluster, Frame, Member, MAX_FRAME};
-use crate::s3::ObjectRef;
-use crate::torrent::bencode::Value;
+use crate::cluster::{Cluster, Description, Member, Message, MAX_FRAME};
 
 use super::peer;
 use super::torrents::{SeedFile, SeedTorrent};
@@ -56,96 +53,49 @@ impl Undescribed {
     }
 }
 
-/// How a torrent is described to siblings: `ids` (what the tracker knows it by), and, when
-/// it is seeded, what seeding it takes (`ih`, its `info`, and each file's object and ETag).
-pub fn torrent_frame(ids: &[[u8; 20]], seed: Option<&SeedTorrent>) -> Frame {
-    let ids = ids.iter().map(|id| Value::Bytes(id.to_vec())).collect();
-    let frame = Frame::new("torrent").with("ids", Value::List(ids));
-    match seed {
-        Some(t) => with_seed(frame, t),
-        None => frame,
+/// How a torrent is told to siblings: `ids` (what the tracker knows it by), and, when it is
+/// seeded, what seeding it takes.
+pub fn torrent_message(ids: &[[u8; 20]], seed: Option<&SeedTorrent>) -> Message {
+    Message::Torrent {
+        ids: ids.to_vec(),
+        seed: seed.and_then(description_of),
     }
 }
 
 /// Room left in a frame for everything but the seed's description.
 const FRAME_HEADROOM: usize = 64 * 1024;
 
-/// `frame` with `t`'s description; without it when it would not fit in a frame (a directory
-/// of very many long keys): its owner then seeds it once a request for it reaches it.
-fn with_seed(frame: Frame, t: &SeedTorrent) -> Frame {
-    let layers: usize = t.v2.iter().flatten().map(|f| f.layer.len() + 8).sum();
-    let size: usize = t.info.len()
-        + layers
-        + t.files
+/// `t`'s description; none when it would not fit in a frame (a directory of very many long
+/// keys): its owner then seeds it once a request for it reaches it.
+fn description_of(t: &SeedTorrent) -> Option<Description> {
+    let layer =
+        |f: &Option<super::hashes::V2File>| f.as_ref().map_or(Bytes::new(), |f| f.layer.clone());
+    let description = Description {
+        info_hash: t.info_hash,
+        info: t.info.clone(),
+        files: t
+            .files
             .iter()
-            .map(|f| {
-                let o = &f.object;
-                let version = o.version_id.as_ref().map_or(0, |v| v.len());
-                o.bucket.len() + o.key.len() + f.etag.len() + version + 32
-            })
-            .sum::<usize>();
-    if size > MAX_FRAME - FRAME_HEADROOM {
-        return frame;
-    }
-    let files = t.files.iter().map(file_value).collect();
-    let frame = frame
-        .with_bytes("ih", t.info_hash.to_vec())
-        .with_bytes("info", t.info.to_vec())
-        .with("files", Value::List(files));
-    // v2: each file's piece layer (empty for a file of one piece, or without a root).
-    match t.v2.is_empty() {
-        true => frame,
-        false => {
-            let layer = |f: &Option<super::hashes::V2File>| {
-                Value::Bytes(f.as_ref().map_or(Vec::new(), |f| f.layer.to_vec()))
-            };
-            frame.with("layers", Value::List(t.v2.iter().map(layer).collect()))
-        }
-    }
-}
-
-fn file_value(file: &SeedFile) -> Value {
-    let mut d = BTreeMap::new();
-    let o = &file.object;
-    d.insert(b"b".to_vec(), Value::bytes(o.bucket.as_bytes()));
-    d.insert(b"k".to_vec(), Value::bytes(o.key.as_bytes()));
-    d.insert(b"e".to_vec(), Value::bytes(file.etag.as_bytes()));
-    if let Some(v) = &o.version_id {
-        d.insert(b"v".to_vec(), Value::bytes(v.as_bytes()));
-    }
-    Value::Dict(d)
-}
-
-fn file_of(value: &Value) -> Option<SeedFile> {
-    let text = |name: &str| std::str::from_utf8(value.get(name)?.as_bytes()?).ok();
-    Some(SeedFile {
-        object: ObjectRef {
-            bucket: text("b")?.to_string(),
-            key: text("k")?.to_string(),
-            version_id: text("v").map(str::to_string),
-        },
-        etag: text("e")?.to_string(),
-    })
+            .map(|f| (f.object.clone(), f.etag.clone()))
+            .collect(),
+        layers: t.v2.iter().map(layer).collect(),
+    };
+    (description.size() <= MAX_FRAME - FRAME_HEADROOM).then_some(description)
 }
 
 /// The seed a sibling described, if its `info` is one, names as many files (and v2 layers
-/// that hash to their roots), and hashes to its `ih`.
-fn seed_of(frame: &Frame) -> Option<SeedTorrent> {
-    let files = frame
-        .list("files")?
+/// that hash to their roots), and hashes to its infohash.
+fn seed_of(d: &Description) -> Option<SeedTorrent> {
+    let files = d
+        .files
         .iter()
-        .map(file_of)
-        .collect::<Option<Vec<_>>>()?;
-    let layers = match frame.list("layers") {
-        Some(list) => list
-            .iter()
-            .map(|l| Some(Bytes::copy_from_slice(l.as_bytes()?)))
-            .collect::<Option<Vec<_>>>()?,
-        None => Vec::new(),
-    };
-    let info = Bytes::copy_from_slice(frame.bytes("info")?);
-    let seed = SeedTorrent::from_info(info, files, layers)?;
-    (frame.bytes("ih") == Some(&seed.info_hash[..])).then_some(seed)
+        .map(|(object, etag)| SeedFile {
+            object: object.clone(),
+            etag: etag.clone(),
+        })
+        .collect();
+    let seed = SeedTorrent::from_info(d.info.clone(), files, d.layers.clone())?;
+    (seed.info_hash == d.info_hash).then_some(seed)
 }
 
 impl Seeder {
@@ -160,8 +110,8 @@ impl Seeder {
 
     /// Seeds a torrent a sibling described (authenticated: it vouches for the object's
     /// checks), unless it is seeded already.
-    pub fn learn(&self, frame: &Frame) {
-        let Some(seed) = seed_of(frame) else {
+    pub fn learn(&self, description: &Description) {
+        let Some(seed) = seed_of(description) else {
             return;
         };
         if self.seeds(&seed.info_hash) {
@@ -189,10 +139,8 @@ impl Seeder {
         head: [u8; 48],
         info_hash: [u8; 20],
     ) -> Result<(), S> {
-        let frame = Frame::new("peer")
-            .with_bytes("ih", info_hash.to_vec())
-            .with_bytes("head", head.to_vec());
-        let mut sibling = match cluster.send(owner, &frame).await {
+        let message = Message::Peer { info_hash, head };
+        let mut sibling = match cluster.send(owner, &message).await {
             Ok(s) => s,
             Err(e) => {
                 cluster.fell_back("owner unreachable", &e.to_string());
@@ -212,23 +160,22 @@ impl Seeder {
         Ok(())
     }
 
-    /// A peer a sibling relayed: served as if it had dialed here, once it has a slot — of
-    /// `max_peers`, and of the sibling's own share (`cluster.max_relayed_per_replica`) — and
-    /// the torrent is known here.
-    pub async fn serve_relayed(self: Arc<Self>, stream: TcpStream, frame: Frame) {
-        let (Some(cluster), Some(from)) = (self.cluster().cloned(), frame.text("from")) else {
-            return;
-        };
-        let head = frame
-            .bytes("head")
-            .and_then(|h| <[u8; 48]>::try_from(h).ok());
-        let ih = frame.bytes("ih").and_then(|h| <[u8; 20]>::try_from(h).ok());
-        let (Some(head), Some(ih)) = (head, ih) else {
+    /// A peer a sibling (`from`) relayed: served as if it had dialed here, once it has a
+    /// slot — of `max_peers`, and of the sibling's own share
+    /// (`cluster.max_relayed_per_replica`) — and the torrent is known here.
+    pub async fn serve_relayed(
+        self: Arc<Self>,
+        stream: TcpStream,
+        from: String,
+        ih: [u8; 20],
+        head: [u8; 48],
+    ) {
+        let Some(cluster) = self.cluster().cloned() else {
             return;
         };
         let Some(_share) = self
             .relayed
-            .enter(from.to_string(), cluster.max_relayed_per_replica())
+            .enter(from.clone(), cluster.max_relayed_per_replica())
         else {
             self.refused("relay share");
             return;
@@ -237,7 +184,7 @@ impl Seeder {
             self.refused("slots");
             return;
         };
-        if !self.seeds(&ih) && !self.describe(&cluster, from, ih).await {
+        if !self.seeds(&ih) && !self.describe(&cluster, &from, ih).await {
             return;
         }
         self.metrics.peers.inc();
@@ -262,9 +209,13 @@ impl Seeder {
             .describing
             .run(ih, move || {
                 Ok(async move {
-                    let ask = Frame::new("describe").with_bytes("ih", ih.to_vec());
+                    let ask = Message::Describe { info_hash: ih };
                     match cluster.ask(&sibling, &ask).await {
-                        Ok(answer) => seeder.learn(&answer),
+                        Ok(Message::Torrent {
+                            seed: Some(description),
+                            ..
+                        }) => seeder.learn(&description),
+                        Ok(_) => {}
                         Err(e) => cluster.fell_back("sibling could not describe", &e),
                     }
                     if !seeder.seeds(&ih) {
@@ -277,13 +228,15 @@ impl Seeder {
         self.seeds(&ih)
     }
 
-    /// A sibling's `describe`: the torrent as [`torrent_frame`] gives it, or one without a
-    /// seed when it is not seeded here.
-    pub fn description(&self, frame: &Frame) -> Frame {
-        let ih = frame.bytes("ih").and_then(|h| <[u8; 20]>::try_from(h).ok());
-        match ih.and_then(|ih| self.registry.get(&ih)) {
-            Some(seed) => torrent_frame(&seed.ids(), Some(&seed)),
-            None => Frame::new("torrent"),
+    /// A sibling's `Describe`: the torrent as [`torrent_message`] tells it, without a seed
+    /// when it is not seeded here.
+    pub fn description(&self, ih: &[u8; 20]) -> Message {
+        match self.registry.get(ih) {
+            Some(seed) => torrent_message(&seed.ids(), Some(&seed)),
+            None => Message::Torrent {
+                ids: vec![*ih],
+                seed: None,
+            },
         }
     }
 }
@@ -291,6 +244,7 @@ impl Seeder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::s3::ObjectRef;
     use crate::torrent::{FileTree, Format, Info, Layout, PieceHasher, Torrent};
 
     #[test]
@@ -315,8 +269,28 @@ mod tests {
             version_id: None,
         };
         let seed = SeedTorrent::new(&torrent, object, "\"e\"".into());
-        let frame = torrent_frame(&torrent.swarm_ids(), Some(&seed));
-        let learned = seed_of(&frame).expect("a v2 seed with its layers");
+        let Message::Torrent {
+            seed: Some(description),
+            ..
+        } = torrent_message(&torrent.swarm_ids(), Some(&seed))
+        else {
+            panic!("a seeded torrent is told with its description");
+        };
+        let sent = Message::from_frame(
+            &Message::Torrent {
+                ids: vec![],
+                seed: Some(description),
+            }
+            .to_frame(),
+        );
+        let Some(Message::Torrent {
+            seed: Some(description),
+            ..
+        }) = sent
+        else {
+            panic!("the description survives its frame");
+        };
+        let learned = seed_of(&description).expect("a v2 seed with its layers");
         assert_eq!(learned.info_hash, torrent.swarm_id());
         assert_eq!(learned.v2_id, seed.v2_id);
         let root = torrent.info.file_tree.as_ref().unwrap().pieces_root;
