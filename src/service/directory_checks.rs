@@ -45,10 +45,7 @@ impl ChecksKey {
             h.update(l.size.to_be_bytes());
         }
         ChecksKey {
-            access_key_id: match caller {
-                Caller::Anonymous => String::new(),
-                Caller::Signed { access_key_id, .. } => access_key_id.clone(),
-            },
+            access_key_id: caller.key_id().to_string(),
             forwarded: forwarded.clone(),
             bucket: bucket.to_string(),
             prefix: prefix.to_string(),

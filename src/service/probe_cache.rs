@@ -31,10 +31,7 @@ impl ProbeKey {
     pub fn new(object: &ObjectRef, caller: &Caller, forwarded: &Forwarded) -> Self {
         ProbeKey {
             object: object.clone(),
-            access_key_id: match caller {
-                Caller::Anonymous => String::new(),
-                Caller::Signed { access_key_id, .. } => access_key_id.clone(),
-            },
+            access_key_id: caller.key_id().to_string(),
             forwarded: forwarded.clone(),
         }
     }

@@ -42,6 +42,15 @@ impl Caller {
             Caller::Signed { signed_headers, .. } => signed_headers.iter().any(|h| h == header),
         }
     }
+
+    /// Who it is, for keying what is kept per caller: the access key, or empty for an
+    /// anonymous caller.
+    pub fn key_id(&self) -> &str {
+        match self {
+            Caller::Anonymous => "",
+            Caller::Signed { access_key_id, .. } => access_key_id,
+        }
+    }
 }
 
 /// The parts of a request the signature covers.
